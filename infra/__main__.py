@@ -1,0 +1,63 @@
+"""The Pulumi program: read the stack's typed config, then wire the layers together.
+
+Layers live in `infra/layers/`, one ComponentResource each; nothing here builds a resource
+of its own beyond the Kubernetes provider of the local stack.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra import config as platform_config
+from infra.layers.cluster import Cluster, ClusterArgs
+from infra.layers.network import Network, NetworkArgs
+from infra.layers.registry import Registry, RegistryArgs
+from infra.layers.tagging import Tagging
+
+# Validation happens first: a bad value fails here, before any resource is registered.
+cfg = platform_config.load()
+secrets = {spec.key: platform_config.require_secret(spec.key, spec.purpose)
+           for spec in cfg.required_secrets()}
+tagging = Tagging(cfg.environment, cfg.tags)
+
+kubernetes: k8s.Provider
+if cfg.network is not None and cfg.cluster is not None:
+    region = pulumi.Config("aws").require("region")
+    network = Network(
+        "network",
+        NetworkArgs(config=cfg.network, region=region, cluster_name=cfg.cluster.name, tagging=tagging),
+    )
+    cluster = Cluster(
+        "cluster",
+        ClusterArgs(
+            config=cfg.cluster,
+            vpc_id=network.vpc_id,
+            private_subnet_ids=network.private_subnet_ids,
+            region=region,
+            tagging=tagging,
+        ),
+    )
+    registry = Registry(
+        "registry",
+        RegistryArgs(
+            repositories=cfg.cluster.ecr_repositories, prefix="agentops", tagging=tagging
+        ),
+    )
+    kubernetes = cluster.provider
+    pulumi.export("clusterName", cluster.cluster_name)
+    pulumi.export("clusterEndpoint", cluster.endpoint)
+    pulumi.export("kubeconfig", cluster.kubeconfig)
+    pulumi.export("oidcProviderArn", cluster.oidc_provider_arn)
+    pulumi.export("ecrRepositoryUrls", registry.repository_urls)
+    pulumi.export("vpcId", network.vpc_id)
+    pulumi.export("privateSubnetIds", network.private_subnet_ids)
+    pulumi.export("publicSubnetIds", network.public_subnet_ids)
+else:
+    assert cfg.local_cluster is not None
+    kubernetes = k8s.Provider(
+        "local-k8s", context=cfg.local_cluster.context, enable_server_side_apply=True
+    )
+
+pulumi.export("environment", cfg.environment.value)
+pulumi.export("kubernetesVersion", cfg.kubernetes_version)

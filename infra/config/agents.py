@@ -1,0 +1,138 @@
+"""The runtime the platform ships: manager, cost engine and agent pools."""
+
+from __future__ import annotations
+
+import re
+from typing import Self
+
+from pydantic import Field, field_validator, model_validator
+
+from infra.config.base import ConfigModel, DnsLabel, RuleViolation
+
+__all__ = [
+    "AgentPoolConfig",
+    "AgentsConfig",
+    "ImageConfig",
+    "ResourcesConfig",
+    "ServiceConfig",
+    "cpu_millis",
+    "memory_bytes",
+]
+
+_CPU = re.compile(r"^(\d+)(m?)$")
+_MEMORY = re.compile(r"^(\d+)(Ki|Mi|Gi|Ti)?$")
+_MEMORY_FACTOR = {"": 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40}
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def cpu_millis(quantity: str) -> int:
+    """Kubernetes CPU quantity (`500m`, `2`) in millicores."""
+    m = _CPU.match(quantity)
+    if not m:
+        raise ValueError(f"{quantity!r} is not a CPU quantity like '500m' or '2'")
+    return int(m.group(1)) * (1 if m.group(2) else 1000)
+
+
+def memory_bytes(quantity: str) -> int:
+    """Kubernetes memory quantity (`512Mi`, `2Gi`) in bytes."""
+    m = _MEMORY.match(quantity)
+    if not m:
+        raise ValueError(f"{quantity!r} is not a memory quantity like '512Mi' or '2Gi'")
+    return int(m.group(1)) * _MEMORY_FACTOR[m.group(2) or ""]
+
+
+class ResourcesConfig(ConfigModel):
+    cpu_request: str = Field(description="CPU request, e.g. 250m")
+    cpu_limit: str = Field(description="CPU limit, ≥ the request")
+    memory_request: str = Field(description="memory request, e.g. 256Mi")
+    memory_limit: str = Field(description="memory limit, ≥ the request")
+
+    @field_validator("cpu_request", "cpu_limit")
+    @classmethod
+    def _cpu(cls, v: str) -> str:
+        cpu_millis(v)
+        return v
+
+    @field_validator("memory_request", "memory_limit")
+    @classmethod
+    def _mem(cls, v: str) -> str:
+        memory_bytes(v)
+        return v
+
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> Self:
+        if cpu_millis(self.cpu_limit) < cpu_millis(self.cpu_request):
+            raise RuleViolation(
+                "cpuLimit", self.cpu_limit, f"must be ≥ cpuRequest ({self.cpu_request})"
+            )
+        if memory_bytes(self.memory_limit) < memory_bytes(self.memory_request):
+            raise RuleViolation(
+                "memoryLimit", self.memory_limit, f"must be ≥ memoryRequest ({self.memory_request})"
+            )
+        return self
+
+
+class ImageConfig(ConfigModel):
+    repository: DnsLabel = Field(description="ECR repository name (one of cluster.ecrRepositories)")
+    tag: str = Field(
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", description="image tag; not 'latest' in prod"
+    )
+    digest: str | None = Field(default=None, description="sha256:<64 hex>; pins the exact image")
+
+    @field_validator("digest")
+    @classmethod
+    def _digest(cls, v: str | None) -> str | None:
+        if v is not None and not _DIGEST.match(v):
+            raise ValueError("digest must be 'sha256:' followed by 64 lower-case hex digits")
+        return v
+
+
+class ServiceConfig(ConfigModel):
+    """A runtime service the program deploys (agent manager, cost engine)."""
+
+    image: ImageConfig
+    replicas: int = Field(ge=1, le=50)
+    resources: ResourcesConfig
+
+
+class AgentPoolConfig(ConfigModel):
+    name: DnsLabel = Field(description="agent type this pool serves, e.g. code-generator")
+    image: ImageConfig
+    resources: ResourcesConfig
+    min_replicas: int = Field(ge=1, le=500)
+    max_replicas: int = Field(ge=1, le=500)
+    target_cpu_utilization: int = Field(default=70, ge=10, le=95, description="HPA CPU target %")
+    target_memory_utilization: int = Field(default=80, ge=10, le=95)
+    target_queue_length: int = Field(
+        default=10, ge=1, le=10000, description="HPA target: queued tasks per replica"
+    )
+    capacity: int = Field(default=4, ge=1, le=256, description="tasks one replica runs at once")
+    weight: int = Field(default=1, ge=1, le=100, description="weight for weighted balancing")
+
+    @model_validator(mode="after")
+    def _replicas(self) -> Self:
+        if self.max_replicas < self.min_replicas:
+            raise RuleViolation(
+                "maxReplicas", self.max_replicas, f"must be ≥ minReplicas ({self.min_replicas})"
+            )
+        return self
+
+
+class AgentsConfig(ConfigModel):
+    manager: ServiceConfig
+    cost_engine: ServiceConfig
+    pools: list[AgentPoolConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_pools(self) -> Self:
+        names = [p.name for p in self.pools]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise RuleViolation(f"pools[{i}].name", name, "pool names must be unique")
+        return self
+
+    def images(self) -> list[tuple[str, ImageConfig]]:
+        """Every image with the config key that sets it."""
+        found = [("manager.image", self.manager.image), ("costEngine.image", self.cost_engine.image)]
+        found += [(f"pools[{i}].image", p.image) for i, p in enumerate(self.pools)]
+        return found

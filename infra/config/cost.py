@@ -1,0 +1,100 @@
+"""Budgets, price overrides and the downgrade map the cost engine enforces."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Self
+
+from pydantic import Field, field_validator, model_validator
+
+from infra.config.base import ConfigModel, RuleViolation
+
+__all__ = ["BudgetConfig", "CostConfig", "ModelPriceOverride", "ModelProfile"]
+
+Money = Decimal
+
+
+class BudgetConfig(ConfigModel):
+    daily_usd: Money = Field(gt=0, description="daily spend limit in USD")
+    monthly_usd: Money = Field(gt=0, description="monthly spend limit in USD")
+
+    @model_validator(mode="after")
+    def _month_covers_day(self) -> Self:
+        if self.monthly_usd < self.daily_usd:
+            raise RuleViolation(
+                "monthlyUsd", str(self.monthly_usd), f"must be ≥ dailyUsd ({self.daily_usd})"
+            )
+        return self
+
+
+class ModelPriceOverride(ConfigModel):
+    """A negotiated or private model price; wins over the bundled price database."""
+
+    model: str = Field(min_length=1, max_length=100)
+    input_per_1k_usd: Money = Field(ge=0, description="USD per 1,000 input tokens")
+    output_per_1k_usd: Money = Field(ge=0, description="USD per 1,000 output tokens")
+    effective_from: dt.date = Field(description="first day the price applies")
+
+
+class ModelProfile(ConfigModel):
+    """What is not a price: how good and fast a model is, and how it spends tokens."""
+
+    quality: float = Field(ge=0, le=1)
+    speed: float = Field(ge=0, le=1)
+    token_efficiency: float = Field(default=1.0, gt=0, le=5)
+
+
+def _seed_profiles() -> dict[str, ModelProfile]:
+    # The seed article's scores (its prices are wrong and are not used).
+    return {
+        "gpt-5": ModelProfile(quality=0.95, speed=0.8, token_efficiency=1.0),
+        "gpt-4o": ModelProfile(quality=0.9, speed=0.9, token_efficiency=1.1),
+        "claude-opus-4-1": ModelProfile(quality=0.92, speed=0.7, token_efficiency=0.9),
+        "claude-3-5-sonnet": ModelProfile(quality=0.88, speed=0.85, token_efficiency=1.0),
+    }
+
+
+class CostConfig(ConfigModel):
+    budget: BudgetConfig
+    team_budgets: dict[str, BudgetConfig] = Field(
+        default_factory=dict, description="per-team budgets, keyed by team name"
+    )
+    alert_thresholds: list[float] = Field(
+        default_factory=lambda: [0.5, 0.8, 0.9, 1.0],
+        description="budget shares that raise an alert, ascending, in (0, 1]",
+    )
+    downgrade_at: float = Field(
+        default=0.9, gt=0, le=1, description="budget share after which models are downgraded"
+    )
+    downgrade: dict[str, str] = Field(
+        default_factory=lambda: {"gpt-5": "gpt-4o", "claude-opus-4-1": "claude-3-5-sonnet"},
+        description="model → cheaper model used once downgradeAt is crossed",
+    )
+    models: dict[str, ModelProfile] = Field(default_factory=_seed_profiles)
+    price_overrides: list[ModelPriceOverride] = Field(default_factory=list)
+
+    @field_validator("alert_thresholds")
+    @classmethod
+    def _thresholds(cls, values: list[float]) -> list[float]:
+        if not values:
+            raise ValueError("at least one threshold is needed")
+        if any(not 0 < v <= 1 for v in values):
+            raise ValueError("each threshold must lie in (0, 1]")
+        if values != sorted(set(values)):
+            raise ValueError("thresholds must be strictly ascending")
+        return values
+
+    @model_validator(mode="after")
+    def _downgrades_known(self) -> Self:
+        for source, target in self.downgrade.items():
+            for role, name in (("key", source), ("target", target)):
+                if name not in self.models:
+                    raise RuleViolation(
+                        f"downgrade.{source}",
+                        name,
+                        f"downgrade {role} must be a configured model: {sorted(self.models)}",
+                    )
+            if source == target:
+                raise RuleViolation(f"downgrade.{source}", target, "cannot downgrade to itself")
+        return self

@@ -1,0 +1,61 @@
+"""Prometheus, Alertmanager routes, Grafana and tracing."""
+
+from __future__ import annotations
+
+import re
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from infra.config.base import ConfigModel, RuleViolation
+
+__all__ = [
+    "AlertingConfig",
+    "EmailReceiverConfig",
+    "MonitoringConfig",
+    "PagerDutyReceiverConfig",
+    "SlackReceiverConfig",
+]
+
+
+class SlackReceiverConfig(ConfigModel):
+    channel: str = Field(pattern=r"^#[a-z0-9_-]{1,80}$", description="channel for warnings")
+    # The webhook URL is a secret: `pulumi config set --secret agentops:slackWebhookUrl ...`.
+
+
+class EmailReceiverConfig(ConfigModel):
+    to: list[str] = Field(min_length=1, description="recipients of alert e-mails")
+    sender: str = Field(description="From: address")
+    smarthost: str = Field(pattern=r"^[A-Za-z0-9.-]+:\d{2,5}$", description="SMTP host:port")
+    # The SMTP password is a secret: `agentops:smtpPassword`.
+
+    @model_validator(mode="after")
+    def _addresses(self) -> Self:
+        mail = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+        for i, addr in enumerate([*self.to, self.sender]):
+            if not mail.match(addr):
+                key = f"to[{i}]" if i < len(self.to) else "sender"
+                raise RuleViolation(key, addr, "must be an e-mail address")
+        return self
+
+
+class PagerDutyReceiverConfig(ConfigModel):
+    enabled: bool = Field(default=True, description="page on critical alerts")
+    # The routing key is a secret: `agentops:pagerdutyRoutingKey`.
+
+
+class AlertingConfig(ConfigModel):
+    slack: SlackReceiverConfig | None = None
+    email: EmailReceiverConfig | None = None
+    pagerduty: PagerDutyReceiverConfig | None = None
+
+
+class MonitoringConfig(ConfigModel):
+    enabled: bool = Field(default=True, description="install the monitoring stack")
+    retention: str = Field(
+        default="15d", pattern=r"^\d+[hdwy]$", description="Prometheus retention, e.g. 15d"
+    )
+    storage_gi: int = Field(default=50, ge=1, le=10000, description="Prometheus volume size")
+    grafana: bool = Field(default=True)
+    tracing: bool = Field(default=True, description="OpenTelemetry collector + Jaeger")
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)

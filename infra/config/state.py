@@ -1,0 +1,47 @@
+"""Redis for the runtime's durable queues and ledger: in-cluster or ElastiCache."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from infra.config.base import ConfigModel, RuleViolation
+
+__all__ = ["ElastiCacheConfig", "InClusterRedisConfig", "RedisConfig", "RedisMode"]
+
+
+class RedisMode(StrEnum):
+    IN_CLUSTER = "in-cluster"
+    ELASTICACHE = "elasticache"
+
+
+class InClusterRedisConfig(ConfigModel):
+    replicas: int = Field(default=3, ge=1, le=9, description="Redis replicas beside the primary")
+    sentinel: bool = Field(default=True, description="run Sentinel for automatic failover")
+    storage_gi: int = Field(default=8, ge=1, le=1000, description="persistent volume size")
+    append_only: bool = Field(default=True, description="AOF persistence (durable queues)")
+
+
+class ElastiCacheConfig(ConfigModel):
+    node_type: str = Field(default="cache.t4g.medium", pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
+    num_cache_clusters: int = Field(default=2, ge=1, le=6)
+    engine_version: str = Field(default="7.1", pattern=r"^\d+\.\d+$")
+    snapshot_retention_days: int = Field(default=7, ge=0, le=35)
+
+
+class RedisConfig(ConfigModel):
+    mode: RedisMode = Field(default=RedisMode.IN_CLUSTER, description="in-cluster | elasticache")
+    in_cluster: InClusterRedisConfig = Field(default_factory=InClusterRedisConfig)
+    elasticache: ElastiCacheConfig = Field(default_factory=ElastiCacheConfig)
+
+    @model_validator(mode="after")
+    def _multi_az(self) -> Self:
+        if self.mode is RedisMode.ELASTICACHE and self.elasticache.num_cache_clusters < 2:
+            raise RuleViolation(
+                "elasticache.numCacheClusters",
+                self.elasticache.num_cache_clusters,
+                "Multi-AZ failover needs at least 2 cache clusters",
+            )
+        return self

@@ -1,0 +1,38 @@
+"""Vault: HA raft storage, auto-unseal and the KV mount the agents read."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from infra.config.base import ConfigModel, RuleViolation
+
+__all__ = ["UnsealMode", "VaultConfig"]
+
+
+class UnsealMode(StrEnum):
+    AWS_KMS = "awskms"
+    SHAMIR = "shamir"
+
+
+class VaultConfig(ConfigModel):
+    enabled: bool = Field(default=True, description="install Vault")
+    replicas: int = Field(default=3, ge=1, le=7, description="raft peers (odd number)")
+    unseal: UnsealMode = Field(default=UnsealMode.AWS_KMS, description="awskms | shamir")
+    storage_gi: int = Field(default=10, ge=1, le=1000)
+    kv_mount: str = Field(default="agents", pattern="^[a-z][a-z0-9-]{0,30}$")
+    secret_max_age_days: int = Field(
+        default=90, ge=1, le=365, description="rotation policy: oldest allowed secret version"
+    )
+
+    @model_validator(mode="after")
+    def _odd_quorum(self) -> Self:
+        if self.replicas % 2 == 0:
+            raise RuleViolation("replicas", self.replicas, "raft needs an odd number of peers")
+        return self
+
+    @property
+    def ha(self) -> bool:
+        return self.replicas >= 3

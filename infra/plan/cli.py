@@ -1,0 +1,75 @@
+"""`agentops plan` and `agentops diff`: the credential-free preview of every stack."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from infra.plan.diff import diff_plans, render_markdown
+from infra.plan.document import Plan
+from infra.plan.summary import summary_tree
+
+__all__ = ["DEFAULT_STACKS", "diff", "plan"]
+
+DEFAULT_STACKS = ("staging", "prod")
+_console = Console()
+_errors = Console(stderr=True)
+
+
+def plan(
+    stacks: Annotated[
+        list[str] | None, typer.Argument(help="stacks to plan (default: staging prod)")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="directory for <stack>/plan.json + manifests/")] = Path(
+        "plans"
+    ),
+    quiet: Annotated[bool, typer.Option(help="print only one line per stack")] = False,
+) -> None:
+    """Run the real program of each stack under Pulumi's mock engine and write its plan."""
+    failed = []
+    for stack in stacks or list(DEFAULT_STACKS):
+        target = out / stack
+        started = time.perf_counter()
+        # One process per stack: Pulumi's runtime state is global to a process.
+        proc = subprocess.run(  # noqa: S603 - our own module, argv list
+            [sys.executable, "-m", "infra.plan.runner", stack, str(target)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        elapsed = time.perf_counter() - started
+        if proc.returncode != 0:
+            failed.append(stack)
+            _errors.print(proc.stderr.rstrip(), markup=False, highlight=False)
+            continue
+        result = Plan.load(target)
+        if quiet:
+            _console.print(f"{stack}: {len(result.resources)} registrations → {target}")
+        else:
+            _console.print(summary_tree(result))
+            _console.print(f"[dim]planned in {elapsed:.2f} s → {target}[/dim]\n")
+    if failed:
+        _errors.print(f"[red]plan failed for: {', '.join(failed)}[/red]")
+        raise typer.Exit(code=2)
+
+
+def diff(
+    base: Annotated[Path, typer.Argument(help="base plan directory or plan.json")],
+    head: Annotated[Path, typer.Argument(help="head plan directory or plan.json")],
+    output: Annotated[Path | None, typer.Option(help="also write the Markdown here")] = None,
+) -> None:
+    """Compare two plans and print the changes as pull-request Markdown."""
+    try:
+        markdown = render_markdown(diff_plans(Plan.load(base), Plan.load(head)))
+    except (FileNotFoundError, ValueError) as err:
+        _errors.print(f"[red]{err}[/red]")
+        raise typer.Exit(code=2) from None
+    if output is not None:
+        output.write_text(markdown, encoding="utf-8")
+    typer.echo(markdown, nl=False)

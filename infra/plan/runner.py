@@ -1,0 +1,78 @@
+"""Runs the real Pulumi program of one stack under the mock engine and writes the plan.
+
+Pulumi's runtime keeps global state, so one process plans one stack:
+`python -m infra.plan.runner STACK OUT_DIR`. `agentops plan` starts one per stack.
+"""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+
+import pulumi
+from pulumi.runtime import settings
+from pulumi.runtime.stack import run_in_stack
+from pulumi.runtime.sync_await import _sync_await
+
+from infra.config import NAMESPACE, ConfigError
+from infra.config import load as load_config
+from infra.plan.document import Plan
+from infra.plan.mock_cloud import MockCloud
+from infra.plan.output import write_plan
+from infra.plan.recorder import RecordingMonitor
+from infra.plan.stackfile import read_stack_file
+
+__all__ = ["EXIT_CONFIG", "plan_stack"]
+
+EXIT_CONFIG = 2
+OFFLINE_SECRET = "offline-plan-stand-in"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _configure(root: Path, stack: str) -> tuple[str, str]:
+    stack_file = read_stack_file(root, stack)
+    config = dict(stack_file.config)
+    pulumi.runtime.set_all_config(config, [])
+    # Secrets live encrypted in the stack file or only in the operator's backend; the plan
+    # cannot decrypt them, so each one the config requires gets a stand-in (always redacted).
+    secret_keys = []
+    for spec in load_config().required_secrets():
+        full = f"{NAMESPACE}:{spec.key}"
+        config.setdefault(full, OFFLINE_SECRET)
+        secret_keys.append(full)
+    pulumi.runtime.set_all_config(config, secret_keys)
+    region = stack_file.value("aws:region") or "us-east-1"
+    return stack_file.project, region
+
+
+def plan_stack(stack: str, root: Path = ROOT) -> Plan:
+    """Plan `stack`; ConfigError when its configuration is invalid."""
+    project, region = _configure(root, stack)
+    monitor = RecordingMonitor(MockCloud(region=region, stack=stack))
+    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    # set_mocks registers a root stack of its own; the program's stack replaces it, as
+    # under the real engine, so `pulumi.export` lands in the recorded stack outputs.
+    settings.ROOT.set(None)
+    main = root / "infra" / "__main__.py"
+    _sync_await(run_in_stack(lambda: runpy.run_path(str(main), run_name="__main__") and None))
+    resources = sorted(monitor.recorded.values(), key=lambda r: r.urn)
+    return Plan(project=project, stack=stack, resources=resources, outputs=monitor.stack_outputs)
+
+
+def main(argv: list[str]) -> int:
+    stack, out = argv[0], Path(argv[1])
+    try:
+        plan = plan_stack(stack)
+    except ConfigError as err:
+        print(f"{stack}: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    except FileNotFoundError as err:
+        print(f"{stack}: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    write_plan(plan, out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

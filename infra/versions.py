@@ -1,0 +1,107 @@
+"""Pinned versions, one table per supported Kubernetes minor.
+
+This module is the only place a Kubernetes, EKS add-on or chart version is written down.
+The config models validate `cluster.kubernetesVersion` against `SUPPORTED_MINORS`, the
+cluster layer reads its add-on versions from here, and the plan guard rails compare two
+plans through the same table.
+
+Add-on builds come from `aws eks describe-addon-versions --kubernetes-version X.Y`; a new
+minor is supported by adding one entry below (and nothing else).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+__all__ = [
+    "ADDON_NAMES",
+    "SUPPORTED_MINORS",
+    "VERSIONS",
+    "MinorVersions",
+    "for_minor",
+    "minor_key",
+]
+
+
+@dataclass(frozen=True)
+class MinorVersions:
+    """Everything pinned for one Kubernetes minor."""
+
+    minor: str
+    # Patch release of the upstream control plane: what the local test control plane builds.
+    kubernetes_patch: str
+    # EKS managed add-ons, keyed by the add-on name EKS uses.
+    addons: MappingProxyType[str, str]
+
+
+def _minor(minor: str, patch: str, addons: dict[str, str]) -> MinorVersions:
+    return MinorVersions(minor=minor, kubernetes_patch=patch, addons=MappingProxyType(addons))
+
+
+ADDON_NAMES: Final = ("vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver")
+
+VERSIONS: Final[MappingProxyType[str, MinorVersions]] = MappingProxyType(
+    {
+        "1.32": _minor(
+            "1.32",
+            "v1.32.0",
+            {
+                "vpc-cni": "v1.19.2-eksbuild.1",
+                "coredns": "v1.11.4-eksbuild.2",
+                "kube-proxy": "v1.32.0-eksbuild.2",
+                "aws-ebs-csi-driver": "v1.38.1-eksbuild.2",
+            },
+        ),
+        "1.33": _minor(
+            "1.33",
+            "v1.33.0",
+            {
+                "vpc-cni": "v1.19.5-eksbuild.1",
+                "coredns": "v1.12.1-eksbuild.2",
+                "kube-proxy": "v1.33.0-eksbuild.2",
+                "aws-ebs-csi-driver": "v1.44.0-eksbuild.1",
+            },
+        ),
+        "1.34": _minor(
+            "1.34",
+            "v1.34.0",
+            {
+                "vpc-cni": "v1.20.1-eksbuild.3",
+                "coredns": "v1.12.3-eksbuild.1",
+                "kube-proxy": "v1.34.0-eksbuild.2",
+                "aws-ebs-csi-driver": "v1.48.0-eksbuild.2",
+            },
+        ),
+        "1.35": _minor(
+            "1.35",
+            "v1.35.0",
+            {
+                "vpc-cni": "v1.20.4-eksbuild.2",
+                "coredns": "v1.12.4-eksbuild.1",
+                "kube-proxy": "v1.35.0-eksbuild.2",
+                "aws-ebs-csi-driver": "v1.51.1-eksbuild.1",
+            },
+        ),
+    }
+)
+
+SUPPORTED_MINORS: Final = tuple(VERSIONS)
+
+
+def minor_key(minor: str) -> tuple[int, int]:
+    """`"1.33"` → `(1, 33)`, so minors compare numerically."""
+    major, _, rest = minor.partition(".")
+    return int(major), int(rest)
+
+
+def for_minor(minor: str) -> MinorVersions:
+    """The pinned versions of a supported minor; KeyError names the supported ones."""
+    try:
+        return VERSIONS[minor]
+    except KeyError:
+        raise KeyError(
+            f"Kubernetes {minor} is not in the version table; supported: "
+            f"{', '.join(SUPPORTED_MINORS)}"
+        ) from None
