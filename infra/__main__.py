@@ -17,8 +17,10 @@ from infra.layers.tagging import Tagging
 
 # Validation happens first: a bad value fails here, before any resource is registered.
 cfg = platform_config.load()
-secrets = {spec.key: platform_config.require_secret(spec.key, spec.purpose)
-           for spec in cfg.required_secrets()}
+secrets = {
+    spec.key: platform_config.require_secret(spec.key, spec.purpose)
+    for spec in cfg.required_secrets()
+}
 tagging = Tagging(cfg.environment, cfg.tags)
 
 kubernetes: k8s.Provider
@@ -26,7 +28,9 @@ if cfg.network is not None and cfg.cluster is not None:
     region = pulumi.Config("aws").require("region")
     network = Network(
         "network",
-        NetworkArgs(config=cfg.network, region=region, cluster_name=cfg.cluster.name, tagging=tagging),
+        NetworkArgs(
+            config=cfg.network, region=region, cluster_name=cfg.cluster.name, tagging=tagging
+        ),
     )
     cluster = Cluster(
         "cluster",
@@ -40,9 +44,7 @@ if cfg.network is not None and cfg.cluster is not None:
     )
     registry = Registry(
         "registry",
-        RegistryArgs(
-            repositories=cfg.cluster.ecr_repositories, prefix="agentops", tagging=tagging
-        ),
+        RegistryArgs(repositories=cfg.cluster.ecr_repositories, prefix="agentops", tagging=tagging),
     )
     kubernetes = cluster.provider
     pulumi.export("clusterName", cluster.cluster_name)

@@ -27,11 +27,14 @@ def plan_command(
         "plans"
     ),
     quiet: Annotated[bool, typer.Option(help="print only one line per stack")] = False,
+    stack_dir: Annotated[
+        Path | None, typer.Option(help="where Pulumi.yaml and Pulumi.<stack>.yaml live")
+    ] = None,
 ) -> None:
     """Plan stacks offline under Pulumi's mock engine (no cloud credentials)."""
     from infra.plan.cli import plan
 
-    plan(stacks, out, quiet)
+    plan(stacks, out, quiet, stack_dir)
 
 
 @app.command("diff")

@@ -75,7 +75,8 @@ class ResourcesConfig(ConfigModel):
 class ImageConfig(ConfigModel):
     repository: DnsLabel = Field(description="ECR repository name (one of cluster.ecrRepositories)")
     tag: str = Field(
-        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", description="image tag; not 'latest' in prod"
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+        description="image tag; not 'latest' in prod",
     )
     digest: str | None = Field(default=None, description="sha256:<64 hex>; pins the exact image")
 
@@ -90,19 +91,21 @@ class ImageConfig(ConfigModel):
 class ServiceConfig(ConfigModel):
     """A runtime service the program deploys (agent manager, cost engine)."""
 
-    image: ImageConfig
-    replicas: int = Field(ge=1, le=50)
-    resources: ResourcesConfig
+    image: ImageConfig = Field(description="image in the stack's ECR")
+    replicas: int = Field(ge=1, le=50, description="replicas (≥ 3 for the manager in prod)")
+    resources: ResourcesConfig = Field(description="requests and limits per replica")
 
 
 class AgentPoolConfig(ConfigModel):
     name: DnsLabel = Field(description="agent type this pool serves, e.g. code-generator")
-    image: ImageConfig
-    resources: ResourcesConfig
-    min_replicas: int = Field(ge=1, le=500)
-    max_replicas: int = Field(ge=1, le=500)
+    image: ImageConfig = Field(description="agent-worker image in the stack's ECR")
+    resources: ResourcesConfig = Field(description="requests and limits per replica")
+    min_replicas: int = Field(ge=1, le=500, description="HPA floor (≥ 2 in prod)")
+    max_replicas: int = Field(ge=1, le=500, description="HPA ceiling, ≥ minReplicas")
     target_cpu_utilization: int = Field(default=70, ge=10, le=95, description="HPA CPU target %")
-    target_memory_utilization: int = Field(default=80, ge=10, le=95)
+    target_memory_utilization: int = Field(
+        default=80, ge=10, le=95, description="HPA memory target %"
+    )
     target_queue_length: int = Field(
         default=10, ge=1, le=10000, description="HPA target: queued tasks per replica"
     )
@@ -119,9 +122,9 @@ class AgentPoolConfig(ConfigModel):
 
 
 class AgentsConfig(ConfigModel):
-    manager: ServiceConfig
-    cost_engine: ServiceConfig
-    pools: list[AgentPoolConfig] = Field(min_length=1)
+    manager: ServiceConfig = Field(description="the agent manager Deployment")
+    cost_engine: ServiceConfig = Field(description="the cost engine Deployment")
+    pools: list[AgentPoolConfig] = Field(min_length=1, description="one Deployment per agent type")
 
     @model_validator(mode="after")
     def _unique_pools(self) -> Self:
@@ -133,6 +136,9 @@ class AgentsConfig(ConfigModel):
 
     def images(self) -> list[tuple[str, ImageConfig]]:
         """Every image with the config key that sets it."""
-        found = [("manager.image", self.manager.image), ("costEngine.image", self.cost_engine.image)]
+        found = [
+            ("manager.image", self.manager.image),
+            ("costEngine.image", self.cost_engine.image),
+        ]
         found += [(f"pools[{i}].image", p.image) for i, p in enumerate(self.pools)]
         return found

@@ -29,8 +29,8 @@ class NodeGroupRole(StrEnum):
 
 
 class TaintConfig(ConfigModel):
-    key: str = Field(min_length=1, max_length=63)
-    value: str = Field(default="", max_length=63)
+    key: str = Field(min_length=1, max_length=63, description="taint key")
+    value: str = Field(default="", max_length=63, description="taint value")
     effect: str = Field(
         pattern="^(NO_SCHEDULE|NO_EXECUTE|PREFER_NO_SCHEDULE)$",
         description="NO_SCHEDULE, NO_EXECUTE or PREFER_NO_SCHEDULE (EKS spelling)",
@@ -49,16 +49,20 @@ class NodeGroupConfig(ConfigModel):
         "BOTTLEROCKET_x86_64|BOTTLEROCKET_ARM_64|BOTTLEROCKET_x86_64_NVIDIA)$",
         description="EKS AMI type (AL2023 or Bottlerocket)",
     )
-    capacity_type: str = Field(default="ON_DEMAND", pattern="^(ON_DEMAND|SPOT)$")
-    min_size: int = Field(ge=0, le=450)
-    max_size: int = Field(ge=1, le=450)
-    desired_size: int = Field(ge=0, le=450)
-    disk_size_gib: int = Field(default=50, ge=20, le=1000)
+    capacity_type: str = Field(
+        default="ON_DEMAND", pattern="^(ON_DEMAND|SPOT)$", description="ON_DEMAND or SPOT"
+    )
+    min_size: int = Field(ge=0, le=450, description="fewest nodes")
+    max_size: int = Field(ge=1, le=450, description="most nodes, ≥ minSize")
+    desired_size: int = Field(
+        ge=0, le=450, description="initial nodes; the autoscaler owns it afterwards"
+    )
+    disk_size_gib: int = Field(default=50, ge=20, le=1000, description="encrypted gp3 root volume")
     max_unavailable_percent: int = Field(
         default=33, ge=1, le=100, description="share of nodes replaced at once during updates"
     )
-    labels: dict[str, str] = Field(default_factory=dict)
-    taints: list[TaintConfig] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict, description="extra Kubernetes node labels")
+    taints: list[TaintConfig] = Field(default_factory=list, description="Kubernetes node taints")
 
     @field_validator("instance_types")
     @classmethod
@@ -114,17 +118,23 @@ class ClusterConfig(ConfigModel):
     kubernetes_version: str = Field(
         description=f"Kubernetes minor, one of {', '.join(versions.SUPPORTED_MINORS)}"
     )
-    endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
+    endpoint: EndpointConfig = Field(
+        default_factory=EndpointConfig, description="who can reach the Kubernetes API"
+    )
     log_types: list[str] = Field(
         default_factory=lambda: sorted(_CONTROL_PLANE_LOG_TYPES),
         description="control-plane log types sent to CloudWatch",
     )
-    log_retention_days: int = Field(default=90, ge=1, le=3653)
+    log_retention_days: int = Field(
+        default=90, ge=1, le=3653, description="days CloudWatch keeps control-plane logs"
+    )
     admin_role_arns: list[str] = Field(
         default_factory=list,
         description="IAM roles granted cluster-admin through EKS access entries",
     )
-    node_groups: list[NodeGroupConfig] = Field(min_length=1)
+    node_groups: list[NodeGroupConfig] = Field(
+        min_length=1, description="managed node groups; one with role system is required"
+    )
     ecr_repositories: list[DnsLabel] = Field(
         default_factory=lambda: ["agent-manager", "cost-engine", "agent-worker"],
         description="ECR repositories created for the runtime images",
@@ -163,7 +173,9 @@ class ClusterConfig(ConfigModel):
         names = [g.name for g in self.node_groups]
         for i, name in enumerate(names):
             if name in names[:i]:
-                raise RuleViolation(f"nodeGroups[{i}].name", name, "node group names must be unique")
+                raise RuleViolation(
+                    f"nodeGroups[{i}].name", name, "node group names must be unique"
+                )
         if not any(g.role is NodeGroupRole.SYSTEM for g in self.node_groups):
             raise RuleViolation(
                 "nodeGroups", names, "one node group with role 'system' is required"

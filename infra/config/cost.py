@@ -31,18 +31,24 @@ class BudgetConfig(ConfigModel):
 class ModelPriceOverride(ConfigModel):
     """A negotiated or private model price; wins over the bundled price database."""
 
-    model: str = Field(min_length=1, max_length=100)
-    input_per_1k_usd: Money = Field(ge=0, description="USD per 1,000 input tokens")
-    output_per_1k_usd: Money = Field(ge=0, description="USD per 1,000 output tokens")
+    model: str = Field(min_length=1, max_length=100, description="model name as used in usage")
+    input_per_1k_usd: Money = Field(
+        alias="inputPer1kUsd", ge=0, description="USD per 1,000 input tokens"
+    )
+    output_per_1k_usd: Money = Field(
+        alias="outputPer1kUsd", ge=0, description="USD per 1,000 output tokens"
+    )
     effective_from: dt.date = Field(description="first day the price applies")
 
 
 class ModelProfile(ConfigModel):
     """What is not a price: how good and fast a model is, and how it spends tokens."""
 
-    quality: float = Field(ge=0, le=1)
-    speed: float = Field(ge=0, le=1)
-    token_efficiency: float = Field(default=1.0, gt=0, le=5)
+    quality: float = Field(ge=0, le=1, description="answer quality score, 0..1")
+    speed: float = Field(ge=0, le=1, description="speed score, 0..1")
+    token_efficiency: float = Field(
+        default=1.0, gt=0, le=5, description="tokens spent relative to the baseline model"
+    )
 
 
 def _seed_profiles() -> dict[str, ModelProfile]:
@@ -56,7 +62,7 @@ def _seed_profiles() -> dict[str, ModelProfile]:
 
 
 class CostConfig(ConfigModel):
-    budget: BudgetConfig
+    budget: BudgetConfig = Field(description="overall daily and monthly budget")
     team_budgets: dict[str, BudgetConfig] = Field(
         default_factory=dict, description="per-team budgets, keyed by team name"
     )
@@ -71,8 +77,12 @@ class CostConfig(ConfigModel):
         default_factory=lambda: {"gpt-5": "gpt-4o", "claude-opus-4-1": "claude-3-5-sonnet"},
         description="model → cheaper model used once downgradeAt is crossed",
     )
-    models: dict[str, ModelProfile] = Field(default_factory=_seed_profiles)
-    price_overrides: list[ModelPriceOverride] = Field(default_factory=list)
+    models: dict[str, ModelProfile] = Field(
+        default_factory=_seed_profiles, description="quality, speed and token efficiency per model"
+    )
+    price_overrides: list[ModelPriceOverride] = Field(
+        default_factory=list, description="negotiated or private prices; win over the database"
+    )
 
     @field_validator("alert_thresholds")
     @classmethod

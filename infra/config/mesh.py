@@ -40,4 +40,6 @@ class MeshConfig(ConfigModel):
     jwt: JwtConfig | None = Field(
         default=None, description="caller JWT validation on the task API (required in prod)"
     )
-    blue_green: BlueGreenConfig = Field(default_factory=BlueGreenConfig)
+    blue_green: BlueGreenConfig = Field(
+        default_factory=BlueGreenConfig, description="traffic split between blue and green"
+    )

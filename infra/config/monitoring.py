@@ -45,9 +45,11 @@ class PagerDutyReceiverConfig(ConfigModel):
 
 
 class AlertingConfig(ConfigModel):
-    slack: SlackReceiverConfig | None = None
-    email: EmailReceiverConfig | None = None
-    pagerduty: PagerDutyReceiverConfig | None = None
+    slack: SlackReceiverConfig | None = Field(default=None, description="warnings to Slack")
+    email: EmailReceiverConfig | None = Field(default=None, description="alerts by e-mail")
+    pagerduty: PagerDutyReceiverConfig | None = Field(
+        default=None, description="critical alerts to PagerDuty (required in prod)"
+    )
 
 
 class MonitoringConfig(ConfigModel):
@@ -56,6 +58,8 @@ class MonitoringConfig(ConfigModel):
         default="15d", pattern=r"^\d+[hdwy]$", description="Prometheus retention, e.g. 15d"
     )
     storage_gi: int = Field(default=50, ge=1, le=10000, description="Prometheus volume size")
-    grafana: bool = Field(default=True)
+    grafana: bool = Field(default=True, description="install Grafana with the dashboards")
     tracing: bool = Field(default=True, description="OpenTelemetry collector + Jaeger")
-    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+    alerting: AlertingConfig = Field(
+        default_factory=AlertingConfig, description="Alertmanager receivers"
+    )

@@ -44,7 +44,9 @@ class NetworkConfig(ConfigModel):
         default_factory=lambda: ["ecr.api", "ecr.dkr", "s3", "sts", "logs"],
         description="AWS services reached privately through VPC endpoints",
     )
-    flow_logs: FlowLogsConfig = Field(default_factory=FlowLogsConfig)
+    flow_logs: FlowLogsConfig = Field(
+        default_factory=FlowLogsConfig, description="VPC flow logs to CloudWatch"
+    )
 
     @model_validator(mode="after")
     def _subnets_fit(self) -> Self:
@@ -68,12 +70,12 @@ class NetworkConfig(ConfigModel):
             for i, cidr in enumerate(cidrs):
                 where = f"{alias}[{i}]"
                 if not cidr.subnet_of(self.vpc_cidr):
-                    raise RuleViolation(where, str(cidr), f"must lie inside vpcCidr {self.vpc_cidr}")
+                    raise RuleViolation(
+                        where, str(cidr), f"must lie inside vpcCidr {self.vpc_cidr}"
+                    )
                 for other_where, other in seen:
                     if cidr.overlaps(other):
-                        raise RuleViolation(
-                            where, str(cidr), f"overlaps {other_where} ({other})"
-                        )
+                        raise RuleViolation(where, str(cidr), f"overlaps {other_where} ({other})")
                 seen.append((where, cidr))
         return self
 

@@ -60,18 +60,22 @@ class SecretSpec(ConfigModel):
 
 class PlatformConfig(ConfigModel):
     environment: Environment = Field(description="staging | prod | local")
-    tags: TagsConfig
+    tags: TagsConfig = Field(description="ownership and cost tags on every AWS resource")
     network: NetworkConfig | None = Field(default=None, description="AWS VPC; absent in local")
     cluster: ClusterConfig | None = Field(default=None, description="EKS; absent in local")
     local_cluster: LocalClusterConfig | None = Field(
         default=None, description="the existing cluster the local stack targets"
     )
-    mesh: MeshConfig = Field(default_factory=MeshConfig)
-    redis: RedisConfig = Field(default_factory=RedisConfig)
-    vault: VaultConfig = Field(default_factory=VaultConfig)
-    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
-    agents: AgentsConfig
-    cost: CostConfig
+    mesh: MeshConfig = Field(default_factory=MeshConfig, description="Istio zero-trust mesh")
+    redis: RedisConfig = Field(
+        default_factory=RedisConfig, description="Redis for durable queues and the ledger"
+    )
+    vault: VaultConfig = Field(default_factory=VaultConfig, description="Vault for runtime secrets")
+    monitoring: MonitoringConfig = Field(
+        default_factory=MonitoringConfig, description="Prometheus, Alertmanager, Grafana, tracing"
+    )
+    agents: AgentsConfig = Field(description="the runtime: manager, cost engine, agent pools")
+    cost: CostConfig = Field(description="budgets, prices and model routing")
 
     @property
     def on_aws(self) -> bool:
@@ -142,7 +146,9 @@ class PlatformConfig(ConfigModel):
                 "vault.replicas", self.vault.replicas, "prod needs HA Vault (≥ 3 raft peers)"
             )
         if self.vault.unseal is not UnsealMode.AWS_KMS:
-            raise RuleViolation("vault.unseal", str(self.vault.unseal), "prod auto-unseals (awskms)")
+            raise RuleViolation(
+                "vault.unseal", str(self.vault.unseal), "prod auto-unseals (awskms)"
+            )
         if self.mesh.enabled and self.mesh.jwt is None:
             raise RuleViolation("mesh.jwt", None, "prod validates callers' JWTs on the task API")
         for key, image in self.agents.images():

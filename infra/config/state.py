@@ -25,16 +25,26 @@ class InClusterRedisConfig(ConfigModel):
 
 
 class ElastiCacheConfig(ConfigModel):
-    node_type: str = Field(default="cache.t4g.medium", pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
-    num_cache_clusters: int = Field(default=2, ge=1, le=6)
-    engine_version: str = Field(default="7.1", pattern=r"^\d+\.\d+$")
-    snapshot_retention_days: int = Field(default=7, ge=0, le=35)
+    node_type: str = Field(
+        default="cache.t4g.medium",
+        pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$",
+        description="ElastiCache node type",
+    )
+    num_cache_clusters: int = Field(
+        default=2, ge=1, le=6, description="primary + replicas across AZs (≥ 2)"
+    )
+    engine_version: str = Field(default="7.1", pattern=r"^\d+\.\d+$", description="Redis version")
+    snapshot_retention_days: int = Field(default=7, ge=0, le=35, description="daily snapshots kept")
 
 
 class RedisConfig(ConfigModel):
     mode: RedisMode = Field(default=RedisMode.IN_CLUSTER, description="in-cluster | elasticache")
-    in_cluster: InClusterRedisConfig = Field(default_factory=InClusterRedisConfig)
-    elasticache: ElastiCacheConfig = Field(default_factory=ElastiCacheConfig)
+    in_cluster: InClusterRedisConfig = Field(
+        default_factory=InClusterRedisConfig, description="settings when mode is in-cluster"
+    )
+    elasticache: ElastiCacheConfig = Field(
+        default_factory=ElastiCacheConfig, description="settings when mode is elasticache"
+    )
 
     @model_validator(mode="after")
     def _multi_az(self) -> Self:

@@ -21,8 +21,10 @@ class VaultConfig(ConfigModel):
     enabled: bool = Field(default=True, description="install Vault")
     replicas: int = Field(default=3, ge=1, le=7, description="raft peers (odd number)")
     unseal: UnsealMode = Field(default=UnsealMode.AWS_KMS, description="awskms | shamir")
-    storage_gi: int = Field(default=10, ge=1, le=1000)
-    kv_mount: str = Field(default="agents", pattern="^[a-z][a-z0-9-]{0,30}$")
+    storage_gi: int = Field(default=10, ge=1, le=1000, description="raft volume size per peer")
+    kv_mount: str = Field(
+        default="agents", pattern="^[a-z][a-z0-9-]{0,30}$", description="KV v2 mount of agents"
+    )
     secret_max_age_days: int = Field(
         default=90, ge=1, le=365, description="rotation policy: oldest allowed secret version"
     )

@@ -108,7 +108,10 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
         aws.kms.Alias(
-            f"{name}-secrets", name=f"alias/{cfg.name}-secrets", target_key_id=key.key_id, opts=child
+            f"{name}-secrets",
+            name=f"alias/{cfg.name}-secrets",
+            target_key_id=key.key_id,
+            opts=child,
         )
 
         role = aws.iam.Role(
@@ -158,7 +161,7 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[role_attachment, log_group]),
         )
 
-        issuer = cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)  # type: ignore[index]
+        issuer = cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
         oidc = aws.iam.OpenIdConnectProvider(
             f"{name}-oidc",
             url=issuer,
@@ -304,7 +307,10 @@ class Cluster(pulumi.ComponentResource):
             "AmazonSSMManagedInstanceCore",
         ):
             aws.iam.RolePolicyAttachment(
-                f"{name}-nodes-{policy}", role=role.name, policy_arn=f"{_POLICY}{policy}", opts=child
+                f"{name}-nodes-{policy}",
+                role=role.name,
+                policy_arn=f"{_POLICY}{policy}",
+                opts=child,
             )
         return role
 
@@ -387,4 +393,3 @@ class Cluster(pulumi.ComponentResource):
                 ignore_changes=["scalingConfig.desiredSize"],
             ),
         )
-

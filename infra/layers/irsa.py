@@ -72,6 +72,8 @@ class IrsaRole(pulumi.ComponentResource):
                 f"{name}-managed-{i}", role=role.name, policy_arn=arn, opts=child
             )
         if args.inline_policy is not None:
-            aws.iam.RolePolicy(f"{name}-inline", role=role.id, policy=args.inline_policy, opts=child)
+            aws.iam.RolePolicy(
+                f"{name}-inline", role=role.id, policy=args.inline_policy, opts=child
+            )
         self.role_arn = role.arn
         self.register_outputs({"role_arn": self.role_arn})

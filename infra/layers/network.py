@@ -98,7 +98,9 @@ class Network(pulumi.ComponentResource):
 
         for i in range(cfg.nat_gateway_count):
             az = cfg.availability_zones[i]
-            eip = aws.ec2.Eip(f"{name}-nat-{az}", domain="vpc", tags=tags(f"{name}-nat-{az}"), opts=child)
+            eip = aws.ec2.Eip(
+                f"{name}-nat-{az}", domain="vpc", tags=tags(f"{name}-nat-{az}"), opts=child
+            )
             nats.append(
                 aws.ec2.NatGateway(
                     f"{name}-nat-{az}",

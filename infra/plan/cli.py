@@ -30,6 +30,9 @@ def plan(
         "plans"
     ),
     quiet: Annotated[bool, typer.Option(help="print only one line per stack")] = False,
+    stack_dir: Annotated[
+        Path | None, typer.Option(help="where Pulumi.yaml and Pulumi.<stack>.yaml live")
+    ] = None,
 ) -> None:
     """Run the real program of each stack under Pulumi's mock engine and write its plan."""
     failed = []
@@ -38,7 +41,14 @@ def plan(
         started = time.perf_counter()
         # One process per stack: Pulumi's runtime state is global to a process.
         proc = subprocess.run(  # noqa: S603 - our own module, argv list
-            [sys.executable, "-m", "infra.plan.runner", stack, str(target)],
+            [
+                sys.executable,
+                "-m",
+                "infra.plan.runner",
+                stack,
+                str(target),
+                *([str(stack_dir)] if stack_dir else []),
+            ],
             capture_output=True,
             text=True,
             check=False,

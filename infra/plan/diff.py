@@ -113,8 +113,10 @@ def render_markdown(d: PlanDiff) -> str:
     if d.changed:
         lines += ["", "#### Changed", ""]
         for change in d.changed:
-            lines.append(f"<details open><summary><code>{change.type}</code> <b>{change.name}</b>"
-                         f" — {len(change.fields)} field(s)</summary>")
+            lines.append(
+                f"<details open><summary><code>{change.type}</code> <b>{change.name}</b>"
+                f" — {len(change.fields)} field(s)</summary>"
+            )
             lines += ["", "| field | before | after |", "|---|---|---|"]
             lines += [f"| `{f.path}` | {_show(f.old)} | {_show(f.new)} |" for f in change.fields]
             lines += ["", "</details>"]

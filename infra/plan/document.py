@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PLAN_FORMAT", "Plan", "PlanResource", "REDACTED", "UNKNOWN_VALUE"]
+__all__ = ["PLAN_FORMAT", "REDACTED", "UNKNOWN_VALUE", "Plan", "PlanResource"]
 
 PLAN_FORMAT = 1
 REDACTED = "[secret]"

@@ -56,7 +56,9 @@ class MockCloud(pulumi.runtime.Mocks):
         region = self.region if regional else ""
         return f"arn:aws:{service}:{region}:{ACCOUNT_ID}:{resource}"
 
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
+    def new_resource(
+        self, args: pulumi.runtime.MockResourceArgs
+    ) -> tuple[str | None, dict[Any, Any]]:
         h = _digest(self.stack, args.typ, args.name)
         state: dict[str, Any] = dict(args.inputs)
         if args.typ.startswith("pulumi:providers:"):
@@ -72,7 +74,9 @@ class MockCloud(pulumi.runtime.Mocks):
         if args.typ.startswith("aws:") and "name" not in state and prefix is None:
             state["name"] = resource_id
         service = args.typ.split(":")[1].split("/")[0]
-        state.setdefault("arn", self._arn(service, f"{args.typ.split(':')[-1].lower()}/{resource_id}"))
+        state.setdefault(
+            "arn", self._arn(service, f"{args.typ.split(':')[-1].lower()}/{resource_id}")
+        )
         if args.typ == "aws:iam/role:Role":
             state["arn"] = self._arn("iam", f"role/{state['name']}", regional=False)
         special = self._by_type.get(args.typ)
@@ -80,7 +84,9 @@ class MockCloud(pulumi.runtime.Mocks):
             state.update(special(resource_id, state, h))
         return resource_id, state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
+    def call(
+        self, args: pulumi.runtime.MockCallArgs
+    ) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
         if args.token == "aws:index/getRegion:getRegion":
             return {"name": self.region, "region": self.region, "id": self.region}, None
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
@@ -96,7 +102,11 @@ class MockCloud(pulumi.runtime.Mocks):
             "endpoint": f"https://{oidc_id}.gr7.{self.region}.eks.amazonaws.com",
             "certificateAuthority": {"data": f"LS0tLS1CRUdJTi{h[:40]}"},
             "identities": [
-                {"oidcs": [{"issuer": f"https://oidc.eks.{self.region}.amazonaws.com/id/{oidc_id}"}]}
+                {
+                    "oidcs": [
+                        {"issuer": f"https://oidc.eks.{self.region}.amazonaws.com/id/{oidc_id}"}
+                    ]
+                }
             ],
             "vpcConfig": vpc,
             "status": "ACTIVE",
@@ -140,5 +150,7 @@ class MockCloud(pulumi.runtime.Mocks):
         if metadata:
             state["metadata"] = metadata
         ns = metadata.get("namespace")
-        resource_id = f"{ns}/{metadata.get('name', args.name)}" if ns else metadata.get("name", args.name)
+        resource_id = (
+            f"{ns}/{metadata.get('name', args.name)}" if ns else metadata.get("name", args.name)
+        )
         return resource_id, state

@@ -27,7 +27,7 @@ __all__ = ["EXIT_CONFIG", "plan_stack"]
 
 EXIT_CONFIG = 2
 OFFLINE_SECRET = "offline-plan-stand-in"
-ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _configure(root: Path, stack: str) -> tuple[str, str]:
@@ -46,24 +46,31 @@ def _configure(root: Path, stack: str) -> tuple[str, str]:
     return stack_file.project, region
 
 
-def plan_stack(stack: str, root: Path = ROOT) -> Plan:
-    """Plan `stack`; ConfigError when its configuration is invalid."""
-    project, region = _configure(root, stack)
+def plan_stack(stack: str, stack_dir: Path = REPO_ROOT) -> Plan:
+    """Plan `stack` from `<stack_dir>/Pulumi.<stack>.yaml`; ConfigError when it is invalid."""
+    project, region = _configure(stack_dir, stack)
     monitor = RecordingMonitor(MockCloud(region=region, stack=stack))
-    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(
+        monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor
+    )
     # set_mocks registers a root stack of its own; the program's stack replaces it, as
     # under the real engine, so `pulumi.export` lands in the recorded stack outputs.
     settings.ROOT.set(None)
-    main = root / "infra" / "__main__.py"
-    _sync_await(run_in_stack(lambda: runpy.run_path(str(main), run_name="__main__") and None))
+    main = REPO_ROOT / "infra" / "__main__.py"
+
+    def program() -> None:
+        runpy.run_path(str(main), run_name="__main__")
+
+    _sync_await(run_in_stack(program))
     resources = sorted(monitor.recorded.values(), key=lambda r: r.urn)
     return Plan(project=project, stack=stack, resources=resources, outputs=monitor.stack_outputs)
 
 
 def main(argv: list[str]) -> int:
     stack, out = argv[0], Path(argv[1])
+    stack_dir = Path(argv[2]) if len(argv) > 2 else REPO_ROOT
     try:
-        plan = plan_stack(stack)
+        plan = plan_stack(stack, stack_dir)
     except ConfigError as err:
         print(f"{stack}: {err}", file=sys.stderr)
         return EXIT_CONFIG

@@ -1,0 +1,93 @@
+"""Renders the configuration reference (README) from the models, so docs cannot drift.
+
+`python -m infra.config.reference` prints it; a test checks the README holds exactly this.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from infra.config.errors import NAMESPACE
+from infra.config.platform import PlatformConfig
+
+__all__ = ["render_reference"]
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in typing.get_args(annotation):
+        found += _models_in(arg)
+    return found
+
+
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, type):
+        if issubclass(annotation, Enum):
+            return " \\| ".join(f"`{m.value}`" for m in annotation)
+        if issubclass(annotation, BaseModel):
+            return "object"
+        return annotation.__name__
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        names = [_type_name(a) for a in args if a is not type(None)]
+        return " \\| ".join(names) + (" (optional)" if type(None) in args else "")
+    if origin is typing.Annotated:
+        return _type_name(args[0])
+    if origin is list:
+        return f"list[{_type_name(args[0])}]"
+    if origin is dict:
+        return f"map[{_type_name(args[0])} → {_type_name(args[1])}]"
+    return str(annotation)
+
+
+def _default(field: FieldInfo) -> str:
+    if field.is_required():
+        return "**required**"
+    if field.default_factory is not None:
+        value = field.default_factory()  # type: ignore[call-arg]
+    else:
+        value = field.default
+    if value is PydanticUndefined or value is None:
+        return "—"
+    if isinstance(value, BaseModel):
+        return "(defaults below)"
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, dict) and value and isinstance(next(iter(value.values())), BaseModel):
+        return ", ".join(sorted(value))
+    text = str(value).replace("|", "\\|")
+    return f"`{text}`"
+
+
+def _rows(model: type[BaseModel], prefix: str) -> list[str]:
+    rows: list[str] = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}.{field.alias or name}" if prefix else f"{NAMESPACE}:{field.alias or name}"
+        description = (field.description or "").replace("|", "\\|")
+        rows.append(
+            f"| `{key}` | {_type_name(field.annotation)} | {_default(field)} | {description} |"
+        )
+        for sub in _models_in(field.annotation):
+            origin = typing.get_origin(field.annotation)
+            suffix = "[]" if origin is list else ".<name>" if origin is dict else ""
+            rows += _rows(sub, key + suffix)
+    return rows
+
+
+def render_reference() -> str:
+    header = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    return "\n".join(header + _rows(PlatformConfig, "")) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_reference(), end="")
