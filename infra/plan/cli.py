@@ -14,8 +14,11 @@ from rich.console import Console
 from infra.plan.diff import diff_plans, render_markdown
 from infra.plan.document import Plan
 from infra.plan.summary import summary_tree
+from infra.plan.upgrade import assess_upgrade, render_upgrade
 
-__all__ = ["DEFAULT_STACKS", "diff", "plan"]
+__all__ = ["DEFAULT_STACKS", "EXIT_REFUSED_UPGRADE", "diff", "plan"]
+
+EXIT_REFUSED_UPGRADE = 3
 
 DEFAULT_STACKS = ("staging", "prod")
 _console = Console()
@@ -74,12 +77,24 @@ def diff(
     head: Annotated[Path, typer.Argument(help="head plan directory or plan.json")],
     output: Annotated[Path | None, typer.Option(help="also write the Markdown here")] = None,
 ) -> None:
-    """Compare two plans and print the changes as pull-request Markdown."""
+    """Compare two plans and print the changes as pull-request Markdown.
+
+    Exits 3 when the head changes the Kubernetes version in a way EKS refuses.
+    """
     try:
-        markdown = render_markdown(diff_plans(Plan.load(base), Plan.load(head)))
+        changes = diff_plans(Plan.load(base), Plan.load(head))
     except (FileNotFoundError, ValueError) as err:
         _errors.print(f"[red]{err}[/red]")
         raise typer.Exit(code=2) from None
+    markdown = render_markdown(changes)
+    upgrade = assess_upgrade(changes)
+    if upgrade is not None:
+        # The upgrade goes first in the comment: it is what a reviewer must see.
+        title, _, rest = markdown.partition("\n\n")
+        markdown = f"{title}\n\n{render_upgrade(upgrade)}\n{rest}"
     if output is not None:
         output.write_text(markdown, encoding="utf-8")
     typer.echo(markdown, nl=False)
+    if upgrade is not None and upgrade.error:
+        _errors.print(f"[red]refused: {upgrade.error}[/red]", markup=True, highlight=False)
+        raise typer.Exit(code=EXIT_REFUSED_UPGRADE)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infra.plan.document import Plan, PlanResource
+from infra.plan.replacements import replacing_fields
 
 __all__ = ["FieldChange", "PlanDiff", "ResourceChange", "diff_plans", "flatten", "render_markdown"]
 
@@ -49,6 +50,15 @@ class ResourceChange:
     type: str
     name: str
     fields: list[FieldChange]
+    # Fields forcing a replacement, and how Pulumi will order it.
+    replaced_by: list[str] = field(default_factory=list)
+    delete_before_replace: bool = False
+
+    @property
+    def replacement(self) -> str | None:
+        if not self.replaced_by:
+            return None
+        return "delete-before-create" if self.delete_before_replace else "create-before-delete"
 
 
 @dataclass
@@ -85,7 +95,19 @@ def diff_plans(base: Plan, head: Plan) -> PlanDiff:
     for urn in sorted(set(a) & set(b)):
         changes = _field_changes(_resource_fields(a[urn]), _resource_fields(b[urn]))
         if changes:
-            result.changed.append(ResourceChange(urn, b[urn].type, b[urn].name, changes))
+            inputs = [
+                c.path.removeprefix("inputs.") for c in changes if c.path.startswith("inputs.")
+            ]
+            result.changed.append(
+                ResourceChange(
+                    urn,
+                    b[urn].type,
+                    b[urn].name,
+                    changes,
+                    replaced_by=replacing_fields(b[urn].type, inputs),
+                    delete_before_replace=bool(b[urn].options.get("deleteBeforeReplace")),
+                )
+            )
     result.outputs = _field_changes(flatten(base.outputs), flatten(head.outputs))
     return result
 
@@ -113,9 +135,10 @@ def render_markdown(d: PlanDiff) -> str:
     if d.changed:
         lines += ["", "#### Changed", ""]
         for change in d.changed:
+            how = f" — **replace ({change.replacement})**" if change.replacement else ""
             lines.append(
                 f"<details open><summary><code>{change.type}</code> <b>{change.name}</b>"
-                f" — {len(change.fields)} field(s)</summary>"
+                f" — {len(change.fields)} field(s){how}</summary>"
             )
             lines += ["", "| field | before | after |", "|---|---|---|"]
             lines += [f"| `{f.path}` | {_show(f.old)} | {_show(f.new)} |" for f in change.fields]
