@@ -10,7 +10,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import config as platform_config
+from infra.layers.agents import Agents, AgentsArgs
 from infra.layers.cluster import Cluster, ClusterArgs
+from infra.layers.namespaces import Namespaces, NamespacesArgs
 from infra.layers.network import Network, NetworkArgs
 from infra.layers.registry import Registry, RegistryArgs
 from infra.layers.tagging import Tagging
@@ -24,6 +26,7 @@ secrets = {
 tagging = Tagging(cfg.environment, cfg.tags)
 
 kubernetes: k8s.Provider
+repository_urls: dict[str, pulumi.Output[str]] | None = None
 if cfg.network is not None and cfg.cluster is not None:
     region = pulumi.Config("aws").require("region")
     network = Network(
@@ -47,6 +50,7 @@ if cfg.network is not None and cfg.cluster is not None:
         RegistryArgs(repositories=cfg.cluster.ecr_repositories, prefix="agentops", tagging=tagging),
     )
     kubernetes = cluster.provider
+    repository_urls = registry.repository_urls
     pulumi.export("clusterName", cluster.cluster_name)
     pulumi.export("clusterEndpoint", cluster.endpoint)
     pulumi.export("kubeconfig", cluster.kubeconfig)
@@ -60,6 +64,17 @@ else:
     kubernetes = k8s.Provider(
         "local-k8s", context=cfg.local_cluster.context, enable_server_side_apply=True
     )
+
+namespaces = Namespaces("namespaces", NamespacesArgs(config=cfg, provider=kubernetes))
+agents = Agents(
+    "agents",
+    AgentsArgs(
+        config=cfg,
+        provider=kubernetes,
+        repository_urls=repository_urls,
+        depends_on=namespaces.resources,
+    ),
+)
 
 pulumi.export("environment", cfg.environment.value)
 pulumi.export("kubernetesVersion", cfg.kubernetes_version)

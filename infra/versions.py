@@ -17,6 +17,7 @@ from typing import Final
 
 __all__ = [
     "ADDON_NAMES",
+    "POD_SECURITY_STANDARD",
     "SUPPORTED_MINORS",
     "VERSIONS",
     "MinorVersions",
@@ -88,6 +89,10 @@ VERSIONS: Final[MappingProxyType[str, MinorVersions]] = MappingProxyType(
 )
 
 SUPPORTED_MINORS: Final = tuple(VERSIONS)
+
+# Version of the Pod Security Standards the namespaces enforce. Pinned on its own, not to the
+# cluster's minor: a Kubernetes upgrade must never change admission policy as a side effect.
+POD_SECURITY_STANDARD: Final = "v1.32"
 
 
 def minor_key(minor: str) -> tuple[int, int]:

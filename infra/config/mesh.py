@@ -7,6 +7,7 @@ from typing import Self
 from pydantic import AnyHttpUrl, Field, model_validator
 
 from infra.config.base import ConfigModel, RuleViolation
+from infra.config.quota import NamespaceQuotaConfig
 
 __all__ = ["BlueGreenConfig", "JwtConfig", "MeshConfig"]
 
@@ -42,4 +43,8 @@ class MeshConfig(ConfigModel):
     )
     blue_green: BlueGreenConfig = Field(
         default_factory=BlueGreenConfig, description="traffic split between blue and green"
+    )
+    namespace_quota: NamespaceQuotaConfig = Field(
+        default_factory=lambda: NamespaceQuotaConfig(cpu="8", memory="16Gi", pods=40),
+        description="quota of the mesh namespace (istiod, gateway, CNI)",
     )

@@ -8,6 +8,7 @@ from typing import Self
 from pydantic import Field, model_validator
 
 from infra.config.base import ConfigModel, RuleViolation
+from infra.config.quota import NamespaceQuotaConfig
 
 __all__ = [
     "AlertingConfig",
@@ -59,7 +60,16 @@ class MonitoringConfig(ConfigModel):
     )
     storage_gi: int = Field(default=50, ge=1, le=10000, description="Prometheus volume size")
     grafana: bool = Field(default=True, description="install Grafana with the dashboards")
+    hourly_token_budget: int = Field(
+        default=2_000_000,
+        ge=1,
+        description="tokens per hour across the platform above which a critical alert fires",
+    )
     tracing: bool = Field(default=True, description="OpenTelemetry collector + Jaeger")
     alerting: AlertingConfig = Field(
         default_factory=AlertingConfig, description="Alertmanager receivers"
+    )
+    namespace_quota: NamespaceQuotaConfig = Field(
+        default_factory=lambda: NamespaceQuotaConfig(cpu="16", memory="64Gi", pods=150),
+        description="quota of the monitoring namespace",
     )

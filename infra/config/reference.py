@@ -1,13 +1,16 @@
 """Renders the configuration reference (README) from the models, so docs cannot drift.
 
-`python -m infra.config.reference` prints it; a test checks the README holds exactly this.
+`python -m infra.config.reference` prints it, `... --readme README.md` rewrites the README's
+section in place; a test checks the README holds exactly this.
 """
 
 from __future__ import annotations
 
+import sys
 import types
 import typing
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -17,7 +20,10 @@ from pydantic_core import PydanticUndefined
 from infra.config.errors import NAMESPACE
 from infra.config.platform import PlatformConfig
 
-__all__ = ["render_reference"]
+__all__ = ["README_END", "README_START", "render_reference", "update_readme"]
+
+README_START = "<!-- config-reference:start -->\n"
+README_END = "<!-- config-reference:end -->"
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
@@ -87,5 +93,15 @@ def render_reference() -> str:
     return "\n".join(header + _rows(PlatformConfig, "")) + "\n"
 
 
+def update_readme(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    start = text.index(README_START) + len(README_START)
+    end = text.index(README_END)
+    path.write_text(text[:start] + render_reference() + text[end:], encoding="utf-8")
+
+
 if __name__ == "__main__":
-    print(render_reference(), end="")
+    if sys.argv[1:2] == ["--readme"]:
+        update_readme(Path(sys.argv[2]))
+    else:
+        print(render_reference(), end="")

@@ -7,6 +7,7 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
+from infra.config.agents import ResourcesConfig
 from infra.config.base import ConfigModel, RuleViolation
 
 __all__ = ["ElastiCacheConfig", "InClusterRedisConfig", "RedisConfig", "RedisMode"]
@@ -22,6 +23,12 @@ class InClusterRedisConfig(ConfigModel):
     sentinel: bool = Field(default=True, description="run Sentinel for automatic failover")
     storage_gi: int = Field(default=8, ge=1, le=1000, description="persistent volume size")
     append_only: bool = Field(default=True, description="AOF persistence (durable queues)")
+    resources: ResourcesConfig = Field(
+        default_factory=lambda: ResourcesConfig(
+            cpu_request="250m", cpu_limit="1", memory_request="512Mi", memory_limit="1Gi"
+        ),
+        description="requests and limits of each Redis pod",
+    )
 
 
 class ElastiCacheConfig(ConfigModel):

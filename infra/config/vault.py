@@ -8,6 +8,7 @@ from typing import Self
 from pydantic import Field, model_validator
 
 from infra.config.base import ConfigModel, RuleViolation
+from infra.config.quota import NamespaceQuotaConfig
 
 __all__ = ["UnsealMode", "VaultConfig"]
 
@@ -27,6 +28,10 @@ class VaultConfig(ConfigModel):
     )
     secret_max_age_days: int = Field(
         default=90, ge=1, le=365, description="rotation policy: oldest allowed secret version"
+    )
+    namespace_quota: NamespaceQuotaConfig = Field(
+        default_factory=lambda: NamespaceQuotaConfig(cpu="8", memory="16Gi", pods=20),
+        description="quota of the vault namespace",
     )
 
     @model_validator(mode="after")

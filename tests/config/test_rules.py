@@ -336,16 +336,14 @@ def test_every_top_level_key_is_documented_in_pulumi_yaml() -> None:
 
 
 def test_readme_reference_matches_the_models() -> None:
-    from infra.config.reference import render_reference
+    from infra.config.reference import README_END, README_START, render_reference
     from tests.conftest import REPO
 
     readme = (REPO / "README.md").read_text()
-    start = readme.index("<!-- config-reference:start -->\n") + len(
-        "<!-- config-reference:start -->\n"
-    )
-    end = readme.index("<!-- config-reference:end -->")
-    assert readme[start:end] == render_reference(), (
-        "README config reference is stale: regenerate with `python -m infra.config.reference`"
+    section = readme[readme.index(README_START) + len(README_START) : readme.index(README_END)]
+    assert section == render_reference(), (
+        "README config reference is stale: "
+        "run `python -m infra.config.reference --readme README.md`"
     )
 
 

@@ -1,0 +1,276 @@
+"""The runtime on Kubernetes: manager, cost engine and one Deployment per agent pool.
+
+Each workload gets its own ServiceAccount, a hardened pod (non-root, read-only root,
+no capabilities, RuntimeDefault seccomp, no API token), probes, a Service, a PDB that lets a
+node drain proceed, topology spread across zones and, for agent pools, an HPA on CPU,
+memory and the manager's queue length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.config import PlatformConfig
+from infra.layers.cluster import NODE_ROLE_LABEL
+from infra.platform.names import (
+    APP_LABEL,
+    COMPONENT_LABEL,
+    PART_OF,
+    PART_OF_LABEL,
+)
+from infra.platform.workloads import Workload, runtime_workloads, zone_spread_is_hard
+
+__all__ = ["Agents", "AgentsArgs", "image_reference"]
+
+RUN_AS = 10001
+# The Vault Kubernetes auth method reviews this token; nothing else gets one.
+_VAULT_TOKEN_PATH = "/var/run/secrets/vault"  # noqa: S105 - a mount path
+
+
+@dataclass(frozen=True)
+class AgentsArgs:
+    config: PlatformConfig
+    provider: k8s.Provider
+    # ECR repository URL per repository name; None for the local stack's own registry.
+    repository_urls: Mapping[str, pulumi.Input[str]] | None
+    depends_on: list[pulumi.Resource]
+
+
+def image_reference(
+    repository: pulumi.Input[str], tag: str, digest: str | None
+) -> pulumi.Output[str]:
+    # A digest pins the exact bytes; the tag stays for humans reading the manifest.
+    suffix = f":{tag}@{digest}" if digest else f":{tag}"
+    return pulumi.Output.concat(repository, suffix)
+
+
+class Agents(pulumi.ComponentResource):
+    deployments: dict[str, k8s.apps.v1.Deployment]
+
+    def __init__(
+        self, name: str, args: AgentsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("platform:layers:Agents", name, None, opts)
+        self.deployments = {}
+        for workload in runtime_workloads(args.config):
+            self.deployments[workload.name] = self._workload(name, workload, args)
+        self.register_outputs(
+            {
+                "deployments": {
+                    k: d.metadata.apply(lambda m: m.name) for k, d in self.deployments.items()
+                }
+            }
+        )
+
+    def _workload(self, prefix: str, w: Workload, args: AgentsArgs) -> k8s.apps.v1.Deployment:
+        cfg = args.config
+        opts = pulumi.ResourceOptions(
+            parent=self, provider=args.provider, depends_on=args.depends_on
+        )
+        ns = w.namespace.value
+        selector = {APP_LABEL: w.name}
+        labels = {**selector, COMPONENT_LABEL: w.component, PART_OF_LABEL: PART_OF, **w.labels}
+        meta = k8s.meta.v1.ObjectMetaArgs(name=w.name, namespace=ns, labels=labels)
+        repo = (
+            args.repository_urls[w.image.repository]
+            if args.repository_urls is not None
+            else f"agentops/{w.image.repository}"
+        )
+
+        k8s.core.v1.ServiceAccount(
+            f"{prefix}-{w.name}-sa", metadata=meta, automount_service_account_token=False, opts=opts
+        )
+        resources = k8s.core.v1.ResourceRequirementsArgs(
+            requests={"cpu": w.resources.cpu_request, "memory": w.resources.memory_request},
+            limits={"cpu": w.resources.cpu_limit, "memory": w.resources.memory_limit},
+        )
+        probe_port = "http"
+        container = k8s.core.v1.ContainerArgs(
+            name=w.component,
+            image=image_reference(repo, w.image.tag, w.image.digest),
+            image_pull_policy="IfNotPresent",
+            args=list(w.args),
+            env=[k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in sorted(w.env.items())],
+            ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=w.port)],
+            resources=resources,
+            liveness_probe=k8s.core.v1.ProbeArgs(
+                http_get=k8s.core.v1.HTTPGetActionArgs(path="/health", port=probe_port),
+                period_seconds=10,
+                failure_threshold=3,
+            ),
+            readiness_probe=k8s.core.v1.ProbeArgs(
+                http_get=k8s.core.v1.HTTPGetActionArgs(path="/ready", port=probe_port),
+                period_seconds=5,
+                failure_threshold=2,
+            ),
+            # Endpoints are removed before SIGTERM arrives, so no new request hits a draining pod.
+            lifecycle=k8s.core.v1.LifecycleArgs(
+                pre_stop=k8s.core.v1.LifecycleHandlerArgs(
+                    sleep=k8s.core.v1.SleepActionArgs(seconds=5)
+                )
+            ),
+            security_context=k8s.core.v1.SecurityContextArgs(
+                allow_privilege_escalation=False,
+                read_only_root_filesystem=True,
+                run_as_non_root=True,
+                run_as_user=RUN_AS,
+                run_as_group=RUN_AS,
+                capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+                seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+            ),
+            volume_mounts=[
+                k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),  # noqa: S108
+                k8s.core.v1.VolumeMountArgs(
+                    name="vault-token", mount_path=_VAULT_TOKEN_PATH, read_only=True
+                ),
+            ],
+        )
+        spread = [
+            k8s.core.v1.TopologySpreadConstraintArgs(
+                max_skew=1,
+                topology_key=key,
+                when_unsatisfiable="DoNotSchedule" if hard else "ScheduleAnyway",
+                label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+            )
+            for key, hard in (
+                ("topology.kubernetes.io/zone", zone_spread_is_hard(cfg)),
+                ("kubernetes.io/hostname", False),
+            )
+        ]
+        pod = k8s.core.v1.PodSpecArgs(
+            service_account_name=w.name,
+            automount_service_account_token=False,
+            termination_grace_period_seconds=w.termination_grace_seconds,
+            security_context=k8s.core.v1.PodSecurityContextArgs(
+                run_as_non_root=True,
+                run_as_user=RUN_AS,
+                run_as_group=RUN_AS,
+                fs_group=RUN_AS,
+                seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+            ),
+            containers=[container],
+            volumes=[
+                k8s.core.v1.VolumeArgs(
+                    name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="64Mi")
+                ),
+                k8s.core.v1.VolumeArgs(
+                    name="vault-token",
+                    projected=k8s.core.v1.ProjectedVolumeSourceArgs(
+                        sources=[
+                            k8s.core.v1.VolumeProjectionArgs(
+                                service_account_token=k8s.core.v1.ServiceAccountTokenProjectionArgs(
+                                    audience="vault", expiration_seconds=600, path="token"
+                                )
+                            )
+                        ]
+                    ),
+                ),
+            ],
+            topology_spread_constraints=spread,
+            node_selector={NODE_ROLE_LABEL: "agents"} if cfg.on_aws else None,
+        )
+        deployment = k8s.apps.v1.Deployment(
+            f"{prefix}-{w.name}",
+            metadata=meta,
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=w.replicas,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                    type="RollingUpdate",
+                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
+                        max_surge="25%", max_unavailable=0
+                    ),
+                ),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels), spec=pod
+                ),
+            ),
+            opts=opts,
+        )
+        k8s.core.v1.Service(
+            f"{prefix}-{w.name}-svc",
+            metadata=meta,
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="ClusterIP",
+                selector=selector,
+                ports=[
+                    k8s.core.v1.ServicePortArgs(
+                        name="http", port=w.port, target_port="http", app_protocol="http"
+                    )
+                ],
+            ),
+            opts=opts,
+        )
+        # One pod at a time may go: a node drain proceeds, capacity never drops to zero.
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{prefix}-{w.name}-pdb",
+            metadata=meta,
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                max_unavailable=1,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+            ),
+            opts=opts,
+        )
+        if w.autoscaling is not None:
+            self._hpa(prefix, w, meta, opts)
+        return deployment
+
+    def _hpa(
+        self,
+        prefix: str,
+        w: Workload,
+        meta: k8s.meta.v1.ObjectMetaArgs,
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        a = w.autoscaling
+        assert a is not None
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{prefix}-{w.name}-hpa",
+            metadata=meta,
+            spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
+                scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
+                    api_version="apps/v1", kind="Deployment", name=w.name
+                ),
+                min_replicas=a.min_replicas,
+                max_replicas=a.max_replicas,
+                metrics=[
+                    k8s.autoscaling.v2.MetricSpecArgs(
+                        type="Resource",
+                        resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
+                            name=resource,
+                            target=k8s.autoscaling.v2.MetricTargetArgs(
+                                type="Utilization", average_utilization=percent
+                            ),
+                        ),
+                    )
+                    for resource, percent in (("cpu", a.cpu_percent), ("memory", a.memory_percent))
+                ]
+                + [
+                    k8s.autoscaling.v2.MetricSpecArgs(
+                        type="External",
+                        external=k8s.autoscaling.v2.ExternalMetricSourceArgs(
+                            metric=k8s.autoscaling.v2.MetricIdentifierArgs(
+                                name=a.queue_metric,
+                                selector=k8s.meta.v1.LabelSelectorArgs(
+                                    match_labels=a.queue_selector
+                                ),
+                            ),
+                            target=k8s.autoscaling.v2.MetricTargetArgs(
+                                type="AverageValue", average_value=str(a.queue_per_replica)
+                            ),
+                        ),
+                    )
+                ],
+                behavior=k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
+                    # Scale down slowly: a burst that ends should not flap the pool.
+                    scale_down=k8s.autoscaling.v2.HPAScalingRulesArgs(
+                        stabilization_window_seconds=300
+                    )
+                ),
+            ),
+            opts=opts,
+        )

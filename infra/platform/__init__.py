@@ -1,0 +1,1 @@
+"""Facts about the Kubernetes platform shared by its layers: names and capacity."""

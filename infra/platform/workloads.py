@@ -1,0 +1,114 @@
+"""The runtime workloads the platform deploys, described as data from the config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from infra.config import Environment, ImageConfig, PlatformConfig, ResourcesConfig
+from infra.platform.names import COST_ENGINE, MANAGER, Namespace, pool_workload
+from runtime import ports
+from runtime.telemetry import metrics
+
+__all__ = ["Autoscaling", "Workload", "runtime_workloads"]
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    min_replicas: int
+    max_replicas: int
+    cpu_percent: int
+    memory_percent: int
+    # External metric (through prometheus-adapter) and its per-replica target.
+    queue_metric: str
+    queue_selector: dict[str, str]
+    queue_per_replica: int
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    component: str
+    namespace: Namespace
+    image: ImageConfig
+    resources: ResourcesConfig
+    port: int
+    args: tuple[str, ...]
+    env: dict[str, str]
+    replicas: int | None  # None: the HPA owns the count
+    autoscaling: Autoscaling | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    termination_grace_seconds: int = 30
+
+
+def _service_url(name: str, namespace: Namespace, port: int) -> str:
+    return f"http://{name}.{namespace.value}.svc.cluster.local:{port}"
+
+
+def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
+    agents = cfg.agents
+    manager_url = _service_url(MANAGER, Namespace.PLATFORM, ports.MANAGER_HTTP)
+    cost_url = _service_url(COST_ENGINE, Namespace.PLATFORM, ports.COST_ENGINE_HTTP)
+    common = {"AGENTOPS_ENVIRONMENT": cfg.environment.value}
+    found = [
+        Workload(
+            name=MANAGER,
+            component="manager",
+            namespace=Namespace.PLATFORM,
+            image=agents.manager.image,
+            resources=agents.manager.resources,
+            port=ports.MANAGER_HTTP,
+            args=("serve", "manager"),
+            env={**common, "AGENTOPS_COST_ENGINE_URL": cost_url},
+            replicas=agents.manager.replicas,
+        ),
+        Workload(
+            name=COST_ENGINE,
+            component="cost-engine",
+            namespace=Namespace.PLATFORM,
+            image=agents.cost_engine.image,
+            resources=agents.cost_engine.resources,
+            port=ports.COST_ENGINE_HTTP,
+            args=("serve", "cost-engine"),
+            env=dict(common),
+            replicas=agents.cost_engine.replicas,
+        ),
+    ]
+    for pool in agents.pools:
+        found.append(
+            Workload(
+                name=pool_workload(pool.name),
+                component="agent-worker",
+                namespace=Namespace.AGENTS,
+                image=pool.image,
+                resources=pool.resources,
+                port=ports.WORKER_HTTP,
+                args=("serve", "worker"),
+                env={
+                    **common,
+                    "AGENTOPS_AGENT_TYPE": pool.name,
+                    "AGENTOPS_CAPACITY": str(pool.capacity),
+                    "AGENTOPS_WEIGHT": str(pool.weight),
+                    "AGENTOPS_MANAGER_URL": manager_url,
+                    "AGENTOPS_COST_ENGINE_URL": cost_url,
+                },
+                replicas=None,
+                autoscaling=Autoscaling(
+                    min_replicas=pool.min_replicas,
+                    max_replicas=pool.max_replicas,
+                    cpu_percent=pool.target_cpu_utilization,
+                    memory_percent=pool.target_memory_utilization,
+                    queue_metric=metrics.QUEUE_LENGTH,
+                    queue_selector={"agent_type": pool.name},
+                    queue_per_replica=pool.target_queue_length,
+                ),
+                labels={"agentops.io/agent-type": pool.name},
+                # In-flight tasks finish before the pod goes (the worker drains on SIGTERM).
+                termination_grace_seconds=120,
+            )
+        )
+    return found
+
+
+def zone_spread_is_hard(cfg: PlatformConfig) -> bool:
+    """Prod refuses to pile replicas into one zone; other stacks prefer not to."""
+    return cfg.environment is Environment.PROD

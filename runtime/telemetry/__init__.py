@@ -1,0 +1,1 @@
+"""What the runtime exposes to Prometheus, and the alerts defined on it."""

@@ -1,0 +1,162 @@
+"""The Kubernetes half of every plan: hardened workloads, namespaces, network, schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from infra.config import load_from_mapping
+from infra.plan.document import Plan, PlanResource
+from infra.platform.names import POD_SECURITY, Namespace, PodSecurity, pool_workload
+from tests.conftest import STACKS, stack_values
+
+
+def objects(plan: Plan, kind: str) -> list[PlanResource]:
+    return [r for r in plan.resources if r.is_kubernetes_object and r.inputs["kind"] == kind]
+
+
+def keyed(plan: Plan, kind: str) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (r.inputs["metadata"].get("namespace", ""), r.inputs["metadata"]["name"]): r.inputs
+        for r in objects(plan, kind)
+    }
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_manifest_validates_against_kubernetes_schemas(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    version = load_from_mapping(stack_values(stack)).kubernetes_version + ".0"
+    checked = 0
+    for r in plans[stack].resources:
+        if r.is_kubernetes_object:
+            kubernetes_validate.validate(r.inputs, version, strict=True)
+            checked += 1
+    assert checked > 40
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_workload_is_hardened(plans: dict[str, Plan], stack: str) -> None:
+    deployments = objects(plans[stack], "Deployment")
+    cfg = load_from_mapping(stack_values(stack))
+    assert len(deployments) == 2 + len(cfg.agents.pools)
+    for d in deployments:
+        pod = d.inputs["spec"]["template"]["spec"]
+        where = d.inputs["metadata"]["name"]
+        assert pod["automountServiceAccountToken"] is False, where
+        assert pod["securityContext"]["runAsNonRoot"] is True, where
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        assert not any(pod.get(k) for k in ("hostNetwork", "hostPID", "hostIPC")), where
+        assert all("hostPath" not in v for v in pod.get("volumes", [])), where
+        assert pod["serviceAccountName"] == where
+        for c in pod["containers"]:
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, where
+            assert sc["readOnlyRootFilesystem"] is True, where
+            assert sc["capabilities"] == {"drop": ["ALL"]}, where
+            for part in ("requests", "limits"):
+                assert set(c["resources"][part]) == {"cpu", "memory"}, where
+            assert c["livenessProbe"]["httpGet"]["path"] == "/health", where
+            assert c["readinessProbe"]["httpGet"]["path"] == "/ready", where
+            image = c["image"]
+            assert ":" in image.rsplit("/", 1)[-1], f"{where}: untagged {image}"
+            assert not image.endswith(":latest"), where
+            if stack == "prod":
+                assert "@sha256:" in image, where
+            if stack != "local":
+                assert ".dkr.ecr." in image, where
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_workload_has_service_account_service_pdb(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    services, pdbs, accounts = (
+        keyed(plan, "Service"),
+        keyed(plan, "PodDisruptionBudget"),
+        keyed(plan, "ServiceAccount"),
+    )
+    for d in objects(plan, "Deployment"):
+        key = (d.inputs["metadata"]["namespace"], d.inputs["metadata"]["name"])
+        labels = d.inputs["spec"]["template"]["metadata"]["labels"]
+        assert key in accounts and accounts[key]["automountServiceAccountToken"] is False
+        service = services[key]["spec"]
+        assert all(labels.get(k) == v for k, v in service["selector"].items())
+        pdb = pdbs[key]["spec"]
+        assert pdb["maxUnavailable"] == 1, "a drain must be able to proceed"
+        assert all(labels.get(k) == v for k, v in pdb["selector"]["matchLabels"].items())
+        assert d.inputs["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_pools_scale_on_cpu_memory_and_queue(plans: dict[str, Plan], stack: str) -> None:
+    cfg = load_from_mapping(stack_values(stack))
+    hpas = keyed(plans[stack], "HorizontalPodAutoscaler")
+    deployments = keyed(plans[stack], "Deployment")
+    assert len(hpas) == len(cfg.agents.pools)
+    for pool in cfg.agents.pools:
+        key = (Namespace.AGENTS.value, pool_workload(pool.name))
+        spec = hpas[key]["spec"]
+        assert (spec["minReplicas"], spec["maxReplicas"]) == (pool.min_replicas, pool.max_replicas)
+        assert "replicas" not in deployments[key]["spec"], "the HPA owns the replica count"
+        by_type = {m["type"]: m for m in spec["metrics"] if m["type"] != "Resource"}
+        resources = {m["resource"]["name"] for m in spec["metrics"] if m["type"] == "Resource"}
+        assert resources == {"cpu", "memory"}
+        external = by_type["External"]["external"]
+        assert external["metric"]["name"] == "agentops_queue_length"
+        assert external["metric"]["selector"]["matchLabels"] == {"agent_type": pool.name}
+        assert external["target"]["averageValue"] == str(pool.target_queue_length)
+    manager = deployments[(Namespace.PLATFORM.value, "agent-manager")]
+    assert manager["spec"]["replicas"] == cfg.agents.manager.replicas
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_namespaces_have_psa_quota_limits_default_deny(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    namespaces = {r.inputs["metadata"]["name"]: r.inputs for r in objects(plan, "Namespace")}
+    quotas = {ns for ns, _ in keyed(plan, "ResourceQuota")}
+    limits = {ns for ns, _ in keyed(plan, "LimitRange")}
+    policies = keyed(plan, "NetworkPolicy")
+    for name, ns in namespaces.items():
+        labels = ns["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == POD_SECURITY[Namespace(name)].value
+        assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+        assert name in quotas and name in limits
+        deny = policies[(name, "default-deny")]["spec"]
+        assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    for d in objects(plan, "Deployment"):
+        ns = d.inputs["metadata"]["namespace"]
+        assert namespaces[ns]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == (
+            PodSecurity.RESTRICTED.value
+        )
+
+
+def _allows(policy: dict[str, Any], direction: str, port: int) -> bool:
+    rules = policy["spec"].get(direction, [])
+    return any(p.get("port") == port for rule in rules for p in rule.get("ports", []))
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_explicit_allows_exist(plans: dict[str, Plan], stack: str) -> None:
+    p = {k: {"spec": v["spec"]} for k, v in keyed(plans[stack], "NetworkPolicy").items()}
+    platform, agents = Namespace.PLATFORM.value, Namespace.AGENTS.value
+    assert _allows(p[(platform, "allow-manager-api")], "ingress", 8080)
+    sources = p[(platform, "allow-manager-api")]["spec"]["ingress"][0]["from"]
+    assert any(
+        s.get("podSelector", {}).get("matchLabels") == {"istio": "ingressgateway"} for s in sources
+    ), "gateway → manager"
+    assert _allows(p[(platform, "allow-manager-to-agents")], "egress", 8082)
+    assert _allows(p[(agents, "allow-from-manager")], "ingress", 8082)
+    assert _allows(p[(agents, "allow-redis")], "egress", 6379)
+    https = p[(agents, "allow-https-egress")]["spec"]["egress"][0]
+    assert https["ports"] == [{"port": 443, "protocol": "TCP"}]
+    assert https["to"][0]["ipBlock"]["except"] == ["169.254.169.254/32"]
+    for ns in (platform, agents):
+        assert _allows(p[(ns, "allow-dns")], "egress", 53)
+        assert _allows(p[(ns, "allow-prometheus-scrape")], "ingress", 8080)
+
+
+def test_elasticache_redis_is_reached_inside_the_vpc(plans: dict[str, Plan]) -> None:
+    policy = keyed(plans["prod"], "NetworkPolicy")[(Namespace.AGENTS.value, "allow-redis")]
+    assert policy["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "10.30.0.0/16"}}]
