@@ -158,3 +158,36 @@ def test_cli_plans_default_stacks_and_diffs(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "run `agentops plan` first" in proc.stderr
+
+
+def test_pool_replicas_and_image_tag_change_exactly_their_fields(tmp_path: Path) -> None:
+    def scale_and_bump(config: dict[str, Any]) -> None:
+        pool = config["agentops:agents"]["pools"][0]
+        pool["maxReplicas"] = 8
+        pool["image"]["tag"] = "0.2.0"
+
+    base, head = _plan_pair(tmp_path, scale_and_bump)
+    d = diff_plans(base, head)
+    assert not d.added
+    assert not d.removed
+    changed = {c.name: {f.path: (f.old, f.new) for f in c.fields} for c in d.changed}
+    registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/agentops/agent-worker"
+    assert changed == {
+        "agents-agent-code-generator": {
+            "inputs.spec.template.spec.containers[0].image": (
+                f"{registry}:0.1.0",
+                f"{registry}:0.2.0",
+            )
+        },
+        "agents-agent-code-generator-hpa": {"inputs.spec.maxReplicas": (4, 8)},
+        # The quota follows the pools' peak (maxReplicas × resources, +25 % headroom):
+        # code-generator 4 → 8 replicas of 500m/1 CPU, 512Mi/1Gi; security-scanner 2 of
+        # 250m/500m, 256Mi/512Mi.
+        "namespaces-agentops-agents-quota": {
+            "inputs.spec.hard.limits.cpu": ("6250m", "11250m"),
+            "inputs.spec.hard.limits.memory": ("6400Mi", "11520Mi"),
+            "inputs.spec.hard.pods": ("8", "13"),
+            "inputs.spec.hard.requests.cpu": ("3125m", "5625m"),
+            "inputs.spec.hard.requests.memory": ("3200Mi", "5760Mi"),
+        },
+    }
