@@ -22,7 +22,7 @@ EXIT_REFUSED_UPGRADE = 3
 
 DEFAULT_STACKS = ("staging", "prod")
 _console = Console()
-_errors = Console(stderr=True)
+_errors = Console(stderr=True, soft_wrap=True)
 
 
 def plan(

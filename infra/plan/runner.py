@@ -20,12 +20,15 @@ from infra.config import load as load_config
 from infra.plan.document import Plan
 from infra.plan.mock_cloud import MockCloud
 from infra.plan.output import write_plan
+from infra.plan.policy_check import check_plan, format_violations
 from infra.plan.recorder import RecordingMonitor
 from infra.plan.stackfile import read_stack_file
+from policies import ALL_POLICIES
 
-__all__ = ["EXIT_CONFIG", "plan_stack"]
+__all__ = ["EXIT_CONFIG", "EXIT_POLICY", "plan_stack"]
 
 EXIT_CONFIG = 2
+EXIT_POLICY = 4
 OFFLINE_SECRET = "offline-plan-stand-in"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,7 +81,10 @@ def main(argv: list[str]) -> int:
         print(f"{stack}: {err}", file=sys.stderr)
         return EXIT_CONFIG
     write_plan(plan, out)
-    return 0
+    violations = check_plan(plan, ALL_POLICIES)
+    if violations:
+        print(f"{stack}: policy violations\n{format_violations(violations)}", file=sys.stderr)
+    return EXIT_POLICY if any(v.blocking for v in violations) else 0
 
 
 if __name__ == "__main__":

@@ -269,7 +269,7 @@ def network_policies(cfg: PlatformConfig) -> list[PolicySpec]:
         )
         specs.append(
             _egress(
-                "allow-vault-peers",
+                "allow-vault-peers-egress",
                 Namespace.VAULT,
                 _app("vault"),
                 [_pods(Namespace.VAULT, {APP_LABEL: "vault"})],

@@ -160,3 +160,15 @@ def test_explicit_allows_exist(plans: dict[str, Plan], stack: str) -> None:
 def test_elasticache_redis_is_reached_inside_the_vpc(plans: dict[str, Plan]) -> None:
     policy = keyed(plans["prod"], "NetworkPolicy")[(Namespace.AGENTS.value, "allow-redis")]
     assert policy["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "10.30.0.0/16"}}]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_two_objects_share_an_identity(plans: dict[str, Plan], stack: str) -> None:
+    seen: dict[tuple[str, str, str, str], str] = {}
+    for r in plans[stack].resources:
+        if not r.is_kubernetes_object:
+            continue
+        meta = r.inputs["metadata"]
+        key = (r.inputs["apiVersion"], r.inputs["kind"], meta.get("namespace", ""), meta["name"])
+        assert key not in seen, f"{r.name} and {seen[key]} are both {key}"
+        seen[key] = r.name

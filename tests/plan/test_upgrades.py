@@ -202,3 +202,17 @@ def test_skew_policy_rejects_addon_not_from_table(staging_at: dict[str, Path]) -
     )
     (violation,) = _violations(plan)
     assert f"add-on kube-proxy is pinned to {stale} but Kubernetes 1.34 needs" in violation[0]
+
+
+def test_plan_policy_check_reports_skew_with_fix(staging_at: dict[str, Path]) -> None:
+    from infra.plan.policy_check import check_plan, format_violations
+    from policies import ALL_POLICIES
+
+    clean = Plan.load(staging_at["1.34"])
+    assert check_plan(clean, ALL_POLICIES) == []
+    skewed = _edit(clean, "aws:eks/nodeGroup:NodeGroup", "cluster-system", version="1.35")
+    (violation,) = check_plan(skewed, ALL_POLICIES)
+    assert violation.blocking
+    text = format_violations([violation])
+    assert text.startswith("[mandatory] kubernetes-version-skew on cluster-system: node group")
+    assert "    fix: Change only cluster.kubernetesVersion" in text
