@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 from infra import config as platform_config
 from infra.layers.agents import Agents, AgentsArgs
 from infra.layers.cluster import Cluster, ClusterArgs
+from infra.layers.monitoring import Monitoring, MonitoringArgs
 from infra.layers.namespaces import Namespaces, NamespacesArgs
 from infra.layers.network import Network, NetworkArgs
 from infra.layers.registry import Registry, RegistryArgs
@@ -75,6 +76,13 @@ agents = Agents(
         depends_on=namespaces.resources,
     ),
 )
+if cfg.monitoring.enabled:
+    Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            config=cfg, provider=kubernetes, secrets=secrets, depends_on=namespaces.resources
+        ),
+    )
 
 pulumi.export("environment", cfg.environment.value)
 pulumi.export("kubernetesVersion", cfg.kubernetes_version)

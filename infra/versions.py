@@ -17,9 +17,11 @@ from typing import Final
 
 __all__ = [
     "ADDON_NAMES",
+    "CHARTS",
     "POD_SECURITY_STANDARD",
     "SUPPORTED_MINORS",
     "VERSIONS",
+    "Chart",
     "MinorVersions",
     "for_minor",
     "minor_key",
@@ -89,6 +91,35 @@ VERSIONS: Final[MappingProxyType[str, MinorVersions]] = MappingProxyType(
 )
 
 SUPPORTED_MINORS: Final = tuple(VERSIONS)
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A pinned Helm chart: where it comes from and which version."""
+
+    repository: str
+    name: str
+    version: str
+
+
+# Charts whose releases do not follow the Kubernetes minor. Verify a bump with
+# `helm search repo <repo>/<name> --versions` and the chart's supported kubeVersion range.
+CHARTS: Final = MappingProxyType(
+    {
+        "kube-prometheus-stack": Chart(
+            "https://prometheus-community.github.io/helm-charts", "kube-prometheus-stack", "77.6.2"
+        ),
+        "prometheus-adapter": Chart(
+            "https://prometheus-community.github.io/helm-charts", "prometheus-adapter", "5.1.0"
+        ),
+        "opentelemetry-collector": Chart(
+            "https://open-telemetry.github.io/opentelemetry-helm-charts",
+            "opentelemetry-collector",
+            "0.131.0",
+        ),
+        "jaeger": Chart("https://jaegertracing.github.io/helm-charts", "jaeger", "3.4.1"),
+    }
+)
 
 # Version of the Pod Security Standards the namespaces enforce. Pinned on its own, not to the
 # cluster's minor: a Kubernetes upgrade must never change admission policy as a side effect.

@@ -9,9 +9,11 @@ from typing import Any
 
 import yaml
 
-from infra.plan.document import Plan, PlanResource
+from infra.plan.document import REDACTED, Plan, PlanResource
 
-__all__ = ["manifest_path", "write_plan"]
+__all__ = ["REDACTED_ANNOTATION", "manifest_body", "manifest_path", "write_plan"]
+
+REDACTED_ANNOTATION = "agentops.io/redacted-fields"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -22,6 +24,27 @@ def manifest_path(resource: PlanResource) -> Path:
     name = meta.get("name") or resource.name
     kind = str(resource.inputs["kind"]).lower()
     return Path(_UNSAFE.sub("-", namespace)) / f"{kind}-{_UNSAFE.sub('-', name)}.yaml"
+
+
+def manifest_body(resource: PlanResource) -> dict[str, Any]:
+    """The object as it would be applied, secret fields emptied and named in an annotation.
+
+    A secret map (a Secret's `stringData`) is redacted whole; writing it as an empty map keeps
+    the manifest valid for schemas, scanners and the API server while showing what is missing.
+    """
+    body = dict(resource.inputs)
+    redacted = sorted(k for k, v in body.items() if v == REDACTED)
+    if not redacted:
+        return body
+    for key in redacted:
+        body[key] = {}
+    meta = dict(body.get("metadata") or {})
+    meta["annotations"] = {
+        **(meta.get("annotations") or {}),
+        REDACTED_ANNOTATION: ",".join(redacted),
+    }
+    body["metadata"] = meta
+    return body
 
 
 def write_plan(plan: Plan, out: Path) -> None:
@@ -36,6 +59,6 @@ def write_plan(plan: Plan, out: Path) -> None:
         path = manifests / manifest_path(resource)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(
-            yaml.safe_dump(resource.inputs, sort_keys=True, default_flow_style=False),
+            yaml.safe_dump(manifest_body(resource), sort_keys=True, default_flow_style=False),
             encoding="utf-8",
         )

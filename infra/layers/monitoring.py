@@ -1,0 +1,273 @@
+"""Monitoring: kube-prometheus-stack, the alert catalogue, scraping, routes, HPA metrics, traces.
+
+The rules come from `runtime.telemetry.alerts` (one catalogue, also loaded by the local
+platform and proven with promtool), the series names from `runtime.telemetry.metrics`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from infra import versions
+from infra.config import PlatformConfig
+from infra.platform.alertmanager import MANAGER_WEBHOOK_SECRET, alertmanager_config
+from infra.platform.names import PART_OF, PART_OF_LABEL, Namespace
+from runtime import endpoints
+from runtime.telemetry import metrics
+from runtime.telemetry.alerts import AlertThresholds, build_catalogue, render_rule_groups
+
+__all__ = ["Monitoring", "MonitoringArgs", "alert_thresholds"]
+
+RELEASE = "kube-prometheus-stack"
+PROMETHEUS_URL = f"http://{RELEASE}-prometheus.{Namespace.MONITORING.value}.svc:9090"
+OTLP_GRPC = 4317
+# Where the Istio sidecar of Prometheus writes its workload certificate, so Prometheus can
+# scrape pods that only accept mutual TLS.
+_ISTIO_CERTS = "/etc/prom-certs"
+
+
+def alert_thresholds(cfg: PlatformConfig) -> AlertThresholds:
+    return AlertThresholds(
+        hourly_token_budget=cfg.monitoring.hourly_token_budget,
+        daily_budget_usd=Decimal(cfg.cost.budget.daily_usd),
+        monthly_budget_usd=Decimal(cfg.cost.budget.monthly_usd),
+        budget_thresholds=tuple(cfg.cost.alert_thresholds),
+    )
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    config: PlatformConfig
+    provider: k8s.Provider
+    secrets: Mapping[str, pulumi.Output[str]]
+    depends_on: list[pulumi.Resource]
+
+
+def _chart(key: str) -> dict[str, Any]:
+    chart = versions.CHARTS[key]
+    return {
+        "chart": chart.name,
+        "version": chart.version,
+        "repository_opts": k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository),
+    }
+
+
+class Monitoring(pulumi.ComponentResource):
+    prometheus_url: str
+
+    def __init__(
+        self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("platform:layers:Monitoring", name, None, opts)
+        cfg = args.config
+        mon = cfg.monitoring
+        ns = Namespace.MONITORING.value
+        inside = pulumi.ResourceOptions(
+            parent=self, provider=args.provider, depends_on=args.depends_on
+        )
+
+        webhook_token = random.RandomPassword(
+            f"{name}-manager-webhook-token",
+            length=48,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        webhook_secret = k8s.core.v1.Secret(
+            f"{name}-manager-webhook",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=MANAGER_WEBHOOK_SECRET, namespace=ns),
+            string_data={"token": webhook_token.result},
+            opts=inside,
+        )
+        values: dict[str, Any] = {
+            "fullnameOverride": RELEASE,
+            "prometheus": {"prometheusSpec": self._prometheus_spec(cfg)},
+            "alertmanager": {
+                "config": alertmanager_config(cfg, args.secrets),
+                "alertmanagerSpec": {"secrets": [MANAGER_WEBHOOK_SECRET]},
+            },
+            "grafana": {"enabled": mon.grafana},
+        }
+        if mon.grafana:
+            admin = random.RandomPassword(
+                f"{name}-grafana-admin",
+                length=32,
+                special=False,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            k8s.core.v1.Secret(
+                f"{name}-grafana-admin",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name="grafana-admin", namespace=ns),
+                string_data={"admin-user": "admin", "admin-password": admin.result},
+                opts=inside,
+            )
+            values["grafana"].update(
+                {
+                    "admin": {
+                        "existingSecret": "grafana-admin",
+                        "userKey": "admin-user",
+                        "passwordKey": "admin-password",
+                    },
+                    "sidecar": {"dashboards": {"enabled": True, "label": "grafana_dashboard"}},
+                }
+            )
+        stack = k8s.helm.v3.Release(
+            f"{name}-stack",
+            name=RELEASE,
+            namespace=ns,
+            values=values,
+            atomic=True,
+            timeout=900,
+            **_chart("kube-prometheus-stack"),
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=args.provider, depends_on=[*args.depends_on, webhook_secret]
+            ),
+        )
+        after_crds = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[stack])
+
+        k8s.apiextensions.CustomResource(
+            f"{name}-alert-catalogue",
+            api_version="monitoring.coreos.com/v1",
+            kind="PrometheusRule",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name="agentops-alerts", namespace=ns, labels={PART_OF_LABEL: PART_OF}
+            ),
+            spec=render_rule_groups(build_catalogue(alert_thresholds(cfg))),
+            opts=after_crds,
+        )
+        endpoint: dict[str, Any] = {"port": "http", "path": endpoints.METRICS, "interval": "15s"}
+        if cfg.mesh.enabled:
+            endpoint.update(
+                {
+                    "scheme": "https",
+                    "tlsConfig": {
+                        "caFile": f"{_ISTIO_CERTS}/root-cert.pem",
+                        "certFile": f"{_ISTIO_CERTS}/cert-chain.pem",
+                        "keyFile": f"{_ISTIO_CERTS}/key.pem",
+                        # Istio certificates name SPIFFE identities, not DNS names.
+                        "insecureSkipVerify": True,
+                    },
+                }
+            )
+        k8s.apiextensions.CustomResource(
+            f"{name}-runtime-scrape",
+            api_version="monitoring.coreos.com/v1",
+            kind="ServiceMonitor",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name="agentops-runtime", namespace=ns, labels={PART_OF_LABEL: PART_OF}
+            ),
+            spec={
+                "namespaceSelector": {
+                    "matchNames": [Namespace.PLATFORM.value, Namespace.AGENTS.value]
+                },
+                "selector": {"matchLabels": {PART_OF_LABEL: PART_OF}},
+                "endpoints": [endpoint],
+            },
+            opts=after_crds,
+        )
+        k8s.helm.v3.Release(
+            f"{name}-adapter",
+            name="prometheus-adapter",
+            namespace=ns,
+            values={
+                "prometheus": {"url": PROMETHEUS_URL.rsplit(":", 1)[0], "port": 9090},
+                "rules": {
+                    "default": False,
+                    # The HPA of each agent pool reads its queue length as an external metric.
+                    "external": [
+                        {
+                            "seriesQuery": f'{metrics.QUEUE_LENGTH}{{agent_type!=""}}',
+                            "resources": {"namespaced": False},
+                            "name": {"as": metrics.QUEUE_LENGTH},
+                            "metricsQuery": "max(<<.Series>>{<<.LabelMatchers>>}) by (agent_type)",
+                        }
+                    ],
+                },
+            },
+            **_chart("prometheus-adapter"),
+            opts=after_crds,
+        )
+        if mon.tracing:
+            jaeger = k8s.helm.v3.Release(
+                f"{name}-jaeger",
+                name="jaeger",
+                namespace=ns,
+                values={"provisionDataStore": {"cassandra": False}, "allInOne": {"enabled": True}},
+                **_chart("jaeger"),
+                opts=inside,
+            )
+            k8s.helm.v3.Release(
+                f"{name}-otel-collector",
+                name="otel-collector",
+                namespace=ns,
+                values={
+                    "mode": "deployment",
+                    "image": {"repository": "otel/opentelemetry-collector-k8s"},
+                    "config": {
+                        "exporters": {
+                            "otlp/jaeger": {
+                                "endpoint": f"jaeger-collector.{ns}.svc:{OTLP_GRPC}",
+                                "tls": {"insecure": True},
+                            }
+                        },
+                        "service": {
+                            "pipelines": {
+                                "traces": {
+                                    "receivers": ["otlp"],
+                                    "processors": ["memory_limiter", "batch"],
+                                    "exporters": ["otlp/jaeger"],
+                                }
+                            }
+                        },
+                    },
+                },
+                **_chart("opentelemetry-collector"),
+                opts=pulumi.ResourceOptions(
+                    parent=self, provider=args.provider, depends_on=[jaeger]
+                ),
+            )
+        self.prometheus_url = PROMETHEUS_URL
+        self.register_outputs({"prometheus_url": PROMETHEUS_URL})
+
+    @staticmethod
+    def _prometheus_spec(cfg: PlatformConfig) -> dict[str, Any]:
+        mon = cfg.monitoring
+        spec: dict[str, Any] = {
+            "retention": mon.retention,
+            "externalLabels": {"environment": cfg.environment.value},
+            # Select every ServiceMonitor and PrometheusRule, not only the chart's own.
+            "serviceMonitorSelectorNilUsesHelmValues": False,
+            "podMonitorSelectorNilUsesHelmValues": False,
+            "ruleSelectorNilUsesHelmValues": False,
+            "storageSpec": {
+                "volumeClaimTemplate": {
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": f"{mon.storage_gi}Gi"}},
+                    }
+                }
+            },
+        }
+        if cfg.mesh.enabled:
+            spec["podMetadata"] = {
+                "annotations": {
+                    # The sidecar only issues certificates; Prometheus' own traffic bypasses it.
+                    "traffic.sidecar.istio.io/includeInboundPorts": "",
+                    "traffic.sidecar.istio.io/includeOutboundIPRanges": "",
+                    "proxy.istio.io/config": (
+                        '{"proxyMetadata":{"OUTPUT_CERTS":"/etc/istio-output-certs"}}'
+                    ),
+                    "sidecar.istio.io/userVolumeMount": (
+                        '[{"name": "istio-certs", "mountPath": "/etc/istio-output-certs"}]'
+                    ),
+                }
+            }
+            spec["volumes"] = [{"name": "istio-certs", "emptyDir": {"medium": "Memory"}}]
+            spec["volumeMounts"] = [{"name": "istio-certs", "mountPath": _ISTIO_CERTS}]
+        return spec
