@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 from infra import config as platform_config
 from infra.layers.agents import Agents, AgentsArgs
 from infra.layers.cluster import Cluster, ClusterArgs
+from infra.layers.mesh import Mesh, MeshArgs
 from infra.layers.monitoring import Monitoring, MonitoringArgs
 from infra.layers.namespaces import Namespaces, NamespacesArgs
 from infra.layers.network import Network, NetworkArgs
@@ -83,6 +84,8 @@ if cfg.monitoring.enabled:
             config=cfg, provider=kubernetes, secrets=secrets, depends_on=namespaces.resources
         ),
     )
+if cfg.mesh.enabled:
+    Mesh("mesh", MeshArgs(config=cfg, provider=kubernetes, depends_on=namespaces.resources))
 
 pulumi.export("environment", cfg.environment.value)
 pulumi.export("kubernetesVersion", cfg.kubernetes_version)

@@ -18,6 +18,7 @@ from typing import Final
 __all__ = [
     "ADDON_NAMES",
     "CHARTS",
+    "ISTIO_CHARTS",
     "POD_SECURITY_STANDARD",
     "SUPPORTED_MINORS",
     "VERSIONS",
@@ -37,10 +38,18 @@ class MinorVersions:
     kubernetes_patch: str
     # EKS managed add-ons, keyed by the add-on name EKS uses.
     addons: MappingProxyType[str, str]
+    # Istio's charts (base, cni, istiod, gateway) share one version; each Istio minor supports
+    # a window of Kubernetes minors, so it moves with the cluster.
+    istio: str
 
 
-def _minor(minor: str, patch: str, addons: dict[str, str]) -> MinorVersions:
-    return MinorVersions(minor=minor, kubernetes_patch=patch, addons=MappingProxyType(addons))
+def _minor(minor: str, patch: str, addons: dict[str, str], istio: str) -> MinorVersions:
+    return MinorVersions(
+        minor=minor, kubernetes_patch=patch, addons=MappingProxyType(addons), istio=istio
+    )
+
+
+ISTIO_CHARTS: Final = "https://istio-release.storage.googleapis.com/charts"
 
 
 ADDON_NAMES: Final = ("vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver")
@@ -56,6 +65,7 @@ VERSIONS: Final[MappingProxyType[str, MinorVersions]] = MappingProxyType(
                 "kube-proxy": "v1.32.0-eksbuild.2",
                 "aws-ebs-csi-driver": "v1.38.1-eksbuild.2",
             },
+            "1.26.0",
         ),
         "1.33": _minor(
             "1.33",
@@ -66,6 +76,7 @@ VERSIONS: Final[MappingProxyType[str, MinorVersions]] = MappingProxyType(
                 "kube-proxy": "v1.33.0-eksbuild.2",
                 "aws-ebs-csi-driver": "v1.44.0-eksbuild.1",
             },
+            "1.27.0",
         ),
         "1.34": _minor(
             "1.34",
@@ -76,6 +87,7 @@ VERSIONS: Final[MappingProxyType[str, MinorVersions]] = MappingProxyType(
                 "kube-proxy": "v1.34.0-eksbuild.2",
                 "aws-ebs-csi-driver": "v1.48.0-eksbuild.2",
             },
+            "1.28.0",
         ),
         "1.35": _minor(
             "1.35",
@@ -86,6 +98,7 @@ VERSIONS: Final[MappingProxyType[str, MinorVersions]] = MappingProxyType(
                 "kube-proxy": "v1.35.0-eksbuild.2",
                 "aws-ebs-csi-driver": "v1.51.1-eksbuild.1",
             },
+            "1.29.0",
         ),
     }
 )
@@ -107,17 +120,19 @@ class Chart:
 CHARTS: Final = MappingProxyType(
     {
         "kube-prometheus-stack": Chart(
-            "https://prometheus-community.github.io/helm-charts", "kube-prometheus-stack", "77.6.2"
+            "https://prometheus-community.github.io/helm-charts", "kube-prometheus-stack", "65.0.0"
         ),
         "prometheus-adapter": Chart(
-            "https://prometheus-community.github.io/helm-charts", "prometheus-adapter", "5.1.0"
+            "https://prometheus-community.github.io/helm-charts", "prometheus-adapter", "4.10.0"
         ),
         "opentelemetry-collector": Chart(
             "https://open-telemetry.github.io/opentelemetry-helm-charts",
             "opentelemetry-collector",
-            "0.131.0",
+            "0.108.0",
         ),
-        "jaeger": Chart("https://jaegertracing.github.io/helm-charts", "jaeger", "3.4.1"),
+        "jaeger": Chart("https://jaegertracing.github.io/helm-charts", "jaeger", "3.3.1"),
+        "vault": Chart("https://helm.releases.hashicorp.com", "vault", "0.28.1"),
+        "redis": Chart("oci://registry-1.docker.io/bitnamicharts", "redis", "20.1.0"),
     }
 )
 

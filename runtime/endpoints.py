@@ -4,10 +4,26 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["ALERT_WEBHOOK", "HEALTH", "METRICS", "READY"]
+__all__ = [
+    "AGENTS_API",
+    "ALERT_WEBHOOK",
+    "COST_API",
+    "EXECUTE",
+    "HEALTH",
+    "METRICS",
+    "READY",
+    "TASKS_API",
+]
 
 HEALTH: Final = "/health"  # liveness: the process serves requests
 READY: Final = "/ready"  # readiness: its dependencies (Redis, ...) answer
 METRICS: Final = "/metrics"
 # The manager's Alertmanager receiver (emergency mode on the critical success-rate alert).
 ALERT_WEBHOOK: Final = "/api/v1/alerts"
+# The manager's task API (reached through the ingress gateway) and agent API (workers).
+TASKS_API: Final = "/api/v1/tasks"
+AGENTS_API: Final = "/api/v1/agents"
+# The cost engine's API, called by the manager and the workers.
+COST_API: Final = "/api/v1"
+# A worker's execute endpoint, called by the manager only.
+EXECUTE: Final = "/api/v1/execute"

@@ -21,6 +21,14 @@ class JwtConfig(ConfigModel):
 class BlueGreenConfig(ConfigModel):
     blue_weight: int = Field(default=100, ge=0, le=100, description="% of traffic to blue")
     green_weight: int = Field(default=0, ge=0, le=100, description="% of traffic to green")
+    green_tag: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+        description="manager image tag of the green track; required while greenWeight > 0",
+    )
+    green_digest: str | None = Field(
+        default=None, pattern=r"^sha256:[0-9a-f]{64}$", description="digest of the green image"
+    )
 
     @model_validator(mode="after")
     def _sum(self) -> Self:
@@ -29,6 +37,10 @@ class BlueGreenConfig(ConfigModel):
                 "greenWeight",
                 self.green_weight,
                 f"blueWeight + greenWeight must be 100 (blueWeight is {self.blue_weight})",
+            )
+        if self.green_weight > 0 and self.green_tag is None:
+            raise RuleViolation(
+                "greenTag", None, "traffic to green needs a green manager image (greenTag)"
             )
         return self
 

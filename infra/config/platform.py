@@ -156,6 +156,15 @@ class PlatformConfig(ConfigModel):
                 raise RuleViolation(
                     f"agents.{key}.tag", "latest", "prod pins images: use a version tag or digest"
                 )
+            if image.digest is None:
+                raise RuleViolation(
+                    f"agents.{key}.digest", None, "prod runs images pinned by digest (sha256:...)"
+                )
+        split = self.mesh.blue_green
+        if split.green_tag is not None and split.green_digest is None:
+            raise RuleViolation(
+                "mesh.blueGreen.greenDigest", None, "prod runs images pinned by digest"
+            )
         if self.agents.manager.replicas < PROD_MIN_MANAGER_REPLICAS:
             raise RuleViolation(
                 "agents.manager.replicas",

@@ -22,7 +22,13 @@ from infra.platform.names import (
     PART_OF,
     PART_OF_LABEL,
 )
-from infra.platform.workloads import Workload, runtime_workloads, zone_spread_is_hard
+from infra.platform.workloads import (
+    TRACK_LABEL,
+    Workload,
+    runtime_workloads,
+    zone_spread_is_hard,
+)
+from runtime import endpoints
 
 __all__ = ["Agents", "AgentsArgs", "image_reference"]
 
@@ -46,6 +52,12 @@ def image_reference(
     # A digest pins the exact bytes; the tag stays for humans reading the manifest.
     suffix = f":{tag}@{digest}" if digest else f":{tag}"
     return pulumi.Output.concat(repository, suffix)
+
+
+def image_pull_policy(digest: str | None) -> str:
+    # A digest names the bytes, so a node's cached copy is the image. A tag is only a name:
+    # the registry is asked on every start, so no node runs a stale or unauthorised image.
+    return "IfNotPresent" if digest else "Always"
 
 
 class Agents(pulumi.ComponentResource):
@@ -72,18 +84,29 @@ class Agents(pulumi.ComponentResource):
             parent=self, provider=args.provider, depends_on=args.depends_on
         )
         ns = w.namespace.value
-        selector = {APP_LABEL: w.name}
+        selector = {APP_LABEL: w.identity}
+        if w.track is not None:
+            # Tracks share the Service; each Deployment (and PDB) selects only its own pods.
+            selector[TRACK_LABEL] = w.track.value
         labels = {**selector, COMPONENT_LABEL: w.component, PART_OF_LABEL: PART_OF, **w.labels}
         meta = k8s.meta.v1.ObjectMetaArgs(name=w.name, namespace=ns, labels=labels)
+        shared_labels = {k: v for k, v in labels.items() if k != TRACK_LABEL}
+        shared_meta = k8s.meta.v1.ObjectMetaArgs(
+            name=w.identity, namespace=ns, labels=shared_labels
+        )
         repo = (
             args.repository_urls[w.image.repository]
             if args.repository_urls is not None
             else f"agentops/{w.image.repository}"
         )
 
-        k8s.core.v1.ServiceAccount(
-            f"{prefix}-{w.name}-sa", metadata=meta, automount_service_account_token=False, opts=opts
-        )
+        if w.owns_service:
+            k8s.core.v1.ServiceAccount(
+                f"{prefix}-{w.name}-sa",
+                metadata=shared_meta,
+                automount_service_account_token=False,
+                opts=opts,
+            )
         resources = k8s.core.v1.ResourceRequirementsArgs(
             requests={"cpu": w.resources.cpu_request, "memory": w.resources.memory_request},
             limits={"cpu": w.resources.cpu_limit, "memory": w.resources.memory_limit},
@@ -92,18 +115,18 @@ class Agents(pulumi.ComponentResource):
         container = k8s.core.v1.ContainerArgs(
             name=w.component,
             image=image_reference(repo, w.image.tag, w.image.digest),
-            image_pull_policy="IfNotPresent",
+            image_pull_policy=image_pull_policy(w.image.digest),
             args=list(w.args),
             env=[k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in sorted(w.env.items())],
             ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=w.port)],
             resources=resources,
             liveness_probe=k8s.core.v1.ProbeArgs(
-                http_get=k8s.core.v1.HTTPGetActionArgs(path="/health", port=probe_port),
+                http_get=k8s.core.v1.HTTPGetActionArgs(path=endpoints.HEALTH, port=probe_port),
                 period_seconds=10,
                 failure_threshold=3,
             ),
             readiness_probe=k8s.core.v1.ProbeArgs(
-                http_get=k8s.core.v1.HTTPGetActionArgs(path="/ready", port=probe_port),
+                http_get=k8s.core.v1.HTTPGetActionArgs(path=endpoints.READY, port=probe_port),
                 period_seconds=5,
                 failure_threshold=2,
             ),
@@ -142,7 +165,7 @@ class Agents(pulumi.ComponentResource):
             )
         ]
         pod = k8s.core.v1.PodSpecArgs(
-            service_account_name=w.name,
+            service_account_name=w.identity,
             automount_service_account_token=False,
             termination_grace_period_seconds=w.termination_grace_seconds,
             security_context=k8s.core.v1.PodSecurityContextArgs(
@@ -191,6 +214,31 @@ class Agents(pulumi.ComponentResource):
             ),
             opts=opts,
         )
+        service_selector = {APP_LABEL: w.identity}
+        if w.owns_service:
+            self._service(prefix, w, shared_meta, service_selector, opts)
+        # One pod at a time may go: a node drain proceeds, capacity never drops to zero.
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{prefix}-{w.name}-pdb",
+            metadata=meta,
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                max_unavailable=1,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+            ),
+            opts=opts,
+        )
+        if w.autoscaling is not None:
+            self._hpa(prefix, w, meta, opts)
+        return deployment
+
+    def _service(
+        self,
+        prefix: str,
+        w: Workload,
+        meta: k8s.meta.v1.ObjectMetaArgs,
+        selector: dict[str, str],
+        opts: pulumi.ResourceOptions,
+    ) -> None:
         k8s.core.v1.Service(
             f"{prefix}-{w.name}-svc",
             metadata=meta,
@@ -205,19 +253,6 @@ class Agents(pulumi.ComponentResource):
             ),
             opts=opts,
         )
-        # One pod at a time may go: a node drain proceeds, capacity never drops to zero.
-        k8s.policy.v1.PodDisruptionBudget(
-            f"{prefix}-{w.name}-pdb",
-            metadata=meta,
-            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
-                max_unavailable=1,
-                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
-            ),
-            opts=opts,
-        )
-        if w.autoscaling is not None:
-            self._hpa(prefix, w, meta, opts)
-        return deployment
 
     def _hpa(
         self,

@@ -174,8 +174,10 @@ class Cluster(pulumi.ComponentResource):
         access_entries = self._access_entries(name, cfg, cluster, tags, child)
         addons = self._addons(name, cfg, cluster, oidc, issuer, pinned, tags, child)
         node_role = self._node_role(name, cfg, tags, child)
-        for group in cfg.node_groups:
+        node_groups = [
             self._node_group(name, group, cluster, node_role, args, addons, child)
+            for group in cfg.node_groups
+        ]
 
         self.cluster_name = cluster.name
         self.endpoint = cluster.endpoint
@@ -193,12 +195,14 @@ class Cluster(pulumi.ComponentResource):
         self.node_security_group_id = cluster.vpc_config.apply(
             lambda vc: vc.cluster_security_group_id or ""
         )
-        # Consumers must not reach the API before the admins' access entries exist.
+        # Consumers must not reach the API before the admins' access entries exist, nor install
+        # charts before there are nodes to run them (and, on an upgrade, before the node groups
+        # have rolled: charts move last).
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
             enable_server_side_apply=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=access_entries),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*access_entries, *node_groups]),
         )
         self.register_outputs(
             {

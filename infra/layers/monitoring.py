@@ -23,10 +23,19 @@ from runtime import endpoints
 from runtime.telemetry import metrics
 from runtime.telemetry.alerts import AlertThresholds, build_catalogue, render_rule_groups
 
-__all__ = ["Monitoring", "MonitoringArgs", "alert_thresholds"]
+__all__ = [
+    "ALERTMANAGER_SERVICE_ACCOUNT",
+    "PROMETHEUS_SERVICE_ACCOUNT",
+    "Monitoring",
+    "MonitoringArgs",
+    "alert_thresholds",
+]
 
 RELEASE = "kube-prometheus-stack"
 PROMETHEUS_URL = f"http://{RELEASE}-prometheus.{Namespace.MONITORING.value}.svc:9090"
+# Service accounts the chart creates: the mesh authorizes these identities.
+PROMETHEUS_SERVICE_ACCOUNT = f"{RELEASE}-prometheus"
+ALERTMANAGER_SERVICE_ACCOUNT = f"{RELEASE}-alertmanager"
 OTLP_GRPC = 4317
 # Where the Istio sidecar of Prometheus writes its workload certificate, so Prometheus can
 # scrape pods that only accept mutual TLS.

@@ -25,8 +25,9 @@ __all__ = ["Namespaces", "NamespacesArgs"]
 # Containers that state nothing get these; every platform workload states its own.
 _DEFAULT_REQUEST = {"cpu": "100m", "memory": "128Mi"}
 _DEFAULT_LIMIT = {"cpu": "500m", "memory": "512Mi"}
-# Sidecar injection where the mesh runs; the mesh's own namespace is never injected.
-_INJECTED = (Namespace.PLATFORM, Namespace.AGENTS, Namespace.VAULT, Namespace.MONITORING)
+# Sidecar injection where the mesh runs. Not the mesh itself, and not Vault: it terminates
+# its own TLS and its raft peers must reach each other without a proxy in between.
+_INJECTED = (Namespace.PLATFORM, Namespace.AGENTS, Namespace.MONITORING)
 
 
 @dataclass(frozen=True)

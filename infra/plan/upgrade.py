@@ -43,19 +43,38 @@ def kubernetes_minor(plan: Plan) -> str | None:
 
 
 def _waves(d: PlanDiff, urns: set[str]) -> dict[str, int]:
-    """Depth of each changed resource among the changed ones: what Pulumi does in parallel."""
-    deps = {r.urn: set(r.dependencies) & urns for r in d.head.resources if r.urn in urns}
+    """Depth of each changed resource among the changed ones: what Pulumi does in parallel.
+
+    Edges run through unchanged resources too (a Helm release waits on the node groups via the
+    Kubernetes provider), so the order follows the whole graph of the head plan.
+    """
+    edges = {
+        r.urn: set(r.dependencies) | ({r.provider} if r.provider else set())
+        for r in d.head.resources
+    }
+    reach: dict[str, frozenset[str]] = {}
+
+    def changed_ancestors(urn: str, path: frozenset[str]) -> frozenset[str]:
+        if urn not in reach:
+            if urn in path:
+                raise ValueError(f"dependency cycle through {urn}")
+            found: set[str] = set()
+            for dep in edges.get(urn, ()):
+                if dep in urns:
+                    found.add(dep)
+                found |= changed_ancestors(dep, path | {urn})
+            reach[urn] = frozenset(found)
+        return reach[urn]
+
     wave: dict[str, int] = {}
 
-    def depth(urn: str, seen: frozenset[str]) -> int:
+    def depth(urn: str) -> int:
         if urn not in wave:
-            if urn in seen:
-                raise ValueError(f"dependency cycle through {urn}")
-            wave[urn] = 1 + max((depth(u, seen | {urn}) for u in deps[urn]), default=0)
+            wave[urn] = 1 + max((depth(u) for u in changed_ancestors(urn, frozenset())), default=0)
         return wave[urn]
 
     for urn in sorted(urns):
-        depth(urn, frozenset())
+        depth(urn)
     return wave
 
 

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Final
 
 from infra.config import Environment, ImageConfig, PlatformConfig, ResourcesConfig
 from infra.platform.names import COST_ENGINE, MANAGER, Namespace, pool_workload
 from runtime import ports
 from runtime.telemetry import metrics
 
-__all__ = ["Autoscaling", "Workload", "runtime_workloads"]
+__all__ = ["TRACK_LABEL", "Autoscaling", "Track", "Workload", "runtime_workloads"]
+
+TRACK_LABEL: Final = "agentops.io/track"
+
+
+class Track(StrEnum):
+    """Blue/green tracks of the manager; the mesh splits task traffic between them."""
+
+    BLUE = "blue"
+    GREEN = "green"
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,19 @@ class Workload:
     autoscaling: Autoscaling | None = None
     labels: dict[str, str] = field(default_factory=dict)
     termination_grace_seconds: int = 30
+    # The identity shared by all tracks of one service: its Service, ServiceAccount and the
+    # `app.kubernetes.io/name` label. Defaults to `name`.
+    app: str = ""
+    track: Track | None = None
+
+    @property
+    def identity(self) -> str:
+        return self.app or self.name
+
+    @property
+    def owns_service(self) -> bool:
+        """The first track of a service creates its Service and ServiceAccount."""
+        return self.identity == self.name
 
 
 def _service_url(name: str, namespace: Namespace, port: int) -> str:
@@ -49,18 +73,33 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
     manager_url = _service_url(MANAGER, Namespace.PLATFORM, ports.MANAGER_HTTP)
     cost_url = _service_url(COST_ENGINE, Namespace.PLATFORM, ports.COST_ENGINE_HTTP)
     common = {"AGENTOPS_ENVIRONMENT": cfg.environment.value}
-    found = [
-        Workload(
-            name=MANAGER,
-            component="manager",
-            namespace=Namespace.PLATFORM,
-            image=agents.manager.image,
-            resources=agents.manager.resources,
-            port=ports.MANAGER_HTTP,
-            args=("serve", "manager"),
-            env={**common, "AGENTOPS_COST_ENGINE_URL": cost_url},
-            replicas=agents.manager.replicas,
-        ),
+    manager = Workload(
+        name=MANAGER,
+        component="manager",
+        namespace=Namespace.PLATFORM,
+        image=agents.manager.image,
+        resources=agents.manager.resources,
+        port=ports.MANAGER_HTTP,
+        args=("serve", "manager"),
+        env={**common, "AGENTOPS_COST_ENGINE_URL": cost_url},
+        replicas=agents.manager.replicas,
+        track=Track.BLUE,
+    )
+    found = [manager]
+    split = cfg.mesh.blue_green
+    if cfg.mesh.enabled and split.green_tag is not None:
+        found.append(
+            replace(
+                manager,
+                name=f"{MANAGER}-{Track.GREEN.value}",
+                app=MANAGER,
+                track=Track.GREEN,
+                image=manager.image.model_copy(
+                    update={"tag": split.green_tag, "digest": split.green_digest}
+                ),
+            )
+        )
+    found += [
         Workload(
             name=COST_ENGINE,
             component="cost-engine",

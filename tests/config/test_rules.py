@@ -212,6 +212,24 @@ CASES: list[tuple[str, str, Mutation, str]] = [
         _set("agents.pools.0.image.tag", "latest"),
         "pins images",
     ),
+    (
+        "prod",
+        "agentops:agents.costEngine.image.digest",
+        _set("agents.costEngine.image.digest", _DELETE),
+        "pinned by digest",
+    ),
+    (
+        "prod",
+        "agentops:mesh.blueGreen.greenDigest",
+        _set("mesh.blueGreen", {"blueWeight": 100, "greenWeight": 0, "greenTag": "0.2.0"}),
+        "pinned by digest",
+    ),
+    (
+        "staging",
+        "agentops:mesh.blueGreen.greenTag",
+        _set("mesh.blueGreen", {"blueWeight": 50, "greenWeight": 50}),
+        "greenTag",
+    ),
     ("prod", "agentops:agents.manager.replicas", _set("agents.manager.replicas", 2), "at least 3"),
     (
         "prod",

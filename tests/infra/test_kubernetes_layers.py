@@ -10,7 +10,8 @@ import pytest
 from infra.config import load_from_mapping
 from infra.plan.document import Plan, PlanResource
 from infra.plan.output import manifest_body
-from infra.platform.names import POD_SECURITY, Namespace, PodSecurity, pool_workload
+from infra.platform.names import APP_LABEL, POD_SECURITY, Namespace, PodSecurity, pool_workload
+from infra.platform.workloads import TRACK_LABEL
 from tests.conftest import STACKS, stack_values
 
 
@@ -49,7 +50,8 @@ def test_every_manifest_validates_against_kubernetes_schemas(
 def test_every_workload_is_hardened(plans: dict[str, Plan], stack: str) -> None:
     deployments = objects(plans[stack], "Deployment")
     cfg = load_from_mapping(stack_values(stack))
-    assert len(deployments) == 2 + len(cfg.agents.pools)
+    green = cfg.mesh.enabled and cfg.mesh.blue_green.green_tag is not None
+    assert len(deployments) == 2 + len(cfg.agents.pools) + int(green)
     for d in deployments:
         pod = d.inputs["spec"]["template"]["spec"]
         where = d.inputs["metadata"]["name"]
@@ -58,7 +60,7 @@ def test_every_workload_is_hardened(plans: dict[str, Plan], stack: str) -> None:
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, where
         assert not any(pod.get(k) for k in ("hostNetwork", "hostPID", "hostIPC")), where
         assert all("hostPath" not in v for v in pod.get("volumes", [])), where
-        assert pod["serviceAccountName"] == where
+        assert pod["serviceAccountName"] == d.inputs["metadata"]["labels"][APP_LABEL], where
         for c in pod["containers"]:
             sc = c["securityContext"]
             assert sc["allowPrivilegeEscalation"] is False, where
@@ -86,15 +88,32 @@ def test_each_workload_has_service_account_service_pdb(plans: dict[str, Plan], s
         keyed(plan, "ServiceAccount"),
     )
     for d in objects(plan, "Deployment"):
-        key = (d.inputs["metadata"]["namespace"], d.inputs["metadata"]["name"])
+        meta = d.inputs["metadata"]
+        key = (meta["namespace"], meta["name"])
+        # Blue/green tracks share one Service and ServiceAccount, named after the app.
+        shared = (meta["namespace"], meta["labels"][APP_LABEL])
         labels = d.inputs["spec"]["template"]["metadata"]["labels"]
-        assert key in accounts and accounts[key]["automountServiceAccountToken"] is False
-        service = services[key]["spec"]
+        assert shared in accounts
+        assert accounts[shared]["automountServiceAccountToken"] is False
+        service = services[shared]["spec"]
         assert all(labels.get(k) == v for k, v in service["selector"].items())
         pdb = pdbs[key]["spec"]
         assert pdb["maxUnavailable"] == 1, "a drain must be able to proceed"
-        assert all(labels.get(k) == v for k, v in pdb["selector"]["matchLabels"].items())
+        assert pdb["selector"]["matchLabels"] == d.inputs["spec"]["selector"]["matchLabels"]
         assert d.inputs["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_blue_and_green_select_disjoint_pods(plans: dict[str, Plan]) -> None:
+    deployments = keyed(plans["staging"], "Deployment")
+    blue = deployments[(Namespace.PLATFORM.value, "agent-manager")]["spec"]
+    green = deployments[(Namespace.PLATFORM.value, "agent-manager-green")]["spec"]
+    assert blue["selector"]["matchLabels"][TRACK_LABEL] == "blue"
+    assert green["selector"]["matchLabels"][TRACK_LABEL] == "green"
+    image = green["template"]["spec"]["containers"][0]["image"]
+    assert image.endswith("/agentops/agent-manager:0.1.1")
+    assert (Namespace.PLATFORM.value, "agent-manager-green") not in keyed(
+        plans["staging"], "Service"
+    )
 
 
 @pytest.mark.parametrize("stack", STACKS)

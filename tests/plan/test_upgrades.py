@@ -58,6 +58,10 @@ def test_next_minor_moves_exactly_the_versions(staging_at: dict[str, Path]) -> N
     old, new = versions.for_minor("1.33").addons, versions.for_minor("1.34").addons
     for addon in versions.ADDON_NAMES:
         expected[f"cluster-{addon}"] = {"inputs.addonVersion": (old[addon], new[addon])}
+    # Istio's charts support a window of minors, so the table moves them with the cluster.
+    istio = (versions.for_minor("1.33").istio, versions.for_minor("1.34").istio)
+    for release in ("istio-base", "istio-cni", "istiod", "istio-ingressgateway"):
+        expected[f"mesh-{release}"] = {"inputs.version": istio}
     assert moved == expected
     assert all(c.replacement is None for c in d.changed), "an upgrade replaces nothing"
 
@@ -83,6 +87,11 @@ def test_graph_orders_control_plane_addons_node_groups(staging_at: dict[str, Pat
     assert waves["cluster-eks"] == 1
     assert {waves[f"cluster-{a}"] for a in versions.ADDON_NAMES} == {2}
     assert waves["cluster-system"] == waves["cluster-agents"] == 3
+    # Charts move last: the Kubernetes provider waits for the node groups to roll.
+    assert waves["mesh-istio-base"] == 4
+    assert waves["mesh-istio-cni"] == 5
+    assert waves["mesh-istiod"] == 6
+    assert waves["mesh-istio-ingressgateway"] == 7
 
 
 def _agentops_diff(base: Path, head: Path) -> subprocess.CompletedProcess[str]:

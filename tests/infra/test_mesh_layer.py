@@ -1,0 +1,117 @@
+"""The mesh layer: strict mTLS, deny by default, identity allows, caller JWTs, blue/green."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra.config import load_from_mapping
+from infra.layers.mesh import GATEWAY
+from infra.layers.monitoring import ALERTMANAGER_SERVICE_ACCOUNT, PROMETHEUS_SERVICE_ACCOUNT
+from infra.plan.document import Plan
+from infra.platform.names import Namespace
+from runtime import endpoints
+from tests.conftest import stack_values
+
+AWS = ("staging", "prod")
+
+
+def _crs(plan: Plan, kind: str) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"]): r.inputs["spec"]
+        for r in plan.resources
+        if r.is_kubernetes_object and r.inputs["kind"] == kind
+    }
+
+
+def _principals(policy: dict[str, Any]) -> set[str]:
+    return {
+        p
+        for rule in policy.get("rules", [])
+        for source in rule.get("from", [])
+        for p in source["source"].get("principals", [])
+    }
+
+
+@pytest.mark.parametrize("stack", AWS)
+def test_strict_mtls_and_deny_by_default(plans: dict[str, Plan], stack: str) -> None:
+    mesh = Namespace.MESH.value
+    peer = _crs(plans[stack], "PeerAuthentication")
+    assert peer == {(mesh, "mesh-mtls-strict"): {"mtls": {"mode": "STRICT"}}}
+    authz = _crs(plans[stack], "AuthorizationPolicy")
+    assert authz[(mesh, "deny-all")] == {}
+    for key, spec in authz.items():
+        if key == (mesh, "deny-all"):
+            continue
+        assert spec["action"] == "ALLOW"
+        for rule in spec["rules"]:
+            assert rule.get("from"), f"{key} allows any caller"
+
+
+@pytest.mark.parametrize("stack", AWS)
+def test_allows_name_existing_service_accounts(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    accounts = {
+        f"cluster.local/ns/{r.inputs['metadata']['namespace']}/sa/{r.inputs['metadata']['name']}"
+        for r in plan.resources
+        if r.is_kubernetes_object and r.inputs["kind"] == "ServiceAccount"
+    }
+    # Created by the charts (gateway, Prometheus, Alertmanager), not by our manifests.
+    charted = {
+        f"cluster.local/ns/{Namespace.MESH.value}/sa/{GATEWAY}",
+        f"cluster.local/ns/{Namespace.MONITORING.value}/sa/{PROMETHEUS_SERVICE_ACCOUNT}",
+        f"cluster.local/ns/{Namespace.MONITORING.value}/sa/{ALERTMANAGER_SERVICE_ACCOUNT}",
+    }
+    named = set().union(*(_principals(s) for s in _crs(plan, "AuthorizationPolicy").values()))
+    assert named <= accounts | charted
+    assert charted <= named
+
+
+@pytest.mark.parametrize("stack", AWS)
+def test_task_api_requires_gateway_and_caller_jwt(plans: dict[str, Plan], stack: str) -> None:
+    cfg = load_from_mapping(stack_values(stack))
+    assert cfg.mesh.jwt is not None
+    platform = Namespace.PLATFORM.value
+    (rule,) = _crs(plans[stack], "RequestAuthentication")[(platform, "task-api-jwt")]["jwtRules"]
+    assert rule["issuer"] == cfg.mesh.jwt.issuer
+    assert rule["jwksUri"] == str(cfg.mesh.jwt.jwks_uri)
+    manager = _crs(plans[stack], "AuthorizationPolicy")[(platform, "allow-agent-manager")]
+    task_rules = [
+        r for r in manager["rules"] if endpoints.TASKS_API in r["to"][0]["operation"]["paths"]
+    ]
+    (task_rule,) = task_rules
+    (source,) = task_rule["from"]
+    assert source["source"] == {
+        "principals": [f"cluster.local/ns/{Namespace.MESH.value}/sa/{GATEWAY}"],
+        "requestPrincipals": ["*"],
+    }
+
+
+@pytest.mark.parametrize("stack", AWS)
+def test_every_runtime_service_has_mutual_tls(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    rules = _crs(plan, "DestinationRule")
+    hosts = {spec["host"]: spec for spec in rules.values()}
+    for r in plan.resources:
+        if r.is_kubernetes_object and r.inputs["kind"] == "Service":
+            meta = r.inputs["metadata"]
+            host = f"{meta['name']}.{meta['namespace']}.svc.cluster.local"
+            assert hosts[host]["trafficPolicy"]["tls"]["mode"] == "ISTIO_MUTUAL"
+
+
+@pytest.mark.parametrize("stack", AWS)
+def test_blue_green_weights_come_from_config(plans: dict[str, Plan], stack: str) -> None:
+    split = load_from_mapping(stack_values(stack)).mesh.blue_green
+    vs = _crs(plans[stack], "VirtualService")[(Namespace.PLATFORM.value, "agent-manager-routes")]
+    (http,) = vs["http"]
+    weights = {r["destination"]["subset"]: r["weight"] for r in http["route"]}
+    assert weights == {"blue": split.blue_weight, "green": split.green_weight}
+    gateway = _crs(plans[stack], "Gateway")[(Namespace.MESH.value, "agentops-gateway")]
+    assert vs["gateways"] == [f"{Namespace.MESH.value}/agentops-gateway"]
+    assert {s["port"]["number"] for s in gateway["servers"]} == {80, 443}
+
+
+def test_local_stack_has_no_mesh(plans: dict[str, Plan]) -> None:
+    assert not _crs(plans["local"], "PeerAuthentication")
+    assert not [r for r in plans["local"].resources if r.name.startswith("mesh-")]
