@@ -17,6 +17,7 @@ from infra.layers.monitoring import Monitoring, MonitoringArgs
 from infra.layers.namespaces import Namespaces, NamespacesArgs
 from infra.layers.network import Network, NetworkArgs
 from infra.layers.registry import Registry, RegistryArgs
+from infra.layers.state import AwsPlacement, Redis, RedisArgs
 from infra.layers.tagging import Tagging
 
 # Validation happens first: a bad value fails here, before any resource is registered.
@@ -29,6 +30,7 @@ tagging = Tagging(cfg.environment, cfg.tags)
 
 kubernetes: k8s.Provider
 repository_urls: dict[str, pulumi.Output[str]] | None = None
+placement: AwsPlacement | None = None
 if cfg.network is not None and cfg.cluster is not None:
     region = pulumi.Config("aws").require("region")
     network = Network(
@@ -53,6 +55,12 @@ if cfg.network is not None and cfg.cluster is not None:
     )
     kubernetes = cluster.provider
     repository_urls = registry.repository_urls
+    placement = AwsPlacement(
+        vpc_id=network.vpc_id,
+        private_subnet_ids=network.private_subnet_ids,
+        node_security_group_id=cluster.node_security_group_id,
+        tagging=tagging,
+    )
     pulumi.export("clusterName", cluster.cluster_name)
     pulumi.export("clusterEndpoint", cluster.endpoint)
     pulumi.export("kubeconfig", cluster.kubeconfig)
@@ -68,6 +76,10 @@ else:
     )
 
 namespaces = Namespaces("namespaces", NamespacesArgs(config=cfg, provider=kubernetes))
+redis = Redis(
+    "state",
+    RedisArgs(config=cfg, provider=kubernetes, depends_on=namespaces.resources, aws=placement),
+)
 agents = Agents(
     "agents",
     AgentsArgs(
@@ -75,6 +87,7 @@ agents = Agents(
         provider=kubernetes,
         repository_urls=repository_urls,
         depends_on=namespaces.resources,
+        redis_url=redis.url,
     ),
 )
 if cfg.monitoring.enabled:
@@ -87,5 +100,7 @@ if cfg.monitoring.enabled:
 if cfg.mesh.enabled:
     Mesh("mesh", MeshArgs(config=cfg, provider=kubernetes, depends_on=namespaces.resources))
 
+pulumi.export("redisUrl", redis.url)
+pulumi.export("redisPassword", redis.password)
 pulumi.export("environment", cfg.environment.value)
 pulumi.export("kubernetesVersion", cfg.kubernetes_version)

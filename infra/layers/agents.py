@@ -44,6 +44,8 @@ class AgentsArgs:
     # ECR repository URL per repository name; None for the local stack's own registry.
     repository_urls: Mapping[str, pulumi.Input[str]] | None
     depends_on: list[pulumi.Resource]
+    # Where the runtime's Redis is; no password in it (the runtime reads that from Vault).
+    redis_url: pulumi.Input[str]
 
 
 def image_reference(
@@ -117,7 +119,10 @@ class Agents(pulumi.ComponentResource):
             image=image_reference(repo, w.image.tag, w.image.digest),
             image_pull_policy=image_pull_policy(w.image.digest),
             args=list(w.args),
-            env=[k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in sorted(w.env.items())],
+            env=[
+                k8s.core.v1.EnvVarArgs(name=k, value=v)
+                for k, v in sorted({**w.env, "AGENTOPS_REDIS_URL": args.redis_url}.items())
+            ],
             ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=w.port)],
             resources=resources,
             liveness_probe=k8s.core.v1.ProbeArgs(

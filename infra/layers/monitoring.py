@@ -6,6 +6,7 @@ platform and proven with promtool), the series names from `runtime.telemetry.met
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,6 +23,7 @@ from infra.platform.names import PART_OF, PART_OF_LABEL, Namespace
 from runtime import endpoints
 from runtime.telemetry import metrics
 from runtime.telemetry.alerts import AlertThresholds, build_catalogue, render_rule_groups
+from runtime.telemetry.dashboards import build_dashboards
 
 __all__ = [
     "ALERTMANAGER_SERVICE_ACCOUNT",
@@ -126,6 +128,19 @@ class Monitoring(pulumi.ComponentResource):
                     "sidecar": {"dashboards": {"enabled": True, "label": "grafana_dashboard"}},
                 }
             )
+        if mon.grafana:
+            # Grafana's sidecar loads every ConfigMap with this label as a dashboard.
+            for uid, model in build_dashboards().items():
+                k8s.core.v1.ConfigMap(
+                    f"{name}-dashboard-{uid}",
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        name=f"dashboard-{uid}",
+                        namespace=ns,
+                        labels={"grafana_dashboard": "1", PART_OF_LABEL: PART_OF},
+                    ),
+                    data={f"{uid}.json": json.dumps(model, sort_keys=True)},
+                    opts=inside,
+                )
         stack = k8s.helm.v3.Release(
             f"{name}-stack",
             name=RELEASE,

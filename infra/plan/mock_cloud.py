@@ -50,6 +50,7 @@ class MockCloud(pulumi.runtime.Mocks):
             "aws:kms/key:Key": self._kms_key,
             "aws:iam/openIdConnectProvider:OpenIdConnectProvider": self._oidc_provider,
             "random:index/randomPassword:RandomPassword": self._random_password,
+            "aws:elasticache/replicationGroup:ReplicationGroup": self._replication_group,
         }
 
     def _arn(self, service: str, resource: str, *, regional: bool = True) -> str:
@@ -135,6 +136,14 @@ class MockCloud(pulumi.runtime.Mocks):
     def _oidc_provider(self, resource_id: str, state: dict[str, Any], h: str) -> dict[str, Any]:
         host = str(state.get("url", "")).removeprefix("https://")
         return {"arn": self._arn("iam", f"oidc-provider/{host}", regional=False)}
+
+    def _replication_group(self, resource_id: str, state: dict[str, Any], h: str) -> dict[str, Any]:
+        domain = f"{resource_id}.{h[:6]}.{self.region}.cache.amazonaws.com"
+        return {
+            "primaryEndpointAddress": f"master.{domain}",
+            "readerEndpointAddress": f"replica.{domain}",
+            "arn": self._arn("elasticache", f"replicationgroup:{resource_id}"),
+        }
 
     def _random_password(self, resource_id: str, state: dict[str, Any], h: str) -> dict[str, Any]:
         length = int(state.get("length", 32))

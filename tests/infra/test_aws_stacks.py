@@ -87,7 +87,8 @@ def test_nat_gateways_and_private_routes(
 def test_secrets_encrypted_with_rotating_kms_key(plans: dict[str, Plan], stack: str) -> None:
     plan = plans[stack]
     cluster = one(plan, "aws:eks/cluster:Cluster")
-    key = one(plan, "aws:kms/key:Key")
+    key = ids_of(plan, "aws:kms/key:Key", "cluster-secrets")["cluster-secrets"]
+    assert all(k.inputs["enableKeyRotation"] is True for k in of_type(plan, "aws:kms/key:Key"))
     (encryption,) = (
         cluster.inputs["encryptionConfig"]
         if isinstance(cluster.inputs["encryptionConfig"], list)

@@ -155,3 +155,21 @@ def test_runtime_is_scraped_and_queue_metric_reaches_the_hpa(
         if m["type"] == "External"
     }
     assert hpa_metrics == {rule["name"]["as"] for rule in adapter}
+
+
+def test_dashboards_are_provisioned_from_code(plans: dict[str, Plan]) -> None:
+    import json
+
+    from runtime.telemetry.dashboards import build_dashboards
+
+    maps = {
+        r.inputs["metadata"]["name"]: r.inputs
+        for r in plans["prod"].resources
+        if r.is_kubernetes_object
+        and r.inputs["kind"] == "ConfigMap"
+        and r.inputs["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
+    }
+    dashboards = build_dashboards()
+    assert set(maps) == {f"dashboard-{uid}" for uid in dashboards}
+    for uid, model in dashboards.items():
+        assert json.loads(maps[f"dashboard-{uid}"]["data"][f"{uid}.json"]) == model
