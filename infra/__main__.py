@@ -19,6 +19,7 @@ from infra.layers.network import Network, NetworkArgs
 from infra.layers.registry import Registry, RegistryArgs
 from infra.layers.state import AwsPlacement, Redis, RedisArgs
 from infra.layers.tagging import Tagging
+from infra.layers.vault import AwsIdentity, Vault, VaultArgs
 
 # Validation happens first: a bad value fails here, before any resource is registered.
 cfg = platform_config.load()
@@ -31,6 +32,7 @@ tagging = Tagging(cfg.environment, cfg.tags)
 kubernetes: k8s.Provider
 repository_urls: dict[str, pulumi.Output[str]] | None = None
 placement: AwsPlacement | None = None
+aws_identity: AwsIdentity | None = None
 if cfg.network is not None and cfg.cluster is not None:
     region = pulumi.Config("aws").require("region")
     network = Network(
@@ -59,6 +61,12 @@ if cfg.network is not None and cfg.cluster is not None:
         vpc_id=network.vpc_id,
         private_subnet_ids=network.private_subnet_ids,
         node_security_group_id=cluster.node_security_group_id,
+        tagging=tagging,
+    )
+    aws_identity = AwsIdentity(
+        oidc_provider_arn=cluster.oidc_provider_arn,
+        oidc_issuer_url=cluster.oidc_issuer_url,
+        region=region,
         tagging=tagging,
     )
     pulumi.export("clusterName", cluster.cluster_name)
@@ -90,6 +98,18 @@ agents = Agents(
         redis_url=redis.url,
     ),
 )
+if cfg.vault.enabled:
+    Vault(
+        "vault",
+        VaultArgs(
+            config=cfg,
+            provider=kubernetes,
+            depends_on=namespaces.resources,
+            aws=aws_identity,
+            vault_token=secrets.get("vaultToken"),
+            redis_password=redis.password,
+        ),
+    )
 if cfg.monitoring.enabled:
     Monitoring(
         "monitoring",

@@ -187,6 +187,12 @@ class PlatformConfig(ConfigModel):
     def required_secrets(self) -> list[SecretSpec]:
         """Every secret this configuration needs from `pulumi config set --secret`."""
         specs: list[SecretSpec] = []
+        if self.vault.enabled and self.vault.configure:
+            specs.append(
+                SecretSpec(
+                    key="vaultToken", purpose="Vault token that configures auth and policies"
+                )
+            )
         alerting = self.monitoring.alerting if self.monitoring.enabled else None
         if alerting is not None:
             if alerting.slack is not None:

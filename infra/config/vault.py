@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import AnyHttpUrl, Field, model_validator
 
 from infra.config.base import ConfigModel, RuleViolation
 from infra.config.quota import NamespaceQuotaConfig
@@ -29,6 +29,19 @@ class VaultConfig(ConfigModel):
     secret_max_age_days: int = Field(
         default=90, ge=1, le=365, description="rotation policy: oldest allowed secret version"
     )
+    configure: bool = Field(
+        default=False,
+        description=(
+            "configure auth, mounts, policies and roles through the Vault API (pulumi-vault); "
+            "turn on once Vault is initialised, with agentops:vaultToken set"
+        ),
+    )
+    address: AnyHttpUrl | None = Field(
+        default=None, description="Vault API address reachable from where `pulumi up` runs"
+    )
+    ca_cert_file: str | None = Field(
+        default=None, description="CA bundle file on the deploying machine that signs `address`"
+    )
     namespace_quota: NamespaceQuotaConfig = Field(
         default_factory=lambda: NamespaceQuotaConfig(cpu="8", memory="16Gi", pods=20),
         description="quota of the vault namespace",
@@ -38,6 +51,8 @@ class VaultConfig(ConfigModel):
     def _odd_quorum(self) -> Self:
         if self.replicas % 2 == 0:
             raise RuleViolation("replicas", self.replicas, "raft needs an odd number of peers")
+        if self.configure and self.address is None:
+            raise RuleViolation("address", None, "configure needs the Vault API address")
         return self
 
     @property

@@ -51,6 +51,10 @@ class MockCloud(pulumi.runtime.Mocks):
             "aws:iam/openIdConnectProvider:OpenIdConnectProvider": self._oidc_provider,
             "random:index/randomPassword:RandomPassword": self._random_password,
             "aws:elasticache/replicationGroup:ReplicationGroup": self._replication_group,
+            "tls:index/privateKey:PrivateKey": self._pem("privateKeyPem", "PRIVATE KEY"),
+            "tls:index/certRequest:CertRequest": self._pem("certRequestPem", "CERTIFICATE REQUEST"),
+            "tls:index/selfSignedCert:SelfSignedCert": self._pem("certPem", "CERTIFICATE"),
+            "tls:index/locallySignedCert:LocallySignedCert": self._pem("certPem", "CERTIFICATE"),
         }
 
     def _arn(self, service: str, resource: str, *, regional: bool = True) -> str:
@@ -136,6 +140,14 @@ class MockCloud(pulumi.runtime.Mocks):
     def _oidc_provider(self, resource_id: str, state: dict[str, Any], h: str) -> dict[str, Any]:
         host = str(state.get("url", "")).removeprefix("https://")
         return {"arn": self._arn("iam", f"oidc-provider/{host}", regional=False)}
+
+    @staticmethod
+    def _pem(field: str, label: str) -> Callable[[str, dict[str, Any], str], dict[str, Any]]:
+        def make(resource_id: str, state: dict[str, Any], h: str) -> dict[str, Any]:
+            body = (h * 2)[:64]
+            return {field: f"-----BEGIN {label}-----\n{body}\n-----END {label}-----\n"}
+
+        return make
 
     def _replication_group(self, resource_id: str, state: dict[str, Any], h: str) -> dict[str, Any]:
         domain = f"{resource_id}.{h[:6]}.{self.region}.cache.amazonaws.com"

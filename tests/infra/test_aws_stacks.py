@@ -164,6 +164,7 @@ def test_irsa_trust_is_scoped_to_one_service_account(plans: dict[str, Plan], sta
     assert {r.name for r in web_identity_roles} == {
         "cluster-vpc-cni-role",
         "cluster-aws-ebs-csi-driver-role",
+        "vault-unseal-role",
     }
     assert issuer.inputs["name"]
 

@@ -83,7 +83,9 @@ def test_required_secrets_follow_configured_receivers() -> None:
     from tests.conftest import stack_values
 
     keys = {s.key for s in load_from_mapping(stack_values("prod")).required_secrets()}
-    assert keys == {"slackWebhookUrl", "smtpPassword", "pagerdutyRoutingKey"}
+    assert keys == {"slackWebhookUrl", "smtpPassword", "pagerdutyRoutingKey", "vaultToken"}
     assert {s.key for s in load_from_mapping(stack_values("staging")).required_secrets()} == {
-        "slackWebhookUrl"
+        "slackWebhookUrl",
+        "vaultToken",
     }
+    assert load_from_mapping(stack_values("local")).required_secrets() == []

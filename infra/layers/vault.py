@@ -1,0 +1,315 @@
+"""Vault: HA raft behind TLS, KMS auto-unseal through IRSA, the injector, and its configuration.
+
+Configuring Vault itself (Kubernetes auth, KV v2 and transit mounts, one policy and role per
+runtime service account, the Redis password) uses the `pulumi-vault` provider rather than a
+bootstrap Job: every policy change then shows in the preview diff of the pull request and is
+judged by the policy pack, and nothing in the cluster holds a Vault admin token. Vault must be
+initialised first (`vault operator init`, recovery keys with KMS unseal), so this part is
+switched on by `vault.configure` once a token exists.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import cast
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+import pulumi_tls as tls
+import pulumi_vault as vault
+
+from infra import versions
+from infra.config import PlatformConfig, UnsealMode
+from infra.layers.irsa import IrsaRole, IrsaRoleArgs
+from infra.layers.tagging import Tagging
+from infra.platform.names import Namespace
+from infra.platform.vault_access import REDIS_SECRET_PATH, VAULT_AUDIENCE, vault_identities
+
+__all__ = ["AwsIdentity", "Vault", "VaultArgs"]
+
+RELEASE = "vault"
+SERVICE_ACCOUNT = "vault"
+TLS_SECRET = "vault-tls"  # noqa: S105 - a Secret's name
+CA_CONFIGMAP = "vault-ca"
+_TLS_DIR = "/vault/userconfig/vault-tls"
+_CERT_DAYS = 365
+
+
+@dataclass(frozen=True)
+class AwsIdentity:
+    """What KMS auto-unseal needs: the cluster's OIDC provider and the region."""
+
+    oidc_provider_arn: pulumi.Input[str]
+    oidc_issuer_url: pulumi.Input[str]
+    region: str
+    tagging: Tagging
+
+
+@dataclass(frozen=True)
+class VaultArgs:
+    config: PlatformConfig
+    provider: k8s.Provider
+    depends_on: list[pulumi.Resource]
+    aws: AwsIdentity | None
+    vault_token: pulumi.Output[str] | None
+    redis_password: pulumi.Output[str]
+
+
+def _server_hcl(cfg: PlatformConfig, kms_key_id: str | None, region: str | None) -> str:
+    ns = Namespace.VAULT.value
+    joins = "\n".join(
+        f'  retry_join {{\n    leader_api_addr = "https://{RELEASE}-{i}.{RELEASE}-internal.{ns}'
+        f'.svc:8200"\n    leader_ca_cert_file = "{_TLS_DIR}/ca.crt"\n  }}'
+        for i in range(cfg.vault.replicas)
+    )
+    seal = ""
+    if kms_key_id is not None:
+        seal = f'seal "awskms" {{\n  region = "{region}"\n  kms_key_id = "{kms_key_id}"\n}}\n'
+    return (
+        "ui = false\n"
+        # No IPC_LOCK capability in a Pod Security baseline namespace; swap is off on EKS nodes.
+        "disable_mlock = true\n"
+        'listener "tcp" {\n'
+        '  address = "[::]:8200"\n  cluster_address = "[::]:8201"\n'
+        f'  tls_cert_file = "{_TLS_DIR}/tls.crt"\n  tls_key_file = "{_TLS_DIR}/tls.key"\n'
+        '  tls_min_version = "tls12"\n'
+        "  telemetry { unauthenticated_metrics_access = true }\n}\n"
+        f'storage "raft" {{\n  path = "/vault/data"\n{joins}\n}}\n'
+        f"{seal}"
+        'service_registration "kubernetes" {}\n'
+        'telemetry { prometheus_retention_time = "30s"\n  disable_hostname = true }\n'
+    )
+
+
+class Vault(pulumi.ComponentResource):
+    ca_pem: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: VaultArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("platform:layers:Vault", name, None, opts)
+        cfg = args.config
+        ns = Namespace.VAULT.value
+        inside = pulumi.ResourceOptions(
+            parent=self, provider=args.provider, depends_on=args.depends_on
+        )
+
+        self.ca_pem = self._tls(name, inside)
+        sa_annotations: dict[str, pulumi.Input[str]] = {}
+        hcl: pulumi.Output[str]
+        if cfg.vault.unseal is UnsealMode.AWS_KMS:
+            assert args.aws is not None  # the config rules keep KMS off the local stack
+            key_arn, role_arn = self._kms_unseal(name, args.aws)
+            sa_annotations["eks.amazonaws.com/role-arn"] = role_arn
+            region = args.aws.region
+            hcl = key_arn.apply(lambda k: _server_hcl(cfg, k, region))
+        else:
+            hcl = pulumi.Output.from_input(_server_hcl(cfg, None, None))
+
+        chart = versions.CHARTS["vault"]
+        release = k8s.helm.v3.Release(
+            f"{name}-release",
+            name=RELEASE,
+            namespace=ns,
+            chart=chart.name,
+            version=chart.version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository),
+            values={
+                "global": {"tlsDisable": False},
+                "injector": {"enabled": True, "replicas": 2 if cfg.vault.ha else 1},
+                "server": {
+                    "serviceAccount": {"name": SERVICE_ACCOUNT, "annotations": sa_annotations},
+                    "dataStorage": {"enabled": True, "size": f"{cfg.vault.storage_gi}Gi"},
+                    "extraEnvironmentVars": {"VAULT_CACERT": f"{_TLS_DIR}/ca.crt"},
+                    "volumes": [{"name": "vault-tls", "secret": {"secretName": TLS_SECRET}}],
+                    "volumeMounts": [
+                        {"name": "vault-tls", "mountPath": _TLS_DIR, "readOnly": True}
+                    ],
+                    "ha": {
+                        "enabled": True,
+                        "replicas": cfg.vault.replicas,
+                        "raft": {"enabled": True, "setNodeId": True, "config": hcl},
+                    },
+                },
+            },
+            atomic=False,  # pods stay unready until initialised; atomic would roll back
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=args.provider, depends_on=[*args.depends_on]
+            ),
+        )
+        # Clients in the runtime namespaces verify Vault with this CA (no secret in it).
+        for client_ns in (Namespace.PLATFORM, Namespace.AGENTS):
+            k8s.core.v1.ConfigMap(
+                f"{name}-ca-{client_ns.value}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=CA_CONFIGMAP, namespace=client_ns.value),
+                data={"ca.crt": self.ca_pem},
+                opts=inside,
+            )
+        if cfg.vault.configure:
+            assert args.vault_token is not None and cfg.vault.address is not None
+            self._configure(name, cfg, args, release)
+        self.register_outputs({"ca_pem": self.ca_pem})
+
+    def _tls(self, name: str, inside: pulumi.ResourceOptions) -> pulumi.Output[str]:
+        ns = Namespace.VAULT.value
+        child = pulumi.ResourceOptions(parent=self)
+        ca_key = tls.PrivateKey(f"{name}-ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+        ca = tls.SelfSignedCert(
+            f"{name}-ca",
+            private_key_pem=ca_key.private_key_pem,
+            is_ca_certificate=True,
+            subject=tls.SelfSignedCertSubjectArgs(common_name="agentops vault CA"),
+            validity_period_hours=_CERT_DAYS * 24 * 5,
+            allowed_uses=["cert_signing", "crl_signing"],
+            opts=child,
+        )
+        key = tls.PrivateKey(
+            f"{name}-server-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child
+        )
+        dns = [
+            RELEASE,
+            f"{RELEASE}.{ns}",
+            f"{RELEASE}.{ns}.svc",
+            f"*.{RELEASE}-internal",
+            f"*.{RELEASE}-internal.{ns}.svc",
+            f"{RELEASE}-active.{ns}.svc",
+        ]
+        request = tls.CertRequest(
+            f"{name}-server",
+            private_key_pem=key.private_key_pem,
+            dns_names=dns,
+            ip_addresses=["127.0.0.1"],
+            subject=tls.CertRequestSubjectArgs(common_name=f"{RELEASE}.{ns}.svc"),
+            opts=child,
+        )
+        cert = tls.LocallySignedCert(
+            f"{name}-server",
+            cert_request_pem=request.cert_request_pem,
+            ca_private_key_pem=ca_key.private_key_pem,
+            ca_cert_pem=ca.cert_pem,
+            validity_period_hours=_CERT_DAYS * 24,
+            early_renewal_hours=30 * 24,
+            allowed_uses=["digital_signature", "key_encipherment", "server_auth", "client_auth"],
+            opts=child,
+        )
+        k8s.core.v1.Secret(
+            f"{name}-tls",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=TLS_SECRET, namespace=ns),
+            type="kubernetes.io/tls",
+            string_data={
+                "tls.crt": cert.cert_pem,
+                "tls.key": key.private_key_pem,
+                "ca.crt": ca.cert_pem,
+            },
+            opts=inside,
+        )
+        return cast(pulumi.Output[str], ca.cert_pem)
+
+    def _kms_unseal(
+        self, name: str, identity: AwsIdentity
+    ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+        tags = identity.tagging
+        child = pulumi.ResourceOptions(parent=self)
+        key = aws.kms.Key(
+            f"{name}-unseal",
+            description="Vault auto-unseal for the agent platform",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            tags=tags(f"{name}-unseal"),
+            opts=child,
+        )
+        policy = key.arn.apply(
+            lambda arn: json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"],
+                            "Resource": arn,
+                        }
+                    ],
+                },
+                sort_keys=True,
+            )
+        )
+        role = IrsaRole(
+            f"{name}-unseal",
+            IrsaRoleArgs(
+                oidc_provider_arn=identity.oidc_provider_arn,
+                oidc_issuer_url=identity.oidc_issuer_url,
+                namespace=Namespace.VAULT.value,
+                service_account=SERVICE_ACCOUNT,
+                inline_policy=policy,
+                tags=tags(f"{name}-unseal"),
+            ),
+            opts=child,
+        )
+        return key.key_id, role.role_arn
+
+    def _configure(
+        self, name: str, cfg: PlatformConfig, args: VaultArgs, release: k8s.helm.v3.Release
+    ) -> None:
+        assert args.vault_token is not None and cfg.vault.address is not None
+        provider = vault.Provider(
+            f"{name}-api",
+            address=str(cfg.vault.address).rstrip("/"),
+            token=args.vault_token,
+            ca_cert_file=cfg.vault.ca_cert_file,
+            skip_child_token=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[release]),
+        )
+        opts = pulumi.ResourceOptions(parent=self, provider=provider)
+        auth = vault.AuthBackend(
+            f"{name}-kubernetes-auth", type="kubernetes", path="kubernetes", opts=opts
+        )
+        vault.kubernetes.AuthBackendConfig(
+            f"{name}-kubernetes-auth",
+            backend=auth.path,
+            # Vault runs in the cluster: it reviews tokens with its own service account.
+            kubernetes_host="https://kubernetes.default.svc",
+            opts=opts,
+        )
+        kv = vault.Mount(
+            f"{name}-kv",
+            path=cfg.vault.kv_mount,
+            type="kv",
+            options={"version": "2"},
+            description="secrets of the agent platform's services and pools",
+            opts=opts,
+        )
+        vault.Mount(
+            f"{name}-transit",
+            path="transit",
+            type="transit",
+            description="encryption as a service for application data",
+            opts=opts,
+        )
+        for identity in vault_identities(cfg):
+            policy = vault.Policy(
+                f"{name}-policy-{identity.name}",
+                name=identity.name,
+                policy=identity.policy,
+                opts=opts,
+            )
+            vault.kubernetes.AuthBackendRole(
+                f"{name}-role-{identity.name}",
+                backend=auth.path,
+                role_name=identity.name,
+                bound_service_account_names=[identity.name],
+                bound_service_account_namespaces=[identity.namespace.value],
+                audience=VAULT_AUDIENCE,
+                token_policies=[policy.name],
+                token_ttl=3600,
+                token_max_ttl=4 * 3600,
+                opts=opts,
+            )
+        vault.kv.SecretV2(
+            f"{name}-redis-password",
+            mount=kv.path,
+            name=REDIS_SECRET_PATH,
+            data_json=args.redis_password.apply(lambda p: json.dumps({"password": p})),
+            opts=opts,
+        )
