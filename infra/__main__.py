@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 from infra import config as platform_config
 from infra.layers.agents import Agents, AgentsArgs
 from infra.layers.cluster import Cluster, ClusterArgs
+from infra.layers.irsa import OidcIdentity
 from infra.layers.mesh import Mesh, MeshArgs
 from infra.layers.monitoring import Monitoring, MonitoringArgs
 from infra.layers.namespaces import Namespaces, NamespacesArgs
@@ -33,6 +34,7 @@ kubernetes: k8s.Provider
 repository_urls: dict[str, pulumi.Output[str]] | None = None
 placement: AwsPlacement | None = None
 aws_identity: AwsIdentity | None = None
+oidc: OidcIdentity | None = None
 if cfg.network is not None and cfg.cluster is not None:
     region = pulumi.Config("aws").require("region")
     network = Network(
@@ -63,6 +65,7 @@ if cfg.network is not None and cfg.cluster is not None:
         node_security_group_id=cluster.node_security_group_id,
         tagging=tagging,
     )
+    oidc = OidcIdentity(provider_arn=cluster.oidc_provider_arn, issuer_url=cluster.oidc_issuer_url)
     aws_identity = AwsIdentity(
         oidc_provider_arn=cluster.oidc_provider_arn,
         oidc_issuer_url=cluster.oidc_issuer_url,
@@ -96,6 +99,8 @@ agents = Agents(
         repository_urls=repository_urls,
         depends_on=namespaces.resources,
         redis_url=redis.url,
+        oidc=oidc,
+        tagging=tagging if oidc is not None else None,
     ),
 )
 if cfg.vault.enabled:

@@ -88,12 +88,28 @@ class ImageConfig(ConfigModel):
         return v
 
 
+def _policy_arns(arns: list[str]) -> list[str]:
+    for arn in arns:
+        if not arn.startswith("arn:aws:iam::") or ":policy/" not in arn:
+            raise ValueError(f"{arn!r} is not an IAM policy ARN (arn:aws:iam::<acct>:policy/..)")
+    return arns
+
+
+_AWS_POLICIES_HELP = "IAM policy ARNs of the workload's IRSA role (none: no AWS rights)"
+
+
 class ServiceConfig(ConfigModel):
     """A runtime service the program deploys (agent manager, cost engine)."""
 
     image: ImageConfig = Field(description="image in the stack's ECR")
     replicas: int = Field(ge=1, le=50, description="replicas (≥ 3 for the manager in prod)")
     resources: ResourcesConfig = Field(description="requests and limits per replica")
+    aws_policy_arns: list[str] = Field(default_factory=list, description=_AWS_POLICIES_HELP)
+
+    @field_validator("aws_policy_arns")
+    @classmethod
+    def _arns(cls, arns: list[str]) -> list[str]:
+        return _policy_arns(arns)
 
 
 class AgentPoolConfig(ConfigModel):
@@ -111,6 +127,12 @@ class AgentPoolConfig(ConfigModel):
     )
     capacity: int = Field(default=4, ge=1, le=256, description="tasks one replica runs at once")
     weight: int = Field(default=1, ge=1, le=100, description="weight for weighted balancing")
+    aws_policy_arns: list[str] = Field(default_factory=list, description=_AWS_POLICIES_HELP)
+
+    @field_validator("aws_policy_arns")
+    @classmethod
+    def _arns(cls, arns: list[str]) -> list[str]:
+        return _policy_arns(arns)
 
     @model_validator(mode="after")
     def _replicas(self) -> Self:

@@ -16,6 +16,8 @@ import pulumi_kubernetes as k8s
 
 from infra.config import PlatformConfig
 from infra.layers.cluster import NODE_ROLE_LABEL
+from infra.layers.irsa import IrsaRole, IrsaRoleArgs, OidcIdentity
+from infra.layers.tagging import Tagging
 from infra.platform.names import (
     APP_LABEL,
     COMPONENT_LABEL,
@@ -46,6 +48,9 @@ class AgentsArgs:
     depends_on: list[pulumi.Resource]
     # Where the runtime's Redis is; no password in it (the runtime reads that from Vault).
     redis_url: pulumi.Input[str]
+    # On AWS each service account gets its own IRSA role; None on the local stack.
+    oidc: OidcIdentity | None
+    tagging: Tagging | None
 
 
 def image_reference(
@@ -103,9 +108,29 @@ class Agents(pulumi.ComponentResource):
         )
 
         if w.owns_service:
+            sa_meta = shared_meta
+            if args.oidc is not None:
+                role = IrsaRole(
+                    f"{prefix}-{w.name}-irsa",
+                    IrsaRoleArgs(
+                        oidc_provider_arn=args.oidc.provider_arn,
+                        oidc_issuer_url=args.oidc.issuer_url,
+                        namespace=ns,
+                        service_account=w.identity,
+                        managed_policy_arns=w.aws_policy_arns,
+                        tags=args.tagging(f"{w.identity}-irsa") if args.tagging else None,
+                    ),
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+                sa_meta = k8s.meta.v1.ObjectMetaArgs(
+                    name=w.identity,
+                    namespace=ns,
+                    labels=shared_labels,
+                    annotations={"eks.amazonaws.com/role-arn": role.role_arn},
+                )
             k8s.core.v1.ServiceAccount(
                 f"{prefix}-{w.name}-sa",
-                metadata=shared_meta,
+                metadata=sa_meta,
                 automount_service_account_token=False,
                 opts=opts,
             )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-__all__ = ["IrsaRole", "IrsaRoleArgs", "trust_policy"]
+__all__ = ["IrsaRole", "IrsaRoleArgs", "OidcIdentity", "trust_policy"]
 
 
 def trust_policy(provider_arn: str, issuer_url: str, namespace: str, service_account: str) -> str:
@@ -34,6 +34,14 @@ def trust_policy(provider_arn: str, issuer_url: str, namespace: str, service_acc
         },
         sort_keys=True,
     )
+
+
+@dataclass(frozen=True)
+class OidcIdentity:
+    """The cluster's OIDC provider, which every IRSA role trusts."""
+
+    provider_arn: pulumi.Input[str]
+    issuer_url: pulumi.Input[str]
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ class Workload:
     # `app.kubernetes.io/name` label. Defaults to `name`.
     app: str = ""
     track: Track | None = None
+    aws_policy_arns: tuple[str, ...] = ()
 
     @property
     def identity(self) -> str:
@@ -84,6 +85,7 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
         env={**common, "AGENTOPS_COST_ENGINE_URL": cost_url},
         replicas=agents.manager.replicas,
         track=Track.BLUE,
+        aws_policy_arns=tuple(agents.manager.aws_policy_arns),
     )
     found = [manager]
     split = cfg.mesh.blue_green
@@ -110,6 +112,7 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
             args=("serve", "cost-engine"),
             env=dict(common),
             replicas=agents.cost_engine.replicas,
+            aws_policy_arns=tuple(agents.cost_engine.aws_policy_arns),
         ),
     ]
     for pool in agents.pools:
@@ -143,6 +146,7 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
                 labels={"agentops.io/agent-type": pool.name},
                 # In-flight tasks finish before the pod goes (the worker drains on SIGTERM).
                 termination_grace_seconds=120,
+                aws_policy_arns=tuple(pool.aws_policy_arns),
             )
         )
     return found

@@ -161,10 +161,18 @@ def test_irsa_trust_is_scoped_to_one_service_account(plans: dict[str, Plan], sta
         namespace, account = subs[0].removeprefix("system:serviceaccount:").split(":")
         assert "*" not in namespace + account and namespace and account
         assert auds == ["sts.amazonaws.com"]
+    from infra.platform.workloads import runtime_workloads
+
+    runtime = {
+        f"agents-{w.identity}-irsa-role"
+        for w in runtime_workloads(load_from_mapping(stack_values(stack)))
+        if w.owns_service
+    }
     assert {r.name for r in web_identity_roles} == {
         "cluster-vpc-cni-role",
         "cluster-aws-ebs-csi-driver-role",
         "vault-unseal-role",
+        *runtime,
     }
     assert issuer.inputs["name"]
 

@@ -199,3 +199,25 @@ def test_no_two_objects_share_an_identity(plans: dict[str, Plan], stack: str) ->
         key = (r.inputs["apiVersion"], r.inputs["kind"], meta.get("namespace", ""), meta["name"])
         assert key not in seen, f"{r.name} and {seen[key]} are both {key}"
         seen[key] = r.name
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_each_service_account_has_its_own_irsa_role(plans: dict[str, Plan], stack: str) -> None:
+    import json
+
+    plan = plans[stack]
+    roles = {r.name: r for r in plan.resources if r.type == "aws:iam/role:Role"}
+    for sa in objects(plan, "ServiceAccount"):
+        meta = sa.inputs["metadata"]
+        arn = meta["annotations"]["eks.amazonaws.com/role-arn"]
+        role_name = f"agents-{meta['name']}-irsa-role"
+        assert arn.startswith(f"arn:aws:iam::123456789012:role/{role_name}-")
+        trust = json.loads(roles[role_name].inputs["assumeRolePolicy"])
+        condition = trust["Statement"][0]["Condition"]["StringEquals"]
+        subject = f"system:serviceaccount:{meta['namespace']}:{meta['name']}"
+        assert subject in condition.values()
+
+
+def test_local_service_accounts_have_no_irsa(plans: dict[str, Plan]) -> None:
+    for sa in objects(plans["local"], "ServiceAccount"):
+        assert "annotations" not in sa.inputs["metadata"]
