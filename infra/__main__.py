@@ -104,7 +104,7 @@ agents = Agents(
     ),
 )
 if cfg.vault.enabled:
-    Vault(
+    vault = Vault(
         "vault",
         VaultArgs(
             config=cfg,
@@ -115,6 +115,7 @@ if cfg.vault.enabled:
             redis_password=redis.password,
         ),
     )
+    pulumi.export("vaultCaCert", vault.ca_pem)
 if cfg.monitoring.enabled:
     Monitoring(
         "monitoring",

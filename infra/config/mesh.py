@@ -50,6 +50,14 @@ class MeshConfig(ConfigModel):
     hosts: list[str] = Field(
         default_factory=lambda: ["*"], description="hosts the ingress gateway serves"
     )
+    tls_secret: str = Field(
+        default="agentops-ingress-tls",
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description=(
+            "kubernetes.io/tls Secret in istio-system with the gateway's certificate, issued "
+            "by the operator's certificate manager (cert-manager, external-secrets)"
+        ),
+    )
     jwt: JwtConfig | None = Field(
         default=None, description="caller JWT validation on the task API (required in prod)"
     )

@@ -20,7 +20,6 @@ from runtime import endpoints, ports
 __all__ = ["GATEWAY", "Mesh", "MeshArgs", "principal"]
 
 GATEWAY = "istio-ingressgateway"
-GATEWAY_TLS_SECRET = "agentops-ingress-tls"  # noqa: S105 - a Secret's name
 
 
 def principal(namespace: str, service_account: str) -> str:
@@ -277,7 +276,7 @@ class Mesh(pulumi.ComponentResource):
                     {
                         "port": {"number": 443, "name": "https", "protocol": "HTTPS"},
                         "hosts": mesh.hosts,
-                        "tls": {"mode": "SIMPLE", "credentialName": GATEWAY_TLS_SECRET},
+                        "tls": {"mode": "SIMPLE", "credentialName": mesh.tls_secret},
                     },
                     {
                         "port": {"number": 80, "name": "http", "protocol": "HTTP"},
