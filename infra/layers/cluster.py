@@ -19,6 +19,7 @@ import pulumi_kubernetes as k8s
 from infra import versions
 from infra.config import ClusterConfig, NodeGroupConfig, NodeGroupRole
 from infra.layers.irsa import IrsaRole, IrsaRoleArgs
+from infra.layers.shared import rotating_key
 from infra.layers.tagging import Tagging
 
 __all__ = ["Cluster", "ClusterArgs", "kubeconfig"]
@@ -99,13 +100,12 @@ class Cluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         pinned = versions.for_minor(cfg.kubernetes_version)
 
-        key = aws.kms.Key(
+        key = rotating_key(
             f"{name}-secrets",
-            description=f"Envelope encryption of Kubernetes Secrets in {cfg.name}",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            tags=tags(f"{cfg.name}-secrets"),
-            opts=child,
+            f"Envelope encryption of Kubernetes Secrets in {cfg.name}",
+            tags,
+            f"{cfg.name}-secrets",
+            self,
         )
         aws.kms.Alias(
             f"{name}-secrets",

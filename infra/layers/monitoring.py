@@ -16,8 +16,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from infra import versions
 from infra.config import PlatformConfig
+from infra.layers.shared import pinned_chart
 from infra.platform.alertmanager import MANAGER_WEBHOOK_SECRET, alertmanager_config
 from infra.platform.names import PART_OF, PART_OF_LABEL, Namespace
 from runtime import endpoints
@@ -59,15 +59,6 @@ class MonitoringArgs:
     provider: k8s.Provider
     secrets: Mapping[str, pulumi.Output[str]]
     depends_on: list[pulumi.Resource]
-
-
-def _chart(key: str) -> dict[str, Any]:
-    chart = versions.CHARTS[key]
-    return {
-        "chart": chart.name,
-        "version": chart.version,
-        "repository_opts": k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository),
-    }
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -148,7 +139,7 @@ class Monitoring(pulumi.ComponentResource):
             values=values,
             atomic=True,
             timeout=900,
-            **_chart("kube-prometheus-stack"),
+            **pinned_chart("kube-prometheus-stack"),
             opts=pulumi.ResourceOptions(
                 parent=self, provider=args.provider, depends_on=[*args.depends_on, webhook_secret]
             ),
@@ -214,7 +205,7 @@ class Monitoring(pulumi.ComponentResource):
                     ],
                 },
             },
-            **_chart("prometheus-adapter"),
+            **pinned_chart("prometheus-adapter"),
             opts=after_crds,
         )
         if mon.tracing:
@@ -223,7 +214,7 @@ class Monitoring(pulumi.ComponentResource):
                 name="jaeger",
                 namespace=ns,
                 values={"provisionDataStore": {"cassandra": False}, "allInOne": {"enabled": True}},
-                **_chart("jaeger"),
+                **pinned_chart("jaeger"),
                 opts=inside,
             )
             k8s.helm.v3.Release(
@@ -251,7 +242,7 @@ class Monitoring(pulumi.ComponentResource):
                         },
                     },
                 },
-                **_chart("opentelemetry-collector"),
+                **pinned_chart("opentelemetry-collector"),
                 opts=pulumi.ResourceOptions(
                     parent=self, provider=args.provider, depends_on=[jaeger]
                 ),

@@ -15,8 +15,8 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from infra import versions
 from infra.config import PlatformConfig, RedisMode
+from infra.layers.shared import pinned_chart, rotating_key
 from infra.layers.tagging import Tagging
 from infra.platform.names import Namespace
 from runtime import ports
@@ -90,14 +90,11 @@ class Redis(pulumi.ComponentResource):
             "limits": {"cpu": redis.resources.cpu_limit, "memory": redis.resources.memory_limit},
         }
         persistence = {"enabled": True, "size": f"{redis.storage_gi}Gi"}
-        chart = versions.CHARTS["redis"]
         k8s.helm.v3.Release(
             f"{name}-release",
             name=RELEASE,
             namespace=ns,
-            chart=chart.name,
-            version=chart.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository),
+            **pinned_chart("redis"),
             values={
                 "architecture": "replication",
                 "auth": {
@@ -166,13 +163,12 @@ class Redis(pulumi.ComponentResource):
             tags=tags(f"{name}-clients"),
             opts=child,
         )
-        key = aws.kms.Key(
+        key = rotating_key(
             f"{name}-at-rest",
-            description="ElastiCache encryption at rest for the agent platform",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            tags=tags(f"{name}-at-rest"),
-            opts=child,
+            "ElastiCache encryption at rest for the agent platform",
+            tags,
+            f"{name}-at-rest",
+            self,
         )
         replication = aws.elasticache.ReplicationGroup(
             f"{name}-redis",

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from typing import cast
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 import pulumi_vault as vault
 
-from infra import versions
 from infra.config import PlatformConfig, UnsealMode
 from infra.layers.irsa import IrsaRole, IrsaRoleArgs
+from infra.layers.shared import pinned_chart, rotating_key
 from infra.layers.tagging import Tagging
 from infra.platform.names import Namespace
 from infra.platform.vault_access import REDIS_SECRET_PATH, VAULT_AUDIENCE, vault_identities
@@ -108,14 +107,11 @@ class Vault(pulumi.ComponentResource):
         else:
             hcl = pulumi.Output.from_input(_server_hcl(cfg, None, None))
 
-        chart = versions.CHARTS["vault"]
         release = k8s.helm.v3.Release(
             f"{name}-release",
             name=RELEASE,
             namespace=ns,
-            chart=chart.name,
-            version=chart.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository),
+            **pinned_chart("vault"),
             values={
                 "global": {"tlsDisable": False},
                 "injector": {"enabled": True, "replicas": 2 if cfg.vault.ha else 1},
@@ -212,13 +208,12 @@ class Vault(pulumi.ComponentResource):
     ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
         tags = identity.tagging
         child = pulumi.ResourceOptions(parent=self)
-        key = aws.kms.Key(
+        key = rotating_key(
             f"{name}-unseal",
-            description="Vault auto-unseal for the agent platform",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            tags=tags(f"{name}-unseal"),
-            opts=child,
+            "Vault auto-unseal for the agent platform",
+            tags,
+            f"{name}-unseal",
+            self,
         )
         policy = key.arn.apply(
             lambda arn: json.dumps(

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any, Final, Literal, get_args
 
 from runtime.telemetry import metrics as m
+from runtime.telemetry.queries import success_rate as success_rate_query
 
 __all__ = [
     "EMERGENCY_ALERT",
@@ -176,12 +177,7 @@ def _selector(metric: str, **matchers: str) -> str:
 
 
 def _agent_rules(t: AlertThresholds) -> tuple[AlertRule, ...]:
-    total = f"sum by (agent_type) (rate({m.TASKS}[5m]))"
-    succeeded = f"sum by (agent_type) (rate({_selector(m.TASKS, status='succeeded')}[5m]))"
-    # A type whose every task fails has no succeeded series at all (a labelled counter appears
-    # on its first increment), so the numerator falls back to 0 × total. With no traffic the
-    # ratio is 0/0 = NaN, which no comparison accepts: idle types never alert.
-    success_rate = f"({succeeded} or {total} * 0) / {total}"
+    success_rate = success_rate_query("5m")
     success_description = (
         "{{ $value | humanizePercentage }} of {{ $labels.agent_type }} tasks succeeded over the "
         "last 5 minutes (failed and dead-lettered tasks count as failures)."

@@ -40,6 +40,7 @@ from runtime.telemetry.alerts import (
     SUCCESS_RATE_CRITICAL,
     SUCCESS_RATE_WARNING,
 )
+from runtime.telemetry.queries import success_rate as success_rate_query
 
 __all__ = [
     "AGENT_TYPE_VARIABLE",
@@ -84,9 +85,12 @@ def _prometheus() -> DataSourceRef:
     return DataSourceRef(type_val="prometheus", uid=f"${{{DATASOURCE_VARIABLE}}}")
 
 
+_AGENT_TYPE_FILTER = f'{AGENT_TYPE_VARIABLE}=~"${AGENT_TYPE_VARIABLE}"'
+
+
 def _agents(metric: str, **matchers: str) -> str:
     """`metric{agent_type=~"$agent_type",k="v"}`: the agent-type picker applies to the series."""
-    inner = [f'{AGENT_TYPE_VARIABLE}=~"${AGENT_TYPE_VARIABLE}"']
+    inner = [_AGENT_TYPE_FILTER]
     inner += [f'{k}="{v}"' for k, v in sorted(matchers.items())]
     return f"{metric}{{{','.join(inner)}}}"
 
@@ -225,10 +229,7 @@ def _dashboard(uid: str, title: str, description: str) -> dash.Dashboard:
 
 def _overview() -> dash.Dashboard:
     total = f"sum by (agent_type) ({_rate(_agents(m.TASKS))})"
-    succeeded = f"sum by (agent_type) ({_rate(_agents(m.TASKS, status='succeeded'))})"
-    # Same definition as the success-rate alerts: an all-failing type has no `succeeded`
-    # series, so the numerator falls back to 0 × total instead of dropping the type.
-    success_rate = f"({succeeded} or {total} * 0) / {total}"
+    success_rate = success_rate_query(_RATE_WINDOW, (_AGENT_TYPE_FILTER,))
     buckets = f"sum by (agent_type, le) ({_rate(_agents(f'{m.TASK_DURATION}_bucket'))})"
     # `max`, as in the alert catalogue: should the manager run several replicas, each exports
     # the same shared-state gauge and a `sum` would count it once per replica.
