@@ -60,6 +60,26 @@ def _app(name: str) -> dict[str, Any]:
     return {"matchLabels": {APP_LABEL: name}}
 
 
+def _rule(
+    direction: str,
+    name: str,
+    ns: Namespace,
+    selector: dict[str, Any],
+    peers: list[dict[str, Any]],
+    port_list: list[dict[str, Any]],
+) -> PolicySpec:
+    key, peer_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+    return PolicySpec(
+        name,
+        ns,
+        {
+            "podSelector": selector,
+            "policyTypes": [direction],
+            key: [{peer_key: peers, "ports": port_list}],
+        },
+    )
+
+
 def _ingress(
     name: str,
     ns: Namespace,
@@ -67,15 +87,7 @@ def _ingress(
     sources: list[dict[str, Any]],
     port_list: list[dict[str, Any]],
 ) -> PolicySpec:
-    return PolicySpec(
-        name,
-        ns,
-        {
-            "podSelector": selector,
-            "policyTypes": ["Ingress"],
-            "ingress": [{"from": sources, "ports": port_list}],
-        },
-    )
+    return _rule("Ingress", name, ns, selector, sources, port_list)
 
 
 def _egress(
@@ -85,15 +97,7 @@ def _egress(
     targets: list[dict[str, Any]],
     port_list: list[dict[str, Any]],
 ) -> PolicySpec:
-    return PolicySpec(
-        name,
-        ns,
-        {
-            "podSelector": selector,
-            "policyTypes": ["Egress"],
-            "egress": [{"to": targets, "ports": port_list}],
-        },
-    )
+    return _rule("Egress", name, ns, selector, targets, port_list)
 
 
 def _api_server(cfg: PlatformConfig) -> dict[str, Any]:
