@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pulumi_policy import (
@@ -19,7 +21,7 @@ from pulumi_policy import (
 from infra.plan.document import Plan
 from infra.plan.policy_input import policy_resources
 
-__all__ = ["Violation", "check_plan", "format_violations"]
+__all__ = ["Violation", "check_plan", "format_violations", "load_pack_config", "resolve_policy"]
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,39 @@ class Violation:
         return self.enforcement is EnforcementLevel.MANDATORY
 
 
-def _defaults(policy: Policy) -> dict[str, Any]:
-    schema = policy.config_schema
-    if schema is None:
+PACK_CONFIG_DIR = Path(__file__).resolve().parents[2] / "policies" / "config"
+
+
+def load_pack_config(stack: str) -> dict[str, Any]:
+    """`policies/config/<stack>.json`, the file `--policy-pack-config` is given; {} if none."""
+    path = PACK_CONFIG_DIR / f"{stack}.json"
+    if not path.is_file():
         return {}
-    return {k: v["default"] for k, v in schema.properties.items() if "default" in v}
+    body = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(body, dict):
+        raise ValueError(f"{path} must hold a JSON object")
+    return body
+
+
+def resolve_policy(policy: Policy, pack: Mapping[str, Any]) -> tuple[EnforcementLevel, dict[str, Any]]:
+    """The level and config of one policy: the engine's precedence (policy > all > default)."""
+    schema = policy.config_schema
+    config = (
+        {k: v["default"] for k, v in schema.properties.items() if "default" in v}
+        if schema is not None
+        else {}
+    )
+    level = policy.enforcement_level or EnforcementLevel.ADVISORY
+    if isinstance(pack.get("all"), str):
+        level = EnforcementLevel(pack["all"])
+    own = pack.get(policy.name)
+    if isinstance(own, str):
+        level = EnforcementLevel(own)
+    elif isinstance(own, Mapping):
+        if "enforcementLevel" in own:
+            level = EnforcementLevel(own["enforcementLevel"])
+        config.update({k: v for k, v in own.items() if k != "enforcementLevel"})
+    return level, config
 
 
 def _reporter(found: list[Violation], policy: Policy, level: EnforcementLevel) -> ReportViolation:
@@ -49,14 +79,15 @@ def _reporter(found: list[Violation], policy: Policy, level: EnforcementLevel) -
     return report
 
 
-def check_plan(plan: Plan, policies: Sequence[Policy]) -> list[Violation]:
+def check_plan(
+    plan: Plan, policies: Sequence[Policy], pack_config: Mapping[str, Any] | None = None
+) -> list[Violation]:
     resources = policy_resources(plan)
     found: list[Violation] = []
     for policy in policies:
-        level = policy.enforcement_level or EnforcementLevel.ADVISORY
+        level, config = resolve_policy(policy, pack_config or {})
         if level is EnforcementLevel.DISABLED:
             continue
-        config = _defaults(policy)
         report = _reporter(found, policy, level)
         if isinstance(policy, StackValidationPolicy):
             policy.validate(StackValidationArgs(resources, config), report)

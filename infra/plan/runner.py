@@ -20,7 +20,7 @@ from infra.config import load as load_config
 from infra.plan.document import Plan
 from infra.plan.mock_cloud import MockCloud
 from infra.plan.output import write_plan
-from infra.plan.policy_check import check_plan, format_violations
+from infra.plan.policy_check import check_plan, format_violations, load_pack_config
 from infra.plan.recorder import RecordingMonitor
 from infra.plan.stackfile import read_stack_file
 from policies import ALL_POLICIES
@@ -81,7 +81,7 @@ def main(argv: list[str]) -> int:
         print(f"{stack}: {err}", file=sys.stderr)
         return EXIT_CONFIG
     write_plan(plan, out)
-    violations = check_plan(plan, ALL_POLICIES)
+    violations = check_plan(plan, ALL_POLICIES, load_pack_config(stack))
     if violations:
         print(f"{stack}: policy violations\n{format_violations(violations)}", file=sys.stderr)
     return EXIT_POLICY if any(v.blocking for v in violations) else 0

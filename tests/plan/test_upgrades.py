@@ -214,13 +214,13 @@ def test_skew_policy_rejects_addon_not_from_table(staging_at: dict[str, Path]) -
 
 
 def test_plan_policy_check_reports_skew_with_fix(staging_at: dict[str, Path]) -> None:
-    from infra.plan.policy_check import check_plan, format_violations
+    from infra.plan.policy_check import check_plan, format_violations, load_pack_config
     from policies import ALL_POLICIES
 
     clean = Plan.load(staging_at["1.34"])
-    assert check_plan(clean, ALL_POLICIES) == []
+    assert check_plan(clean, ALL_POLICIES, load_pack_config("staging")) == []
     skewed = _edit(clean, "aws:eks/nodeGroup:NodeGroup", "cluster-system", version="1.35")
-    (violation,) = check_plan(skewed, ALL_POLICIES)
+    (violation,) = check_plan(skewed, ALL_POLICIES, load_pack_config("staging"))
     assert violation.blocking
     text = format_violations([violation])
     assert text.startswith("[mandatory] kubernetes-version-skew on cluster-system: node group")
