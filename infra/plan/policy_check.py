@@ -51,7 +51,9 @@ def load_pack_config(stack: str) -> dict[str, Any]:
     return body
 
 
-def resolve_policy(policy: Policy, pack: Mapping[str, Any]) -> tuple[EnforcementLevel, dict[str, Any]]:
+def resolve_policy(
+    policy: Policy, pack: Mapping[str, Any]
+) -> tuple[EnforcementLevel, dict[str, Any]]:
     """The level and config of one policy: the engine's precedence (policy > all > default)."""
     schema = policy.config_schema
     config = (

@@ -16,7 +16,7 @@ from pulumi_policy import (
 )
 
 from infra.plan.document import Plan, PlanResource
-from infra.plan.policy_check import resolve_policy, check_plan, load_pack_config
+from infra.plan.policy_check import check_plan, load_pack_config, resolve_policy
 from infra.plan.policy_input import policy_resources
 from policies import ALL_POLICIES
 from tests.conftest import run_plan, write_stack
