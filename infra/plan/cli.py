@@ -38,7 +38,7 @@ def plan(
     ] = None,
 ) -> None:
     """Run the real program of each stack under Pulumi's mock engine and write its plan."""
-    failed = []
+    failed: dict[str, int] = {}
     for stack in stacks or list(DEFAULT_STACKS):
         target = out / stack
         started = time.perf_counter()
@@ -57,9 +57,11 @@ def plan(
             check=False,
         )
         elapsed = time.perf_counter() - started
-        if proc.returncode != 0:
-            failed.append(stack)
+        # Advisory violations come on stderr of a successful plan: show them too.
+        if proc.stderr.strip():
             _errors.print(proc.stderr.rstrip(), markup=False, highlight=False)
+        if proc.returncode != 0:
+            failed[stack] = proc.returncode
             continue
         result = Plan.load(target)
         if quiet:
@@ -69,7 +71,8 @@ def plan(
             _console.print(f"[dim]planned in {elapsed:.2f} s → {target}[/dim]\n")
     if failed:
         _errors.print(f"[red]plan failed for: {', '.join(failed)}[/red]")
-        raise typer.Exit(code=2)
+        # The runner's own status: 2 invalid config, 4 mandatory policy violation.
+        raise typer.Exit(code=max(failed.values()))
 
 
 def diff(
