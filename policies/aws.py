@@ -6,14 +6,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pulumi_policy import (
-    EnforcementLevel,
     ReportViolation,
     ResourceValidationArgs,
     StackValidationArgs,
-    StackValidationPolicy,
 )
 
-from policies.common import ENVIRONMENT_SCHEMA, Report, environment, resource_policy
+from policies.common import ENVIRONMENT_SCHEMA, Report, environment, resource_policy, stack_policy
 
 __all__ = ["POLICIES"]
 
@@ -170,18 +168,6 @@ def _node_subnets(args: StackValidationArgs, report: ReportViolation) -> None:
                 )
 
 
-def _mandatory_stack(
-    name: str, description: str, remediation: str, validate: Any
-) -> StackValidationPolicy:
-    return StackValidationPolicy(
-        name=name,
-        description=description,
-        remediation_steps=remediation,
-        enforcement_level=EnforcementLevel.MANDATORY,
-        validate=validate,
-    )
-
-
 POLICIES = [
     resource_policy(
         "eks-endpoint-access",
@@ -245,7 +231,7 @@ POLICIES = [
         "Remove the public ACL; share through signed URLs or a CDN origin access control.",
         _bucket_acl,
     ),
-    _mandatory_stack(
+    stack_policy(
         "s3-private-and-encrypted",
         "Every S3 bucket (flow logs, backups) has a full public access block and server-side "
         "encryption.",
@@ -253,7 +239,7 @@ POLICIES = [
         "BucketServerSideEncryptionConfiguration for the bucket.",
         _buckets,
     ),
-    _mandatory_stack(
+    stack_policy(
         "eks-node-groups-private-subnets",
         "Node groups live in private subnets only.",
         "Pass the network layer's private subnet ids to the node groups.",

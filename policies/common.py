@@ -8,8 +8,11 @@ from typing import Any
 from pulumi_policy import (
     EnforcementLevel,
     PolicyConfigSchema,
+    ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
 )
 
 __all__ = [
@@ -21,6 +24,7 @@ __all__ = [
     "is_secret_value",
     "pod_spec",
     "resource_policy",
+    "stack_policy",
 ]
 
 # Where each workload kind keeps its pod spec.
@@ -93,4 +97,23 @@ def resource_policy(
         enforcement_level=EnforcementLevel.MANDATORY,
         config_schema=PolicyConfigSchema(properties=dict(config)) if config else None,
         validate=lambda args, report: validate(args, lambda message: report(message, None)),
+    )
+
+
+def stack_policy(
+    name: str,
+    description: str,
+    remediation: str,
+    validate: Callable[[StackValidationArgs, ReportViolation], None],
+    *,
+    config: Mapping[str, Any] | None = None,
+) -> StackValidationPolicy:
+    """A mandatory policy over the whole stack (cross-resource facts)."""
+    return StackValidationPolicy(
+        name=name,
+        description=description,
+        remediation_steps=remediation,
+        enforcement_level=EnforcementLevel.MANDATORY,
+        config_schema=PolicyConfigSchema(properties=dict(config)) if config else None,
+        validate=validate,
     )

@@ -9,15 +9,12 @@ import re
 from typing import Any
 
 from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
     ReportViolation,
     ResourceValidationArgs,
     StackValidationArgs,
-    StackValidationPolicy,
 )
 
-from policies.common import Report, resource_policy
+from policies.common import Report, resource_policy, stack_policy
 
 __all__ = ["POLICIES", "taggable"]
 
@@ -145,21 +142,18 @@ POLICIES = [
             }
         ),
     ),
-    StackValidationPolicy(
-        name="eks-total-node-budget",
-        description="All node groups together may not grow beyond the budgeted fleet size.",
-        remediation_steps="Lower node groups' maxSize or raise maxTotalNodes after review.",
-        enforcement_level=EnforcementLevel.MANDATORY,
-        config_schema=PolicyConfigSchema(
-            properties={
-                "maxTotalNodes": {
-                    "type": "integer",
-                    "minimum": 1,
-                    "default": 100,
-                    "description": "sum of every node group's maxSize",
-                }
+    stack_policy(
+        "eks-total-node-budget",
+        "All node groups together may not grow beyond the budgeted fleet size.",
+        "Lower node groups' maxSize or raise maxTotalNodes after review.",
+        _fleet,
+        config={
+            "maxTotalNodes": {
+                "type": "integer",
+                "minimum": 1,
+                "default": 100,
+                "description": "sum of every node group's maxSize",
             }
-        ),
-        validate=_fleet,
+        },
     ),
 ]

@@ -6,13 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from pulumi_policy import (
-    EnforcementLevel,
     PolicyResource,
     ReportViolation,
     StackValidationArgs,
-    StackValidationPolicy,
 )
 
+from policies.common import stack_policy
 from policies.kubernetes_network import selects
 
 __all__ = ["POLICIES"]
@@ -93,19 +92,17 @@ def _pools(args: StackValidationArgs, report: ReportViolation) -> None:
 
 
 POLICIES = [
-    StackValidationPolicy(
-        name="k8s-pdb-for-multi-replica",
-        description="Every Deployment that runs (or may scale to) more than one replica has a "
+    stack_policy(
+        "k8s-pdb-for-multi-replica",
+        "Every Deployment that runs (or may scale to) more than one replica has a "
         "PodDisruptionBudget, so node drains and upgrades keep it serving.",
-        remediation_steps="Add a PodDisruptionBudget (maxUnavailable: 1) selecting its pods.",
-        enforcement_level=EnforcementLevel.MANDATORY,
-        validate=_pdbs,
+        "Add a PodDisruptionBudget (maxUnavailable: 1) selecting its pods.",
+        _pdbs,
     ),
-    StackValidationPolicy(
-        name="agent-pools-have-hpa-and-pdb",
-        description="Every agent pool scales with an HPA and is protected by a PDB.",
-        remediation_steps="Declare the pool under agents.pools; the agents layer adds both.",
-        enforcement_level=EnforcementLevel.MANDATORY,
-        validate=_pools,
+    stack_policy(
+        "agent-pools-have-hpa-and-pdb",
+        "Every agent pool scales with an HPA and is protected by a PDB.",
+        "Declare the pool under agents.pools; the agents layer adds both.",
+        _pools,
     ),
 ]

@@ -6,16 +6,20 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
     PolicyResource,
     ReportViolation,
     ResourceValidationArgs,
     StackValidationArgs,
-    StackValidationPolicy,
 )
 
-from policies.common import ENVIRONMENT_SCHEMA, Report, environment, pod_spec, resource_policy
+from policies.common import (
+    ENVIRONMENT_SCHEMA,
+    Report,
+    environment,
+    pod_spec,
+    resource_policy,
+    stack_policy,
+)
 
 __all__ = ["POLICIES", "selects"]
 
@@ -177,35 +181,30 @@ POLICIES = [
         _hpa_min,
         config=ENVIRONMENT_SCHEMA,
     ),
-    StackValidationPolicy(
-        name="k8s-namespace-default-deny",
-        description="Every namespace has a default-deny NetworkPolicy; traffic needs an allow.",
-        remediation_steps="Add a NetworkPolicy with podSelector {} and both policy types.",
-        enforcement_level=EnforcementLevel.MANDATORY,
-        validate=_default_deny,
+    stack_policy(
+        "k8s-namespace-default-deny",
+        "Every namespace has a default-deny NetworkPolicy; traffic needs an allow.",
+        "Add a NetworkPolicy with podSelector {} and both policy types.",
+        _default_deny,
     ),
-    StackValidationPolicy(
-        name="k8s-workloads-covered-by-network-policy",
-        description="Every workload's pods are selected by a NetworkPolicy in their namespace.",
-        remediation_steps="Create the workload in a namespace of the platform (default deny).",
-        enforcement_level=EnforcementLevel.MANDATORY,
-        validate=_covered,
+    stack_policy(
+        "k8s-workloads-covered-by-network-policy",
+        "Every workload's pods are selected by a NetworkPolicy in their namespace.",
+        "Create the workload in a namespace of the platform (default deny).",
+        _covered,
     ),
-    StackValidationPolicy(
-        name="istio-strict-mtls",
-        description="Where the mesh runs, a mesh-wide PeerAuthentication enforces STRICT mTLS and "
+    stack_policy(
+        "istio-strict-mtls",
+        "Where the mesh runs, a mesh-wide PeerAuthentication enforces STRICT mTLS and "
         "none relaxes it.",
-        remediation_steps="Keep the mesh layer's PeerAuthentication in istio-system at STRICT.",
-        enforcement_level=EnforcementLevel.MANDATORY,
-        config_schema=PolicyConfigSchema(
-            properties={
-                "rootNamespace": {
-                    "type": "string",
-                    "default": "istio-system",
-                    "description": "Istio's root namespace",
-                }
+        "Keep the mesh layer's PeerAuthentication in istio-system at STRICT.",
+        _strict_mtls,
+        config={
+            "rootNamespace": {
+                "type": "string",
+                "default": "istio-system",
+                "description": "Istio's root namespace",
             }
-        ),
-        validate=_strict_mtls,
+        },
     ),
 ]

@@ -6,14 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
     ReportViolation,
     StackValidationArgs,
-    StackValidationPolicy,
 )
 
 from infra import versions
+from policies.common import stack_policy
 
 __all__ = ["POLICIES", "kubernetes_version_skew"]
 
@@ -79,30 +77,27 @@ def _validate_skew(args: StackValidationArgs, report: ReportViolation) -> None:
                 )
 
 
-kubernetes_version_skew = StackValidationPolicy(
-    name="kubernetes-version-skew",
-    description=(
+kubernetes_version_skew = stack_policy(
+    "kubernetes-version-skew",
+    (
         "Node groups never run a newer Kubernetes minor than their control plane nor fall more "
         "than the allowed skew behind it, and every EKS add-on carries the version the version "
         "table pins for the control plane's minor."
     ),
-    remediation_steps=(
+    (
         "Change only cluster.kubernetesVersion in the stack file; the program derives node-group "
         "and add-on versions from it and infra/versions.py."
     ),
-    enforcement_level=EnforcementLevel.MANDATORY,
-    config_schema=PolicyConfigSchema(
-        properties={
-            "maxNodeSkew": {
-                "type": "integer",
-                "minimum": 0,
-                "maximum": 3,
-                "default": DEFAULT_MAX_NODE_SKEW,
-                "description": "minors a node group may trail its control plane",
-            }
+    _validate_skew,
+    config={
+        "maxNodeSkew": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 3,
+            "default": DEFAULT_MAX_NODE_SKEW,
+            "description": "minors a node group may trail its control plane",
         }
-    ),
-    validate=_validate_skew,
+    },
 )
 
 POLICIES = [kubernetes_version_skew]
