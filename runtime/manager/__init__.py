@@ -1,0 +1,1 @@
+"""The agent manager: task intake, durable queues, agent registry and dispatch."""
