@@ -1,0 +1,210 @@
+"""The durable queue against a real redis-server: idempotency, bounds, priority, delivery,
+reclaim from dead agents and dispatchers, dead letters, and Redis restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from redis.asyncio import Redis
+
+from runtime.manager.constants import Priority
+from runtime.manager.queue import QueueFull, TaskQueue, TaskStatus
+from tests.servers import RedisServer, redis_server
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    with redis_server(tmp_path, appendfsync="always") as server:
+        yield server
+
+
+def queue(server: RedisServer, **options: Any) -> tuple[Redis, TaskQueue]:
+    client = Redis.from_url(server.url)
+    settings = {"max_queued_per_type": 100, "max_attempts": 3} | options
+    return client, TaskQueue(client, **settings)
+
+
+def test_idempotent_submit_creates_one_task_under_concurrency(redis: RedisServer) -> None:
+    async def scenario() -> None:
+        client, q = queue(redis)
+        results = await asyncio.gather(
+            *(q.submit("coder", {"n": i}, idempotency_key="req-1") for i in range(50))
+        )
+        assert len({r.task_id for r in results}) == 1
+        assert sum(r.created for r in results) == 1
+        assert await q.queued("coder") == 1
+        assert len(await q.take("coder", "m1", count=10)) == 1
+        await client.aclose()
+
+    run(scenario())
+
+
+def test_bounded_queue_refuses_with_retry_after(redis: RedisServer) -> None:
+    async def scenario() -> None:
+        client, q = queue(redis, max_queued_per_type=2, retry_after_s=7)
+        await q.submit("coder", {})
+        await q.submit("coder", {})
+        with pytest.raises(QueueFull) as info:
+            await q.submit("coder", {})
+        assert info.value.retry_after_s == 7
+        assert info.value.queued == 2
+        await q.submit("scanner", {})  # bounds are per agent type
+        await client.aclose()
+
+    run(scenario())
+
+
+def test_higher_priority_is_taken_first(redis: RedisServer) -> None:
+    async def scenario() -> None:
+        client, q = queue(redis)
+        low = await q.submit("coder", "low", priority=Priority.LOW)
+        normal = await q.submit("coder", "normal")
+        high = await q.submit("coder", "high", priority=Priority.HIGH)
+        taken = await q.take("coder", "m1", count=3)
+        assert [t.task_id for t in taken] == [high.task_id, normal.task_id, low.task_id]
+        await client.aclose()
+
+    run(scenario())
+
+
+def test_task_runs_once_through_an_agent(redis: RedisServer) -> None:
+    async def scenario() -> None:
+        client, q = queue(redis)
+        submitted = await q.submit("coder", {"prompt": "x"}, request_type="code")
+        (taken,) = await q.take("coder", "m1")
+        assert await q.assign(taken, "agent-1")
+        assert not await q.assign(taken, "agent-2"), "a second dispatcher must not assign it"
+        (entry,) = await q.read_inbox("agent-1", count=10)
+        assert await q.start(entry.task_id, "agent-1")
+        assert await q.queued("coder") == 0
+        assert await q.complete(entry, "agent-1", result={"ok": True})
+        record = await q.get(submitted.task_id)
+        assert record is not None
+        assert record.status is TaskStatus.SUCCEEDED
+        assert record.result == {"ok": True}
+        assert record.attempts == 1
+        assert record.agent_id == "agent-1"
+        assert record.request_type == "code"
+        assert not await q.complete(entry, "agent-1", result={}), "acknowledged once only"
+        await client.aclose()
+
+    run(scenario())
+
+
+def test_dead_agents_task_is_reclaimed_and_finished_by_another(redis: RedisServer) -> None:
+    async def scenario() -> None:
+        client, q = queue(redis)
+        submitted = await q.submit("coder", {})
+        (taken,) = await q.take("coder", "m1")
+        await q.assign(taken, "agent-dead")
+        (entry,) = await q.read_inbox("agent-dead", count=1)
+        await q.start(entry.task_id, "agent-dead")
+        # agent-dead never completes; its entry goes idle past the visibility timeout.
+        outcomes = await q.reclaim_inbox("agent-dead", visibility_timeout_s=0, backoff_s=0)
+        assert outcomes == {submitted.task_id: "retry"}
+        assert (await q.get(submitted.task_id)).status is TaskStatus.RETRYING  # type: ignore[union-attr]
+        assert await q.queued("coder") == 1
+        assert await q.promote_due() == 1
+        (again,) = await q.take("coder", "m2")
+        await q.assign(again, "agent-live")
+        (entry2,) = await q.read_inbox("agent-live", count=1)
+        await q.start(entry2.task_id, "agent-live")
+        await q.complete(entry2, "agent-live", result="done")
+        record = await q.get(submitted.task_id)
+        assert record is not None
+        assert (record.status, record.attempts, record.agent_id) == (
+            TaskStatus.SUCCEEDED,
+            2,
+            "agent-live",
+        )
+        await client.aclose()
+
+    run(scenario())
+
+
+def test_touched_work_is_not_reclaimed(redis: RedisServer) -> None:
+    async def scenario() -> None:
+        client, q = queue(redis)
+        await q.submit("coder", {})
+        (taken,) = await q.take("coder", "m1")
+        await q.assign(taken, "agent-1")
+        (entry,) = await q.read_inbox("agent-1", count=1)
+        await asyncio.sleep(0.3)
+        await q.touch("agent-1", [entry.entry_id])
+        assert await q.reclaim_inbox("agent-1", visibility_timeout_s=0.2, backoff_s=0) == {}
+        await client.aclose()
+
+    run(scenario())
+
+
+def test_out_of_attempts_goes_to_dead_letters(redis: RedisServer) -> None:
+    async def scenario() -> None:
+        client, q = queue(redis, max_attempts=2)
+        submitted = await q.submit("coder", {})
+        outcomes = []
+        for attempt in range(2):
+            await q.promote_due()
+            (taken,) = await q.take("coder", f"m{attempt}")
+            await q.assign(taken, "agent-1")
+            (entry,) = await q.read_inbox("agent-1", count=1)
+            await q.start(entry.task_id, "agent-1")
+            outcomes.append(await q.retry(entry, "handler crashed", backoff_s=0))
+        assert outcomes == ["retry", "dead"]
+        record = await q.get(submitted.task_id)
+        assert record is not None
+        assert record.status is TaskStatus.DEAD_LETTERED
+        assert record.error == "handler crashed"
+        assert await client.xlen("agentops:dead") == 1
+        assert await q.queued("coder") == 0
+        await client.aclose()
+
+    run(scenario())
+
+
+def test_crashed_dispatchers_tasks_are_taken_over(redis: RedisServer) -> None:
+    async def scenario() -> None:
+        client, q = queue(redis)
+        submitted = await q.submit("coder", {})
+        await q.take("coder", "crashed-manager")  # taken, never assigned
+        assert await q.take("coder", "m2") == []
+        (taken,) = await q.reclaim_ready("coder", "m2", min_idle_s=0)
+        assert taken.task_id == submitted.task_id
+        assert await q.assign(taken, "agent-1")
+        await client.aclose()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_accepted_tasks_survive_a_redis_restart(redis: RedisServer, how: int) -> None:
+    async def submit() -> list[str]:
+        client, q = queue(redis)
+        ids = [(await q.submit("coder", {"i": i})).task_id for i in range(20)]
+        (taken,) = await q.take("coder", "m1", count=1)
+        await q.assign(taken, "agent-1")
+        await client.aclose()
+        return ids
+
+    async def after() -> None:
+        client, q = queue(redis)
+        for task_id in ids:
+            assert await q.get(task_id) is not None
+        assert await q.queued("coder") == 20
+        assert len(await q.take("coder", "m2", count=50)) == 19
+        assert len(await q.read_inbox("agent-1", count=5)) == 1
+        await client.aclose()
+
+    ids = run(submit())
+    redis.restart(how)  # appendfsync always: even a crash keeps every accepted write
+    run(after())
