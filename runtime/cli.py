@@ -49,5 +49,55 @@ def diff_command(
     diff(base, head, output)
 
 
+cost_app = typer.Typer(help="Model prices, spend and budgets.", no_args_is_help=True)
+app.add_typer(cost_app, name="cost")
+
+
+@cost_app.command("prices")
+def cost_prices_command(
+    stack: Annotated[str, typer.Option(help="stack whose cost config to use")] = "staging",
+    stack_dir: Annotated[
+        Path, typer.Option(help="where Pulumi.yaml and Pulumi.<stack>.yaml live")
+    ] = Path("."),
+) -> None:
+    """Print the effective price of every configured model and where it comes from."""
+    from rich.console import Console
+
+    from infra.config import ConfigError, load_from_mapping
+    from infra.plan.stackfile import read_stack_file
+    from runtime.cost.prices import PriceBook, PricedModel, PriceOverride, UnknownModelError
+    from runtime.cost.report import price_table
+
+    errors = Console(stderr=True, soft_wrap=True)
+    try:
+        raw = read_stack_file(stack_dir, stack).config
+        values = {
+            key.split(":", 1)[1]: _parse(value)
+            for key, value in raw.items()
+            if key.startswith("agentops:")
+        }
+        cost = load_from_mapping(values).cost
+        book = PriceBook(
+            [PricedModel(name, profile.provider) for name, profile in cost.models.items()],
+            [
+                PriceOverride(o.model, o.input_per_1k_usd, o.output_per_1k_usd, o.effective_from)
+                for o in cost.price_overrides
+            ],
+        )
+    except (ConfigError, FileNotFoundError, UnknownModelError) as err:
+        errors.print(f"[red]{err}[/red]")
+        raise typer.Exit(code=2) from None
+    Console().print(price_table(book.table()))
+
+
+def _parse(value: str) -> object:
+    import json
+
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
 if __name__ == "__main__":
     app()

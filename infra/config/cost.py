@@ -44,6 +44,11 @@ class ModelPriceOverride(ConfigModel):
 class ModelProfile(ConfigModel):
     """What is not a price: how good and fast a model is, and how it spends tokens."""
 
+    provider: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9-]+$",
+        description="provider whose price list applies (openai, anthropic, google, ...)",
+    )
     quality: float = Field(ge=0, le=1, description="answer quality score, 0..1")
     speed: float = Field(ge=0, le=1, description="speed score, 0..1")
     token_efficiency: float = Field(
@@ -54,10 +59,14 @@ class ModelProfile(ConfigModel):
 def _seed_profiles() -> dict[str, ModelProfile]:
     # The seed article's scores (its prices are wrong and are not used).
     return {
-        "gpt-5": ModelProfile(quality=0.95, speed=0.8, token_efficiency=1.0),
-        "gpt-4o": ModelProfile(quality=0.9, speed=0.9, token_efficiency=1.1),
-        "claude-opus-4-1": ModelProfile(quality=0.92, speed=0.7, token_efficiency=0.9),
-        "claude-3-5-sonnet": ModelProfile(quality=0.88, speed=0.85, token_efficiency=1.0),
+        "gpt-5": ModelProfile(provider="openai", quality=0.95, speed=0.8, token_efficiency=1.0),
+        "gpt-4o": ModelProfile(provider="openai", quality=0.9, speed=0.9, token_efficiency=1.1),
+        "claude-opus-4-1": ModelProfile(
+            provider="anthropic", quality=0.92, speed=0.7, token_efficiency=0.9
+        ),
+        "claude-3-5-sonnet": ModelProfile(
+            provider="anthropic", quality=0.88, speed=0.85, token_efficiency=1.0
+        ),
     }
 
 
