@@ -16,10 +16,8 @@ from infra.config.cost import CostConfig
 from runtime.cost.prices import PriceBook, PricedModel, PriceOverride, UnknownModelError
 from tests.conftest import REPO, write_stack
 
-DEFAULTS = [
-    PricedModel(name, p.provider)
-    for name, p in CostConfig(budget={"dailyUsd": "1", "monthlyUsd": "1"}).models.items()
-]  # type: ignore[arg-type]
+_COST = CostConfig.model_validate({"budget": {"dailyUsd": "1", "monthlyUsd": "1"}})
+DEFAULTS = [PricedModel(name, profile.provider) for name, profile in _COST.models.items()]
 AT = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 
 
