@@ -15,13 +15,19 @@ __all__ = [
     "BUDGET_USD",
     "COST_USD",
     "EMERGENCY_MODE",
+    "HTTP_DURATION",
+    "HTTP_REQUESTS",
     "IN_FLIGHT",
     "LOAD_RATIO",
     "QUEUE_LENGTH",
     "REDIS_UP",
+    "RETRIES",
     "SPEND_USD",
+    "SUBMISSIONS",
+    "SUCCESS_RATE",
     "TASKS",
     "TASK_DURATION",
+    "TASK_WAIT",
     "TOKENS",
     "VAULT_UNSEALED",
 ]
@@ -29,8 +35,17 @@ __all__ = [
 PREFIX: Final = "agentops"
 
 # Agent manager -------------------------------------------------------------------------
-# counter; labels: agent_type, status (succeeded | failed | dead_lettered), endpoint
+# counter; labels: agent_type, status (succeeded | failed | dead_lettered)
 TASKS: Final = f"{PREFIX}_tasks_total"
+# counter; labels: agent_type, outcome (accepted | duplicate | rejected_full |
+# rejected_emergency)
+SUBMISSIONS: Final = f"{PREFIX}_task_submissions_total"
+# histogram (seconds, submit → an agent starts it); labels: agent_type
+TASK_WAIT: Final = f"{PREFIX}_task_wait_seconds"
+# counter; labels: agent_type, outcome (retry | dead) — reclaimed from silent agents or failed
+RETRIES: Final = f"{PREFIX}_task_retries_total"
+# gauge 0..1; labels: agent_type — share of the last completions that succeeded
+SUCCESS_RATE: Final = f"{PREFIX}_success_rate"
 # histogram (seconds, submit → completion); labels: agent_type
 TASK_DURATION: Final = f"{PREFIX}_task_duration_seconds"
 # gauge; labels: agent_type — tasks accepted and not yet started (the HPA signal)
@@ -46,6 +61,12 @@ AGENTS_HEALTHY: Final = f"{PREFIX}_agents_healthy"
 AGENT_LAST_HEARTBEAT: Final = f"{PREFIX}_agent_last_heartbeat_timestamp_seconds"
 # gauge 0/1
 EMERGENCY_MODE: Final = f"{PREFIX}_emergency_mode"
+
+# Every HTTP service ---------------------------------------------------------------------
+# counter; labels: endpoint (route template), method, code
+HTTP_REQUESTS: Final = f"{PREFIX}_http_requests_total"
+# histogram (seconds); labels: endpoint, method
+HTTP_DURATION: Final = f"{PREFIX}_http_request_duration_seconds"
 
 # Cost engine ---------------------------------------------------------------------------
 # counter; labels: agent_type, model, direction (input | output)

@@ -1,0 +1,171 @@
+"""The HTTP shell every runtime service shares: probes, metrics, limits and error bodies.
+
+A service builds its FastAPI app with `create_app` and adds its own routers. The shell gives
+it `/health` (the process answers), `/ready` (its dependencies answer, with the details in the
+body), `/metrics` (its own registry), a request-body size limit answered with 413, request
+metrics per route template, and 4xx bodies that name the field at fault without echoing what
+was sent (a body may carry credentials).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from runtime import endpoints
+from runtime.telemetry import metrics as m
+
+__all__ = ["ReadyCheck", "create_app"]
+
+# name → (ok, detail); the details are what /ready shows an operator.
+ReadyCheck = Callable[[], Awaitable[Mapping[str, tuple[bool, Any]]]]
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+class _BodyLimit:
+    """413 for bodies over the limit, declared or streamed, before the app parses them."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _too_large(self.limit)(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLarge:
+            await _too_large(self.limit)(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return JSONResponse(
+        {"detail": f"request body larger than the limit of {limit} bytes"}, status_code=413
+    )
+
+
+class _RequestMetrics:
+    """Requests and their duration per route template (not per raw path: bounded labels)."""
+
+    def __init__(self, app: ASGIApp, requests: Counter, duration: Histogram) -> None:
+        self.app = app
+        self.requests = requests
+        self.duration = duration
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        code = 500
+
+        async def recording(message: Message) -> None:
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", "unmatched")
+            if endpoint != endpoints.METRICS:
+                self.requests.labels(endpoint, scope["method"], str(code)).inc()
+                self.duration.labels(endpoint, scope["method"]).observe(
+                    time.perf_counter() - started
+                )
+
+
+def _validation_body(err: RequestValidationError) -> tuple[int, dict[str, Any]]:
+    problems = []
+    status = 422
+    for e in err.errors():
+        if e.get("type") == "json_invalid":
+            status = 400
+        location = ".".join(str(part) for part in e.get("loc", ()) if part != "body")
+        problems.append({"field": location or "body", "error": e.get("msg", "invalid")})
+    return status, {"detail": "invalid request", "errors": problems}
+
+
+def create_app(
+    *,
+    title: str,
+    version: str,
+    registry: CollectorRegistry,
+    ready: ReadyCheck,
+    lifespan: Lifespan | None = None,
+    max_body_bytes: int,
+) -> FastAPI:
+    app = FastAPI(title=title, version=version, lifespan=lifespan)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, err: RequestValidationError) -> JSONResponse:
+        status, body = _validation_body(err)
+        return JSONResponse(body, status_code=status)
+
+    @app.get(endpoints.HEALTH, tags=["probes"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(endpoints.READY, tags=["probes"])
+    async def ready_probe() -> JSONResponse:
+        checks = await ready()
+        ok = all(passed for passed, _ in checks.values())
+        body = {
+            "status": "ready" if ok else "not ready",
+            "checks": {name: {"ok": passed, "detail": d} for name, (passed, d) in checks.items()},
+        }
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get(endpoints.METRICS, tags=["probes"], include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    requests = Counter(
+        m.HTTP_REQUESTS, "HTTP requests served", ["endpoint", "method", "code"], registry=registry
+    )
+    duration = Histogram(
+        m.HTTP_DURATION,
+        "HTTP request duration in seconds",
+        ["endpoint", "method"],
+        registry=registry,
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    )
+    app.add_middleware(_RequestMetrics, requests=requests, duration=duration)
+    app.add_middleware(_BodyLimit, limit=max_body_bytes)
+    return app
