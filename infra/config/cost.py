@@ -10,7 +10,16 @@ from pydantic import Field, field_validator, model_validator
 
 from infra.config.base import ConfigModel, RuleViolation
 
-__all__ = ["BudgetConfig", "CostConfig", "ModelPriceOverride", "ModelProfile"]
+__all__ = [
+    "BudgetConfig",
+    "CostConfig",
+    "HourlyLimits",
+    "ModelPriceOverride",
+    "ModelProfile",
+    "RateLimitsConfig",
+    "RecommendationConfig",
+    "TokenEstimate",
+]
 
 Money = Decimal
 
@@ -70,6 +79,90 @@ def _seed_profiles() -> dict[str, ModelProfile]:
     }
 
 
+class HourlyLimits(ConfigModel):
+    """Ceilings over any sliding hour; an unset ceiling does not limit."""
+
+    requests: int | None = Field(default=None, gt=0, description="calls admitted per hour")
+    tokens: int | None = Field(
+        default=None, gt=0, description="input + output tokens admitted per hour"
+    )
+    cost_usd: Money | None = Field(default=None, gt=0, description="USD admitted per hour")
+
+
+class RateLimitsConfig(ConfigModel):
+    """Hourly limits the cost engine enforces in Redis for the whole platform and per team."""
+
+    overall: HourlyLimits = Field(
+        default_factory=HourlyLimits, description="limits for all teams together"
+    )
+    teams: dict[str, HourlyLimits] = Field(
+        default_factory=dict, description="limits per team, keyed by team name"
+    )
+
+
+class TokenEstimate(ConfigModel):
+    input: int = Field(gt=0, description="input tokens of a task of medium complexity")
+    output: int = Field(gt=0, description="output tokens of a task of medium complexity")
+
+
+def _seed_task_tokens() -> dict[str, TokenEstimate]:
+    # The seed article's base token counts per task type.
+    return {
+        "code_generation": TokenEstimate(input=500, output=2000),
+        "security_analysis": TokenEstimate(input=1000, output=1500),
+        "performance_testing": TokenEstimate(input=800, output=1200),
+        "general": TokenEstimate(input=300, output=800),
+    }
+
+
+class RecommendationConfig(ConfigModel):
+    """Weights of the model ranking (the seed article's scoring; its values are the defaults).
+
+    score = quality × qualityPriority × (qualityComplexityBase + complexity)
+          + speed × speedPriority + 1 / (1 + estimated USD) × (1 − qualityPriority − speedPriority)
+    tokens = taskTokens[type] × (tokensComplexityBase + complexity × tokensComplexitySlope)
+             × tokenEfficiency
+    """
+
+    quality_priority: float = Field(
+        default=0.7, ge=0, le=1, description="default weight of quality when a task gives none"
+    )
+    speed_priority: float = Field(
+        default=0.3, ge=0, le=1, description="default weight of speed when a task gives none"
+    )
+    complexity: float = Field(
+        default=0.5, ge=0, le=1, description="default task complexity when a task gives none"
+    )
+    quality_complexity_base: float = Field(
+        default=0.5, ge=0, le=2, description="quality weight multiplier at complexity 0"
+    )
+    tokens_complexity_base: float = Field(
+        default=0.5, gt=0, le=5, description="token estimate multiplier at complexity 0"
+    )
+    tokens_complexity_slope: float = Field(
+        default=1.5, ge=0, le=10, description="added token multiplier per unit of complexity"
+    )
+    task_tokens: dict[str, TokenEstimate] = Field(
+        default_factory=_seed_task_tokens,
+        description="base token estimate per task type; 'general' serves unknown types",
+    )
+
+    @model_validator(mode="after")
+    def _general_known(self) -> Self:
+        if "general" not in self.task_tokens:
+            raise RuleViolation(
+                "taskTokens", sorted(self.task_tokens), "must define the 'general' task type"
+            )
+        if self.quality_priority + self.speed_priority > 1:
+            raise RuleViolation(
+                "speedPriority",
+                self.speed_priority,
+                f"qualityPriority + speedPriority must not exceed 1 ({self.quality_priority} "
+                "given for quality)",
+            )
+        return self
+
+
 class CostConfig(ConfigModel):
     budget: BudgetConfig = Field(description="overall daily and monthly budget")
     team_budgets: dict[str, BudgetConfig] = Field(
@@ -91,6 +184,19 @@ class CostConfig(ConfigModel):
     )
     price_overrides: list[ModelPriceOverride] = Field(
         default_factory=list, description="negotiated or private prices; win over the database"
+    )
+    rate_limits: RateLimitsConfig = Field(
+        default_factory=RateLimitsConfig,
+        description="requests, tokens and USD per sliding hour, overall and per team",
+    )
+    recommendation: RecommendationConfig = Field(
+        default_factory=RecommendationConfig, description="weights of the model ranking"
+    )
+    reservation_timeout_seconds: int = Field(
+        default=600,
+        ge=10,
+        le=86_400,
+        description="a check-and-reserve not settled by recorded usage is released after this",
     )
 
     @field_validator("alert_thresholds")
@@ -116,4 +222,13 @@ class CostConfig(ConfigModel):
                     )
             if source == target:
                 raise RuleViolation(f"downgrade.{source}", target, "cannot downgrade to itself")
+        for source in self.downgrade:
+            # The engine follows the map step by step: a cycle would never end.
+            seen = [source]
+            while seen[-1] in self.downgrade:
+                seen.append(self.downgrade[seen[-1]])
+                if seen[-1] in seen[:-1]:
+                    raise RuleViolation(
+                        f"downgrade.{source}", " → ".join(seen), "downgrades must not loop"
+                    )
         return self
