@@ -366,6 +366,46 @@ def _overview() -> dash.Dashboard:
             )
             .with_target(_query("A", burn, "{{scope}} ({{window}})", instant=True))
         )
+        .with_row(dash.Row("Cost controls").id(104))
+        .with_panel(
+            _timeseries(
+                9,
+                "Cost controls",
+                "Per hour: calls refused by a rate limit (by scope and dimension), model "
+                "downgrades, check-and-reserve outcomes and budget alerts fired.",
+                units.Short,
+                width=_GRID_WIDTH,
+            )
+            .min(0)
+            .with_target(
+                _query(
+                    "A",
+                    f"sum by (scope, dimension) (increase({m.RATE_LIMITED}[1h]))",
+                    "rate limited {{scope}} {{dimension}}",
+                )
+            )
+            .with_target(
+                _query(
+                    "B",
+                    f"sum by (requested, chosen) (increase({m.DOWNGRADES}[1h]))",
+                    "downgraded {{requested}} → {{chosen}}",
+                )
+            )
+            .with_target(
+                _query(
+                    "C",
+                    f"sum by (outcome) (increase({m.RESERVATIONS}[1h]))",
+                    "reservations {{outcome}}",
+                )
+            )
+            .with_target(
+                _query(
+                    "D",
+                    f"sum by (scope, window, threshold) (increase({m.BUDGET_ALERTS}[1h]))",
+                    "budget alert {{scope}} {{window}} {{threshold}}",
+                )
+            )
+        )
     )
 
 

@@ -12,15 +12,19 @@ __all__ = [
     "AGENTS_HEALTHY",
     "AGENTS_REGISTERED",
     "AGENT_LAST_HEARTBEAT",
+    "BUDGET_ALERTS",
     "BUDGET_USD",
     "COST_USD",
+    "DOWNGRADES",
     "EMERGENCY_MODE",
     "HTTP_DURATION",
     "HTTP_REQUESTS",
     "IN_FLIGHT",
     "LOAD_RATIO",
     "QUEUE_LENGTH",
+    "RATE_LIMITED",
     "REDIS_UP",
+    "RESERVATIONS",
     "RETRIES",
     "SPEND_USD",
     "SUBMISSIONS",
@@ -76,6 +80,16 @@ COST_USD: Final = f"{PREFIX}_cost_usd_total"
 # gauges (USD); labels: scope ("platform" or "team:<name>"), window (day | month)
 SPEND_USD: Final = f"{PREFIX}_spend_usd"
 BUDGET_USD: Final = f"{PREFIX}_budget_usd"
+# counter; labels: scope, window, threshold (the share, e.g. "0.8") — one increment per
+# threshold crossed per window across all replicas (the engine marks it once in Redis)
+BUDGET_ALERTS: Final = f"{PREFIX}_budget_alerts_total"
+# counter; labels: requested, chosen, scope — a reservation or recommendation downgraded
+DOWNGRADES: Final = f"{PREFIX}_model_downgrades_total"
+# counter; labels: scope, dimension (requests | tokens | cost) — calls refused with 429
+RATE_LIMITED: Final = f"{PREFIX}_rate_limited_total"
+# counter; labels: outcome (reserved | refused_budget | refused_rate | settled | released |
+# expired)
+RESERVATIONS: Final = f"{PREFIX}_reservations_total"
 
 # Exported by the platform's dependencies -----------------------------------------------
 REDIS_UP: Final = "redis_up"  # redis_exporter
