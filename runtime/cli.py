@@ -49,6 +49,23 @@ def diff_command(
     diff(base, head, output)
 
 
+serve_app = typer.Typer(
+    help="Run a runtime service; its settings come from AGENTOPS_* environment variables.",
+    no_args_is_help=True,
+)
+app.add_typer(serve_app, name="serve")
+
+
+@serve_app.command("manager")
+def serve_manager_command() -> None:
+    """The agent manager: task API, agent registry, dispatch (port 8080 by default)."""
+    from runtime.manager.app import create_manager_app
+    from runtime.manager.settings import ManagerSettings
+    from runtime.service.serve import serve
+
+    serve(ManagerSettings, create_manager_app)
+
+
 cost_app = typer.Typer(help="Model prices, spend and budgets.", no_args_is_help=True)
 app.add_typer(cost_app, name="cost")
 

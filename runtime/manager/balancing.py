@@ -97,6 +97,12 @@ class Balancer(ABC):
         agent = self._agents[agent_id]
         self.upsert(replace(agent, load=agent.load + 1))
 
+    def on_release(self, agent_id: str) -> None:
+        """A task left the agent without a result (given back, or never delivered)."""
+        agent = self._agents.get(agent_id)
+        if agent is not None:
+            self.upsert(replace(agent, load=max(0, agent.load - 1)))
+
     def on_complete(self, agent_id: str, succeeded: bool, duration_s: float) -> None:
         agent = self._agents.get(agent_id)
         if agent is None:

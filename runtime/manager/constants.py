@@ -6,13 +6,22 @@ from enum import IntEnum
 from typing import Final
 
 __all__ = [
+    "AGENTS",
     "DEAD_LETTERS",
     "DELAYED",
     "DISPATCH_GROUP",
+    "EMERGENCY",
+    "EMERGENCY_ALERTS",
+    "EVENTS",
+    "EVENTS_GROUP",
+    "HEARTBEATS",
     "WORKER_GROUP",
     "Priority",
+    "agent_key",
+    "agent_of_inbox",
     "idempotency_key",
     "inbox",
+    "priority_of",
     "queued_counter",
     "ready_stream",
     "task_key",
@@ -23,6 +32,14 @@ DISPATCH_GROUP: Final = "dispatch"  # manager replicas share the ready streams
 WORKER_GROUP: Final = "worker"  # an agent's replicas of itself (one) read its inbox
 DELAYED: Final = f"{PREFIX}:delayed"  # zset: task id → time it may be retried
 DEAD_LETTERS: Final = f"{PREFIX}:dead"  # stream of tasks out of attempts
+# stream of task events (started, finished, retry) the managers turn into metrics
+EVENTS: Final = f"{PREFIX}:events"
+EVENTS_GROUP: Final = "metrics"
+AGENTS: Final = f"{PREFIX}:agents"  # set of registered agent ids
+HEARTBEATS: Final = f"{PREFIX}:heartbeats"  # zset: agent id → time of its last heartbeat
+# hash: emergency mode (active, since, reason); set: fingerprints of the firing alerts behind it
+EMERGENCY: Final = f"{PREFIX}:emergency"
+EMERGENCY_ALERTS: Final = f"{PREFIX}:emergency:alerts"
 
 
 class Priority(IntEnum):
@@ -45,8 +62,27 @@ def ready_stream(agent_type: str, priority: Priority) -> str:
     return f"{PREFIX}:ready:{agent_type}:{priority.name.lower()}"
 
 
+_INBOX = f"{PREFIX}:inbox:"
+
+
+def priority_of(stream: str) -> Priority:
+    """The priority class of a ready stream."""
+    return Priority[stream.rsplit(":", 1)[1].upper()]
+
+
 def inbox(agent_id: str) -> str:
-    return f"{PREFIX}:inbox:{agent_id}"
+    return f"{_INBOX}{agent_id}"
+
+
+def agent_of_inbox(stream: str) -> str:
+    if not stream.startswith(_INBOX):
+        raise ValueError(f"{stream!r} is not an agent inbox")
+    return stream[len(_INBOX) :]
+
+
+def agent_key(agent_id: str) -> str:
+    """Hash: the agent's registration, load and observed quality."""
+    return f"{PREFIX}:agent:{agent_id}"
 
 
 def queued_counter(agent_type: str) -> str:

@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 from redis.asyncio import Redis
@@ -29,8 +30,11 @@ from redis.exceptions import ResponseError
 
 from runtime.manager import constants as k
 from runtime.manager.constants import Priority
+from runtime.service import redis as rd
 
 __all__ = [
+    "STATS_ALPHA",
+    "Assignment",
     "QueueFull",
     "SubmitResult",
     "Taken",
@@ -48,6 +52,16 @@ class TaskStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     DEAD_LETTERED = "dead_lettered"
+
+
+# Weight of the newest completion in an agent's success rate and response time.
+STATS_ALPHA = 0.2
+
+
+class Assignment(IntEnum):
+    AGENT_UNAVAILABLE = -1  # deregistered or draining: choose another agent
+    ALREADY_ASSIGNED = 0  # another dispatcher moved it first
+    ASSIGNED = 1
 
 
 class QueueFull(Exception):
@@ -68,11 +82,15 @@ class SubmitResult:
 
 @dataclass(frozen=True)
 class Taken:
-    """A ready-stream entry a dispatcher holds until it assigns (or crashes)."""
+    """A stream entry held until it is acknowledged: a ready task a dispatcher holds until it
+    assigns it (or crashes), or an inbox task an agent holds until it completes it."""
 
     stream: str
     entry_id: str
     task_id: str
+    # Routing hints of a ready entry (the balancer's score needs them).
+    request_type: str | None = None
+    complexity: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -80,6 +98,8 @@ class TaskRecord:
     task_id: str
     agent_type: str
     request_type: str | None
+    team: str
+    complexity: float
     priority: Priority
     payload: Any
     status: TaskStatus
@@ -88,6 +108,7 @@ class TaskRecord:
     result: Any
     error: str | None
     submitted_at: float
+    assigned_at: float | None
     started_at: float | None
     finished_at: float | None
 
@@ -100,6 +121,8 @@ class TaskRecord:
             task_id=raw["id"],
             agent_type=raw["agent_type"],
             request_type=raw.get("request_type") or None,
+            team=raw.get("team", "default"),
+            complexity=float(raw.get("complexity", "0.5")),
             priority=Priority(int(raw["priority"])),
             payload=json.loads(raw["payload"]),
             status=TaskStatus(raw["status"]),
@@ -108,6 +131,7 @@ class TaskRecord:
             result=json.loads(raw["result"]) if raw.get("result") else None,
             error=raw.get("error") or None,
             submitted_at=float(raw["submitted_at"]),
+            assigned_at=num("assigned_at"),
             started_at=num("started_at"),
             finished_at=num("finished_at"),
         )
@@ -121,70 +145,110 @@ end
 local queued = tonumber(redis.call('GET', KEYS[4]) or '0')
 if queued >= tonumber(ARGV[2]) then return {'full', tostring(queued)} end
 local fields = {}
-for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[2], unpack(fields))
-redis.call('XADD', KEYS[3], '*', 'task', ARGV[1])
+redis.call('XADD', KEYS[3], '*', 'task', ARGV[1], 'rt', ARGV[5], 'cx', ARGV[6])
 redis.call('INCR', KEYS[4])
 if ARGV[4] == '1' then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3]) end
 return {'created', ARGV[1]}
 """
 
-# KEYS: ready, inbox, task   ARGV: group, entry, task id, agent id, now
+# Every script that moves a task also keeps the agent's load (tasks it holds) and appends an
+# event the managers turn into metrics; an agent hash that is gone (deregistered) is left alone.
+
+# KEYS: ready, inbox, task, agent   ARGV: group, entry, task id, agent id, now
 _ASSIGN = """
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return false end
+if redis.call('HGET', KEYS[4], 'draining') ~= '0' then return -1 end
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[2])
-local id = redis.call('XADD', KEYS[2], '*', 'task', ARGV[3])
+redis.call('XADD', KEYS[2], '*', 'task', ARGV[3])
 redis.call('HSET', KEYS[3], 'status', 'assigned', 'agent', ARGV[4], 'assigned_at', ARGV[5])
-return id
+redis.call('HINCRBY', KEYS[4], 'load', 1)
+return 1
 """
 
-# KEYS: task, queued   ARGV: agent id, now
+# KEYS: task, queued, events   ARGV: agent id, now, events cap
 _START = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'assigned' then return 0 end
 if redis.call('HGET', KEYS[1], 'agent') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('DECR', KEYS[2])
+local submitted = tonumber(redis.call('HGET', KEYS[1], 'submitted_at'))
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'kind', 'started',
+           'type', redis.call('HGET', KEYS[1], 'agent_type'),
+           'wait', tostring(tonumber(ARGV[2]) - submitted))
 return 1
 """
 
-# KEYS: inbox, task   ARGV: group, entry, agent id, status, result, error, now
+# KEYS: inbox, task, agent, events
+# ARGV: group, entry, agent id, status, result, error, now, events cap, alpha
 _COMPLETE = """
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[2])
 if redis.call('HGET', KEYS[2], 'agent') ~= ARGV[3] then return 0 end
 redis.call('HSET', KEYS[2], 'status', ARGV[4], 'result', ARGV[5], 'error', ARGV[6],
            'finished_at', ARGV[7])
+local now = tonumber(ARGV[7])
+local submitted = tonumber(redis.call('HGET', KEYS[2], 'submitted_at'))
+local started = tonumber(redis.call('HGET', KEYS[2], 'started_at') or ARGV[7])
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('HINCRBY', KEYS[3], 'load', -1)
+  -- Exponentially weighted: recent behaviour counts most, one outlier does not dominate.
+  local alpha = tonumber(ARGV[9])
+  local ok = 0
+  if ARGV[4] == 'succeeded' then ok = 1 end
+  local rate = tonumber(redis.call('HGET', KEYS[3], 'success_rate') or '1')
+  local avg = tonumber(redis.call('HGET', KEYS[3], 'avg_response_s') or '0')
+  redis.call('HSET', KEYS[3], 'success_rate', tostring((1 - alpha) * rate + alpha * ok),
+             'avg_response_s', tostring((1 - alpha) * avg + alpha * (now - started)))
+end
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'kind', 'finished',
+           'type', redis.call('HGET', KEYS[2], 'agent_type'), 'status', ARGV[4],
+           'agent', ARGV[3], 'duration', tostring(now - submitted),
+           'exec', tostring(now - started))
 return 1
 """
 
-# KEYS: inbox, task, delayed, dead, queued
-# ARGV: group, entry, task id, now, backoff seconds, max attempts, reason
+# KEYS: inbox, task, delayed, dead, queued, agent, events
+# ARGV: group, entry, task id, now, first backoff (s), max attempts, reason, events cap,
+#       agent id, backoff cap (s)
 _REQUEUE = """
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 'gone' end
 redis.call('XDEL', KEYS[1], ARGV[2])
+if redis.call('EXISTS', KEYS[6]) == 1 then redis.call('HINCRBY', KEYS[6], 'load', -1) end
 local status = redis.call('HGET', KEYS[2], 'status')
 if status == 'assigned' then
   -- delivered but never started: the delivery counts as an attempt
   redis.call('HINCRBY', KEYS[2], 'attempts', 1)
 end
 local attempts = tonumber(redis.call('HGET', KEYS[2], 'attempts') or '0')
+local agent_type = redis.call('HGET', KEYS[2], 'agent_type')
 if attempts >= tonumber(ARGV[6]) then
   if status == 'assigned' then redis.call('DECR', KEYS[5]) end
   redis.call('XADD', KEYS[4], '*', 'task', ARGV[3], 'reason', ARGV[7])
   redis.call('HSET', KEYS[2], 'status', 'dead_lettered', 'error', ARGV[7], 'finished_at', ARGV[4])
+  local submitted = tonumber(redis.call('HGET', KEYS[2], 'submitted_at'))
+  redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[8], '*', 'kind', 'finished', 'type', agent_type,
+             'status', 'dead_lettered', 'agent', ARGV[9],
+             'duration', tostring(tonumber(ARGV[4]) - submitted))
   return 'dead'
 end
 if status == 'running' then redis.call('INCR', KEYS[5]) end
-redis.call('ZADD', KEYS[3], tonumber(ARGV[4]) + tonumber(ARGV[5]), ARGV[3])
+-- Exponential backoff from the attempts made so far, capped.
+local delay = math.min(tonumber(ARGV[10]), tonumber(ARGV[5]) * 2 ^ math.max(0, attempts - 1))
+redis.call('ZADD', KEYS[3], tonumber(ARGV[4]) + delay, ARGV[3])
 redis.call('HSET', KEYS[2], 'status', 'retrying', 'error', ARGV[7], 'agent', '')
+redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[8], '*', 'kind', 'retry', 'type', agent_type,
+           'agent', ARGV[9])
 return 'retry'
 """
 
 # KEYS: delayed, task, ready   ARGV: task id
 _PROMOTE = """
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('XADD', KEYS[3], '*', 'task', ARGV[1])
+local hints = redis.call('HMGET', KEYS[2], 'request_type', 'complexity')
+redis.call('XADD', KEYS[3], '*', 'task', ARGV[1], 'rt', hints[1] or '', 'cx', hints[2] or '0.5')
 redis.call('HSET', KEYS[2], 'status', 'queued')
 return 1
 """
@@ -201,12 +265,14 @@ class TaskQueue:
         max_attempts: int,
         retry_after_s: int = 5,
         idempotency_ttl_s: int = 24 * 3600,
+        events_cap: int = 100_000,
     ) -> None:
         self.redis = redis
         self.max_queued = max_queued_per_type
         self.max_attempts = max_attempts
         self.retry_after_s = retry_after_s
         self.idempotency_ttl_s = idempotency_ttl_s
+        self.events_cap = events_cap
         self._submit = redis.register_script(_SUBMIT)
         self._assign = redis.register_script(_ASSIGN)
         self._start = redis.register_script(_START)
@@ -234,6 +300,8 @@ class TaskQueue:
         priority: Priority = Priority.NORMAL,
         request_type: str | None = None,
         idempotency_key: str | None = None,
+        complexity: float = 0.5,
+        team: str = "default",
     ) -> SubmitResult:
         task_id = uuid.uuid4().hex
         ready = k.ready_stream(agent_type, priority)
@@ -242,6 +310,8 @@ class TaskQueue:
             "id": task_id,
             "agent_type": agent_type,
             "request_type": request_type or "",
+            "complexity": repr(complexity),
+            "team": team,
             "priority": int(priority),
             "payload": json.dumps(payload, separators=(",", ":"), sort_keys=True),
             "status": TaskStatus.QUEUED.value,
@@ -262,6 +332,8 @@ class TaskQueue:
                 self.max_queued,
                 self.idempotency_ttl_s,
                 "1" if idempotency_key else "0",
+                request_type or "",
+                repr(complexity),
                 *flat,
             ],
         )
@@ -285,6 +357,37 @@ class TaskQueue:
             taken += _entries(reply)
         return taken
 
+    async def take_ready(
+        self, wants: Mapping[str, int], consumer: str, block_ms: int | None = None
+    ) -> list[Taken]:
+        """New ready tasks of several types in one round trip: up to `wants[type]` of each
+        priority class (the caller serves them highest priority first), waiting up to
+        `block_ms` for the first when there is none."""
+        streams: dict[Any, Any] = {}
+        for agent_type in wants:
+            for priority in sorted(Priority, reverse=True):
+                stream = k.ready_stream(agent_type, priority)
+                await self._group(stream, k.DISPATCH_GROUP)
+                streams[stream] = ">"
+        if not streams:
+            return []
+        reply = await self.redis.xreadgroup(
+            k.DISPATCH_GROUP, consumer, streams, count=max(wants.values()), block=block_ms
+        )
+        return _entries(reply)
+
+    async def held_by(self, consumer: str, agent_types: Iterable[str]) -> list[Taken]:
+        """Ready tasks this consumer took and has not assigned yet (after its restart)."""
+        streams: dict[Any, Any] = {}
+        for agent_type in agent_types:
+            for priority in Priority:
+                stream = k.ready_stream(agent_type, priority)
+                await self._group(stream, k.DISPATCH_GROUP)
+                streams[stream] = "0"
+        if not streams:
+            return []
+        return _entries(await self.redis.xreadgroup(k.DISPATCH_GROUP, consumer, streams))
+
     async def reclaim_ready(self, agent_type: str, consumer: str, min_idle_s: float) -> list[Taken]:
         """Entries a crashed dispatcher took and never assigned: this consumer takes them over."""
         found: list[Taken] = []
@@ -294,24 +397,40 @@ class TaskQueue:
             _, claimed, *_ = await self.redis.xautoclaim(
                 stream, k.DISPATCH_GROUP, consumer, int(min_idle_s * 1000), count=100
             )
-            found += [
-                Taken(stream, _text(e), _text(f[b"task"] if b"task" in f else f["task"]))
-                for e, f in claimed
-                if f
-            ]
+            found += [_entry(stream, e, f) for e, f in claimed if f]
         return found
 
-    async def assign(self, taken: Taken, agent_id: str) -> bool:
-        """Move a taken task into the agent's inbox; False if another dispatcher already did."""
+    async def assign(self, taken: Taken, agent_id: str) -> Assignment:
+        """Move a taken task into the agent's inbox, unless another dispatcher already did or
+        the agent is gone or draining (then the task stays taken, for another agent)."""
         inbox = k.inbox(agent_id)
         await self._group(inbox, k.WORKER_GROUP)
         moved = await self._assign(
-            keys=[taken.stream, inbox, k.task_key(taken.task_id)],
+            keys=[taken.stream, inbox, k.task_key(taken.task_id), k.agent_key(agent_id)],
             args=[k.DISPATCH_GROUP, taken.entry_id, taken.task_id, agent_id, repr(time.time())],
         )
-        return bool(moved)
+        return Assignment(int(moved))
 
     # -- work (agent) ---------------------------------------------------------------------
+    async def assign_many(self, pairs: Sequence[tuple[Taken, str]]) -> list[Assignment]:
+        """`assign` for a batch in one round trip."""
+        for _, agent_id in pairs:
+            await self._group(k.inbox(agent_id), k.WORKER_GROUP)
+        pipe = self.redis.pipeline(transaction=False)
+        now = repr(time.time())
+        for taken, agent_id in pairs:
+            await self._assign(
+                keys=[
+                    taken.stream,
+                    k.inbox(agent_id),
+                    k.task_key(taken.task_id),
+                    k.agent_key(agent_id),
+                ],
+                args=[k.DISPATCH_GROUP, taken.entry_id, taken.task_id, agent_id, now],
+                client=pipe,
+            )
+        return [Assignment(int(r)) for r in await pipe.execute()]
+
     async def read_inbox(
         self, agent_id: str, count: int, block_ms: int | None = None
     ) -> list[Taken]:
@@ -323,10 +442,15 @@ class TaskQueue:
         return _entries(reply)
 
     async def start(self, task_id: str, agent_id: str) -> bool:
+        """Mark the task running on this agent; False when it is no longer this agent's."""
         return bool(
             await self._start(
-                keys=[k.task_key(task_id), k.queued_counter(await self._type_of(task_id))],
-                args=[agent_id, repr(time.time())],
+                keys=[
+                    k.task_key(task_id),
+                    k.queued_counter(await self._type_of(task_id)),
+                    k.EVENTS,
+                ],
+                args=[agent_id, repr(time.time()), self.events_cap],
             )
         )
 
@@ -343,7 +467,7 @@ class TaskQueue:
         status = TaskStatus.FAILED if error is not None else TaskStatus.SUCCEEDED
         return bool(
             await self._complete(
-                keys=[entry.stream, k.task_key(entry.task_id)],
+                keys=[entry.stream, k.task_key(entry.task_id), k.agent_key(agent_id), k.EVENTS],
                 args=[
                     k.WORKER_GROUP,
                     entry.entry_id,
@@ -352,13 +476,19 @@ class TaskQueue:
                     json.dumps(result),
                     error or "",
                     repr(time.time()),
+                    self.events_cap,
+                    STATS_ALPHA,
                 ],
             )
         )
 
-    async def retry(self, entry: Taken, reason: str, backoff_s: float) -> str:
-        """Give the task back for another attempt (or dead-letter it): 'retry' | 'dead'."""
+    async def retry(
+        self, entry: Taken, reason: str, backoff_s: float, backoff_max_s: float = 3600.0
+    ) -> str:
+        """Give the task back for another attempt after `backoff_s` × 2^(attempts - 1), at most
+        `backoff_max_s` (or dead-letter it when out of attempts): 'retry' | 'dead' | 'gone'."""
         task_id = entry.task_id
+        agent_id = k.agent_of_inbox(entry.stream)
         outcome = await self._requeue(
             keys=[
                 entry.stream,
@@ -366,6 +496,8 @@ class TaskQueue:
                 k.DELAYED,
                 k.DEAD_LETTERS,
                 k.queued_counter(await self._type_of(task_id)),
+                k.agent_key(agent_id),
+                k.EVENTS,
             ],
             args=[
                 k.WORKER_GROUP,
@@ -375,12 +507,19 @@ class TaskQueue:
                 backoff_s,
                 self.max_attempts,
                 reason,
+                self.events_cap,
+                agent_id,
+                backoff_max_s,
             ],
         )
         return _text(outcome)
 
     async def reclaim_inbox(
-        self, agent_id: str, visibility_timeout_s: float, backoff_s: float
+        self,
+        agent_id: str,
+        visibility_timeout_s: float,
+        backoff_s: float,
+        backoff_max_s: float = 3600.0,
     ) -> dict[str, str]:
         """Requeue what an agent holds past the visibility timeout: {task id: outcome}."""
         inbox = k.inbox(agent_id)
@@ -392,27 +531,46 @@ class TaskQueue:
         for entry_id, fields in claimed:
             if not fields:
                 continue
-            entry = Taken(inbox, _text(entry_id), _text(fields.get(b"task", fields.get("task"))))
+            entry = _entry(inbox, entry_id, fields)
             outcomes[entry.task_id] = await self.retry(
                 entry,
                 f"agent {agent_id} did not finish within {visibility_timeout_s:g}s",
                 backoff_s,
+                backoff_max_s,
             )
         return outcomes
 
+    async def evacuate(
+        self, agent_id: str, reason: str, backoff_s: float, backoff_max_s: float = 3600.0
+    ) -> dict[str, str]:
+        """Requeue everything in a gone agent's inbox, delivered or not: {task id: outcome}."""
+        inbox = k.inbox(agent_id)
+        await self._group(inbox, k.WORKER_GROUP)
+        undelivered = _entries(
+            await self.redis.xreadgroup(k.WORKER_GROUP, "reclaimer", {inbox: ">"}, count=10_000)
+        )
+        _, claimed, *_ = await self.redis.xautoclaim(
+            inbox, k.WORKER_GROUP, "reclaimer", 0, count=10_000
+        )
+        entries = {e.entry_id: e for e in undelivered}
+        entries |= {_text(e): _entry(inbox, e, f) for e, f in claimed if f}
+        return {
+            entry.task_id: await self.retry(entry, reason, backoff_s, backoff_max_s)
+            for entry in entries.values()
+        }
+
     async def promote_due(self, now: float | None = None) -> int:
         """Move retries whose backoff has passed back to their ready stream."""
-        due = await self.redis.zrangebyscore(k.DELAYED, "-inf", now or time.time(), 0, 100)
+        due = await rd.zrangebyscore(self.redis, k.DELAYED, "-inf", now or time.time(), 100)
         moved = 0
-        for raw in due:
-            task_id = _text(raw)
-            agent_type, priority = await self.redis.hmget(
-                k.task_key(task_id), ["agent_type", "priority"]
+        for task_id in due:
+            agent_type, priority = await rd.hmget(
+                self.redis, k.task_key(task_id), ["agent_type", "priority"]
             )
-            if agent_type is None:
+            if agent_type is None or priority is None:
                 await self.redis.zrem(k.DELAYED, task_id)
                 continue
-            ready = k.ready_stream(_text(agent_type), Priority(int(_text(priority))))
+            ready = k.ready_stream(agent_type, Priority(int(priority)))
             await self._group(ready, k.DISPATCH_GROUP)
             moved += int(
                 await self._promote(keys=[k.DELAYED, k.task_key(task_id), ready], args=[task_id])
@@ -421,29 +579,38 @@ class TaskQueue:
 
     # -- reading -------------------------------------------------------------------------
     async def get(self, task_id: str) -> TaskRecord | None:
-        raw = await self.redis.hgetall(k.task_key(task_id))
-        if not raw:
-            return None
-        return TaskRecord.from_hash({_text(a): _text(b) for a, b in raw.items()})
+        raw = await rd.hgetall(self.redis, k.task_key(task_id))
+        return TaskRecord.from_hash(raw) if raw else None
 
     async def queued(self, agent_type: str) -> int:
         return int(await self.redis.get(k.queued_counter(agent_type)) or 0)
 
     async def _type_of(self, task_id: str) -> str:
-        agent_type = await self.redis.hget(k.task_key(task_id), "agent_type")
+        agent_type = await rd.hget(self.redis, k.task_key(task_id), "agent_type")
         if agent_type is None:
             raise KeyError(f"no task {task_id}")
-        return _text(agent_type)
+        return agent_type
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _entry(stream: Any, entry_id: Any, fields: dict[Any, Any]) -> Taken:
+    values = {_text(name): _text(value) for name, value in fields.items()}
+    return Taken(
+        _text(stream),
+        _text(entry_id),
+        values["task"],
+        request_type=values.get("rt") or None,
+        complexity=float(values.get("cx") or 0.5),
+    )
+
+
 def _entries(reply: Any) -> list[Taken]:
     found = []
     for stream, entries in reply or []:
         for entry_id, fields in entries:
-            task = fields.get(b"task", fields.get("task"))
-            found.append(Taken(_text(stream), _text(entry_id), _text(task)))
+            if fields:  # an entry deleted while pending comes back empty
+                found.append(_entry(stream, entry_id, fields))
     return found

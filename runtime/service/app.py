@@ -22,6 +22,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -116,7 +117,10 @@ def _validation_body(err: RequestValidationError) -> tuple[int, dict[str, Any]]:
     status = 422
     for e in err.errors():
         if e.get("type") == "json_invalid":
+            position = e.get("loc", ("body", "?"))[-1]
+            problems.append({"field": "body", "error": f"malformed JSON at position {position}"})
             status = 400
+            continue
         location = ".".join(str(part) for part in e.get("loc", ()) if part != "body")
         problems.append({"field": location or "body", "error": e.get("msg", "invalid")})
     return status, {"detail": "invalid request", "errors": problems}
@@ -131,6 +135,8 @@ def create_app(
     lifespan: Lifespan | None = None,
     max_body_bytes: int,
 ) -> FastAPI:
+    # `_created` series double every counter's cardinality and no dashboard reads them.
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     app = FastAPI(title=title, version=version, lifespan=lifespan)
 
     @app.exception_handler(RequestValidationError)

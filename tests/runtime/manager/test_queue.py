@@ -13,7 +13,8 @@ import pytest
 from redis.asyncio import Redis
 
 from runtime.manager.constants import Priority
-from runtime.manager.queue import QueueFull, TaskQueue, TaskStatus
+from runtime.manager.queue import Assignment, QueueFull, TaskQueue, TaskStatus
+from runtime.manager.registry import AgentProfile, AgentRegistry
 from tests.servers import RedisServer, redis_server
 
 T = TypeVar("T")
@@ -29,6 +30,13 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
 
 
+async def register(client: Redis) -> None:
+    """The agents these tests assign to: assignment refuses an agent nobody registered."""
+    registry = AgentRegistry(client, heartbeat_ttl_s=30)
+    for agent_id in ("agent-1", "agent-2", "agent-dead", "agent-live"):
+        await registry.register(AgentProfile(agent_id, "coder", capacity=4))
+
+
 def queue(server: RedisServer, **options: Any) -> tuple[Redis, TaskQueue]:
     client = Redis.from_url(server.url)
     settings = {"max_queued_per_type": 100, "max_attempts": 3} | options
@@ -38,6 +46,7 @@ def queue(server: RedisServer, **options: Any) -> tuple[Redis, TaskQueue]:
 def test_idempotent_submit_creates_one_task_under_concurrency(redis: RedisServer) -> None:
     async def scenario() -> None:
         client, q = queue(redis)
+        await register(client)
         results = await asyncio.gather(
             *(q.submit("coder", {"n": i}, idempotency_key="req-1") for i in range(50))
         )
@@ -68,6 +77,7 @@ def test_bounded_queue_refuses_with_retry_after(redis: RedisServer) -> None:
 def test_higher_priority_is_taken_first(redis: RedisServer) -> None:
     async def scenario() -> None:
         client, q = queue(redis)
+        await register(client)
         low = await q.submit("coder", "low", priority=Priority.LOW)
         normal = await q.submit("coder", "normal")
         high = await q.submit("coder", "high", priority=Priority.HIGH)
@@ -81,10 +91,13 @@ def test_higher_priority_is_taken_first(redis: RedisServer) -> None:
 def test_task_runs_once_through_an_agent(redis: RedisServer) -> None:
     async def scenario() -> None:
         client, q = queue(redis)
+        await register(client)
         submitted = await q.submit("coder", {"prompt": "x"}, request_type="code")
         (taken,) = await q.take("coder", "m1")
-        assert await q.assign(taken, "agent-1")
-        assert not await q.assign(taken, "agent-2"), "a second dispatcher must not assign it"
+        assert await q.assign(taken, "agent-1") is Assignment.ASSIGNED
+        assert await q.assign(taken, "agent-2") is Assignment.ALREADY_ASSIGNED, (
+            "a second dispatcher must not assign it"
+        )
         (entry,) = await q.read_inbox("agent-1", count=10)
         assert await q.start(entry.task_id, "agent-1")
         assert await q.queued("coder") == 0
@@ -105,6 +118,7 @@ def test_task_runs_once_through_an_agent(redis: RedisServer) -> None:
 def test_dead_agents_task_is_reclaimed_and_finished_by_another(redis: RedisServer) -> None:
     async def scenario() -> None:
         client, q = queue(redis)
+        await register(client)
         submitted = await q.submit("coder", {})
         (taken,) = await q.take("coder", "m1")
         await q.assign(taken, "agent-dead")
@@ -136,6 +150,7 @@ def test_dead_agents_task_is_reclaimed_and_finished_by_another(redis: RedisServe
 def test_touched_work_is_not_reclaimed(redis: RedisServer) -> None:
     async def scenario() -> None:
         client, q = queue(redis)
+        await register(client)
         await q.submit("coder", {})
         (taken,) = await q.take("coder", "m1")
         await q.assign(taken, "agent-1")
@@ -151,6 +166,7 @@ def test_touched_work_is_not_reclaimed(redis: RedisServer) -> None:
 def test_out_of_attempts_goes_to_dead_letters(redis: RedisServer) -> None:
     async def scenario() -> None:
         client, q = queue(redis, max_attempts=2)
+        await register(client)
         submitted = await q.submit("coder", {})
         outcomes = []
         for attempt in range(2):
@@ -175,12 +191,13 @@ def test_out_of_attempts_goes_to_dead_letters(redis: RedisServer) -> None:
 def test_crashed_dispatchers_tasks_are_taken_over(redis: RedisServer) -> None:
     async def scenario() -> None:
         client, q = queue(redis)
+        await register(client)
         submitted = await q.submit("coder", {})
         await q.take("coder", "crashed-manager")  # taken, never assigned
         assert await q.take("coder", "m2") == []
         (taken,) = await q.reclaim_ready("coder", "m2", min_idle_s=0)
         assert taken.task_id == submitted.task_id
-        assert await q.assign(taken, "agent-1")
+        assert await q.assign(taken, "agent-1") is Assignment.ASSIGNED
         await client.aclose()
 
     run(scenario())
@@ -190,6 +207,7 @@ def test_crashed_dispatchers_tasks_are_taken_over(redis: RedisServer) -> None:
 def test_accepted_tasks_survive_a_redis_restart(redis: RedisServer, how: int) -> None:
     async def submit() -> list[str]:
         client, q = queue(redis)
+        await register(client)
         ids = [(await q.submit("coder", {"i": i})).task_id for i in range(20)]
         (taken,) = await q.take("coder", "m1", count=1)
         await q.assign(taken, "agent-1")
@@ -198,6 +216,7 @@ def test_accepted_tasks_survive_a_redis_restart(redis: RedisServer, how: int) ->
 
     async def after() -> None:
         client, q = queue(redis)
+        await register(client)
         for task_id in ids:
             assert await q.get(task_id) is not None
         assert await q.queued("coder") == 20

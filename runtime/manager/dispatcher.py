@@ -1,0 +1,281 @@
+"""The manager's background work: dispatch ready tasks to agents, follow task events, and
+the maintenance that makes delivery at-least-once (retries, reclaims, dead agents).
+
+Nothing here is the only copy of anything: every replica runs the same loops against the same
+Redis, and a replica that dies mid-step leaves its work where another (or itself, restarted
+under the same instance id) picks it up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+from opentelemetry import trace
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from runtime.manager import constants as k
+from runtime.manager.balancing import AgentState, Balancer, TaskRequest
+from runtime.manager.metrics import ManagerMetrics
+from runtime.manager.queue import Assignment, Taken, TaskQueue
+from runtime.manager.registry import AgentRecord, AgentRegistry
+from runtime.manager.settings import ManagerSettings
+from runtime.service import redis as rd
+
+__all__ = ["Dispatcher"]
+
+log = logging.getLogger("agentops.manager")
+_tracer = trace.get_tracer("agentops.manager")
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        redis: Redis,
+        queue: TaskQueue,
+        registry: AgentRegistry,
+        balancer: Balancer,
+        metrics: ManagerMetrics,
+        settings: ManagerSettings,
+    ) -> None:
+        self.redis = redis
+        self.queue = queue
+        self.registry = registry
+        self.balancer = balancer
+        self.metrics = metrics
+        self.settings = settings
+        self.consumer = settings.instance_id
+        # Taken, not yet assigned: per type, highest priority first, then oldest.
+        self._held: dict[str, list[tuple[int, int, Taken]]] = {t: [] for t in settings.agent_types}
+        self._held_ids: set[str] = set()
+        self._seq = itertools.count()
+        self._agents: list[AgentRecord] = []
+        self._synced_at = 0.0
+        self.wake = asyncio.Event()
+
+    # -- registry mirror -----------------------------------------------------------------
+    async def sync(self) -> list[AgentRecord]:
+        agents = await self.registry.snapshot()
+        known = {a.profile.agent_id for a in agents}
+        for agent in agents:
+            self.balancer.upsert(agent.state())
+        for agent_id in [a.agent_id for a in self._mirrored() if a.agent_id not in known]:
+            self.balancer.remove(agent_id)
+        self._agents = agents
+        self._synced_at = time.monotonic()
+        return agents
+
+    def _mirrored(self) -> list[AgentState]:
+        return [
+            state
+            for a in self._agents
+            if (state := self.balancer.get(a.profile.agent_id)) is not None
+        ]
+
+    def free_capacity(self) -> dict[str, int]:
+        free: dict[str, int] = {}
+        for a in self._agents:
+            state = self.balancer.get(a.profile.agent_id)
+            if state is not None and state.eligible:
+                free[state.agent_type] = free.get(state.agent_type, 0) + state.capacity - state.load
+        return free
+
+    # -- dispatch ------------------------------------------------------------------------
+    def _hold(self, taken: Taken, agent_type: str) -> None:
+        if taken.entry_id in self._held_ids:
+            return
+        self._held_ids.add(taken.entry_id)
+        priority = k.priority_of(taken.stream)
+        heapq.heappush(self._held[agent_type], (-int(priority), next(self._seq), taken))
+
+    async def dispatch_once(self, block_ms: int | None) -> int:
+        """Take what the agents have room for and assign it; the number assigned."""
+        if time.monotonic() - self._synced_at > self.settings.registry_sync_s:
+            await self.sync()
+        free = self.free_capacity()
+        wants = {
+            t: min(self.settings.dispatch_batch, room - len(self._held[t]))
+            for t, room in free.items()
+            if room - len(self._held[t]) > 0
+        }
+        if wants:
+            for taken in await self.queue.take_ready(wants, self.consumer, block_ms):
+                self._hold(taken, _type_of_ready(taken.stream))
+        elif block_ms:
+            # No room anywhere: wait for a completion or a new agent, not a busy loop.
+            await _wait(self.wake, block_ms / 1000)
+            self.wake.clear()
+        return await self._assign_held()
+
+    async def _assign_held(self) -> int:
+        pairs: list[tuple[Taken, str]] = []
+        for agent_type, heap in self._held.items():
+            while heap:
+                _, _, taken = heap[0]
+                agent = self.balancer.select(
+                    TaskRequest(agent_type, taken.request_type, taken.complexity)
+                )
+                if agent is None:
+                    break
+                heapq.heappop(heap)
+                self.balancer.on_dispatch(agent.agent_id)
+                pairs.append((taken, agent.agent_id))
+        if not pairs:
+            return 0
+        with _tracer.start_as_current_span("dispatch", attributes={"tasks": len(pairs)}):
+            outcomes = await self.queue.assign_many(pairs)
+        assigned = 0
+        for (taken, agent_id), outcome in zip(pairs, outcomes, strict=True):
+            if outcome is Assignment.ASSIGNED:
+                assigned += 1
+                self._held_ids.discard(taken.entry_id)
+                continue
+            self.balancer.on_release(agent_id)
+            if outcome is Assignment.ALREADY_ASSIGNED:
+                self._held_ids.discard(taken.entry_id)
+            else:  # the agent left or drains: out of the running until the next sync says else
+                state = self.balancer.get(agent_id)
+                if state is not None:
+                    self.balancer.upsert(replace(state, draining=True))
+                self._held_ids.discard(taken.entry_id)
+                self._hold(taken, _type_of_ready(taken.stream))
+        return assigned
+
+    async def run_dispatch(self, stop: asyncio.Event) -> None:
+        # A restarted replica first takes back what it held before it went down.
+        for taken in await self.queue.held_by(self.consumer, self.settings.agent_types):
+            self._hold(taken, _type_of_ready(taken.stream))
+        await _forever(stop, lambda: self.dispatch_once(block_ms=100), "dispatch")
+
+    # -- task events ---------------------------------------------------------------------
+    async def follow_events(self, stop: asyncio.Event) -> None:
+        """Every replica reads every event to keep its balancer's loads and quality current;
+        metrics count each event once across replicas (a consumer group shares them)."""
+        try:
+            await self.redis.xgroup_create(k.EVENTS, k.EVENTS_GROUP, id="$", mkstream=True)
+        except ResponseError as err:
+            if "BUSYGROUP" not in str(err):
+                raise
+        last = "$"
+
+        async def step() -> None:
+            nonlocal last
+            reply = await self.redis.xread({k.EVENTS: last}, count=1000, block=200)
+            for _, entries in reply or []:
+                for entry_id, fields in entries:
+                    last = rd.text(entry_id)
+                    self._balance_on(_decode(fields))
+            if reply:
+                self.wake.set()
+            counted = await self.redis.xreadgroup(
+                k.EVENTS_GROUP, self.consumer, {k.EVENTS: ">"}, count=1000
+            )
+            ids = []
+            for _, entries in counted or []:
+                for entry_id, fields in entries:
+                    ids.append(entry_id)
+                    self._count(_decode(fields))
+            if ids:
+                await self.redis.xack(k.EVENTS, k.EVENTS_GROUP, *ids)
+
+        await _forever(stop, step, "events")
+
+    def _balance_on(self, event: dict[str, str]) -> None:
+        agent_id = event.get("agent")
+        if not agent_id:
+            return
+        if event["kind"] == "finished" and event.get("status") != "dead_lettered":
+            self.balancer.on_complete(
+                agent_id, event["status"] == "succeeded", float(event.get("exec", "0"))
+            )
+        elif event["kind"] in ("retry", "finished"):
+            self.balancer.on_release(agent_id)
+
+    def _count(self, event: dict[str, str]) -> None:
+        agent_type = event.get("type", "unknown")
+        if event["kind"] == "finished":
+            self.metrics.finished(agent_type, event["status"], float(event["duration"]))
+        elif event["kind"] == "started":
+            self.metrics.wait.labels(agent_type).observe(float(event["wait"]))
+        elif event["kind"] == "retry":
+            self.metrics.retries.labels(agent_type, "retry").inc()
+
+    # -- maintenance ---------------------------------------------------------------------
+    async def maintain_once(self) -> None:
+        s = self.settings
+        await self.queue.promote_due()
+        agents = await self.sync()
+        now = time.time()
+        for agent in agents:
+            agent_id = agent.profile.agent_id
+            silent_for = now - (agent.last_heartbeat or agent.registered_at)
+            if silent_for > s.heartbeat_ttl_s + s.visibility_timeout_s:
+                # Gone for good: nothing it was given will be read, so all of it goes back.
+                outcomes = await self.queue.evacuate(
+                    agent_id,
+                    f"agent {agent_id} silent for {silent_for:.0f}s",
+                    s.retry_backoff_s,
+                    s.retry_backoff_max_s,
+                )
+                if not outcomes and agent.load <= 0:
+                    await self.registry.deregister(agent_id)
+                    log.warning("deregistered silent agent %s", agent_id)
+            elif agent.load > 0:
+                outcomes = await self.queue.reclaim_inbox(
+                    agent_id, s.visibility_timeout_s, s.retry_backoff_s, s.retry_backoff_max_s
+                )
+            else:
+                continue
+            for outcome in outcomes.values():
+                if outcome == "dead":
+                    self.metrics.retries.labels(agent.profile.agent_type, "dead").inc()
+        for agent_type in s.agent_types:
+            for taken in await self.queue.reclaim_ready(
+                agent_type, self.consumer, s.visibility_timeout_s
+            ):
+                self._hold(taken, agent_type)
+        queued = {t: await self.queue.queued(t) for t in s.agent_types}
+        self.metrics.registry_view(s.agent_types, agents, queued)
+
+    async def run_maintenance(self, stop: asyncio.Event) -> None:
+        async def step() -> None:
+            await self.maintain_once()
+            await _wait(stop, self.settings.maintenance_interval_s)
+
+        await _forever(stop, step, "maintenance")
+
+
+def _type_of_ready(stream: str) -> str:
+    # agentops:ready:<type>:<priority>
+    return stream.split(":")[-2]
+
+
+def _decode(fields: dict[bytes, bytes]) -> dict[str, str]:
+    return {rd.text(a): rd.text(b) for a, b in fields.items()}
+
+
+async def _forever(stop: asyncio.Event, step: Callable[[], Awaitable[object]], name: str) -> None:
+    """Run `step` until stopped; a Redis outage pauses the loop, it does not end it."""
+    failures = 0
+    while not stop.is_set():
+        try:
+            await step()
+            failures = 0
+        except (RedisError, OSError) as err:
+            failures += 1
+            delay = min(5.0, 0.1 * 2**failures)
+            log.warning("%s loop: Redis unavailable (%s); retrying in %.1fs", name, err, delay)
+            await _wait(stop, delay)
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Sleep up to `seconds`, less if the event is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)

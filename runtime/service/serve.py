@@ -1,0 +1,48 @@
+"""Start a service under uvicorn from its settings class; bad settings exit with the variable
+names at fault, before anything listens."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+import uvicorn
+from fastapi import FastAPI
+from pydantic import ValidationError
+
+from runtime.service.settings import ServiceSettings
+
+__all__ = ["load_settings", "serve"]
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def load_settings(settings_class: type[S]) -> S:
+    try:
+        return settings_class()
+    except ValidationError as err:
+        prefix = settings_class.model_config.get("env_prefix", "")
+        lines = [f"invalid settings for {settings_class.__name__}:"]
+        for e in err.errors():
+            name = "_".join(str(p) for p in e["loc"]).upper()
+            lines.append(f"  {prefix}{name}: {e['msg']}")
+        sys.exit("\n".join(lines))
+
+
+def serve(settings_class: type[S], factory: Callable[[S], FastAPI]) -> None:
+    settings = load_settings(settings_class)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    uvicorn.run(
+        factory(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        # Kubernetes sends SIGTERM after preStop; in-flight requests get this long to finish.
+        timeout_graceful_shutdown=20,
+    )
