@@ -94,6 +94,7 @@ def make_client(bao: BaoServer, clock: FakeClock, recent: RecentAudit) -> MakeCl
         token: str | None = None,
         login: Login | None = None,
         address: str | None = None,
+        audit: AuditTrail | None = None,
         **settings: object,
     ) -> SecretsClient:
         target = server or bao
@@ -107,7 +108,7 @@ def make_client(bao: BaoServer, clock: FakeClock, recent: RecentAudit) -> MakeCl
             VaultSettings.model_validate(values),
             login=login or StaticToken(SecretStr(token or target.root_token)),
             clock=clock,
-            audit=AuditTrail([recent]),
+            audit=audit or AuditTrail([recent]),
         )
 
     return make
