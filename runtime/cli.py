@@ -6,9 +6,13 @@ Infra commands import Pulumi lazily, so the runtime image never needs it install
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from infra.config.cost import CostConfig
+    from runtime.cost.api import ReportOut
 
 app = typer.Typer(
     name="agentops",
@@ -105,6 +109,116 @@ def cost_prices_command(
         errors.print(f"[red]{err}[/red]")
         raise typer.Exit(code=2) from None
     Console().print(price_table(book.table()))
+
+
+@serve_app.command("cost-engine")
+def serve_cost_engine_command() -> None:
+    """The cost engine: usage ledger, budgets, limits, model routing (port 8081)."""
+    from runtime.cost.app import build_app
+    from runtime.cost.settings import CostEngineSettings
+    from runtime.service.serve import serve
+
+    serve(CostEngineSettings, build_app)
+
+
+@cost_app.command("report")
+def cost_report_command(
+    url: Annotated[
+        str | None, typer.Option(help="a running cost engine, e.g. http://127.0.0.1:8081")
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option(help="bearer token file for --url (first line is used)")
+    ] = None,
+    redis_url: Annotated[
+        str | None, typer.Option(help="read the ledger straight from this Redis instead")
+    ] = None,
+    stack: Annotated[str, typer.Option(help="stack whose cost config to use with Redis")] = (
+        "staging"
+    ),
+    stack_dir: Annotated[
+        Path, typer.Option(help="where Pulumi.yaml and Pulumi.<stack>.yaml live")
+    ] = Path("."),
+    days: Annotated[int, typer.Option(min=1, max=366, help="days in the daily series")] = 30,
+    png: Annotated[
+        Path | None, typer.Option(help="also write a chart of daily spend against budget")
+    ] = None,
+) -> None:
+    """Print the spend analysis (from a running engine or from Redis) and optionally a chart."""
+    from rich.console import Console
+
+    from runtime.cost.report import spend_chart, spend_report
+
+    errors = Console(stderr=True, soft_wrap=True)
+    if (url is None) == (redis_url is None):
+        errors.print("[red]give exactly one of --url and --redis-url[/red]")
+        raise typer.Exit(code=2)
+    try:
+        report = (
+            _report_from_engine(url, token_file, days)
+            if url is not None
+            else _report_from_redis(str(redis_url), _stack_cost(stack_dir, stack), days)
+        )
+    except (OSError, ValueError, LookupError) as err:
+        errors.print(f"[red]{err}[/red]")
+        raise typer.Exit(code=2) from None
+    Console().print(spend_report(report))
+    if png is not None:
+        spend_chart(report, png)
+        Console().print(f"chart written to {png}")
+
+
+def _stack_cost(stack_dir: Path, stack: str) -> CostConfig:
+    from infra.config import load_from_mapping
+    from infra.plan.stackfile import read_stack_file
+
+    raw = read_stack_file(stack_dir, stack).config
+    values = {
+        key.split(":", 1)[1]: _parse(value)
+        for key, value in raw.items()
+        if key.startswith("agentops:")
+    }
+    return load_from_mapping(values).cost
+
+
+def _report_from_engine(url: str, token_file: Path | None, days: int) -> ReportOut:
+    import httpx
+
+    from runtime import endpoints
+    from runtime.cost.api import ReportOut
+
+    headers = {}
+    if token_file is not None:
+        headers["Authorization"] = f"Bearer {token_file.read_text().splitlines()[0].strip()}"
+    response = httpx.get(
+        f"{url.rstrip('/')}{endpoints.COST_API}/report",
+        params={"days": days},
+        headers=headers,
+        timeout=30,
+    )
+    if response.status_code != 200:
+        raise ValueError(f"cost engine answered {response.status_code}: {response.text}")
+    return ReportOut.model_validate_json(response.content)
+
+
+def _report_from_redis(redis_url: str, cost: CostConfig, days: int) -> ReportOut:
+    import asyncio
+
+    from prometheus_client import CollectorRegistry
+    from redis.asyncio import Redis
+
+    from runtime.cost.api import report_out
+    from runtime.cost.engine import CostEngine
+    from runtime.cost.metrics import CostMetrics
+
+    async def read() -> ReportOut:
+        client = Redis.from_url(redis_url)
+        try:
+            engine = CostEngine(client, cost, CostMetrics(CollectorRegistry()))
+            return report_out(await engine.report(days), cost.budget.daily_usd)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(read())
 
 
 def _parse(value: str) -> object:

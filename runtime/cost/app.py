@@ -1,0 +1,80 @@
+"""The cost engine service: the shared app shell, the cost API, and its background work.
+
+`agentops serve cost-engine` runs `build_app(CostEngineSettings())` under uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from runtime.cost.api import router
+from runtime.cost.engine import CostEngine
+from runtime.cost.metrics import CostMetrics
+from runtime.cost.settings import CostEngineSettings
+from runtime.service.app import create_app
+from runtime.service.auth import BearerAuth
+from runtime.service.redis import connect
+from runtime.service.tracing import setup_tracing
+
+__all__ = ["build_app"]
+
+log = logging.getLogger("agentops.cost")
+VERSION = "1.0.0"
+
+
+def build_app(settings: CostEngineSettings) -> FastAPI:
+    # Config, prices and the token file are checked here, before the port opens: a bad value
+    # stops the process with its reason instead of failing requests later.
+    cost = settings.cost()
+    auth = BearerAuth(settings.api_token_file, "cost-engine")
+    registry = CollectorRegistry()
+    metrics = CostMetrics(registry)
+    redis = connect(settings)
+    engine = CostEngine(redis, cost, metrics)
+    setup_tracing("cost-engine", settings)
+
+    async def background() -> None:
+        # Other replicas record too: refresh the shared gauges and lapse stale reservations.
+        while True:
+            try:
+                await engine.sweep()
+                await engine.refresh_gauges()
+            except Exception:  # Redis away for a moment: /ready reports it; keep trying.
+                log.exception("cost engine background refresh failed")
+            await asyncio.sleep(settings.metrics_refresh_seconds)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(background())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await redis.aclose()
+
+    async def ready() -> Mapping[str, tuple[bool, Any]]:
+        try:
+            return {"redis": (await engine.ping(), "ping")}
+        except Exception as err:  # the probe reports any failure, it never raises
+            return {"redis": (False, type(err).__name__)}
+
+    app = create_app(
+        title="agentops cost engine",
+        version=VERSION,
+        registry=registry,
+        ready=ready,
+        lifespan=lifespan,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    app.include_router(router(engine, auth))
+    app.state.engine = engine
+    return app

@@ -1,0 +1,300 @@
+"""The cost engine's operations, independent of HTTP: record, check-and-reserve, release,
+recommend, report, and the gauges the alert catalogue reads.
+
+The API (api.py) is a thin layer over this class; the CLI's report and the benchmark use it
+straight on Redis.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from redis.asyncio import Redis
+
+from infra.config.cost import CostConfig
+from runtime.cost import keys
+from runtime.cost.alerts import BudgetAlert, BudgetAlerts
+from runtime.cost.analysis import ModelSpend, SpendAnalysis, analyse
+from runtime.cost.budgets import BudgetLine, all_budget_lines, budget_lines, over_share
+from runtime.cost.ledger import Ledger, UsageRecord, from_nano, idempotency_key, to_nano
+from runtime.cost.limits import Limit, LimitTooSmall, RateLimited, RateLimiter, limit_from_config
+from runtime.cost.metrics import CostMetrics
+from runtime.cost.prices import PriceBook
+from runtime.cost.recommend import Recommendation, Task, recommend
+from runtime.cost.replies import reply
+from runtime.cost.reservations import BudgetExceeded, Reservation, Reservations
+from runtime.cost.settings import price_book
+
+__all__ = ["CostEngine", "Downgrade", "Recorded", "Reserved"]
+
+log = logging.getLogger("agentops.cost")
+
+Clock = Callable[[], dt.datetime]
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class Downgrade:
+    """Why models are being downgraded: the first budget past `downgradeAt`."""
+
+    scope: str
+    window: str
+    used_nano: int
+    budget_nano: int
+    share: float
+
+    @property
+    def reason(self) -> str:
+        used = from_nano(self.used_nano)
+        budget = from_nano(self.budget_nano)
+        return (
+            f"{self.scope} has used {used} of its {budget} USD {self.window} budget "
+            f"(spent + reserved), past the downgrade share {self.share}"
+        )
+
+
+@dataclass(frozen=True)
+class Recorded:
+    idempotency_key: str
+    recorded: bool
+    cost_usd: Decimal
+    settled_reservation: bool
+    alerts: list[BudgetAlert]
+
+
+@dataclass(frozen=True)
+class Reserved:
+    reservation: Reservation
+    requested_model: str
+    model: str
+    downgrade: Downgrade | None
+    max_cost_usd: Decimal
+
+
+class CostEngine:
+    def __init__(
+        self,
+        redis: Redis,
+        cost: CostConfig,
+        metrics: CostMetrics,
+        clock: Clock = _utcnow,
+        book: PriceBook | None = None,
+    ) -> None:
+        self.redis = redis
+        self.cost = cost
+        self.metrics = metrics
+        self.clock = clock
+        self.book = book or price_book(cost)
+        self.ledger = Ledger(redis)
+        self.limiter = RateLimiter(redis)
+        self.reservations = Reservations(redis)
+        self.alerts = BudgetAlerts(redis, cost.alert_thresholds)
+        for line in all_budget_lines(cost):
+            metrics.budget.labels(line.scope, line.window).set(float(from_nano(line.budget_nano)))
+
+    # --- limits and budgets ---------------------------------------------------------------
+
+    def limits(self, team: str) -> list[Limit]:
+        found = [limit_from_config(keys.PLATFORM, self.cost.rate_limits.overall)]
+        if team in self.cost.rate_limits.teams:
+            found.append(
+                limit_from_config(keys.team_scope(team), self.cost.rate_limits.teams[team])
+            )
+        return found
+
+    async def downgrade_due(self, team: str | None) -> Downgrade | None:
+        """The first budget whose spent + reserved has reached `downgradeAt`, if any."""
+        lines = budget_lines(self.cost, team)
+        now = self.clock()
+        windows = keys.buckets(now)
+        pipe = self.redis.pipeline(transaction=False)
+        for line in lines:
+            pipe.hget(keys.usage(line.window, windows[line.window]), keys.ledger_field(line.scope))
+            pipe.hget(keys.RESERVED, line.scope)
+        values = await pipe.execute()
+        for i, line in enumerate(lines):
+            used = int(values[2 * i] or 0) + max(0, int(values[2 * i + 1] or 0))
+            if over_share(used, line.budget_nano, self.cost.downgrade_at):
+                return Downgrade(
+                    line.scope, line.window, used, line.budget_nano, self.cost.downgrade_at
+                )
+        return None
+
+    # --- operations ---------------------------------------------------------------------
+
+    async def record(
+        self,
+        task_id: str,
+        attempt: int,
+        model: str,
+        agent_type: str,
+        team: str,
+        input_tokens: int,
+        output_tokens: int,
+        at: dt.datetime | None = None,
+    ) -> Recorded:
+        """Record one call's usage (priced here), settle its reservation, fire due alerts."""
+        at = at or self.clock()
+        cost = self.book.cost(model, input_tokens, output_tokens, at=at)
+        key = idempotency_key(task_id, attempt)
+        usage = UsageRecord(key, model, agent_type, team, input_tokens, output_tokens, cost, at)
+        done = await self.ledger.record(usage)
+        if done.settled_reservation:
+            self.metrics.reservations.labels("settled").inc()
+        fired: list[BudgetAlert] = []
+        if done.recorded:
+            self.metrics.tokens.labels(agent_type, model, "input").inc(input_tokens)
+            self.metrics.tokens.labels(agent_type, model, "output").inc(output_tokens)
+            self.metrics.cost.labels(agent_type, model, team).inc(float(cost))
+            spent = {
+                (keys.PLATFORM, "day"): done.day_total,
+                (keys.PLATFORM, "month"): done.month_total,
+                (keys.team_scope(team), "day"): done.day_team,
+                (keys.team_scope(team), "month"): done.month_team,
+            }
+            lines = budget_lines(self.cost, team)
+            for line in lines:
+                self.metrics.spend.labels(line.scope, line.window).set(
+                    float(from_nano(spent[(line.scope, line.window)]))
+                )
+            fired = await self.alerts.check(
+                [(line, spent[(line.scope, line.window)]) for line in lines], at
+            )
+            for alert in fired:
+                self.metrics.alerts.labels(alert.scope, alert.window, alert.threshold_label).inc()
+                log.warning(
+                    "budget alert: %s reached %s of its %s budget (%s of %s USD)",
+                    alert.scope,
+                    alert.threshold_label,
+                    alert.window,
+                    from_nano(alert.spent_nano),
+                    from_nano(alert.budget_nano),
+                    extra={"event": "budget_alert", **alert.as_event()},
+                )
+        return Recorded(key, done.recorded, cost, done.settled_reservation, fired)
+
+    async def reserve(
+        self,
+        task_id: str,
+        attempt: int,
+        team: str,
+        model: str,
+        max_input_tokens: int,
+        max_output_tokens: int,
+    ) -> Reserved:
+        """Check the limits and budgets and hold the call's maximum cost until it is recorded.
+
+        Raises UnknownModelError, RateLimited, LimitTooSmall or BudgetExceeded.
+        """
+        requested = model
+        due = await self.downgrade_due(team)
+        target = self.cost.downgrade.get(model) if due is not None else None
+        if due is not None and target is not None:
+            model = target
+        now = self.clock()
+        max_cost = self.book.cost(model, max_input_tokens, max_output_tokens, at=now)
+        amount = to_nano(max_cost)
+        key = idempotency_key(task_id, attempt)
+        limits = self.limits(team)
+        tokens = max_input_tokens + max_output_tokens
+        try:
+            await self.limiter.admit(key, tokens, amount, limits, int(now.timestamp() * 1000))
+        except (RateLimited, LimitTooSmall) as err:
+            self.metrics.rate_limited.labels(err.scope, err.dimension).inc()
+            self.metrics.reservations.labels("refused_rate").inc()
+            raise
+        try:
+            held = await self.reservations.reserve(
+                key,
+                team,
+                amount,
+                budget_lines(self.cost, team),
+                now,
+                self.cost.reservation_timeout_seconds,
+            )
+        except BudgetExceeded:
+            # The call will not run: take back what the limiter counted for it.
+            await self.limiter.refund(key, tokens, amount, limits)
+            self.metrics.reservations.labels("refused_budget").inc()
+            raise
+        if held.expired_released:
+            self.metrics.reservations.labels("expired").inc(held.expired_released)
+        self.metrics.reservations.labels("reserved" if held.created else "duplicate").inc()
+        if model != requested and held.created:
+            assert due is not None
+            self.metrics.downgrades.labels(requested, model, due.scope).inc()
+            log.info("downgraded %s → %s for %s: %s", requested, model, key, due.reason)
+        return Reserved(
+            held, requested, model, due if model != requested else None, from_nano(held.amount_nano)
+        )
+
+    async def release(self, task_id: str, attempt: int) -> bool:
+        released = await self.reservations.release(idempotency_key(task_id, attempt))
+        if released:
+            self.metrics.reservations.labels("released").inc()
+        return released
+
+    async def recommend(self, task: Task, team: str | None) -> Recommendation:
+        due = await self.downgrade_due(team)
+        answer = recommend(
+            task,
+            self.cost.models,
+            lambda model, tokens_in, tokens_out: self.book.cost(
+                model, tokens_in, tokens_out, at=self.clock()
+            ),
+            self.cost.recommendation,
+            downgrade=self.cost.downgrade if due is not None else None,
+            downgrade_reason=due.reason if due is not None else "",
+        )
+        if answer.downgraded_from is not None and due is not None:
+            self.metrics.downgrades.labels(answer.downgraded_from, answer.model, due.scope).inc()
+        return answer
+
+    async def report(self, days: int = 30, as_of: dt.date | None = None) -> SpendAnalysis:
+        """The spend analysis of the platform from the ledger, over `days` days to `as_of`."""
+        if days < 1:
+            raise ValueError("days must be at least 1")
+        today = as_of or self.clock().date()
+        first = today - dt.timedelta(days=days - 1)
+        series = await self.ledger.daily_series(first, today)
+        at = dt.datetime(today.year, today.month, today.day, 12, tzinfo=dt.UTC)
+        month = await self.ledger.totals("month", at)
+        by_model: dict[str, ModelSpend] = {}
+        for name, spend in month.by_model.items():
+            target = self.cost.downgrade.get(name)
+            substitute_cost = None
+            if target is not None:
+                tokens_in, tokens_out = month.tokens_by_model.get(name, (0, 0))
+                substitute_cost = self.book.cost(target, tokens_in, tokens_out, at=at)
+            by_model[name] = ModelSpend(spend, target, substitute_cost)
+        return analyse(series, month.cost_usd, self.cost.budget.monthly_usd, by_model)
+
+    async def refresh_gauges(self) -> None:
+        """Re-read every budgeted scope's spend: other replicas record too."""
+        now = self.clock()
+        windows = keys.buckets(now)
+        lines: list[BudgetLine] = all_budget_lines(self.cost)
+        pipe = self.redis.pipeline(transaction=False)
+        for line in lines:
+            pipe.hget(keys.usage(line.window, windows[line.window]), keys.ledger_field(line.scope))
+        values = await pipe.execute()
+        for line, value in zip(lines, values, strict=True):
+            self.metrics.spend.labels(line.scope, line.window).set(
+                float(from_nano(int(value or 0)))
+            )
+
+    async def sweep(self) -> int:
+        released = await self.reservations.sweep(self.clock())
+        if released:
+            self.metrics.reservations.labels("expired").inc(released)
+        return released
+
+    async def ping(self) -> bool:
+        return bool(await reply(self.redis.ping()))

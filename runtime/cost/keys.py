@@ -1,0 +1,86 @@
+"""Every Redis key the cost engine uses, in one place (arq's constants.py pattern).
+
+All keys share the `agentops:cost:` prefix so an operator can find, size or flush them. The
+Lua scripts receive these names as KEYS; no script builds a key from data it reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Final
+
+__all__ = [
+    "EVENTS",
+    "PLATFORM",
+    "PREFIX",
+    "RESERVATIONS",
+    "RESERVATION_EXPIRY",
+    "RESERVED",
+    "alert_mark",
+    "buckets",
+    "ledger_field",
+    "limit_log",
+    "limit_sums",
+    "seen",
+    "team_scope",
+    "usage",
+]
+
+PREFIX: Final = "agentops:cost"
+# id → "<nano-dollars>|<team>" of every open reservation.
+RESERVATIONS: Final = f"{PREFIX}:reservations"
+# id scored by its expiry (unix ms): the order in which unconfirmed reservations lapse.
+RESERVATION_EXPIRY: Final = f"{PREFIX}:reservations:expiry"
+# scope ("platform" | "team:<name>") → nano-dollars held by open reservations.
+RESERVED: Final = f"{PREFIX}:reserved"
+# Budget alerts fired (a stream operators and the CLI can read).
+EVENTS: Final = f"{PREFIX}:events"
+
+PLATFORM: Final = "platform"
+
+
+def team_scope(team: str) -> str:
+    """The `scope` label value of a team, as the alert catalogue expects it."""
+    return f"team:{team}"
+
+
+def buckets(at: dt.datetime) -> dict[str, str]:
+    """The hour, day and month (UTC) a moment falls in."""
+    utc = at.astimezone(dt.UTC)
+    return {
+        "hour": utc.strftime("%Y-%m-%dT%H"),
+        "day": utc.strftime("%Y-%m-%d"),
+        "month": utc.strftime("%Y-%m"),
+    }
+
+
+def usage(window: str, bucket: str) -> str:
+    """The ledger hash of one hour, day or month."""
+    return f"{PREFIX}:usage:{window}:{bucket}"
+
+
+def ledger_field(scope: str) -> str:
+    """The field of a ledger hash holding a scope's spend in nano-dollars."""
+    if scope == PLATFORM:
+        return "cost:total"
+    if scope.startswith("team:"):
+        return f"cost:team:{scope[len('team:') :]}"
+    raise ValueError(f"unknown budget scope {scope!r}")
+
+
+def seen(idempotency_key: str) -> str:
+    return f"{PREFIX}:seen:{idempotency_key}"
+
+
+def limit_log(scope: str) -> str:
+    """Sorted set of admitted calls in the sliding hour: member "<id>|<tokens>|<nano>"."""
+    return f"{PREFIX}:limit:{scope}:log"
+
+
+def limit_sums(scope: str) -> str:
+    """Running sums (requests, tokens, cost) over the members of `limit_log(scope)`."""
+    return f"{PREFIX}:limit:{scope}:sums"
+
+
+def alert_mark(scope: str, window: str, bucket: str, threshold: str) -> str:
+    return f"{PREFIX}:alerted:{scope}:{window}:{bucket}:{threshold}"

@@ -1,0 +1,229 @@
+"""The usage ledger in Redis: every call recorded once, totals per model / agent type / team
+for hour, day and month windows, and a daily series.
+
+Money is stored as integer nano-dollars (1e-9 USD): exact for every price quoted per million
+tokens with up to three decimals, summed with atomic HINCRBY. A cost that does not fit that
+resolution is refused rather than rounded.
+
+Recording a call also settles the check-and-reserve made for it (same idempotency key), in the
+same script: the spend moves from "reserved" to "spent" without a moment where it counts twice
+or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from redis.asyncio import Redis
+
+from runtime.cost import keys
+from runtime.cost.replies import reply
+
+__all__ = [
+    "NANO",
+    "Ledger",
+    "Recorded",
+    "UsageRecord",
+    "WindowTotals",
+    "from_nano",
+    "idempotency_key",
+    "to_nano",
+]
+
+NANO = Decimal("1e9")
+# Replays arrive within minutes; keep the marks well past the longest window (a month).
+_SEEN_TTL_S = 40 * 24 * 3600
+# Hour buckets are only read for the current hour; day and month buckets feed reports.
+_TTL_S = {"hour": 3 * 24 * 3600, "day": 400 * 24 * 3600, "month": 800 * 24 * 3600}
+
+# KEYS: seen, hour, day, month, reserved, reservation expiry, reservations
+# ARGV: seen ttl, reservation id, team field, hour ttl, day ttl, month ttl, then field/amount
+# pairs. Amounts stay strings: Lua numbers print large integers as 1.5e+13, which HINCRBY
+# refuses.
+_RECORD = """
+local settled = 0
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) == false then
+  return {0, 0, redis.call('HGET', KEYS[3], 'cost:total') or '0',
+          redis.call('HGET', KEYS[3], ARGV[3]) or '0',
+          redis.call('HGET', KEYS[4], 'cost:total') or '0',
+          redis.call('HGET', KEYS[4], ARGV[3]) or '0'}
+end
+for b = 2, 4 do
+  for i = 7, #ARGV, 2 do
+    redis.call('HINCRBY', KEYS[b], ARGV[i], ARGV[i + 1])
+  end
+  redis.call('EXPIRE', KEYS[b], ARGV[2 + b])
+end
+local held = redis.call('HGET', KEYS[7], ARGV[2])
+if held then
+  local amount, team = string.match(held, '^(%d+)|(.*)$')
+  redis.call('HINCRBY', KEYS[5], 'platform', '-' .. amount)
+  redis.call('HINCRBY', KEYS[5], 'team:' .. team, '-' .. amount)
+  redis.call('HDEL', KEYS[7], ARGV[2])
+  redis.call('ZREM', KEYS[6], ARGV[2])
+  settled = 1
+end
+return {1, settled, redis.call('HGET', KEYS[3], 'cost:total'),
+        redis.call('HGET', KEYS[3], ARGV[3]),
+        redis.call('HGET', KEYS[4], 'cost:total'),
+        redis.call('HGET', KEYS[4], ARGV[3])}
+"""
+
+
+def to_nano(usd: Decimal) -> int:
+    scaled = usd * NANO
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{usd} USD is finer than the ledger's nano-dollar resolution")
+    return int(scaled)
+
+
+def from_nano(nano: int) -> Decimal:
+    return Decimal(nano) / NANO
+
+
+def idempotency_key(task_id: str, attempt: int) -> str:
+    """One call of one task attempt: a retried report of it is the same call."""
+    return f"{task_id}:{attempt}"
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    idempotency_key: str  # task id + attempt: a retried report of the same call is one call
+    model: str
+    agent_type: str
+    team: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal
+    at: dt.datetime
+
+    def __post_init__(self) -> None:
+        if self.input_tokens < 0 or self.output_tokens < 0:
+            raise ValueError("token counts cannot be negative")
+        if self.cost_usd < 0:
+            raise ValueError("cost cannot be negative")
+        if self.at.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What one record did, and the spend it left (nano-dollars) for the budget checks."""
+
+    recorded: bool  # False: this idempotency key was recorded before; nothing changed
+    settled_reservation: bool
+    day_total: int
+    day_team: int
+    month_total: int
+    month_team: int
+
+
+@dataclass
+class WindowTotals:
+    cost_usd: Decimal = Decimal(0)
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    by_model: dict[str, Decimal] = field(default_factory=dict)
+    by_agent_type: dict[str, Decimal] = field(default_factory=dict)
+    by_team: dict[str, Decimal] = field(default_factory=dict)
+    # model → (input tokens, output tokens): lets a report re-price a model's usage
+    tokens_by_model: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+class Ledger:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._record = redis.register_script(_RECORD)
+
+    async def record(self, usage: UsageRecord) -> Recorded:
+        """Add one call to every window and settle its reservation, once per idempotency key."""
+        nano = to_nano(usage.cost_usd)
+        team_field = keys.ledger_field(keys.team_scope(usage.team))
+        increments: dict[str, int] = {
+            "cost:total": nano,
+            "calls:total": 1,
+            "in:total": usage.input_tokens,
+            "out:total": usage.output_tokens,
+            f"cost:model:{usage.model}": nano,
+            f"calls:model:{usage.model}": 1,
+            f"in:model:{usage.model}": usage.input_tokens,
+            f"out:model:{usage.model}": usage.output_tokens,
+            f"cost:type:{usage.agent_type}": nano,
+            team_field: nano,
+            f"calls:team:{usage.team}": 1,
+            f"in:team:{usage.team}": usage.input_tokens,
+            f"out:team:{usage.team}": usage.output_tokens,
+        }
+        windows = keys.buckets(usage.at)
+        redis_keys = [
+            keys.seen(usage.idempotency_key),
+            *(keys.usage(w, windows[w]) for w in ("hour", "day", "month")),
+            keys.RESERVED,
+            keys.RESERVATION_EXPIRY,
+            keys.RESERVATIONS,
+        ]
+        args: list[str | int] = [
+            _SEEN_TTL_S,
+            usage.idempotency_key,
+            team_field,
+            _TTL_S["hour"],
+            _TTL_S["day"],
+            _TTL_S["month"],
+        ]
+        for name, amount in increments.items():
+            args += [name, str(amount)]
+        raw = await self._record(keys=redis_keys, args=args)
+        flag, settled, *totals = (int(v or 0) for v in raw)
+        return Recorded(bool(flag), bool(settled), *totals)
+
+    async def totals(self, window: str, at: dt.datetime) -> WindowTotals:
+        raw = await reply(self.redis.hgetall(keys.usage(window, keys.buckets(at)[window])))
+        return _totals({_text(k): int(v) for k, v in raw.items()})
+
+    async def spent(self, scope: str, window: str, at: dt.datetime) -> int:
+        """Nano-dollars a scope ("platform" or "team:<name>") spent in a window."""
+        value = await reply(
+            self.redis.hget(keys.usage(window, keys.buckets(at)[window]), keys.ledger_field(scope))
+        )
+        return int(value or 0)
+
+    async def daily_series(
+        self, first: dt.date, last: dt.date, scope: str = keys.PLATFORM
+    ) -> list[tuple[dt.date, Decimal]]:
+        days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+        pipe = self.redis.pipeline(transaction=False)
+        for day in days:
+            pipe.hget(keys.usage("day", day.isoformat()), keys.ledger_field(scope))
+        values = await pipe.execute()
+        return [(day, from_nano(int(v or 0))) for day, v in zip(days, values, strict=True)]
+
+
+def _totals(raw: Mapping[str, int]) -> WindowTotals:
+    t = WindowTotals(
+        cost_usd=from_nano(raw.get("cost:total", 0)),
+        calls=raw.get("calls:total", 0),
+        input_tokens=raw.get("in:total", 0),
+        output_tokens=raw.get("out:total", 0),
+    )
+    for name, value in raw.items():
+        for prefix, target in (
+            ("cost:model:", t.by_model),
+            ("cost:type:", t.by_agent_type),
+            ("cost:team:", t.by_team),
+        ):
+            if name.startswith(prefix):
+                target[name[len(prefix) :]] = from_nano(value)
+    for model in t.by_model:
+        t.tokens_by_model[model] = (
+            raw.get(f"in:model:{model}", 0),
+            raw.get(f"out:model:{model}", 0),
+        )
+    return t
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
