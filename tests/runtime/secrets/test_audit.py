@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -30,7 +31,7 @@ def test_every_access_is_recorded_and_no_value_is_anywhere(
     clock: FakeClock,
     folder: str,
     caplog: pytest.LogCaptureFixture,
-):
+) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER_NAME)
     client = make_client(audit=AuditTrail([LogAudit(), recent]))
     path = f"{folder}/coder"
@@ -82,7 +83,7 @@ def test_every_access_is_recorded_and_no_value_is_anywhere(
 
 def test_a_denied_access_records_who_was_denied(
     bao: BaoServer, make_client: MakeClient, recent: RecentAudit, folder: str
-):
+) -> None:
     token = narrow_token(
         bao,
         'path "agents/data/elsewhere" { capabilities = ["read"] }',
@@ -100,8 +101,8 @@ def test_a_denied_access_records_who_was_denied(
 
 
 def test_a_failed_login_is_recorded_with_the_role_it_tried(
-    make_client: MakeClient, recent: RecentAudit, tmp_path
-):
+    make_client: MakeClient, recent: RecentAudit, tmp_path: Path
+) -> None:
     from runtime.secrets import KubernetesLogin, LoginFailed
 
     client = make_client(login=KubernetesLogin("manager", tmp_path / "absent"))
@@ -116,7 +117,7 @@ def test_a_failed_login_is_recorded_with_the_role_it_tried(
     assert (read.operation, read.outcome) == ("read", "login-failed")
 
 
-def test_the_recent_list_is_bounded():
+def test_the_recent_list_is_bounded() -> None:
     from datetime import UTC, datetime
 
     from runtime.secrets import Actor, AuditRecord

@@ -24,7 +24,7 @@ from tests.servers import BaoServer, free_port
 
 def test_sealed_vault_raises_sealed_for_every_operation(
     fresh_bao: BaoServer, make_client: MakeClient, recent: RecentAudit
-):
+) -> None:
     client = make_client(server=fresh_bao)
     client.write("pools/coder/api", {"api_key": "k"})
     root_hvac(fresh_bao).sys.seal()
@@ -46,7 +46,7 @@ def test_sealed_vault_raises_sealed_for_every_operation(
 
 def test_policy_outside_the_token_raises_permission_denied(
     bao: BaoServer, admin: SecretsClient, make_client: MakeClient, folder: str
-):
+) -> None:
     admin.write(f"{folder}/mine/api", {"api_key": "mine"})
     admin.write(f"{folder}/theirs/api", {"api_key": "theirs"})
     token = narrow_token(bao, f'path "agents/data/{folder}/mine/*" {{ capabilities = ["read"] }}')
@@ -66,7 +66,7 @@ def test_policy_outside_the_token_raises_permission_denied(
 
 def test_an_error_message_never_holds_the_value_being_written(
     bao: BaoServer, make_client: MakeClient, folder: str
-):
+) -> None:
     token = narrow_token(bao, 'path "agents/data/nothing" { capabilities = ["read"] }')
     client = make_client(token=token)
     with pytest.raises(PermissionDenied) as caught:
@@ -75,12 +75,12 @@ def test_an_error_message_never_holds_the_value_being_written(
     assert "sk-this-must-not-leak" not in repr(caught.value.__cause__)
 
 
-def test_missing_path_raises_not_found_naming_it(admin: SecretsClient, folder: str):
+def test_missing_path_raises_not_found_naming_it(admin: SecretsClient, folder: str) -> None:
     with pytest.raises(SecretNotFound, match=f"read agents/{folder}/nothing-here"):
         admin.read(f"{folder}/nothing-here")
 
 
-def test_nothing_listening_raises_unreachable(make_client: MakeClient):
+def test_nothing_listening_raises_unreachable(make_client: MakeClient) -> None:
     client = make_client(address=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(VaultUnreachable, match="ConnectionError") as caught:
         client.read("pools/coder/api")
@@ -88,7 +88,7 @@ def test_nothing_listening_raises_unreachable(make_client: MakeClient):
     assert caught.value.operation in ("login", "read")
 
 
-def test_a_stopped_server_raises_unreachable(fresh_bao: BaoServer, make_client: MakeClient):
+def test_a_stopped_server_raises_unreachable(fresh_bao: BaoServer, make_client: MakeClient) -> None:
     client = make_client(server=fresh_bao)
     client.write("pools/coder/api", {"api_key": "k"})
     fresh_bao.stop()
@@ -97,7 +97,7 @@ def test_a_stopped_server_raises_unreachable(fresh_bao: BaoServer, make_client: 
     assert (caught.value.operation, caught.value.path) == ("read", "agents/pools/coder/api")
 
 
-def test_an_unknown_token_fails_the_login(make_client: MakeClient):
+def test_an_unknown_token_fails_the_login(make_client: MakeClient) -> None:
     client = make_client(token="s.not-a-token-of-this-server")
     with pytest.raises(LoginFailed, match="does not accept"):
         client.read("pools/coder/api")
@@ -105,7 +105,7 @@ def test_an_unknown_token_fails_the_login(make_client: MakeClient):
 
 def test_a_revoked_token_cannot_be_replaced_and_says_so(
     bao: BaoServer, make_client: MakeClient, admin: SecretsClient, folder: str
-):
+) -> None:
     admin.write(f"{folder}/api", {"api_key": "k"})
     token = narrow_token(bao, f'path "agents/data/{folder}/*" {{ capabilities = ["read"] }}')
     client = make_client(token=token)
@@ -117,7 +117,7 @@ def test_a_revoked_token_cannot_be_replaced_and_says_so(
 
 def test_an_unreadable_service_account_token_fails_the_login(
     bao: BaoServer, make_client: MakeClient, tmp_path: Path
-):
+) -> None:
     missing = tmp_path / "token"
     client = make_client(login=KubernetesLogin("manager", missing))
     with pytest.raises(LoginFailed, match="cannot read the service-account token") as caught:
@@ -130,7 +130,7 @@ def test_an_unreadable_service_account_token_fails_the_login(
 
 def test_a_login_against_an_unknown_role_is_refused(
     bao: BaoServer, make_client: MakeClient, tmp_path: Path
-):
+) -> None:
     root = root_hvac(bao)
     if "kubernetes/" not in root.sys.list_auth_methods()["data"]:
         root.sys.enable_auth_method("kubernetes")
@@ -141,7 +141,7 @@ def test_a_login_against_an_unknown_role_is_refused(
         client.read("platform/manager/api")
 
 
-def test_hvac_errors_outside_the_mapping_are_not_swallowed():
+def test_hvac_errors_outside_the_mapping_are_not_swallowed() -> None:
     from runtime.secrets.errors import VaultRequestFailed, translate
 
     err = translate(hvac.exceptions.RateLimitExceeded(errors=["slow down"]), "read", "agents/x")

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from runtime.secrets import SecretNotFound, SecretsClient, VaultRequestFailed
 
 
-def test_write_then_read_returns_the_values_and_version(admin: SecretsClient, folder: str):
+def test_write_then_read_returns_the_values_and_version(admin: SecretsClient, folder: str) -> None:
     path = f"{folder}/openai"
     assert admin.write(path, {"api_key": "sk-one", "org": "acme"}) == 1
     assert admin.write(path, {"api_key": SecretStr("sk-two"), "org": "acme"}) == 2
@@ -24,14 +24,14 @@ def test_write_then_read_returns_the_values_and_version(admin: SecretsClient, fo
     assert first.created_time <= current.created_time
 
 
-def test_a_read_version_prints_no_value(admin: SecretsClient, folder: str):
+def test_a_read_version_prints_no_value(admin: SecretsClient, folder: str) -> None:
     admin.write(f"{folder}/x", {"api_key": "sk-visible-only-on-purpose"})
     secret = admin.read(f"{folder}/x")
     assert "sk-visible-only-on-purpose" not in repr(secret)
     assert "sk-visible-only-on-purpose" not in str(secret.data)
 
 
-def test_list_names_secrets_and_sub_folders(admin: SecretsClient, folder: str):
+def test_list_names_secrets_and_sub_folders(admin: SecretsClient, folder: str) -> None:
     admin.write(f"{folder}/a", {"k": "1"})
     admin.write(f"{folder}/b", {"k": "2"})
     admin.write(f"{folder}/nested/c", {"k": "3"})
@@ -39,7 +39,7 @@ def test_list_names_secrets_and_sub_folders(admin: SecretsClient, folder: str):
     assert admin.list(f"{folder}/nested") == ["c"]
 
 
-def test_metadata_lists_versions_with_their_creation(admin: SecretsClient, folder: str):
+def test_metadata_lists_versions_with_their_creation(admin: SecretsClient, folder: str) -> None:
     path = f"{folder}/meta"
     for n in range(3):
         admin.write(path, {"k": str(n)})
@@ -56,7 +56,7 @@ def test_metadata_lists_versions_with_their_creation(admin: SecretsClient, folde
 @pytest.mark.parametrize("operation", ["read", "list", "metadata"])
 def test_a_missing_path_is_an_error_not_an_empty_result(
     admin: SecretsClient, folder: str, operation: str
-):
+) -> None:
     with pytest.raises(SecretNotFound) as caught:
         getattr(admin, operation)(f"{folder}/absent")
     assert caught.value.path == f"agents/{folder}/absent"
@@ -64,13 +64,13 @@ def test_a_missing_path_is_an_error_not_an_empty_result(
     assert f"{operation} agents/{folder}/absent" in str(caught.value)
 
 
-def test_a_missing_version_is_an_error(admin: SecretsClient, folder: str):
+def test_a_missing_version_is_an_error(admin: SecretsClient, folder: str) -> None:
     admin.write(f"{folder}/v", {"k": "1"})
     with pytest.raises(SecretNotFound):
         admin.read(f"{folder}/v", version=7)
 
 
-def test_check_and_set_refuses_a_stale_write(admin: SecretsClient, folder: str):
+def test_check_and_set_refuses_a_stale_write(admin: SecretsClient, folder: str) -> None:
     path = f"{folder}/cas"
     assert admin.write(path, {"k": "1"}, cas=0) == 1
     with pytest.raises(VaultRequestFailed) as caught:
@@ -80,7 +80,7 @@ def test_check_and_set_refuses_a_stale_write(admin: SecretsClient, folder: str):
     assert admin.read(path).value("k") == "1"
 
 
-def test_paths_that_escape_the_folder_are_refused_before_any_request(admin: SecretsClient):
+def test_paths_that_escape_the_folder_are_refused_before_any_request(admin: SecretsClient) -> None:
     for bad in ("", "/", "pools/../platform/redis", "pools//x"):
         with pytest.raises(ValueError, match="not a secret path"):
             admin.read(bad)

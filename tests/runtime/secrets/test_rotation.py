@@ -20,7 +20,7 @@ from tests.runtime.secrets.conftest import FakeClock
 GRACE = timedelta(hours=24)
 
 
-def test_first_rotation_creates_the_secret(admin: SecretsClient, folder: str):
+def test_first_rotation_creates_the_secret(admin: SecretsClient, folder: str) -> None:
     rotated = rotate_api_keys(admin, f"{folder}/coder", ["api_key"])
     assert rotated.previous_version is None
     assert rotated.secret.version == 1
@@ -31,7 +31,7 @@ def test_first_rotation_creates_the_secret(admin: SecretsClient, folder: str):
 
 def test_rotation_writes_a_new_version_and_keeps_the_old_one_readable(
     admin: SecretsClient, folder: str
-):
+) -> None:
     path = f"{folder}/coder"
     admin.write(path, {"api_key": "old-key", "provider": "openai"})
     rotated = rotate_api_keys(admin, path, ["api_key"])
@@ -44,7 +44,7 @@ def test_rotation_writes_a_new_version_and_keeps_the_old_one_readable(
     assert admin.read(path, version=1).value("api_key") == "old-key"
 
 
-def test_each_rotation_draws_a_different_key(admin: SecretsClient, folder: str):
+def test_each_rotation_draws_a_different_key(admin: SecretsClient, folder: str) -> None:
     path = f"{folder}/keys"
     seen = {
         rotate_api_keys(admin, path, ["a", "b"]).secret.value(k) for _ in range(3) for k in "ab"
@@ -54,7 +54,7 @@ def test_each_rotation_draws_a_different_key(admin: SecretsClient, folder: str):
 
 def test_destroy_keeps_superseded_versions_until_the_grace_period_ends(
     admin: SecretsClient, folder: str, clock: FakeClock
-):
+) -> None:
     path = f"{folder}/coder"
     admin.write(path, {"api_key": "old-key"})
     rotate_api_keys(admin, path, ["api_key"])
@@ -76,7 +76,7 @@ def test_destroy_keeps_superseded_versions_until_the_grace_period_ends(
 
 def test_grace_runs_from_the_successor_not_from_the_version_itself(
     admin: SecretsClient, folder: str, clock: FakeClock
-):
+) -> None:
     path = f"{folder}/grace"
     admin.write(path, {"api_key": "v1"})
     admin.write(path, {"api_key": "v2"})
@@ -92,7 +92,7 @@ def test_grace_runs_from_the_successor_not_from_the_version_itself(
 
 def test_destroy_under_a_folder_walks_sub_folders(
     admin: SecretsClient, folder: str, clock: FakeClock
-):
+) -> None:
     for path in (f"{folder}/a", f"{folder}/team/b"):
         admin.write(path, {"api_key": "first"})
         rotate_api_keys(admin, path, ["api_key"])
@@ -107,7 +107,7 @@ def test_destroy_under_a_folder_walks_sub_folders(
 
 def test_a_write_based_on_a_version_a_rotation_replaced_is_refused(
     admin: SecretsClient, folder: str
-):
+) -> None:
     path = f"{folder}/race"
     admin.write(path, {"api_key": "v1"})
     # The other rotator reads v1, then this one writes v2 first.
@@ -118,7 +118,9 @@ def test_a_write_based_on_a_version_a_rotation_replaced_is_refused(
     assert admin.read(path).value("api_key") == winner.secret.value("api_key")
 
 
-def test_rotation_refuses_nothing_to_rotate_and_weak_keys(admin: SecretsClient, folder: str):
+def test_rotation_refuses_nothing_to_rotate_and_weak_keys(
+    admin: SecretsClient, folder: str
+) -> None:
     with pytest.raises(ValueError, match="at least one key"):
         rotate_api_keys(admin, f"{folder}/x", [])
     with pytest.raises(ValueError, match="16 bytes"):

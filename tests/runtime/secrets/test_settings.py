@@ -17,7 +17,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def test_a_pod_logs_in_with_its_projected_token(monkeypatch: pytest.MonkeyPatch):
+def test_a_pod_logs_in_with_its_projected_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTOPS_VAULT_ROLE", "manager")
     monkeypatch.setenv("HOSTNAME", "manager-5c7d-x2x9z")
     settings = VaultSettings()
@@ -34,14 +34,14 @@ def test_a_pod_logs_in_with_its_projected_token(monkeypatch: pytest.MonkeyPatch)
     )
 
 
-def test_pod_name_beats_hostname(monkeypatch: pytest.MonkeyPatch):
+def test_pod_name_beats_hostname(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTOPS_VAULT_ROLE", "manager")
     monkeypatch.setenv("HOSTNAME", "host")
     monkeypatch.setenv("POD_NAME", "pod")
     assert VaultSettings().pod_name == "pod"
 
 
-def test_a_static_token_is_secret(monkeypatch: pytest.MonkeyPatch):
+def test_a_static_token_is_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTOPS_VAULT_TOKEN", "hvs.very-secret-token")
     monkeypatch.setenv("AGENTOPS_VAULT_ADDRESS", "http://127.0.0.1:8200/")
     settings = VaultSettings()
@@ -51,7 +51,7 @@ def test_a_static_token_is_secret(monkeypatch: pytest.MonkeyPatch):
     assert isinstance(login_from_settings(settings), StaticToken)
 
 
-def test_a_way_to_log_in_is_required(monkeypatch: pytest.MonkeyPatch):
+def test_a_way_to_log_in_is_required(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AGENTOPS_VAULT_ROLE", raising=False)
     monkeypatch.delenv("AGENTOPS_VAULT_TOKEN", raising=False)
     with pytest.raises(ValidationError, match="AGENTOPS_VAULT_ROLE"):
@@ -62,7 +62,7 @@ def test_a_way_to_log_in_is_required(monkeypatch: pytest.MonkeyPatch):
     ("name", "value"),
     [("ROLE", "Not A Role"), ("KV_MOUNT", "../x"), ("RENEW_MARGIN_S", "0"), ("ADDRESS", "vault")],
 )
-def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str):
+def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv("AGENTOPS_VAULT_TOKEN", "t")
     monkeypatch.setenv(f"AGENTOPS_VAULT_{name}", value)
     with pytest.raises(ValidationError, match=name.lower()):

@@ -12,7 +12,7 @@ from tests.runtime.secrets.policies import narrow_token
 from tests.servers import BaoServer
 
 
-def test_encrypt_then_decrypt_round_trips(admin: SecretsClient):
+def test_encrypt_then_decrypt_round_trips(admin: SecretsClient) -> None:
     plaintext = b"customer transcript \x00\xff with binary"
     ciphertext = admin.encrypt(TRANSIT_KEY, plaintext)
     assert ciphertext.startswith("vault:v1:")
@@ -21,7 +21,7 @@ def test_encrypt_then_decrypt_round_trips(admin: SecretsClient):
     assert admin.decrypt(TRANSIT_KEY, ciphertext) == plaintext
 
 
-def test_a_derived_key_needs_the_same_context(bao: BaoServer, admin: SecretsClient):
+def test_a_derived_key_needs_the_same_context(bao: BaoServer, admin: SecretsClient) -> None:
     root_hvac(bao).secrets.transit.create_key("per-tenant", derived=True, mount_point="transit")
     ciphertext = admin.encrypt("per-tenant", b"tenant data", context=b"tenant-a")
     assert admin.decrypt("per-tenant", ciphertext, context=b"tenant-a") == b"tenant data"
@@ -31,7 +31,9 @@ def test_a_derived_key_needs_the_same_context(bao: BaoServer, admin: SecretsClie
     assert caught.value.path == "transit/decrypt/per-tenant"
 
 
-def test_a_rotated_transit_key_still_decrypts_old_ciphertext(bao: BaoServer, admin: SecretsClient):
+def test_a_rotated_transit_key_still_decrypts_old_ciphertext(
+    bao: BaoServer, admin: SecretsClient
+) -> None:
     root_hvac(bao).secrets.transit.create_key("rotating", mount_point="transit")
     old = admin.encrypt("rotating", b"before")
     root_hvac(bao).secrets.transit.rotate_key("rotating", mount_point="transit")
@@ -40,14 +42,14 @@ def test_a_rotated_transit_key_still_decrypts_old_ciphertext(bao: BaoServer, adm
     assert admin.decrypt("rotating", old) == b"before"
 
 
-def test_transit_without_the_policy_is_denied(bao: BaoServer, make_client: MakeClient):
+def test_transit_without_the_policy_is_denied(bao: BaoServer, make_client: MakeClient) -> None:
     token = narrow_token(bao, 'path "transit/encrypt/other" { capabilities = ["update"] }')
     client = make_client(token=token)
     with pytest.raises(PermissionDenied, match=f"encrypt transit/encrypt/{TRANSIT_KEY}"):
         client.encrypt(TRANSIT_KEY, b"x")
 
 
-def test_garbage_ciphertext_is_refused_by_vault(admin: SecretsClient):
+def test_garbage_ciphertext_is_refused_by_vault(admin: SecretsClient) -> None:
     with pytest.raises(VaultRequestFailed) as caught:
         admin.decrypt(TRANSIT_KEY, "vault:v1:bm90IGEgY2lwaGVydGV4dA==")
     assert caught.value.status == 400
