@@ -11,6 +11,7 @@ triggers one fresh login and one retry; a 403 on a valid token is a permission d
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -84,6 +85,9 @@ class VaultSession:
         )
         self.actor = Actor(role=login.role)
         self.lease: TokenLease | None = None
+        # Threads share one session (async services call it through to_thread): one of them
+        # renews or logs in while the others wait for its token instead of logging in too.
+        self._token_lock = threading.RLock()
 
     # -- audit -------------------------------------------------------------------------
 
@@ -131,6 +135,10 @@ class VaultSession:
 
     def login(self) -> None:
         """Log in (again) and learn who Vault takes us for and how long the token lives."""
+        with self._token_lock:
+            self._login_locked()
+
+    def _login_locked(self) -> None:
         path = f"auth/{self.settings.auth_mount}/login" if self._login.repeatable else "auth/token"
         try:
             try:
@@ -195,9 +203,13 @@ class VaultSession:
         return True
 
     def ensure_token(self) -> None:
+        with self._token_lock:
+            self._ensure_token_locked()
+
+    def _ensure_token_locked(self) -> None:
         lease = self.lease
         if lease is None:
-            self.login()
+            self._login_locked()
             return
         ends_at = lease.ends_at
         if ends_at is None:
@@ -209,7 +221,7 @@ class VaultSession:
         if lease.renewable and not max_near and self._renew(lease):
             return
         if self._login.repeatable:
-            self.login()
+            self._login_locked()
             return
         if now >= ends_at:
             raise LoginFailed(

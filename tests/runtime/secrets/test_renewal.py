@@ -149,3 +149,17 @@ def test_a_token_without_expiry_is_never_renewed(
     clock.advance(timedelta(days=400))
     admin.read(seeded)
     assert operations(recent) == ["login"]
+
+
+def test_a_revoked_token_is_replaced_and_the_call_retried_once(
+    bao: BaoServer, make_client: MakeClient, recent: RecentAudit, seeded: str
+) -> None:
+    login = userpass_user(bao, token_ttl="1h")
+    client = make_client(login=login)
+    client.read(seeded)
+    root_hvac(bao).auth.token.revoke(str(lookup_self(client)["id"]))
+
+    assert client.read(seeded).value("api_key") == "k"
+    assert operations(recent) == ["login", "login"]
+    reads = [r.outcome for r in recent.records() if r.operation == "read"]
+    assert reads == ["ok", "ok"]  # the retried read is one access, recorded once
