@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from infra.plan.document import Plan
+from tests.kubeapi import kube  # noqa: F401  (the real control plane, for every test folder)
 
 REPO = Path(__file__).resolve().parents[1]
 STACKS = ("staging", "prod", "local")
@@ -46,12 +47,19 @@ def run_plan(
 
 
 @pytest.fixture(scope="session")
-def plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Plan]:
-    """Every stack planned once per test session by the real runner."""
+def plan_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every stack planned once per test session by the real runner: its plan directory
+    (`plan.json` and the rendered `manifests/`)."""
     root = tmp_path_factory.mktemp("plans")
     result = {}
     for stack in STACKS:
         proc = run_plan(stack, root / stack)
         assert proc.returncode == 0, proc.stderr
-        result[stack] = Plan.load(root / stack)
+        result[stack] = root / stack
     return result
+
+
+@pytest.fixture(scope="session")
+def plans(plan_dirs: dict[str, Path]) -> dict[str, Plan]:
+    """Every stack planned once per test session by the real runner."""
+    return {stack: Plan.load(directory) for stack, directory in plan_dirs.items()}
