@@ -70,6 +70,16 @@ def serve_manager_command() -> None:
     serve(ManagerSettings, create_manager_app)
 
 
+@serve_app.command("worker")
+def serve_worker_command() -> None:
+    """An agent worker of one pool: runs the tasks the manager assigns (port 8082)."""
+    from runtime.service.serve import serve
+    from runtime.worker.app import create_worker_app
+    from runtime.worker.settings import WorkerSettings
+
+    serve(WorkerSettings, create_worker_app)
+
+
 cost_app = typer.Typer(help="Model prices, spend and budgets.", no_args_is_help=True)
 app.add_typer(cost_app, name="cost")
 

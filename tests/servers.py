@@ -90,6 +90,7 @@ class RedisServer:
 
 @contextmanager
 def redis_server(directory: Path, appendfsync: str = "everysec") -> Iterator[RedisServer]:
+    directory.mkdir(parents=True, exist_ok=True)
     server = RedisServer(free_port(), directory, None, appendfsync)  # type: ignore[arg-type]
     server._start()
     try:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -201,7 +202,8 @@ class Dispatcher:
     def _count(self, event: dict[str, str]) -> None:
         agent_type = event.get("type", "unknown")
         if event["kind"] == "finished":
-            self.metrics.finished(agent_type, event["status"], float(event["duration"]))
+            usage = json.loads(event.get("usage") or "[]")
+            self.metrics.finished(agent_type, event["status"], float(event["duration"]), usage)
         elif event["kind"] == "started":
             self.metrics.wait.labels(agent_type).observe(float(event["wait"]))
         elif event["kind"] == "retry":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -67,12 +68,23 @@ class ManagerMetrics:
             ["agent_type", "agent_id"],
             registry=r,
         )
+        self.tokens = Counter(
+            m.TASK_TOKENS,
+            "Tokens spent by finished tasks, as reported by their agents",
+            ["agent_type", "model", "direction"],
+            registry=r,
+        )
         self.emergency = Gauge(
             m.EMERGENCY_MODE, "1 while only high-priority tasks are admitted", registry=r
         )
         self._outcomes: dict[str, deque[bool]] = {}
 
-    def finished(self, agent_type: str, status: str, duration_s: float) -> None:
+    def finished(
+        self, agent_type: str, status: str, duration_s: float, usage: list[dict[str, Any]]
+    ) -> None:
+        for u in usage:
+            self.tokens.labels(agent_type, u["model"], "input").inc(int(u["input"]))
+            self.tokens.labels(agent_type, u["model"], "output").inc(int(u["output"]))
         self.tasks.labels(agent_type, status).inc()
         self.duration.labels(agent_type).observe(duration_s)
         window = self._outcomes.setdefault(agent_type, deque(maxlen=SUCCESS_WINDOW))

@@ -41,6 +41,7 @@ __all__ = [
     "TaskQueue",
     "TaskRecord",
     "TaskStatus",
+    "TokenUsage",
 ]
 
 
@@ -72,6 +73,22 @@ class QueueFull(Exception):
         self.queued = queued
         self.retry_after_s = retry_after_s
         super().__init__(f"queue for {agent_type} is full ({queued} tasks waiting)")
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """Tokens one model call of a task spent, as its provider reported them."""
+
+    model: str
+    input_tokens: int
+    output_tokens: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"model": self.model, "input": self.input_tokens, "output": self.output_tokens}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> TokenUsage:
+        return cls(str(raw["model"]), int(raw["input"]), int(raw["output"]))
 
 
 @dataclass(frozen=True)
@@ -107,6 +124,7 @@ class TaskRecord:
     agent_id: str | None
     result: Any
     error: str | None
+    usage: tuple[TokenUsage, ...]
     submitted_at: float
     assigned_at: float | None
     started_at: float | None
@@ -130,6 +148,7 @@ class TaskRecord:
             agent_id=raw.get("agent") or None,
             result=json.loads(raw["result"]) if raw.get("result") else None,
             error=raw.get("error") or None,
+            usage=tuple(TokenUsage.from_json(u) for u in json.loads(raw.get("usage") or "[]")),
             submitted_at=float(raw["submitted_at"]),
             assigned_at=num("assigned_at"),
             started_at=num("started_at"),
@@ -182,13 +201,13 @@ return 1
 """
 
 # KEYS: inbox, task, agent, events
-# ARGV: group, entry, agent id, status, result, error, now, events cap, alpha
+# ARGV: group, entry, agent id, status, result, error, now, events cap, alpha, usage (JSON)
 _COMPLETE = """
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[2])
 if redis.call('HGET', KEYS[2], 'agent') ~= ARGV[3] then return 0 end
 redis.call('HSET', KEYS[2], 'status', ARGV[4], 'result', ARGV[5], 'error', ARGV[6],
-           'finished_at', ARGV[7])
+           'finished_at', ARGV[7], 'usage', ARGV[10])
 local now = tonumber(ARGV[7])
 local submitted = tonumber(redis.call('HGET', KEYS[2], 'submitted_at'))
 local started = tonumber(redis.call('HGET', KEYS[2], 'started_at') or ARGV[7])
@@ -206,7 +225,7 @@ end
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'kind', 'finished',
            'type', redis.call('HGET', KEYS[2], 'agent_type'), 'status', ARGV[4],
            'agent', ARGV[3], 'duration', tostring(now - submitted),
-           'exec', tostring(now - started))
+           'exec', tostring(now - started), 'usage', ARGV[10])
 return 1
 """
 
@@ -462,8 +481,16 @@ class TaskQueue:
             )
 
     async def complete(
-        self, entry: Taken, agent_id: str, *, result: Any = None, error: str | None = None
+        self,
+        entry: Taken,
+        agent_id: str,
+        *,
+        result: Any = None,
+        error: str | None = None,
+        usage: Sequence[TokenUsage] = (),
     ) -> bool:
+        """Record the outcome and acknowledge; False when the task is no longer this agent's
+        (reclaimed after its visibility timeout): another attempt owns it now."""
         status = TaskStatus.FAILED if error is not None else TaskStatus.SUCCEEDED
         return bool(
             await self._complete(
@@ -478,9 +505,17 @@ class TaskQueue:
                     repr(time.time()),
                     self.events_cap,
                     STATS_ALPHA,
+                    json.dumps([u.as_json() for u in usage], separators=(",", ":")),
                 ],
             )
         )
+
+    async def discard(self, entry: Taken) -> None:
+        """Drop an inbox entry whose task is no longer this agent's (reclaimed meanwhile)."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xack(entry.stream, k.WORKER_GROUP, entry.entry_id)
+        pipe.xdel(entry.stream, entry.entry_id)
+        await pipe.execute()
 
     async def retry(
         self, entry: Taken, reason: str, backoff_s: float, backoff_max_s: float = 3600.0

@@ -31,9 +31,14 @@ __all__ = [
     "SUCCESS_RATE",
     "TASKS",
     "TASK_DURATION",
+    "TASK_TOKENS",
     "TASK_WAIT",
     "TOKENS",
     "VAULT_UNSEALED",
+    "WORKER_IN_FLIGHT",
+    "WORKER_TASKS",
+    "WORKER_TASK_DURATION",
+    "WORKER_TOKENS",
 ]
 
 PREFIX: Final = "agentops"
@@ -48,6 +53,8 @@ SUBMISSIONS: Final = f"{PREFIX}_task_submissions_total"
 TASK_WAIT: Final = f"{PREFIX}_task_wait_seconds"
 # counter; labels: agent_type, outcome (retry | dead) — reclaimed from silent agents or failed
 RETRIES: Final = f"{PREFIX}_task_retries_total"
+# counter; labels: agent_type, model, direction (input | output) — reported by finished tasks
+TASK_TOKENS: Final = f"{PREFIX}_task_tokens_total"
 # gauge 0..1; labels: agent_type — share of the last completions that succeeded
 SUCCESS_RATE: Final = f"{PREFIX}_success_rate"
 # histogram (seconds, submit → completion); labels: agent_type
@@ -65,6 +72,16 @@ AGENTS_HEALTHY: Final = f"{PREFIX}_agents_healthy"
 AGENT_LAST_HEARTBEAT: Final = f"{PREFIX}_agent_last_heartbeat_timestamp_seconds"
 # gauge 0/1
 EMERGENCY_MODE: Final = f"{PREFIX}_emergency_mode"
+
+# Agent worker ----------------------------------------------------------------------------
+# counter; labels: agent_type, status (succeeded | failed | retried | lost)
+WORKER_TASKS: Final = f"{PREFIX}_worker_tasks_total"
+# histogram (seconds the handler ran); labels: agent_type
+WORKER_TASK_DURATION: Final = f"{PREFIX}_worker_task_duration_seconds"
+# gauge; labels: agent_type
+WORKER_IN_FLIGHT: Final = f"{PREFIX}_worker_tasks_in_flight"
+# counter; labels: agent_type, model, direction
+WORKER_TOKENS: Final = f"{PREFIX}_worker_tokens_total"
 
 # Every HTTP service ---------------------------------------------------------------------
 # counter; labels: endpoint (route template), method, code

@@ -1,0 +1,1 @@
+"""The agent worker: the process each agent-pool Deployment runs."""

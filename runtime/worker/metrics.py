@@ -1,0 +1,33 @@
+"""The worker's Prometheus series (names from runtime.telemetry.metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from runtime.telemetry import metrics as m
+
+__all__ = ["WorkerMetrics"]
+
+
+class WorkerMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.tasks = Counter(
+            m.WORKER_TASKS, "Tasks this worker ran", ["agent_type", "status"], registry=r
+        )
+        self.duration = Histogram(
+            m.WORKER_TASK_DURATION,
+            "Seconds the handler ran",
+            ["agent_type"],
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            m.WORKER_IN_FLIGHT, "Tasks this worker is running", ["agent_type"], registry=r
+        )
+        self.tokens = Counter(
+            m.WORKER_TOKENS,
+            "Tokens this worker's handlers spent",
+            ["agent_type", "model", "direction"],
+            registry=r,
+        )
