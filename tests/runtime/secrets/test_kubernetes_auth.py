@@ -1,0 +1,328 @@
+"""Kubernetes auth end to end: a real API server issues the service-account tokens, a real
+OpenBao reviews them through it, and the runtime's client gets exactly its policy's secrets.
+
+Vault is configured as the Vault layer configures it (infra/layers/vault.py): KV v2 at the
+stack's mount, one policy per runtime identity with the text `vault_identities` renders for
+the staging stack, one role per identity bound to its service account and namespace with the
+audience "vault". The API server is the session's control plane (tests/kubeapi.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import kubernetes.client
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from infra.config import PlatformConfig, load_from_mapping
+from infra.platform.vault_access import (
+    REDIS_SECRET_PATH,
+    VAULT_AUDIENCE,
+    VaultIdentity,
+    secret_prefix,
+    vault_identities,
+)
+from runtime.secrets import (
+    AuditTrail,
+    LoginFailed,
+    PermissionDenied,
+    RecentAudit,
+    SecretsClient,
+    VaultSettings,
+)
+from tests.conftest import stack_values
+from tests.kubeapi import ControlPlane
+from tests.runtime.secrets.conftest import root_hvac
+from tests.servers import BaoServer, bao_server
+
+# The Vault layer's own service account reviews tokens (its Helm chart binds it to
+# system:auth-delegator); the test gives the same name the same right.
+REVIEWER = ("vault", "vault")
+
+
+@dataclass
+class Setup:
+    cfg: PlatformConfig
+    vault: BaoServer
+    kube: ControlPlane
+    identities: dict[str, VaultIdentity]
+
+    def identity(self, name: str) -> VaultIdentity:
+        return self.identities[name]
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _ensure(create: Callable[..., object], *args: object) -> None:
+    try:
+        create(*args)
+    except ApiException as err:
+        if err.status != 409:  # already there (another test, or the plans' apply)
+            raise
+
+
+def _service_account(core: kubernetes.client.CoreV1Api, namespace: str, name: str) -> None:
+    _ensure(
+        core.create_namespace,
+        kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=namespace)),
+    )
+    _ensure(
+        core.create_namespaced_service_account,
+        namespace,
+        kubernetes.client.V1ServiceAccount(metadata=kubernetes.client.V1ObjectMeta(name=name)),
+    )
+    # The service-account admission needs the account to exist in its cache before it issues
+    # tokens for it; the create above returns before that.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            core.read_namespaced_service_account(name, namespace)
+            return
+        except ApiException as err:
+            if err.status != 404:
+                raise
+        time.sleep(0.1)
+
+
+def request_token(
+    kube: ControlPlane, namespace: str, name: str, audiences: list[str] | None = None
+) -> str:
+    """A TokenRequest for the service account, as the kubelet makes for a projected token."""
+    with kube.api_client() as api:
+        core = kubernetes.client.CoreV1Api(api)
+        _service_account(core, namespace, name)
+        spec = kubernetes.client.V1TokenRequestSpec(
+            audiences=audiences if audiences is not None else [VAULT_AUDIENCE],
+            expiration_seconds=600,
+        )
+        body = kubernetes.client.AuthenticationV1TokenRequest(spec=spec)
+        answer = core.create_namespaced_service_account_token(name, namespace, body)
+        assert answer.status is not None
+        return str(answer.status.token)
+
+
+def sign_jwt(header: dict[str, object], claims: dict[str, object], key: Path) -> str:
+    """An RS256 JWT signed by `key` (openssl, as the fixture makes its keys)."""
+    signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+    signature = subprocess.run(
+        ["openssl", "dgst", "-sha256", "-sign", str(key)],
+        input=signing_input.encode(),
+        capture_output=True,
+        check=True,
+    ).stdout
+    return f"{signing_input}.{_b64url(signature)}"
+
+
+def jwt_parts(token: str) -> tuple[dict[str, object], dict[str, object]]:
+    header, claims, _ = token.split(".")
+    return json.loads(_unb64url(header)), json.loads(_unb64url(claims))
+
+
+@pytest.fixture(scope="module")
+def setup(kube: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    cfg = load_from_mapping(stack_values("staging"))
+    identities = {i.name: i for i in vault_identities(cfg)}
+
+    with kube.api_client() as api:
+        core = kubernetes.client.CoreV1Api(api)
+        _service_account(core, *REVIEWER)
+        _ensure(
+            kubernetes.client.RbacAuthorizationV1Api(api).create_cluster_role_binding,
+            kubernetes.client.V1ClusterRoleBinding(
+                metadata=kubernetes.client.V1ObjectMeta(name="agentops-test-vault-tokenreview"),
+                role_ref=kubernetes.client.V1RoleRef(
+                    api_group="rbac.authorization.k8s.io",
+                    kind="ClusterRole",
+                    name="system:auth-delegator",
+                ),
+                subjects=[
+                    kubernetes.client.RbacV1Subject(
+                        kind="ServiceAccount", name=REVIEWER[1], namespace=REVIEWER[0]
+                    )
+                ],
+            ),
+        )
+    reviewer_jwt = request_token(kube, *REVIEWER, audiences=[])
+
+    with bao_server(tmp_path_factory.mktemp("bao-kube")) as vault:
+        root = root_hvac(vault)
+        root.sys.enable_secrets_engine("kv", path=cfg.vault.kv_mount, options={"version": "2"})
+        root.sys.enable_auth_method("kubernetes", path="kubernetes")
+        root.auth.kubernetes.configure(
+            kubernetes_host=kube.url,
+            kubernetes_ca_cert=kube.ca_path.read_text(),
+            token_reviewer_jwt=reviewer_jwt,
+            disable_local_ca_jwt=True,
+        )
+        for identity in identities.values():
+            root.sys.create_or_update_policy(identity.name, identity.policy)
+            # The role exactly as the Vault layer declares it.
+            root.adapter.post(
+                f"/v1/auth/kubernetes/role/{identity.name}",
+                json={
+                    "bound_service_account_names": [identity.name],
+                    "bound_service_account_namespaces": [identity.namespace.value],
+                    "audience": VAULT_AUDIENCE,
+                    "token_policies": [identity.name],
+                    "token_ttl": 3600,
+                    "token_max_ttl": 4 * 3600,
+                },
+            )
+            prefix = secret_prefix(identity.name, identity.namespace)
+            root.secrets.kv.v2.create_or_update_secret(
+                f"{prefix}/api",
+                secret={"api_key": f"key-of-{identity.name}"},
+                mount_point=cfg.vault.kv_mount,
+            )
+        root.secrets.kv.v2.create_or_update_secret(
+            REDIS_SECRET_PATH, secret={"password": "redis-pass"}, mount_point=cfg.vault.kv_mount
+        )
+        yield Setup(cfg, vault, kube, identities)
+
+
+def pod_client(
+    setup: Setup, role: str, jwt: str, tmp_path: Path, recent: RecentAudit | None = None
+) -> SecretsClient:
+    """The client as a pod builds it: settings from the environment's names, the token in the
+    projected file."""
+    token_file = tmp_path / "vault" / "token"
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    token_file.write_text(jwt)
+    settings = VaultSettings(
+        address=setup.vault.address,
+        role=role,
+        token_file=token_file,
+        kv_mount=setup.cfg.vault.kv_mount,
+        pod_name=f"{role}-5d8f7c9b6-q2xkz",
+    )
+    return SecretsClient.from_settings(settings, audit=AuditTrail([recent or RecentAudit()]))
+
+
+MANAGER = "agent-manager"
+
+
+def test_the_manager_reads_exactly_what_its_policy_allows(setup: Setup, tmp_path: Path) -> None:
+    manager = setup.identity(MANAGER)
+    recent = RecentAudit()
+    jwt = request_token(setup.kube, manager.namespace.value, manager.name)
+    client = pod_client(setup, MANAGER, jwt, tmp_path, recent)
+
+    own = secret_prefix(manager.name, manager.namespace)
+    assert client.read(f"{own}/api").value("api_key") == "key-of-agent-manager"
+    assert client.read(REDIS_SECRET_PATH).value("password") == "redis-pass"
+    assert client.list(own) == ["api"]
+    assert client.metadata(f"{own}/api").current_version == 1
+
+    for other in setup.identities.values():
+        if other.name == MANAGER:
+            continue
+        path = f"{secret_prefix(other.name, other.namespace)}/api"
+        with pytest.raises(PermissionDenied, match=f"read agents/{path}"):
+            client.read(path)
+    with pytest.raises(PermissionDenied):
+        client.write(f"{own}/api", {"api_key": "self-issued"})
+    with pytest.raises(PermissionDenied):
+        client.list("platform")
+
+    login = recent.records()[0]
+    assert (login.operation, login.outcome, login.path) == (
+        "login",
+        "ok",
+        "auth/kubernetes/login",
+    )
+    assert login.actor.role == MANAGER
+    assert login.actor.service_account == f"{manager.namespace.value}/{manager.name}"
+    assert login.actor.entity_id  # Vault made an entity for the service account
+    assert set(login.actor.policies) == {"default", MANAGER}
+    assert all(r.pod == f"{MANAGER}-5d8f7c9b6-q2xkz" for r in recent.records())
+    assert jwt not in "\n".join(r.to_json() for r in recent.records())
+
+
+def test_each_identity_reads_its_own_secrets_only(setup: Setup, tmp_path: Path) -> None:
+    for identity in setup.identities.values():
+        jwt = request_token(setup.kube, identity.namespace.value, identity.name)
+        client = pod_client(setup, identity.name, jwt, tmp_path / identity.name)
+        own = f"{secret_prefix(identity.name, identity.namespace)}/api"
+        assert client.read(own).value("api_key") == f"key-of-{identity.name}"
+        if identity.name != MANAGER:
+            manager = setup.identity(MANAGER)
+            with pytest.raises(PermissionDenied):
+                client.read(f"{secret_prefix(manager.name, manager.namespace)}/api")
+
+
+def test_another_service_accounts_token_is_refused_for_the_managers_role(
+    setup: Setup, tmp_path: Path
+) -> None:
+    cost = setup.identity("cost-engine")
+    jwt = request_token(setup.kube, cost.namespace.value, cost.name)
+    client = pod_client(setup, MANAGER, jwt, tmp_path)
+    with pytest.raises(LoginFailed, match="service account name not authorized"):
+        client.read(f"platform/{MANAGER}/api")
+
+
+def test_a_token_for_another_audience_is_refused(setup: Setup, tmp_path: Path) -> None:
+    manager = setup.identity(MANAGER)
+    # Valid for the API server (its issuer is an audience it accepts), not for Vault.
+    jwt = request_token(
+        setup.kube,
+        manager.namespace.value,
+        manager.name,
+        audiences=[setup.kube.service_account_issuer],
+    )
+    client = pod_client(setup, MANAGER, jwt, tmp_path)
+    with pytest.raises(LoginFailed, match="aud"):
+        client.read(f"platform/{MANAGER}/api")
+
+
+def test_a_token_signed_by_another_key_is_refused(setup: Setup, tmp_path: Path) -> None:
+    manager = setup.identity(MANAGER)
+    genuine = request_token(setup.kube, manager.namespace.value, manager.name)
+    header, claims = jwt_parts(genuine)
+    foreign_key = tmp_path / "foreign.key"
+    subprocess.run(
+        [
+            "openssl",
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            str(foreign_key),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    forged = sign_jwt(header, claims, foreign_key)
+    client = pod_client(setup, MANAGER, forged, tmp_path)
+    with pytest.raises(LoginFailed, match="Vault refused the login"):
+        client.read(f"platform/{MANAGER}/api")
+    # The same claims signed by the API server's key are accepted: only the key differs.
+    resigned = sign_jwt(header, claims, setup.kube.directory / "pki" / "service-account.key")
+    ok = pod_client(setup, MANAGER, resigned, tmp_path / "ok")
+    assert ok.read(f"platform/{MANAGER}/api").value("api_key") == "key-of-agent-manager"
+
+
+def test_an_expired_token_is_refused(setup: Setup, tmp_path: Path) -> None:
+    manager = setup.identity(MANAGER)
+    header, claims = jwt_parts(request_token(setup.kube, manager.namespace.value, manager.name))
+    now = int(time.time())
+    # Signed by the API server's own key, so expiry is the only thing wrong with it.
+    claims.update(iat=now - 7200, nbf=now - 7200, exp=now - 3600)
+    expired = sign_jwt(header, claims, setup.kube.directory / "pki" / "service-account.key")
+    client = pod_client(setup, MANAGER, expired, tmp_path)
+    with pytest.raises(LoginFailed, match=r"Vault refused the login: .*expired"):
+        client.read(f"platform/{MANAGER}/api")
