@@ -16,6 +16,11 @@ __all__ = ["REDACTED_ANNOTATION", "manifest_body", "manifest_path", "write_plan"
 REDACTED_ANNOTATION = "agentops.io/redacted-fields"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+# Keys the API server requires to exist in a Secret of these types, whatever their values
+# (core/v1 Secret validation); a redacted secret map keeps them, emptied.
+_REQUIRED_SECRET_KEYS: dict[str, tuple[str, ...]] = {
+    "kubernetes.io/tls": ("tls.crt", "tls.key"),
+}
 
 
 def manifest_path(resource: PlanResource) -> Path:
@@ -31,13 +36,18 @@ def manifest_body(resource: PlanResource) -> dict[str, Any]:
 
     A secret map (a Secret's `stringData`) is redacted whole; writing it as an empty map keeps
     the manifest valid for schemas, scanners and the API server while showing what is missing.
+    A Secret type whose keys the API server requires (`kubernetes.io/tls`) keeps those keys,
+    with empty values.
     """
     body = dict(resource.inputs)
     redacted = sorted(k for k, v in body.items() if v == REDACTED)
     if not redacted:
         return body
+    required = (
+        _REQUIRED_SECRET_KEYS.get(str(body.get("type")), ()) if body.get("kind") == "Secret" else ()
+    )
     for key in redacted:
-        body[key] = {}
+        body[key] = dict.fromkeys(required, "") if key in ("data", "stringData") else {}
     meta = dict(body.get("metadata") or {})
     meta["annotations"] = {
         **(meta.get("annotations") or {}),

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from infra.plan.document import Plan, PlanResource
-from infra.plan.output import write_plan
+from infra.plan.output import manifest_body, write_plan
 
 
 def _k8s(kind: str, name: str, namespace: str | None = None) -> PlanResource:
@@ -49,3 +49,31 @@ def test_one_file_per_object_and_stale_files_removed(tmp_path: Path) -> None:
     assert body["kind"] == "Deployment"
     assert body["metadata"] == {"name": "agent-manager", "namespace": "agents"}
     assert Plan.load(tmp_path).resources == plan.resources
+
+
+def _secret(secret_type: str) -> PlanResource:
+    return PlanResource(
+        urn=f"urn:pulumi:s::p::kubernetes:core/v1:Secret::{secret_type}",
+        type="kubernetes:core/v1:Secret",
+        name="s",
+        custom=True,
+        parent=None,
+        provider=None,
+        dependencies=[],
+        inputs={
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "s", "namespace": "vault"},
+            "type": secret_type,
+            "stringData": "[secret]",
+        },
+    )
+
+
+def test_a_redacted_secret_keeps_the_keys_its_type_requires() -> None:
+    """The API server refuses a kubernetes.io/tls Secret without tls.crt and tls.key (found by
+    applying the plans to a real API server, tests/kube): the keys stay, emptied."""
+    tls = manifest_body(_secret("kubernetes.io/tls"))
+    assert tls["stringData"] == {"tls.crt": "", "tls.key": ""}
+    assert tls["metadata"]["annotations"] == {"agentops.io/redacted-fields": "stringData"}
+    assert manifest_body(_secret("Opaque"))["stringData"] == {}
