@@ -13,6 +13,7 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from redis.asyncio import Redis
 
@@ -41,6 +42,10 @@ return fired
 """
 
 
+def _plain(usd: Decimal) -> str:
+    return format(usd.normalize(), "f")
+
+
 @dataclass(frozen=True)
 class BudgetAlert:
     scope: str
@@ -60,8 +65,8 @@ class BudgetAlert:
             "window": self.window,
             "bucket": self.bucket,
             "threshold": self.threshold_label,
-            "spent_usd": str(from_nano(self.spent_nano)),
-            "budget_usd": str(from_nano(self.budget_nano)),
+            "spent_usd": _plain(from_nano(self.spent_nano)),
+            "budget_usd": _plain(from_nano(self.budget_nano)),
         }
 
 

@@ -44,6 +44,8 @@ _TTL_S = {"hour": 3 * 24 * 3600, "day": 400 * 24 * 3600, "month": 800 * 24 * 360
 # pairs. Amounts stay strings: Lua numbers print large integers as 1.5e+13, which HINCRBY
 # refuses.
 _RECORD = """
+-- HINCRBY refuses "-0".
+local function neg(v) if v == '0' then return v end return '-' .. v end
 local settled = 0
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) == false then
   return {0, 0, redis.call('HGET', KEYS[3], 'cost:total') or '0',
@@ -60,8 +62,8 @@ end
 local held = redis.call('HGET', KEYS[7], ARGV[2])
 if held then
   local amount, team = string.match(held, '^(%d+)|(.*)$')
-  redis.call('HINCRBY', KEYS[5], 'platform', '-' .. amount)
-  redis.call('HINCRBY', KEYS[5], 'team:' .. team, '-' .. amount)
+  redis.call('HINCRBY', KEYS[5], 'platform', neg(amount))
+  redis.call('HINCRBY', KEYS[5], 'team:' .. team, neg(amount))
   redis.call('HDEL', KEYS[7], ARGV[2])
   redis.call('ZREM', KEYS[6], ARGV[2])
   settled = 1

@@ -43,6 +43,8 @@ _NONE = -1
 # {0, scope index, dimension index, retry ms} refused, {-1, scope index, dimension index}
 # larger than the limit itself. Weights stay strings for HINCRBY (see ledger.py).
 _ADMIT = """
+-- HINCRBY refuses "-0".
+local function neg(v) if v == '0' then return v end return '-' .. v end
 local now, window, member = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local add = {'1', ARGV[4], ARGV[5]}
 local fields = {'requests', 'tokens', 'cost'}
@@ -56,7 +58,7 @@ for s = 1, scopes do
   local gone = redis.call('ZRANGEBYSCORE', log, '-inf', now - window)
   for _, m in ipairs(gone) do
     local w = weights(m)
-    for d = 1, 3 do redis.call('HINCRBY', sums, fields[d], '-' .. w[d]) end
+    for d = 1, 3 do redis.call('HINCRBY', sums, fields[d], neg(w[d])) end
   end
   if #gone > 0 then redis.call('ZREMRANGEBYSCORE', log, '-inf', now - window) end
 end
@@ -94,13 +96,14 @@ return {1}
 
 # KEYS: log, sums per scope; ARGV: member. Takes back an admission whose call never ran.
 _REFUND = """
+local function neg(v) if v == '0' then return v end return '-' .. v end
 local t, c = string.match(ARGV[1], '|(%d+)|(%d+)$')
 local refunded = 0
 for s = 1, #KEYS / 2 do
   if redis.call('ZREM', KEYS[2 * s - 1], ARGV[1]) == 1 then
     redis.call('HINCRBY', KEYS[2 * s], 'requests', '-1')
-    redis.call('HINCRBY', KEYS[2 * s], 'tokens', '-' .. t)
-    redis.call('HINCRBY', KEYS[2 * s], 'cost', '-' .. c)
+    redis.call('HINCRBY', KEYS[2 * s], 'tokens', neg(t))
+    redis.call('HINCRBY', KEYS[2 * s], 'cost', neg(c))
     refunded = refunded + 1
   end
 end

@@ -28,14 +28,16 @@ __all__ = ["BudgetExceeded", "Reservation", "Reservations"]
 # Releases lapsed reservations; shared by the reserve and sweep scripts.
 # KEYS[1] reserved, KEYS[2] expiry, KEYS[3] reservations; `now` in ms.
 _RELEASE_EXPIRED = """
+-- HINCRBY refuses "-0".
+local function neg(v) if v == '0' then return v end return '-' .. v end
 local function release_expired(now)
   local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
   for _, id in ipairs(ids) do
     local held = redis.call('HGET', KEYS[3], id)
     if held then
       local amount, team = string.match(held, '^(%d+)|(.*)$')
-      redis.call('HINCRBY', KEYS[1], 'platform', '-' .. amount)
-      redis.call('HINCRBY', KEYS[1], 'team:' .. team, '-' .. amount)
+      redis.call('HINCRBY', KEYS[1], 'platform', neg(amount))
+      redis.call('HINCRBY', KEYS[1], 'team:' .. team, neg(amount))
       redis.call('HDEL', KEYS[3], id)
     end
   end
@@ -79,11 +81,12 @@ _SWEEP = _RELEASE_EXPIRED + "\nreturn release_expired(tonumber(ARGV[1]))\n"
 
 # KEYS: reserved, expiry, reservations; ARGV: id. Gives back a reservation whose call failed.
 _RELEASE = """
+local function neg(v) if v == '0' then return v end return '-' .. v end
 local held = redis.call('HGET', KEYS[3], ARGV[1])
 if not held then return 0 end
 local amount, team = string.match(held, '^(%d+)|(.*)$')
-redis.call('HINCRBY', KEYS[1], 'platform', '-' .. amount)
-redis.call('HINCRBY', KEYS[1], 'team:' .. team, '-' .. amount)
+redis.call('HINCRBY', KEYS[1], 'platform', neg(amount))
+redis.call('HINCRBY', KEYS[1], 'team:' .. team, neg(amount))
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
