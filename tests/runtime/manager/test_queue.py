@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,7 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from runtime.manager.constants import Priority
-from runtime.manager.queue import Assignment, QueueFull, TaskQueue, TaskStatus
+from runtime.manager.queue import Assignment, QueueFull, TaskQueue, TaskStatus, TokenUsage
 from runtime.manager.registry import AgentProfile, AgentRegistry
 from tests.servers import RedisServer, redis_server
 
@@ -227,3 +228,102 @@ def test_accepted_tasks_survive_a_redis_restart(redis: RedisServer, how: int) ->
     ids = run(submit())
     redis.restart(how)  # appendfsync always: even a crash keeps every accepted write
     run(after())
+
+
+def test_assignment_needs_a_registered_agent_that_is_not_draining(redis: RedisServer) -> None:
+    async def scenario() -> None:
+        client, q = queue(redis)
+        registry = AgentRegistry(client, heartbeat_ttl_s=30)
+        await registry.register(AgentProfile("agent-1", "coder", capacity=4))
+        await q.submit("coder", {})
+        (taken,) = await q.take("coder", "m1")
+        assert await q.assign(taken, "stranger") is Assignment.AGENT_UNAVAILABLE
+        await registry.drain("agent-1")
+        assert await q.assign(taken, "agent-1") is Assignment.AGENT_UNAVAILABLE
+        await registry.register(AgentProfile("agent-1", "coder", capacity=4))  # back in service
+        assert await q.assign(taken, "agent-1") is Assignment.ASSIGNED
+        await client.aclose()
+
+    run(scenario())
+
+
+def test_load_quality_and_events_follow_each_transition(redis: RedisServer) -> None:
+    async def scenario() -> None:
+        client, q = queue(redis)
+        registry = AgentRegistry(client, heartbeat_ttl_s=30)
+        await registry.register(AgentProfile("agent-1", "coder", capacity=4))
+        for i in range(3):
+            await q.submit("coder", {"i": i})
+        taken = await q.take("coder", "m1", count=3)
+        assert await q.assign_many([(t, "agent-1") for t in taken]) == [Assignment.ASSIGNED] * 3
+        assert (await registry.get("agent-1")).load == 3  # type: ignore[union-attr]
+        ok, bad, lost = await q.read_inbox("agent-1", count=3)
+        for entry in (ok, bad, lost):
+            await q.start(entry.task_id, "agent-1")
+        usage = (TokenUsage("gpt-4o", 120, 30),)
+        await q.complete(ok, "agent-1", result="fine", usage=usage)
+        await q.complete(bad, "agent-1", error="boom")
+        assert await q.retry(lost, "gave up", backoff_s=0) == "retry"
+        record = await registry.get("agent-1")
+        assert record is not None
+        assert record.load == 0
+        # A success keeps 1.0, the failure weighs 0.2: 0.8 · 1.0 + 0.2 · 0 (the retry is no
+        # completion and does not count).
+        assert record.success_rate == pytest.approx(0.8)
+        assert (await q.get(ok.task_id)).usage == usage  # type: ignore[union-attr]
+        events = [
+            {k.decode(): v.decode() for k, v in fields.items()}
+            for _, fields in await client.xrange("agentops:events")
+        ]
+        kinds = [(e["kind"], e.get("status")) for e in events]
+        assert kinds.count(("started", None)) == 3
+        assert ("finished", "succeeded") in kinds and ("finished", "failed") in kinds
+        assert ("retry", None) in kinds
+        finished = next(e for e in events if e.get("status") == "succeeded")
+        assert finished["agent"] == "agent-1"
+        assert '"model":"gpt-4o"' in finished["usage"]
+        await client.aclose()
+
+    run(scenario())
+
+
+def test_retry_backoff_doubles_per_attempt_up_to_the_cap(redis: RedisServer) -> None:
+    async def scenario() -> None:
+        client, q = queue(redis, max_attempts=10)
+        await register(client)
+        submitted = await q.submit("coder", {})
+        delays = []
+        for _ in range(4):
+            await client.zrem("agentops:delayed", submitted.task_id)
+            await client.hset(f"agentops:task:{submitted.task_id}", "status", "queued")
+            await client.xadd("agentops:ready:coder:normal", {"task": submitted.task_id})
+            (taken,) = await q.take("coder", "m1")
+            await q.assign(taken, "agent-1")
+            (entry,) = await q.read_inbox("agent-1", count=1)
+            await q.start(entry.task_id, "agent-1")
+            before = time.time()
+            await q.retry(entry, "again", backoff_s=1, backoff_max_s=5)
+            due = await client.zscore("agentops:delayed", submitted.task_id)
+            delays.append(round(due - before))
+        assert delays == [1, 2, 4, 5]
+        await client.aclose()
+
+    run(scenario())
+
+
+def test_a_gone_agents_inbox_is_evacuated_delivered_or_not(redis: RedisServer) -> None:
+    async def scenario() -> None:
+        client, q = queue(redis)
+        await register(client)
+        ids = [(await q.submit("coder", {"i": i})).task_id for i in range(3)]
+        for taken in await q.take("coder", "m1", count=3):
+            await q.assign(taken, "agent-dead")
+        (read,) = await q.read_inbox("agent-dead", count=1)  # one delivered, two not
+        await q.start(read.task_id, "agent-dead")
+        outcomes = await q.evacuate("agent-dead", "agent gone", backoff_s=0)
+        assert outcomes == dict.fromkeys(ids, "retry")
+        assert await q.promote_due() == 3
+        assert len(await q.take("coder", "m2", count=10)) == 3
+        await client.aclose()
+
+    run(scenario())
