@@ -53,6 +53,12 @@ local function weights(m)
   local t, c = string.match(m, '|(%d+)|(%d+)$')
   return {'1', t, c}
 end
+-- Callers' clocks race (a request stamped earlier may reach Redis later): time never runs
+-- backwards within a log, so a Retry-After never exceeds the window.
+for s = 1, scopes do
+  local newest = redis.call('ZRANGE', KEYS[2 * s - 1], -1, -1, 'WITHSCORES')
+  if newest[2] and tonumber(newest[2]) > now then now = tonumber(newest[2]) end
+end
 for s = 1, scopes do
   local log, sums = KEYS[2 * s - 1], KEYS[2 * s]
   local gone = redis.call('ZRANGEBYSCORE', log, '-inf', now - window)
