@@ -257,12 +257,11 @@ def build_router(
             agent_type, "accepted" if result.created else "duplicate"
         ).inc()
         response.headers["Location"] = f"{endpoints.TASKS_API}/{result.task_id}"
-        record = await state.queue.get(result.task_id)
-        return TaskAccepted(
-            task_id=result.task_id,
-            status=record.status.value if record else "queued",
-            duplicate=not result.created,
-        )
+        current = "queued"
+        if not result.created:  # the earlier task may be long done
+            record = await state.queue.get(result.task_id)
+            current = record.status.value if record else "expired"
+        return TaskAccepted(task_id=result.task_id, status=current, duplicate=not result.created)
 
     @router.get(
         f"{endpoints.TASKS_API}/{{task_id}}",

@@ -108,6 +108,8 @@ class Taken:
     # Routing hints of a ready entry (the balancer's score needs them).
     request_type: str | None = None
     complexity: float = 0.5
+    # The task's type, on inbox entries.
+    agent_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -180,13 +182,14 @@ _ASSIGN = """
 if redis.call('HGET', KEYS[4], 'draining') ~= '0' then return -1 end
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('XADD', KEYS[2], '*', 'task', ARGV[3])
+-- The type travels with the entry: the agent needs no lookup to start it.
+redis.call('XADD', KEYS[2], '*', 'task', ARGV[3], 'type', redis.call('HGET', KEYS[3], 'agent_type'))
 redis.call('HSET', KEYS[3], 'status', 'assigned', 'agent', ARGV[4], 'assigned_at', ARGV[5])
 redis.call('HINCRBY', KEYS[4], 'load', 1)
 return 1
 """
 
-# KEYS: task, queued, events   ARGV: agent id, now, events cap
+# KEYS: task, queued, events   ARGV: agent id, now, events cap → the task's hash, or 0
 _START = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'assigned' then return 0 end
 if redis.call('HGET', KEYS[1], 'agent') ~= ARGV[1] then return 0 end
@@ -197,7 +200,7 @@ local submitted = tonumber(redis.call('HGET', KEYS[1], 'submitted_at'))
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'kind', 'started',
            'type', redis.call('HGET', KEYS[1], 'agent_type'),
            'wait', tostring(tonumber(ARGV[2]) - submitted))
-return 1
+return redis.call('HGETALL', KEYS[1])
 """
 
 # KEYS: inbox, task, agent, events
@@ -460,18 +463,23 @@ class TaskQueue:
         )
         return _entries(reply)
 
-    async def start(self, task_id: str, agent_id: str) -> bool:
-        """Mark the task running on this agent; False when it is no longer this agent's."""
-        return bool(
-            await self._start(
-                keys=[
-                    k.task_key(task_id),
-                    k.queued_counter(await self._type_of(task_id)),
-                    k.EVENTS,
-                ],
-                args=[agent_id, repr(time.time()), self.events_cap],
-            )
+    async def start(
+        self, task_id: str, agent_id: str, agent_type: str | None = None
+    ) -> TaskRecord | None:
+        """Mark the task running on this agent and return it (one round trip when the inbox
+        entry names the type); None when it is no longer this agent's."""
+        reply = await self._start(
+            keys=[
+                k.task_key(task_id),
+                k.queued_counter(agent_type or await self._type_of(task_id)),
+                k.EVENTS,
+            ],
+            args=[agent_id, repr(time.time()), self.events_cap],
         )
+        if not reply:
+            return None
+        flat = [_text(v) for v in reply]
+        return TaskRecord.from_hash(dict(zip(flat[::2], flat[1::2], strict=True)))
 
     async def touch(self, agent_id: str, entries: list[str]) -> None:
         """Reset the idle time of entries still being worked on: they are not abandoned."""
@@ -639,6 +647,7 @@ def _entry(stream: Any, entry_id: Any, fields: dict[Any, Any]) -> Taken:
         values["task"],
         request_type=values.get("rt") or None,
         complexity=float(values.get("cx") or 0.5),
+        agent_type=values.get("type") or None,
     )
 
 

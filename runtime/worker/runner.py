@@ -156,11 +156,10 @@ class Worker:
     async def _attempt(self, entry: Taken) -> None:
         s = self.settings
         agent_id, agent_type = s.agent_id, s.agent_type
-        if not await self.queue.start(entry.task_id, agent_id):
+        task = await self.queue.start(entry.task_id, agent_id, entry.agent_type)
+        if task is None:
             await self.queue.discard(entry)  # reclaimed meanwhile: another attempt owns it
             return
-        task = await self.queue.get(entry.task_id)
-        assert task is not None
         started = time.perf_counter()
         result: HandlerResult | None = None
         error: str | None = None

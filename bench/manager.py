@@ -1,0 +1,245 @@
+"""Benchmark (not a test): the agent manager end to end against arq on the same Redis.
+
+    .venv/bin/python bench/manager.py [--tasks 5000] [--workers 2] [--capacity 32]
+
+In one run, on one redis-server (AOF, fsync every second — the production setting):
+
+* ours, queue level — tasks submitted with the task queue's client (as arq's `enqueue_job`
+  submits), dispatched by a real manager process, run by real worker processes with the work
+  handler at zero latency. Delivery: at-least-once with acknowledgement, visibility timeout,
+  per-agent inboxes.
+* ours, HTTP — the same through the manager's authenticated task API.
+* arq — the same number of no-op jobs through an arq worker process whose max_jobs equals our
+  total capacity and whose poll delay is 1 ms (arq's default 0.5 s would cap it far lower).
+
+It prints tasks/s and the submit-to-start latency p50/p99 of each, the ratio to arq, and the
+balancer's selection time at 100 / 1,000 / 10,000 agents (bench/balancer.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from redis.asyncio import Redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.balancer import measure
+from runtime.manager.balancing import Strategy
+from runtime.manager.queue import TaskQueue
+from tests.runtime.processes import (
+    ServiceProcess,
+    Tokens,
+    manager_env,
+    running,
+    worker_env,
+)
+from tests.servers import redis_server
+
+TYPE = "bench"
+
+ARQ_WORKER = """
+import asyncio, sys
+from arq.connections import RedisSettings
+from arq.worker import Worker
+
+async def noop(ctx):
+    return None
+
+port, max_jobs = int(sys.argv[1]), int(sys.argv[2])
+worker = Worker(
+    functions=[noop],
+    redis_settings=RedisSettings(host="127.0.0.1", port=port),
+    max_jobs=max_jobs,
+    poll_delay=0.001,
+    keep_result=600,
+    log_results=False,
+)
+worker.run()
+"""
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+async def wait_finished(redis: Redis, ids: list[str]) -> None:
+    pending = list(ids)
+    while pending:
+        pipe = redis.pipeline(transaction=False)
+        for task_id in pending:
+            pipe.hget(f"agentops:task:{task_id}", "status")
+        statuses = await pipe.execute()
+        pending = [i for i, s in zip(pending, statuses, strict=True) if s != b"succeeded"]
+        if pending:
+            await asyncio.sleep(0.05)
+
+
+async def latencies(redis: Redis, ids: list[str]) -> list[float]:
+    pipe = redis.pipeline(transaction=False)
+    for task_id in ids:
+        pipe.hmget(f"agentops:task:{task_id}", ["submitted_at", "started_at"])
+    return [float(s) - float(q) for q, s in await pipe.execute()]
+
+
+async def ours_queue_level(url: str, tasks: int, concurrency: int) -> tuple[float, list[float]]:
+    redis = Redis.from_url(url)
+    queue = TaskQueue(redis, max_queued_per_type=10_000_000, max_attempts=3)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> str:
+        async with gate:
+            return (await queue.submit(TYPE, {"i": i})).task_id
+
+    started = time.perf_counter()
+    ids = await asyncio.gather(*(one(i) for i in range(tasks)))
+    await wait_finished(redis, ids)
+    elapsed = time.perf_counter() - started
+    waits = await latencies(redis, ids)
+    await redis.aclose()
+    return tasks / elapsed, waits
+
+
+async def ours_http(
+    url: str, manager: str, token: str, tasks: int, concurrency: int
+) -> tuple[float, list[float]]:
+    redis = Redis.from_url(url)
+    gate = asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(
+        base_url=manager, headers={"Authorization": f"Bearer {token}"}, limits=limits
+    ) as http:
+
+        async def one(i: int) -> str:
+            async with gate:
+                r = await http.post("/api/v1/tasks", json={"agent_type": TYPE, "payload": {"i": i}})
+                r.raise_for_status()
+                return str(r.json()["task_id"])
+
+        started = time.perf_counter()
+        ids = await asyncio.gather(*(one(i) for i in range(tasks)))
+        await wait_finished(redis, ids)
+        elapsed = time.perf_counter() - started
+    waits = await latencies(redis, ids)
+    await redis.aclose()
+    return tasks / elapsed, waits
+
+
+async def arq_run(port: int, tasks: int, concurrency: int) -> tuple[float, list[float]]:
+    from arq import create_pool
+    from arq.connections import RedisSettings
+    from arq.jobs import Job
+
+    pool = await create_pool(RedisSettings(host="127.0.0.1", port=port))
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> Job:
+        async with gate:
+            job = await pool.enqueue_job("noop", _job_id=f"bench-{i}")
+            assert job is not None
+            return job
+
+    started = time.perf_counter()
+    jobs = await asyncio.gather(*(one(i) for i in range(tasks)))
+    waits = []
+    for job in jobs:
+        info = await job.result_info()
+        while info is None:
+            await asyncio.sleep(0.05)
+            info = await job.result_info()
+        waits.append((info.start_time - info.enqueue_time).total_seconds())
+    elapsed = time.perf_counter() - started
+    await pool.aclose()
+    return tasks / elapsed, waits
+
+
+def row(name: str, rate: float, waits: list[float], reference: float | None) -> str:
+    ratio = f"{rate / reference:.2f}×" if reference else "1.00×"
+    return (
+        f"| {name} | {rate:,.0f} | {statistics.median(waits) * 1000:.1f} | "
+        f"{pct(waits, 0.99) * 1000:.1f} | {ratio} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=5000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--capacity", type=int, default=32, help="tasks per worker at once")
+    parser.add_argument("--concurrency", type=int, default=64, help="submitters at once")
+    parser.add_argument("--calls", type=int, default=20_000, help="balancer selections per row")
+    args = parser.parse_args()
+    os.environ.setdefault("AGENTOPS_LOG_LEVEL", "warning")
+    with tempfile.TemporaryDirectory() as tmp, redis_server(Path(tmp) / "redis") as server:
+        root = Path(tmp)
+        tokens = Tokens.create(root / "tokens")
+        mgr = ServiceProcess(
+            "manager",
+            manager_env(server.url, tokens, [TYPE], strategy="least_connections"),
+            root / "manager.log",
+        )
+        workers = [
+            ServiceProcess(
+                "worker",
+                worker_env(server.url, tokens, mgr.url, TYPE, f"bench-{i}", capacity=args.capacity),
+                root / f"worker-{i}.log",
+            )
+            for i in range(args.workers)
+        ]
+        results: dict[str, tuple[float, list[float]]] = {}
+        with running(mgr, *workers):
+            time.sleep(1.5)  # every worker registered and mirrored by the manager
+            asyncio.run(ours_queue_level(server.url, 500, args.concurrency))  # warm-up
+            results["ours, queue level"] = asyncio.run(
+                ours_queue_level(server.url, args.tasks, args.concurrency)
+            )
+            results["ours, HTTP task API"] = asyncio.run(
+                ours_http(server.url, mgr.url, tokens.api, args.tasks, args.concurrency)
+            )
+        arq = subprocess.Popen(
+            [sys.executable, "-c", ARQ_WORKER, str(server.port), str(args.workers * args.capacity)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            time.sleep(1.0)
+            asyncio.run(arq_run(server.port, 500, args.concurrency))  # warm-up
+            asyncio.run(Redis.from_url(server.url).flushdb())
+            results["arq 0.28 (reference)"] = asyncio.run(
+                arq_run(server.port, args.tasks, args.concurrency)
+            )
+        finally:
+            os.kill(arq.pid, signal.SIGTERM)
+            arq.wait(timeout=30)
+
+    reference = results["arq 0.28 (reference)"][0]
+    print(
+        f"\n{args.tasks} tasks, {args.workers} workers × capacity {args.capacity}, "
+        f"{args.concurrency} concurrent submitters, no-op work\n"
+    )
+    print("| system | tasks/s | submit→start p50 ms | p99 ms | vs arq |")
+    print("|---|---:|---:|---:|---:|")
+    for name, (rate, waits) in results.items():
+        print(row(name, rate, waits, reference))
+    print("\nBalancer selection (score_based / weighted_round_robin), µs:\n")
+    print("| strategy | agents | p50 µs | p99 µs |")
+    print("|---|---:|---:|---:|")
+    for strategy in (Strategy.SCORE_BASED, Strategy.WEIGHTED_ROUND_ROBIN):
+        for agents in (100, 1_000, 10_000):
+            p50, p99 = measure(strategy, agents, args.calls)
+            print(f"| {strategy.value} | {agents:,} | {p50:.1f} | {p99:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
