@@ -41,6 +41,7 @@ from tests.servers import free_port
 
 __all__ = [
     "CONTROLLERS",
+    "VAULT_AUDIENCE",
     "ControlPlane",
     "ControlPlaneError",
     "control_plane",
