@@ -110,7 +110,12 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
             resources=agents.cost_engine.resources,
             port=ports.COST_ENGINE_HTTP,
             args=("serve", "cost-engine"),
-            env=dict(common),
+            # The stack's cost config, as validated: budgets, limits and price overrides have
+            # one source (Pulumi.<stack>.yaml), and a change rolls the engine's pods.
+            env={
+                **common,
+                "AGENTOPS_COST_CONFIG": cfg.cost.model_dump_json(by_alias=True),
+            },
             replicas=agents.cost_engine.replicas,
             aws_policy_arns=tuple(agents.cost_engine.aws_policy_arns),
         ),

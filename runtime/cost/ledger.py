@@ -13,7 +13,7 @@ or not at all.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -141,8 +141,8 @@ class Ledger:
         self.redis = redis
         self._record = redis.register_script(_RECORD)
 
-    async def record(self, usage: UsageRecord) -> Recorded:
-        """Add one call to every window and settle its reservation, once per idempotency key."""
+    def script_call(self, usage: UsageRecord) -> tuple[list[str], list[str | int]]:
+        """The record script's KEYS and ARGV for one call (also what the benchmark replays)."""
         nano = to_nano(usage.cost_usd)
         team_field = keys.ledger_field(keys.team_scope(usage.team))
         increments: dict[str, int] = {
@@ -178,9 +178,20 @@ class Ledger:
         ]
         for name, amount in increments.items():
             args += [name, str(amount)]
-        raw = await self._record(keys=redis_keys, args=args)
-        flag, settled, *totals = (int(v or 0) for v in raw)
-        return Recorded(bool(flag), bool(settled), *totals)
+        return redis_keys, args
+
+    async def record(self, usage: UsageRecord) -> Recorded:
+        """Add one call to every window and settle its reservation, once per idempotency key."""
+        redis_keys, args = self.script_call(usage)
+        return _recorded(await self._record(keys=redis_keys, args=args))
+
+    async def record_many(self, usages: Sequence[UsageRecord]) -> list[Recorded]:
+        """Record a batch in one round trip (pipelined); each record stays atomic on its own."""
+        pipe = self.redis.pipeline(transaction=False)
+        for usage in usages:
+            redis_keys, args = self.script_call(usage)
+            await self._record(keys=redis_keys, args=args, client=pipe)
+        return [_recorded(raw) for raw in await pipe.execute()]
 
     async def totals(self, window: str, at: dt.datetime) -> WindowTotals:
         raw = await reply(self.redis.hgetall(keys.usage(window, keys.buckets(at)[window])))
@@ -202,6 +213,11 @@ class Ledger:
             pipe.hget(keys.usage("day", day.isoformat()), keys.ledger_field(scope))
         values = await pipe.execute()
         return [(day, from_nano(int(v or 0))) for day, v in zip(days, values, strict=True)]
+
+
+def _recorded(raw: Sequence[int | bytes | None]) -> Recorded:
+    flag, settled, *totals = (int(v or 0) for v in raw)
+    return Recorded(bool(flag), bool(settled), *totals)
 
 
 def _totals(raw: Mapping[str, int]) -> WindowTotals:
