@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Final, Literal, get_args
@@ -135,6 +135,11 @@ class AlertThresholds:
     budget_thresholds: tuple[float, ...]
     # A queue of a few tasks rising for a while is normal ramp-up, not worth a page.
     queue_length_floor: int = 10
+    # The success-rate window, and a `for` that replaces every rule's: production keeps the
+    # defaults; the local platform (`agentops dev`) shortens both so an alert fires and resolves
+    # within a demo or an end-to-end test, with the very same rules otherwise.
+    success_window: str = "5m"
+    pending_override: str | None = None
 
     def __post_init__(self) -> None:
         # bool is an int; a True budget is a config bug, not one token.
@@ -153,6 +158,9 @@ class AlertThresholds:
             )
         if isinstance(self.queue_length_floor, bool) or self.queue_length_floor < 0:
             raise ValueError("queue_length_floor must be a non-negative int")
+        _check_duration(self.success_window, "success_window")
+        if self.pending_override is not None:
+            _check_duration(self.pending_override, "pending_override")
 
 
 def _percent(share: float) -> str:
@@ -177,10 +185,11 @@ def _selector(metric: str, **matchers: str) -> str:
 
 
 def _agent_rules(t: AlertThresholds) -> tuple[AlertRule, ...]:
-    success_rate = success_rate_query("5m")
+    success_rate = success_rate_query(t.success_window)
+    window = "last 5 minutes" if t.success_window == "5m" else f"last {t.success_window}"
     success_description = (
         "{{ $value | humanizePercentage }} of {{ $labels.agent_type }} tasks succeeded over the "
-        "last 5 minutes (failed and dead-lettered tasks count as failures)."
+        f"{window} (failed and dead-lettered tasks count as failures)."
     )
     queue = f"max by (agent_type) ({m.QUEUE_LENGTH})"
     return (
@@ -402,6 +411,11 @@ def build_catalogue(t: AlertThresholds) -> list[RuleGroup]:
         RuleGroup(name="agentops.cost", rules=_cost_rules(t)),
         RuleGroup(name="agentops.dependencies", rules=_dependency_rules()),
     ]
+    if t.pending_override is not None:
+        pending = t.pending_override
+        groups = [
+            replace(g, rules=tuple(replace(r, for_=pending) for r in g.rules)) for g in groups
+        ]
     _check_unique(groups)
     return groups
 

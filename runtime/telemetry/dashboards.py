@@ -47,6 +47,7 @@ __all__ = [
     "DATASOURCE_VARIABLE",
     "FLEET_UID",
     "OVERVIEW_UID",
+    "RUNTIME_UID",
     "TAG",
     "build_dashboards",
 ]
@@ -54,6 +55,7 @@ __all__ = [
 # Links, bookmarks and provisioning all address a dashboard by uid: these never change.
 OVERVIEW_UID: Final = "agentops-overview"
 FLEET_UID: Final = "agentops-fleet"
+RUNTIME_UID: Final = "agentops-runtime"
 # Every dashboard carries it; the dashboards' link menus list each other through it.
 TAG: Final = "agentops"
 
@@ -505,6 +507,137 @@ def _fleet() -> dash.Dashboard:
     )
 
 
+# --- runtime internals -------------------------------------------------------------------
+
+
+def _quantile(q: float, histogram: str, by: str, selector: str | None = None) -> str:
+    series = selector or f"{histogram}_bucket"
+    return f"histogram_quantile({q}, sum by ({by}, le) ({_rate(series)}))"
+
+
+def _runtime() -> dash.Dashboard:
+    submissions = f"sum by (agent_type, outcome) ({_rate(_agents(m.SUBMISSIONS))})"
+    success = f"max by (agent_type) ({_agents(m.SUCCESS_RATE)})"
+    retries = f"sum by (agent_type, outcome) ({_rate(_agents(m.RETRIES))})"
+    wait_p95 = _quantile(0.95, m.TASK_WAIT, "agent_type", _agents(f"{m.TASK_WAIT}_bucket"))
+    tokens = f"sum by (model, direction) ({_rate(_agents(m.TASK_TOKENS))})"
+    http = f"sum by (endpoint, code) ({_rate(m.HTTP_REQUESTS)})"
+    http_p95 = _quantile(0.95, m.HTTP_DURATION, "endpoint")
+    worker_tasks = f"sum by (agent_type, status) ({_rate(_agents(m.WORKER_TASKS))})"
+    worker_in_flight = f"sum by (agent_type) ({_agents(m.WORKER_IN_FLIGHT)})"
+    worker_p95 = _quantile(
+        0.95, m.WORKER_TASK_DURATION, "agent_type", _agents(f"{m.WORKER_TASK_DURATION}_bucket")
+    )
+    worker_tokens = f"sum by (agent_type, model) ({_rate(_agents(m.WORKER_TOKENS))})"
+
+    board = _dashboard(
+        RUNTIME_UID,
+        "Agent runtime internals",
+        "Admission, retries, queue wait and API traffic of the manager; what the workers run.",
+    )
+    half = _GRID_WIDTH // 2
+    return (
+        board.with_row(dash.Row("Manager").id(101))
+        .with_panel(
+            _timeseries(
+                1,
+                "Submissions by outcome",
+                "Accepted, duplicate (idempotency key seen), refused because the queue is full "
+                "or because of emergency mode; per second.",
+                units.RequestsPerSecond,
+                width=half,
+            ).with_target(_query("A", submissions, "{{agent_type}} {{outcome}}"))
+        )
+        .with_panel(
+            _timeseries(
+                2,
+                "Success rate (last completions)",
+                "Share of each type's most recent completions that succeeded.",
+                units.PercentUnit,
+                width=half,
+            )
+            .min(0)
+            .max(1)
+            .thresholds(
+                _thresholds(
+                    "red", (SUCCESS_RATE_CRITICAL, "orange"), (SUCCESS_RATE_WARNING, "green")
+                )
+            )
+            .thresholds_style(_dashed_thresholds())
+            .with_target(_query("A", success, "{{agent_type}}"))
+        )
+        .with_panel(
+            _timeseries(
+                3,
+                "Retries and dead letters",
+                "Tasks given back for another attempt (silent agent, retryable failure) and "
+                "those out of attempts; per second.",
+                units.RequestsPerSecond,
+                width=half,
+            ).with_target(_query("A", retries, "{{agent_type}} {{outcome}}"))
+        )
+        .with_panel(
+            _timeseries(
+                4,
+                "Queue wait p95",
+                "Seconds from submission until an agent starts the task.",
+                units.Seconds,
+                width=half,
+            ).with_target(_query("A", wait_p95, "{{agent_type}}"))
+        )
+        .with_panel(
+            _timeseries(
+                5,
+                "Tokens reported by tasks",
+                "Tokens per second by model, as the agents reported them with their results.",
+                units.Short,
+                width=half,
+            ).with_target(_query("A", tokens, "{{model}} {{direction}}"))
+        )
+        .with_panel(
+            _timeseries(
+                6,
+                "API requests",
+                "Requests per second by route and status code, every runtime service.",
+                units.RequestsPerSecond,
+                width=half,
+            )
+            .with_target(_query("A", http, "{{endpoint}} {{code}}"))
+            .with_target(_query("B", http_p95, "p95 {{endpoint}}"))
+        )
+        .with_row(dash.Row("Workers").id(102))
+        .with_panel(
+            _timeseries(
+                7,
+                "Worker outcomes",
+                "Tasks the workers ran, by outcome, per second.",
+                units.RequestsPerSecond,
+                width=half,
+            ).with_target(_query("A", worker_tasks, "{{agent_type}} {{status}}"))
+        )
+        .with_panel(
+            _timeseries(
+                8,
+                "Worker load and handler time",
+                "Tasks running on the workers, and the handlers' p95 duration.",
+                units.Short,
+                width=half,
+            )
+            .with_target(_query("A", worker_in_flight, "{{agent_type}} in flight"))
+            .with_target(_query("B", worker_p95, "{{agent_type}} p95 s"))
+        )
+        .with_panel(
+            _timeseries(
+                9,
+                "Worker tokens",
+                "Tokens per second the workers' handlers spent, by model.",
+                units.Short,
+                width=_GRID_WIDTH,
+            ).with_target(_query("A", worker_tokens, "{{agent_type}} {{model}}"))
+        )
+    )
+
+
 # --- rendering ----------------------------------------------------------------------------
 
 
@@ -520,7 +653,7 @@ def _to_json(board: dash.Dashboard) -> dict[str, Any]:
 def build_dashboards() -> dict[str, dict[str, Any]]:
     """Every dashboard's JSON model keyed by its uid (safe as a file name: `<uid>.json`)."""
     boards: dict[str, dict[str, Any]] = {}
-    for board in (_overview(), _fleet()):
+    for board in (_overview(), _fleet(), _runtime()):
         model = _to_json(board)
         uid = model["uid"]
         if uid in boards:

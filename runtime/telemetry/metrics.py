@@ -17,6 +17,7 @@ __all__ = [
     "COST_USD",
     "DOWNGRADES",
     "EMERGENCY_MODE",
+    "HISTOGRAMS",
     "HTTP_DURATION",
     "HTTP_REQUESTS",
     "IN_FLIGHT",
@@ -107,6 +108,9 @@ RATE_LIMITED: Final = f"{PREFIX}_rate_limited_total"
 # counter; labels: outcome (reserved | refused_budget | refused_rate | settled | released |
 # expired)
 RESERVATIONS: Final = f"{PREFIX}_reservations_total"
+
+# The histograms above: Prometheus derives `_bucket`, `_sum` and `_count` series from each.
+HISTOGRAMS: Final = frozenset({TASK_DURATION, TASK_WAIT, WORKER_TASK_DURATION, HTTP_DURATION})
 
 # Exported by the platform's dependencies -----------------------------------------------
 REDIS_UP: Final = "redis_up"  # redis_exporter
