@@ -94,27 +94,15 @@ def cost_prices_command(
     """Print the effective price of every configured model and where it comes from."""
     from rich.console import Console
 
-    from infra.config import ConfigError, load_from_mapping
-    from infra.plan.stackfile import read_stack_file
-    from runtime.cost.prices import PriceBook, PricedModel, PriceOverride, UnknownModelError
+    from infra.config import ConfigError
+    from infra.plan.stackfile import load_stack_config
+    from runtime.cost.prices import UnknownModelError
     from runtime.cost.report import price_table
+    from runtime.cost.settings import price_book
 
     errors = Console(stderr=True, soft_wrap=True)
     try:
-        raw = read_stack_file(stack_dir, stack).config
-        values = {
-            key.split(":", 1)[1]: _parse(value)
-            for key, value in raw.items()
-            if key.startswith("agentops:")
-        }
-        cost = load_from_mapping(values).cost
-        book = PriceBook(
-            [PricedModel(name, profile.provider) for name, profile in cost.models.items()],
-            [
-                PriceOverride(o.model, o.input_per_1k_usd, o.output_per_1k_usd, o.effective_from)
-                for o in cost.price_overrides
-            ],
-        )
+        book = price_book(load_stack_config(stack_dir, stack).cost)
     except (ConfigError, FileNotFoundError, UnknownModelError) as err:
         errors.print(f"[red]{err}[/red]")
         raise typer.Exit(code=2) from None
@@ -178,16 +166,9 @@ def cost_report_command(
 
 
 def _stack_cost(stack_dir: Path, stack: str) -> CostConfig:
-    from infra.config import load_from_mapping
-    from infra.plan.stackfile import read_stack_file
+    from infra.plan.stackfile import load_stack_config
 
-    raw = read_stack_file(stack_dir, stack).config
-    values = {
-        key.split(":", 1)[1]: _parse(value)
-        for key, value in raw.items()
-        if key.startswith("agentops:")
-    }
-    return load_from_mapping(values).cost
+    return load_stack_config(stack_dir, stack).cost
 
 
 def _report_from_engine(url: str, token_file: Path | None, days: int) -> ReportOut:
@@ -229,15 +210,6 @@ def _report_from_redis(redis_url: str, cost: CostConfig, days: int) -> ReportOut
             await client.aclose()
 
     return asyncio.run(read())
-
-
-def _parse(value: str) -> object:
-    import json
-
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        return value
 
 
 if __name__ == "__main__":

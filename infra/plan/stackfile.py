@@ -9,7 +9,10 @@ from typing import Any
 
 import yaml
 
-__all__ = ["StackFile", "read_stack_file"]
+from infra.config import PlatformConfig, load_from_mapping
+from infra.config.errors import NAMESPACE
+
+__all__ = ["StackFile", "load_stack_config", "read_stack_file"]
 
 
 @dataclass(frozen=True)
@@ -50,3 +53,17 @@ def read_stack_file(root: Path, stack: str) -> StackFile:
             continue
         config[full] = _as_engine_value(value)
     return StackFile(project, stack, path, config, frozenset(encrypted))
+
+
+def load_stack_config(root: Path, stack: str) -> PlatformConfig:
+    """The validated `agentops:*` config of a stack file, read without the Pulumi engine (for
+    the CLI's runtime commands); ConfigError names the key at fault."""
+    values: dict[str, Any] = {}
+    for key, value in read_stack_file(root, stack).config.items():
+        if not key.startswith(f"{NAMESPACE}:"):
+            continue
+        try:
+            values[key.split(":", 1)[1]] = json.loads(value)
+        except json.JSONDecodeError:
+            values[key.split(":", 1)[1]] = value  # plain scalars are stored unquoted
+    return load_from_mapping(values)

@@ -7,6 +7,7 @@ leaves, so a plan shows the whole routing tree and redacts just those values.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from infra.config import PlatformConfig
@@ -14,7 +15,7 @@ from infra.platform.names import MANAGER, Namespace
 from runtime import endpoints, ports
 from runtime.telemetry.alerts import EMERGENCY_ALERT
 
-__all__ = ["MANAGER_WEBHOOK_SECRET", "WEBHOOK_TOKEN_FILE", "alertmanager_config"]
+__all__ = ["MANAGER_WEBHOOK_SECRET", "WEBHOOK_TOKEN_FILE", "LocalDelivery", "alertmanager_config"]
 
 # A Kubernetes Secret Alertmanager mounts (prometheus-operator: /etc/alertmanager/secrets/<name>).
 MANAGER_WEBHOOK_SECRET = "alertmanager-manager-webhook"  # noqa: S105 - a Secret's name
@@ -22,12 +23,29 @@ WEBHOOK_TOKEN_FILE = f"/etc/alertmanager/secrets/{MANAGER_WEBHOOK_SECRET}/token"
 _GROUP_BY = ["alertname", "agent_type", "scope", "window"]
 
 
-def alertmanager_config(cfg: PlatformConfig, secrets: Mapping[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class LocalDelivery:
+    """Where the routes deliver on one machine (`agentops dev`): the manager's local URL and
+    token file, only the manager's receiver (no paging from a laptop), and timings short
+    enough that a firing or resolved alert arrives within seconds."""
+
+    manager_url: str
+    webhook_token_file: str
+    group_interval: str = "1s"
+    repeat_interval: str = "1m"
+
+
+def alertmanager_config(
+    cfg: PlatformConfig, secrets: Mapping[str, Any], local: LocalDelivery | None = None
+) -> dict[str, Any]:
     """The `alertmanager.config` value; `secrets` maps secret config keys to their values."""
     alerting = cfg.monitoring.alerting
     receivers: list[dict[str, Any]] = [{"name": "null"}]
     routes: list[dict[str, Any]] = []
     manager = f"http://{MANAGER}.{Namespace.PLATFORM.value}.svc:{ports.MANAGER_HTTP}"
+    token_file = WEBHOOK_TOKEN_FILE
+    if local is not None:
+        manager, token_file = local.manager_url, local.webhook_token_file
     receivers.append(
         {
             "name": "agent-manager",
@@ -36,7 +54,7 @@ def alertmanager_config(cfg: PlatformConfig, secrets: Mapping[str, Any]) -> dict
                     "url": manager + endpoints.ALERT_WEBHOOK,
                     "send_resolved": True,
                     "http_config": {
-                        "authorization": {"type": "Bearer", "credentials_file": WEBHOOK_TOKEN_FILE}
+                        "authorization": {"type": "Bearer", "credentials_file": token_file}
                     },
                 }
             ],
@@ -52,6 +70,18 @@ def alertmanager_config(cfg: PlatformConfig, secrets: Mapping[str, Any]) -> dict
             "continue": True,
         }
     )
+    if local is not None:
+        return {
+            "route": {
+                "receiver": "null",
+                "group_by": _GROUP_BY,
+                "group_wait": "0s",
+                "group_interval": local.group_interval,
+                "repeat_interval": local.repeat_interval,
+                "routes": [{**r, "group_interval": local.group_interval} for r in routes],
+            },
+            "receivers": receivers,
+        }
     if alerting.pagerduty is not None and alerting.pagerduty.enabled:
         receivers.append(
             {
