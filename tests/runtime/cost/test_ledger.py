@@ -125,3 +125,57 @@ def test_money_is_never_rounded() -> None:
         to_nano(Decimal("0.0000000001"))
     with pytest.raises(ValueError, match="timezone-aware"):
         UsageRecord("k", "gpt-5", "t", "team", 1, 1, Decimal(0), dt.datetime(2026, 1, 1))
+
+
+def test_pipelined_batches_are_exact_and_idempotent(redis: RedisServer) -> None:
+    async def scenario() -> None:
+        client = Redis.from_url(redis.url)
+        ledger = Ledger(client)
+        records = [usage(i) for i in range(150)]
+        done = await ledger.record_many(records[:100])
+        assert all(d.recorded for d in done)
+        done = await ledger.record_many(records[50:])  # 50 replays, 50 new
+        assert [d.recorded for d in done] == [False] * 50 + [True] * 50
+        totals = await ledger.totals("day", AT)
+        assert totals.calls == 150
+        assert totals.cost_usd == sum((r.cost_usd for r in records), Decimal(0))
+        await client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_cli_report_from_redis_prints_and_charts(redis: RedisServer, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from runtime.cli import app
+    from tests.conftest import REPO
+
+    today = dt.datetime.now(dt.UTC)
+
+    async def fill() -> None:
+        client = Redis.from_url(redis.url)
+        await Ledger(client).record(usage(1, at=today))
+        await client.aclose()
+
+    asyncio.run(fill())
+    chart = tmp_path / "spend.png"
+    result = CliRunner().invoke(
+        app,
+        [
+            "cost",
+            "report",
+            "--redis-url",
+            redis.url,
+            "--stack",
+            "local",
+            "--stack-dir",
+            str(REPO),
+            "--days",
+            "7",
+            "--png",
+            str(chart),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Spend analysis" in result.output and "gpt-5" in result.output
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
