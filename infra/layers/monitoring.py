@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import pulumi
@@ -18,11 +17,12 @@ import pulumi_random as random
 
 from infra.config import PlatformConfig
 from infra.layers.shared import pinned_chart
+from infra.platform.alert_thresholds import alert_thresholds
 from infra.platform.alertmanager import MANAGER_WEBHOOK_SECRET, alertmanager_config
 from infra.platform.names import PART_OF, PART_OF_LABEL, Namespace
 from runtime import endpoints
 from runtime.telemetry import metrics
-from runtime.telemetry.alerts import AlertThresholds, build_catalogue, render_rule_groups
+from runtime.telemetry.alerts import build_catalogue, render_rule_groups
 from runtime.telemetry.dashboards import build_dashboards
 
 __all__ = [
@@ -30,7 +30,6 @@ __all__ = [
     "PROMETHEUS_SERVICE_ACCOUNT",
     "Monitoring",
     "MonitoringArgs",
-    "alert_thresholds",
 ]
 
 RELEASE = "kube-prometheus-stack"
@@ -42,15 +41,6 @@ OTLP_GRPC = 4317
 # Where the Istio sidecar of Prometheus writes its workload certificate, so Prometheus can
 # scrape pods that only accept mutual TLS.
 _ISTIO_CERTS = "/etc/prom-certs"
-
-
-def alert_thresholds(cfg: PlatformConfig) -> AlertThresholds:
-    return AlertThresholds(
-        hourly_token_budget=cfg.monitoring.hourly_token_budget,
-        daily_budget_usd=Decimal(cfg.cost.budget.daily_usd),
-        monthly_budget_usd=Decimal(cfg.cost.budget.monthly_usd),
-        budget_thresholds=tuple(cfg.cost.alert_thresholds),
-    )
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Final
@@ -82,7 +83,12 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
         resources=agents.manager.resources,
         port=ports.MANAGER_HTTP,
         args=("serve", "manager"),
-        env={**common, "AGENTOPS_COST_ENGINE_URL": cost_url},
+        env={
+            **common,
+            "AGENTOPS_COST_ENGINE_URL": cost_url,
+            # Tasks may name only the stack's pools: an unknown type is refused at submit.
+            "AGENTOPS_AGENT_TYPES": json.dumps([p.name for p in agents.pools]),
+        },
         replicas=agents.manager.replicas,
         track=Track.BLUE,
         aws_policy_arns=tuple(agents.manager.aws_policy_arns),

@@ -12,8 +12,8 @@ import yaml
 
 from infra import versions
 from infra.config import load_from_mapping
-from infra.layers.monitoring import alert_thresholds
 from infra.plan.document import REDACTED, Plan, PlanResource
+from infra.platform.alert_thresholds import alert_thresholds
 from infra.platform.alertmanager import alertmanager_config
 from runtime.telemetry.alerts import EMERGENCY_ALERT, build_catalogue, render_rule_groups
 from tests.conftest import stack_values
