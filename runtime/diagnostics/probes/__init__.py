@@ -1,0 +1,1 @@
+"""I/O per dependency: each probe measures, then hands the figures to its rules module."""
