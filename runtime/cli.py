@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from runtime.diagnostics.cli import doctor_command
+
 if TYPE_CHECKING:
     from infra.config.cost import CostConfig
     from runtime.cost.api import ReportOut
@@ -39,6 +41,10 @@ def plan_command(
     from infra.plan.cli import plan
 
     plan(stacks, out, quiet, stack_dir)
+
+
+# Typer reads the options from the function's signature; its body imports lazily.
+app.command("doctor")(doctor_command)
 
 
 @app.command("diff")
