@@ -13,8 +13,15 @@ import typer
 from runtime.diagnostics.cli import doctor_command
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+    from typing import Any
+
+    from rich.table import Table
+
+    from infra.config import PlatformConfig
     from infra.config.cost import CostConfig
     from runtime.cost.api import ReportOut
+    from runtime.devstack.load import LoadReport
 
 app = typer.Typer(
     name="agentops",
@@ -84,6 +91,182 @@ def serve_worker_command() -> None:
     from runtime.worker.settings import WorkerSettings
 
     serve(WorkerSettings, create_worker_app)
+
+
+dev_app = typer.Typer(
+    help="The whole runtime as processes on this machine, from a stack's config.",
+    no_args_is_help=True,
+)
+app.add_typer(dev_app, name="dev")
+_STATE_DIR = typer.Option(help="where the local platform keeps its state (delete to reset)")
+
+
+@dev_app.command("up")
+def dev_up_command(
+    stack: Annotated[str, typer.Option(help="stack whose config to run")] = "local",
+    stack_dir: Annotated[Path, typer.Option(help="where Pulumi.<stack>.yaml lives")] = Path("."),
+    state_dir: Annotated[Path, _STATE_DIR] = Path(".agentops-dev"),
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=32, help="workers per pool (default: minReplicas)")
+    ] = None,
+    latency_ms: Annotated[float, typer.Option(help="work handler: time per task")] = 0,
+    failure_rate: Annotated[float, typer.Option(help="work handler: share that fails")] = 0,
+) -> None:
+    """Start Redis, the cost engine, the manager, the workers, Prometheus and Alertmanager."""
+    import sys
+
+    from rich.console import Console
+
+    from runtime.devstack.control import free_ports, start
+    from runtime.devstack.layout import DevOptions, plan, process_names
+
+    console = Console()
+    cfg = _load_stack_or_exit(stack_dir, stack)
+    options = DevOptions(
+        workers_per_pool=workers,
+        worker_env={
+            "AGENTOPS_WORK_LATENCY_MS": str(latency_ms),
+            "AGENTOPS_WORK_FAILURE_RATE": str(failure_rate),
+        },
+    )
+    state = state_dir.resolve()
+    dev = plan(cfg, state, free_ports(process_names(cfg, options)), sys.executable, options)
+    with console.status("starting the local platform") as status:
+        try:
+            record = start(state, dev, lambda spec: status.update(f"{spec.name} ready"))
+        except (RuntimeError, FileNotFoundError) as err:
+            Console(stderr=True).print(f"[red]{err}[/red]")
+            raise typer.Exit(code=1) from None
+    console.print(_dev_table(record["processes"]))
+    console.print(f"state: {state}   tokens: {state / 'secrets'}   stop: agentops dev down")
+
+
+@dev_app.command("load")
+def dev_load_command(
+    tasks: Annotated[int, typer.Option(min=1, max=1_000_000, help="tasks to submit")] = 100,
+    rate: Annotated[float, typer.Option(min=0.1, max=100_000, help="tasks per second")] = 20,
+    team: Annotated[str, typer.Option(help="team billed for the tasks")] = "default",
+    state_dir: Annotated[Path, _STATE_DIR] = Path(".agentops-dev"),
+) -> None:
+    """Submit a workload and print throughput, latency percentiles, success and spend."""
+    import asyncio
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from runtime.devstack.control import read_state
+    from runtime.devstack.load import run_load
+
+    record = read_state(state_dir.resolve())
+    if record is None:
+        Console(stderr=True).print(f"[red]no local platform in {state_dir}: agentops dev up[/red]")
+        raise typer.Exit(code=1)
+    urls = {p["name"]: f"http://127.0.0.1:{p['port']}" for p in record["processes"]}
+    types = sorted(
+        {p["env"]["AGENTOPS_AGENT_TYPE"] for p in record["processes"] if p["role"] == "worker"}
+    )
+    token = Path(record["tokens"]["api"]).read_text().strip()
+    cost_token = Path(record["tokens"]["cost"]).read_text().strip()
+    before = _spend_by_model(urls["cost-engine"], cost_token)
+    with Progress(
+        "{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+    ) as progress:
+        bars = {
+            "submitted": progress.add_task("submitted", total=tasks),
+            "finished": progress.add_task("finished", total=tasks),
+        }
+        report = asyncio.run(
+            run_load(
+                urls["manager"],
+                token,
+                types,
+                tasks,
+                rate,
+                team=team,
+                progress=lambda kind, n: progress.advance(bars[kind], n),
+            )
+        )
+    after = _spend_by_model(urls["cost-engine"], cost_token)
+    report.spend_by_model = {
+        model: usd - before[model] if model in before else usd
+        for model, usd in after.items()
+        if usd != before.get(model)
+    }
+    Console().print(_load_table(report))
+
+
+@dev_app.command("down")
+def dev_down_command(state_dir: Annotated[Path, _STATE_DIR] = Path(".agentops-dev")) -> None:
+    """Stop every process of the local platform by PID (workers drain first)."""
+    from rich.console import Console
+
+    from runtime.devstack.control import stop
+
+    stopped = stop(state_dir.resolve())
+    Console().print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+def _load_stack_or_exit(stack_dir: Path, stack: str) -> PlatformConfig:
+    from rich.console import Console
+
+    from infra.config import ConfigError
+    from infra.plan.stackfile import load_stack_config
+
+    try:
+        return load_stack_config(stack_dir, stack)
+    except (ConfigError, FileNotFoundError) as err:
+        Console(stderr=True, soft_wrap=True).print(f"[red]{err}[/red]")
+        raise typer.Exit(code=2) from None
+
+
+def _dev_table(processes: list[dict[str, Any]]) -> Table:
+    from rich.table import Table
+
+    table = Table(title="Local platform")
+    for column in ("process", "pid", "address", "log"):
+        table.add_column(column)
+    for p in processes:
+        table.add_row(p["name"], str(p["pid"]), f"127.0.0.1:{p['port']}", p["log"])
+    return table
+
+
+def _spend_by_model(url: str, token: str) -> dict[str, Decimal]:
+    from decimal import Decimal
+
+    import httpx
+
+    from runtime import endpoints
+
+    response = httpx.get(
+        f"{url}{endpoints.COST_API}/report",
+        params={"days": 1},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return {m: Decimal(v) for m, v in response.json()["by_model"].items()}
+
+
+def _load_table(report: LoadReport) -> Table:
+    from rich.table import Table
+
+    from runtime.devstack.load import percentile
+
+    table = Table(title="Load result", show_header=False)
+    table.add_row(
+        "submitted / refused",
+        f"{report.submitted} / {sum(report.refused.values())}"
+        + (f" {report.refused}" if report.refused else ""),
+    )
+    table.add_row("finished", f"{report.finished} ({report.statuses})")
+    table.add_row("throughput", f"{report.throughput:.1f} tasks/s over {report.elapsed_s:.1f} s")
+    if report.latencies_s:
+        p50, p95, p99 = (percentile(report.latencies_s, q) * 1000 for q in (0.5, 0.95, 0.99))
+        table.add_row("latency p50 / p95 / p99", f"{p50:.0f} / {p95:.0f} / {p99:.0f} ms")
+    table.add_row("success rate", f"{report.success_rate:.1%}")
+    for model, usd in sorted(report.spend_by_model.items()):
+        table.add_row(f"spend {model}", f"{usd:f} USD")
+    return table
 
 
 cost_app = typer.Typer(help="Model prices, spend and budgets.", no_args_is_help=True)

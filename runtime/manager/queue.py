@@ -234,19 +234,23 @@ return 1
 
 # KEYS: inbox, task, delayed, dead, queued, agent, events
 # ARGV: group, entry, task id, now, first backoff (s), max attempts, reason, events cap,
-#       agent id, backoff cap (s)
+#       agent id, backoff cap (s), deferral delay (s; '' for a retry)
 _REQUEUE = """
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 'gone' end
 redis.call('XDEL', KEYS[1], ARGV[2])
 if redis.call('EXISTS', KEYS[6]) == 1 then redis.call('HINCRBY', KEYS[6], 'load', -1) end
 local status = redis.call('HGET', KEYS[2], 'status')
-if status == 'assigned' then
+local deferred = ARGV[11] ~= ''
+if deferred and status == 'running' then
+  -- Deferred (a rate limit said "later"): the attempt it started is given back.
+  redis.call('HINCRBY', KEYS[2], 'attempts', -1)
+elseif status == 'assigned' and not deferred then
   -- delivered but never started: the delivery counts as an attempt
   redis.call('HINCRBY', KEYS[2], 'attempts', 1)
 end
 local attempts = tonumber(redis.call('HGET', KEYS[2], 'attempts') or '0')
 local agent_type = redis.call('HGET', KEYS[2], 'agent_type')
-if attempts >= tonumber(ARGV[6]) then
+if not deferred and attempts >= tonumber(ARGV[6]) then
   if status == 'assigned' then redis.call('DECR', KEYS[5]) end
   redis.call('XADD', KEYS[4], '*', 'task', ARGV[3], 'reason', ARGV[7])
   redis.call('HSET', KEYS[2], 'status', 'dead_lettered', 'error', ARGV[7], 'finished_at', ARGV[4])
@@ -257,8 +261,9 @@ if attempts >= tonumber(ARGV[6]) then
   return 'dead'
 end
 if status == 'running' then redis.call('INCR', KEYS[5]) end
--- Exponential backoff from the attempts made so far, capped.
+-- Exponential backoff from the attempts made so far, capped; a deferral waits as told.
 local delay = math.min(tonumber(ARGV[10]), tonumber(ARGV[5]) * 2 ^ math.max(0, attempts - 1))
+if deferred then delay = tonumber(ARGV[11]) end
 redis.call('ZADD', KEYS[3], tonumber(ARGV[4]) + delay, ARGV[3])
 redis.call('HSET', KEYS[2], 'status', 'retrying', 'error', ARGV[7], 'agent', '')
 redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[8], '*', 'kind', 'retry', 'type', agent_type,
@@ -526,10 +531,19 @@ class TaskQueue:
         await pipe.execute()
 
     async def retry(
-        self, entry: Taken, reason: str, backoff_s: float, backoff_max_s: float = 3600.0
+        self,
+        entry: Taken,
+        reason: str,
+        backoff_s: float,
+        backoff_max_s: float = 3600.0,
+        *,
+        defer_s: float | None = None,
     ) -> str:
         """Give the task back for another attempt after `backoff_s` × 2^(attempts - 1), at most
-        `backoff_max_s` (or dead-letter it when out of attempts): 'retry' | 'dead' | 'gone'."""
+        `backoff_max_s` (or dead-letter it when out of attempts): 'retry' | 'dead' | 'gone'.
+
+        With `defer_s` the task waits exactly that long and the attempt does not count: a rate
+        limit or a budget window that says "later" is no failure of the task."""
         task_id = entry.task_id
         agent_id = k.agent_of_inbox(entry.stream)
         outcome = await self._requeue(
@@ -553,6 +567,7 @@ class TaskQueue:
                 self.events_cap,
                 agent_id,
                 backoff_max_s,
+                "" if defer_s is None else repr(max(0.0, defer_s)),
             ],
         )
         return _text(outcome)

@@ -75,7 +75,7 @@ AGENT_LAST_HEARTBEAT: Final = f"{PREFIX}_agent_last_heartbeat_timestamp_seconds"
 EMERGENCY_MODE: Final = f"{PREFIX}_emergency_mode"
 
 # Agent worker ----------------------------------------------------------------------------
-# counter; labels: agent_type, status (succeeded | failed | retried | lost)
+# counter; labels: agent_type, status (succeeded | failed | retried | deferred | lost)
 WORKER_TASKS: Final = f"{PREFIX}_worker_tasks_total"
 # histogram (seconds the handler ran); labels: agent_type
 WORKER_TASK_DURATION: Final = f"{PREFIX}_worker_task_duration_seconds"

@@ -34,6 +34,13 @@ def single_model_usage(usage: Sequence[TokenUsage]) -> TokenUsage:
     )
 
 
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return max(1.0, float(response.headers.get("Retry-After", "60")))
+    except ValueError:
+        return 60.0
+
+
 class CostClient:
     def __init__(
         self, settings: WorkerSettings, transport: httpx.AsyncBaseTransport | None = None
@@ -57,7 +64,10 @@ class CostClient:
         except httpx.HTTPError as err:
             raise RetryableError(f"cost engine unreachable: {type(err).__name__}") from None
         if response.status_code == 429:
-            raise RetryableError(f"cost engine rate limit: {response.json().get('detail')}")
+            raise RetryableError(
+                f"cost engine rate limit: {response.json().get('detail')}",
+                defer_s=_retry_after(response),
+            )
         if response.status_code == 402:
             raise TaskFailed(f"budget exhausted: {response.json().get('detail')}")
         if response.status_code >= 500:

@@ -164,6 +164,7 @@ class Worker:
         result: HandlerResult | None = None
         error: str | None = None
         retry_reason: str | None = None
+        defer_s: float | None = None
         model: str | None = None
         try:
             # Inside the try: a rate limit retries later, an exhausted budget fails the task.
@@ -183,6 +184,7 @@ class Worker:
             retry_reason = f"handler timed out after {s.task_timeout_s:g}s"
         except RetryableError as err:
             retry_reason = f"retryable: {err}"
+            defer_s = err.defer_s
         except TaskFailed as err:
             error = str(err) or type(err).__name__
         except Exception as err:
@@ -202,9 +204,9 @@ class Worker:
 
         if retry_reason is not None:
             outcome = await self.queue.retry(
-                entry, retry_reason, s.retry_backoff_s, s.retry_backoff_max_s
+                entry, retry_reason, s.retry_backoff_s, s.retry_backoff_max_s, defer_s=defer_s
             )
-            self.metrics.tasks.labels(agent_type, "retried").inc()
+            self.metrics.tasks.labels(agent_type, "deferred" if defer_s else "retried").inc()
             log.info("task %s: %s → %s", entry.task_id, retry_reason, outcome)
             return
         output = result.output if result is not None else None

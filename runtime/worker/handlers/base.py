@@ -56,7 +56,15 @@ class TaskFailed(Exception):
 
 
 class RetryableError(Exception):
-    """This attempt failed for a reason that may pass (rate limit, provider outage)."""
+    """This attempt failed for a reason that may pass (rate limit, provider outage).
+
+    `defer_s`: the task should simply wait this long (a limit's Retry-After) and the attempt
+    does not count; without it the queue's backoff applies and the attempt counts.
+    """
+
+    def __init__(self, message: str, defer_s: float | None = None) -> None:
+        super().__init__(message)
+        self.defer_s = defer_s
 
 
 class Handler(Protocol):

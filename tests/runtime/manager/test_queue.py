@@ -325,3 +325,26 @@ def test_a_gone_agents_inbox_is_evacuated_delivered_or_not(redis: RedisServer) -
         await client.aclose()
 
     run(scenario())
+
+
+def test_a_deferred_task_waits_as_told_and_keeps_its_attempt(redis: RedisServer) -> None:
+    async def scenario() -> None:
+        client, q = queue(redis, max_attempts=1)
+        await register(client)
+        submitted = await q.submit("coder", {})
+        (taken,) = await q.take("coder", "m1")
+        await q.assign(taken, "agent-1")
+        (entry,) = await q.read_inbox("agent-1", count=1)
+        await q.start(entry.task_id, "agent-1")
+        before = time.time()
+        # One attempt allowed, yet a deferral does not dead-letter: it is no failure.
+        assert await q.retry(entry, "rate limit", backoff_s=0, defer_s=120) == "retry"
+        due = await client.zscore("agentops:delayed", submitted.task_id)
+        assert round(due - before) == 120
+        record = await q.get(submitted.task_id)
+        assert record is not None
+        assert (record.status, record.attempts) == (TaskStatus.RETRYING, 0)
+        assert await q.queued("coder") == 1
+        await client.aclose()
+
+    run(scenario())
