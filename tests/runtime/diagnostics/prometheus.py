@@ -1,0 +1,125 @@
+"""A real Prometheus server (Debian's `prometheus`) for tests: a generated config scraping the
+given targets every second, optional rule files, 127.0.0.1 on a free port, stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.servers import free_port
+
+__all__ = ["PrometheusServer", "prometheus_server"]
+
+SCRAPE_INTERVAL = "1s"
+
+
+@dataclass
+class PrometheusServer:
+    port: int
+    directory: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "prometheus.log"
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        body = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5).json()
+        assert body["status"] == "success", body
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    def targets(self) -> list[dict[str, Any]]:
+        body = httpx.get(f"{self.url}/api/v1/targets", timeout=5).json()
+        found: list[dict[str, Any]] = body["data"]["activeTargets"]
+        return found
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+def _config(scrape: Mapping[str, Sequence[str]], rules: Path | None) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
+        "scrape_configs": [
+            {
+                "job_name": job,
+                "scrape_timeout": SCRAPE_INTERVAL,
+                "static_configs": [{"targets": list(targets)}],
+            }
+            for job, targets in scrape.items()
+        ],
+    }
+    if rules is not None:
+        config["rule_files"] = [str(rules)]
+    return config
+
+
+@contextmanager
+def prometheus_server(
+    directory: Path,
+    scrape: Mapping[str, Sequence[str]],
+    rule_groups: Mapping[str, Any] | None = None,
+) -> Iterator[PrometheusServer]:
+    """`scrape`: job name -> `host:port` targets (all on 127.0.0.1)."""
+    binary = shutil.which("prometheus")
+    assert binary, "prometheus is missing: run scripts/ensure-apt"
+    directory.mkdir(parents=True, exist_ok=True)
+    rules = None
+    if rule_groups is not None:
+        rules = directory / "rules.yml"
+        rules.write_text(yaml.safe_dump(dict(rule_groups), sort_keys=False))
+    config = directory / "prometheus.yml"
+    config.write_text(yaml.safe_dump(_config(scrape, rules), sort_keys=False))
+    port = free_port()
+    with (directory / "prometheus.log").open("ab") as log:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={directory / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=directory,
+        )
+    server = PrometheusServer(port, directory, process)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"prometheus exited:\n{server.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{server.url}/-/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"prometheus not ready:\n{server.log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        server.stop()

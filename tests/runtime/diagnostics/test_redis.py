@@ -1,0 +1,85 @@
+"""The Redis probe against a real redis-server: each status, and a server that is gone."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from runtime.diagnostics import DoctorSettings, Status
+from runtime.diagnostics.probes.redis import redis_checks
+from tests.servers import RedisServer, free_port, redis_server
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    with redis_server(tmp_path / "redis") as running:
+        yield running
+
+
+def _by_name(checks: list) -> dict:  # type: ignore[type-arg]
+    return {c.name: c for c in checks}
+
+
+def test_a_safe_redis_with_room_is_healthy(server: RedisServer, settings: DoctorSettings) -> None:
+    client = redis.Redis.from_url(server.url)
+    used = int(client.info("memory")["used_memory"])
+    # maxmemory with room below the warning share; noeviction keeps queued tasks.
+    client.config_set("maxmemory", str(math.ceil(used / settings.redis_memory_warning) * 4))
+    client.config_set("maxmemory-policy", "noeviction")
+    checks = _by_name(redis_checks(server.url, None, settings))
+    assert {c.status for c in checks.values()} == {Status.HEALTHY}
+    assert checks["redis.ping"].value == client.info("server")["redis_version"]
+    memory = checks["redis.memory"]
+    assert isinstance(memory.value, float) and 0 < memory.value < settings.redis_memory_warning
+
+
+def test_no_maxmemory_warns_and_an_evicting_policy_is_critical(
+    server: RedisServer, settings: DoctorSettings
+) -> None:
+    client = redis.Redis.from_url(server.url)
+    client.config_set("maxmemory", "0")
+    client.config_set("maxmemory-policy", "allkeys-lru")
+    checks = _by_name(redis_checks(server.url, None, settings))
+    assert checks["redis.memory"].status is Status.WARNING
+    assert checks["redis.eviction"].status is Status.CRITICAL
+    assert checks["redis.eviction"].value == "allkeys-lru"
+
+
+def test_memory_near_maxmemory_is_critical(server: RedisServer, settings: DoctorSettings) -> None:
+    client = redis.Redis.from_url(server.url)
+    client.config_set("maxmemory-policy", "noeviction")
+    # Fill, then put the limit just above what is used: past the critical share, not full.
+    client.set("ballast", b"x" * 4 * 2**20)
+    used = int(client.info("memory")["used_memory"])
+    client.config_set("maxmemory", str(int(used / settings.redis_memory_critical) - 1024))
+    memory = _by_name(redis_checks(server.url, None, settings))["redis.memory"]
+    assert memory.status is Status.CRITICAL
+    assert isinstance(memory.value, float) and memory.value >= settings.redis_memory_critical
+    assert memory.advice
+
+
+def test_a_stopped_server_and_an_unused_port_are_critical_with_the_error(
+    server: RedisServer, settings: DoctorSettings
+) -> None:
+    server.stop()
+    for url in (server.url, f"redis://127.0.0.1:{free_port()}/0"):
+        (check,) = redis_checks(url, None, settings)
+        assert (check.name, check.status) == ("redis.ping", Status.CRITICAL)
+        assert "Connection refused" in check.detail
+
+
+def test_a_password_protected_redis(
+    tmp_path: Path, server: RedisServer, settings: DoctorSettings
+) -> None:
+    redis.Redis.from_url(server.url).config_set("requirepass", "s3cret-for-this-test")
+    (refused,) = redis_checks(server.url, None, settings)
+    assert refused.status is Status.CRITICAL and "Authentication" in refused.detail
+    password = tmp_path / "password"
+    password.write_text("s3cret-for-this-test\n")
+    checks = _by_name(redis_checks(server.url, password, settings))
+    assert checks["redis.ping"].status is Status.HEALTHY
+    assert "s3cret" not in repr(refused)
