@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from runtime.diagnostics import DoctorSettings, Status
+from runtime.diagnostics import Check, DoctorSettings, Status
 from runtime.diagnostics.probes.redis import redis_checks
 from tests.servers import RedisServer, free_port, redis_server
 
@@ -20,7 +20,7 @@ def server(tmp_path: Path) -> Iterator[RedisServer]:
         yield running
 
 
-def _by_name(checks: list) -> dict:  # type: ignore[type-arg]
+def _by_name(checks: list[Check]) -> dict[str, Check]:
     return {c.name: c for c in checks}
 
 
