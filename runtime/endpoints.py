@@ -8,7 +8,6 @@ __all__ = [
     "AGENTS_API",
     "ALERT_WEBHOOK",
     "COST_API",
-    "EXECUTE",
     "HEALTH",
     "METRICS",
     "READY",
@@ -25,5 +24,5 @@ TASKS_API: Final = "/api/v1/tasks"
 AGENTS_API: Final = "/api/v1/agents"
 # The cost engine's API, called by the manager and the workers.
 COST_API: Final = "/api/v1"
-# A worker's execute endpoint, called by the manager only.
-EXECUTE: Final = "/api/v1/execute"
+# No worker endpoint takes tasks: the manager appends each task to the agent's inbox stream in
+# Redis and the worker reads it from there (runtime/manager/queue.py, runtime/worker/runner.py).

@@ -204,21 +204,14 @@ class Mesh(pulumi.ComponentResource):
                 ],
             },
         )
+        # Workers take their tasks from their Redis inbox stream, not over HTTP: the only calls
+        # they accept are Prometheus' scrapes of /metrics.
         custom(
             "allow-agent-workers",
             "AuthorizationPolicy",
             "security.istio.io",
             agents,
-            {
-                "action": "ALLOW",
-                "rules": [
-                    {
-                        "from": [{"source": {"principals": [manager]}}],
-                        "to": [{"operation": {"methods": ["POST"], "paths": [endpoints.EXECUTE]}}],
-                    },
-                    scrape,
-                ],
-            },
+            {"action": "ALLOW", "rules": [scrape]},
         )
         # The monitoring stack talks to itself (Grafana → Prometheus → Alertmanager).
         custom(

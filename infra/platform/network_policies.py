@@ -197,25 +197,9 @@ def network_policies(cfg: PlatformConfig) -> list[PolicySpec]:
             _tcp(ports.COST_ENGINE_HTTP),
         )
     )
-    # Manager → agents' execute endpoint; agents accept it only from the manager.
-    specs.append(
-        _egress(
-            "allow-manager-to-agents",
-            Namespace.PLATFORM,
-            _app(MANAGER),
-            [_pods(Namespace.AGENTS, {PART_OF_LABEL: PART_OF})],
-            _tcp(ports.WORKER_HTTP),
-        )
-    )
-    specs.append(
-        _ingress(
-            "allow-from-manager",
-            Namespace.AGENTS,
-            runtime_pods,
-            [_pods(Namespace.PLATFORM, {APP_LABEL: MANAGER})],
-            _tcp(ports.WORKER_HTTP),
-        )
-    )
+    # No manager → agents path: the manager assigns a task by appending it to the agent's inbox
+    # stream in Redis and the worker reads it from there, so workers accept no task traffic.
+    # Their only ingress is Prometheus scraping /metrics (allow-prometheus-scrape above).
     specs.append(
         _egress(
             "allow-alertmanager-to-manager",

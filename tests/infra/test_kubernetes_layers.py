@@ -173,8 +173,22 @@ def test_explicit_allows_exist(plans: dict[str, Plan], stack: str) -> None:
     assert any(
         s.get("podSelector", {}).get("matchLabels") == {"istio": "ingressgateway"} for s in sources
     ), "gateway → manager"
-    assert _allows(p[(platform, "allow-manager-to-agents")], "egress", 8082)
-    assert _allows(p[(agents, "allow-from-manager")], "ingress", 8082)
+    # Tasks reach workers through their Redis inbox streams: nothing calls a worker but
+    # Prometheus, so there is no manager → agents path.
+    assert (platform, "allow-manager-to-agents") not in p
+    assert (agents, "allow-from-manager") not in p
+    worker_ingress = [
+        rule
+        for (ns, _), policy in p.items()
+        if ns == agents
+        for rule in policy["spec"].get("ingress", [])
+    ]
+    assert all(
+        peer.get("namespaceSelector", {}).get("matchLabels")
+        == {"kubernetes.io/metadata.name": "monitoring"}
+        for rule in worker_ingress
+        for peer in rule["from"]
+    ), "only Prometheus reaches the agents namespace"
     assert _allows(p[(agents, "allow-redis")], "egress", 6379)
     https = p[(agents, "allow-https-egress")]["spec"]["egress"][0]
     assert https["ports"] == [{"port": 443, "protocol": "TCP"}]

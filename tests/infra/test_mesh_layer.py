@@ -115,3 +115,17 @@ def test_blue_green_weights_come_from_config(plans: dict[str, Plan], stack: str)
 def test_local_stack_has_no_mesh(plans: dict[str, Plan]) -> None:
     assert not _crs(plans["local"], "PeerAuthentication")
     assert not [r for r in plans["local"].resources if r.name.startswith("mesh-")]
+
+
+@pytest.mark.parametrize("stack", AWS)
+def test_workers_accept_only_prometheus(plans: dict[str, Plan], stack: str) -> None:
+    # Tasks reach workers through their Redis inbox streams; no one calls a worker but the
+    # scraper, so the manager has no rule on the agents namespace.
+    workers = _crs(plans[stack], "AuthorizationPolicy")[
+        (Namespace.AGENTS.value, "allow-agent-workers")
+    ]
+    assert _principals(workers) == {
+        f"cluster.local/ns/{Namespace.MONITORING.value}/sa/{PROMETHEUS_SERVICE_ACCOUNT}"
+    }
+    (rule,) = workers["rules"]
+    assert rule["to"] == [{"operation": {"methods": ["GET"], "paths": [endpoints.METRICS]}}]
