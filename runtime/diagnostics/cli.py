@@ -107,10 +107,10 @@ def doctor_command(
         out = Console()
         out.print(table(report))
         if report.not_checked:
-            out.print(f"not checked: {', '.join(report.not_checked)}")
+            out.print(f"not checked: {', '.join(report.not_checked)}", markup=False)
         if report.recommendations:
             out.print("\n[bold]Recommendations[/bold]")
             for line in report.recommendations:
-                out.print(f"- {line}", highlight=False)
+                out.print(f"- {line}", highlight=False, markup=False)
         out.print(f"\nrunbook: docs/operations.md   exit code: {report.exit_code}")
     raise typer.Exit(code=report.exit_code)

@@ -72,11 +72,12 @@ def table(report: Report) -> Table:
     for column in ("check", "status", "value", "threshold", "detail"):
         grid.add_column(column, overflow="fold")
     for check in report.checks:
+        # Text, not str: rich would read "[...]" in an error message as markup and drop it.
         grid.add_row(
-            check.name,
+            Text(check.name),
             Text(check.status.value, style=_STYLE[check.status]),
-            _value(check.value),
-            check.threshold,
-            check.detail,
+            Text(_value(check.value)),
+            Text(check.threshold),
+            Text(check.detail),
         )
     return grid

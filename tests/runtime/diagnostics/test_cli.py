@@ -146,6 +146,7 @@ def test_healthy_then_budget_spent_through_the_cost_engine(platform: Platform) -
     table = doctor(*platform.options())
     assert table.returncode == EXIT_CRITICAL
     assert "cost.month" in table.stdout and "Recommendations" in table.stdout
+    assert "[critical] cost.month:" in table.stdout  # printed as text, not rich markup
     assert "exit code: 1" in table.stdout
 
 
