@@ -10,11 +10,23 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated, Final
 
-from pydantic import AnyUrl, Field, RedisDsn, field_validator
+from pydantic import AnyUrl, Field, UrlConstraints, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ServiceSettings", "TraceExporter", "read_secret_file"]
+__all__ = ["SENTINEL_SCHEME", "RedisUrl", "ServiceSettings", "TraceExporter", "read_secret_file"]
+
+# The in-cluster Redis runs replication with Sentinel: the services ask Sentinel for the
+# current master (`redis+sentinel://<sentinel>:26379/<master set>/<db>`, as the state layer
+# renders it) instead of a fixed address that a failover would leave pointing at a replica.
+SENTINEL_SCHEME: Final = "redis+sentinel"
+RedisUrl = Annotated[
+    AnyUrl,
+    UrlConstraints(
+        allowed_schemes=["redis", "rediss", SENTINEL_SCHEME], host_required=True, default_port=6379
+    ),
+]
 
 
 class TraceExporter(StrEnum):
@@ -44,9 +56,12 @@ class ServiceSettings(BaseSettings):
     )
     host: str = Field(default="0.0.0.0", description="address to listen on")  # noqa: S104
     port: int = Field(ge=1, le=65535, description="port to listen on")
-    redis_url: RedisDsn = Field(
-        default=RedisDsn("redis://127.0.0.1:6379/0"),
-        description="Redis URL without a password (the password comes from a file)",
+    redis_url: RedisUrl = Field(
+        default=AnyUrl("redis://127.0.0.1:6379/0"),
+        description=(
+            "Redis URL without a password (the password comes from a file); "
+            "redis+sentinel://host:port/<master set>/<db> asks Sentinel for the master"
+        ),
     )
     redis_password_file: Path | None = Field(
         default=None, description="file holding the Redis password (rendered from Vault)"
@@ -64,7 +79,7 @@ class ServiceSettings(BaseSettings):
 
     @field_validator("redis_url")
     @classmethod
-    def _no_password_in_url(cls, url: RedisDsn) -> RedisDsn:
+    def _no_password_in_url(cls, url: AnyUrl) -> AnyUrl:
         if url.password:
             raise ValueError(
                 "must not carry a password: put it in the file named by "
