@@ -103,6 +103,14 @@ agents = Agents(
         tagging=tagging if oidc is not None else None,
     ),
 )
+monitoring: Monitoring | None = None
+if cfg.monitoring.enabled:
+    monitoring = Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            config=cfg, provider=kubernetes, secrets=secrets, depends_on=namespaces.resources
+        ),
+    )
 if cfg.vault.enabled:
     vault = Vault(
         "vault",
@@ -113,16 +121,12 @@ if cfg.vault.enabled:
             aws=aws_identity,
             vault_token=secrets.get("vaultToken"),
             redis_password=redis.password,
+            manager_webhook_token=(
+                monitoring.manager_webhook_token if monitoring is not None else None
+            ),
         ),
     )
     pulumi.export("vaultCaCert", vault.ca_pem)
-if cfg.monitoring.enabled:
-    Monitoring(
-        "monitoring",
-        MonitoringArgs(
-            config=cfg, provider=kubernetes, secrets=secrets, depends_on=namespaces.resources
-        ),
-    )
 if cfg.mesh.enabled:
     Mesh("mesh", MeshArgs(config=cfg, provider=kubernetes, depends_on=namespaces.resources))
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
-from typing import Self
+from typing import Annotated, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from infra.config.base import ConfigModel, DnsLabel, RuleViolation
+from runtime.manager.balancing import Strategy
 
 __all__ = [
+    "DEFAULT_HANDLER",
     "AgentPoolConfig",
     "AgentsConfig",
     "ImageConfig",
+    "ManagerConfig",
     "ResourcesConfig",
     "ServiceConfig",
     "cpu_millis",
@@ -23,6 +26,13 @@ _CPU = re.compile(r"^(\d+)(m?)$")
 _MEMORY = re.compile(r"^(\d+)(Ki|Mi|Gi|Ti)?$")
 _MEMORY_FACTOR = {"": 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40}
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+# A request type, as the manager's agent registration accepts it (runtime/manager/api.py).
+RequestType = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-z0-9_.-]*[a-z0-9])?$"),
+]
+# The worker's built-in deterministic handler (runtime/worker/handlers/work.py).
+DEFAULT_HANDLER = "runtime.worker.handlers.work:build"
 
 
 def cpu_millis(quantity: str) -> int:
@@ -112,6 +122,40 @@ class ServiceConfig(ConfigModel):
         return _policy_arns(arns)
 
 
+class ManagerConfig(ServiceConfig):
+    """The agent manager: a runtime service plus how it queues and balances tasks."""
+
+    strategy: Strategy = Field(
+        default=Strategy.SCORE_BASED, description="how the manager picks an agent for a task"
+    )
+    heartbeat_ttl_seconds: float = Field(
+        default=15, gt=0, le=600, description="an agent silent this long gets no new work"
+    )
+    visibility_timeout_seconds: float = Field(
+        default=60, gt=0, le=3600, description="silence after which an agent's tasks are retried"
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, le=20, description="deliveries of a task before it is dead-lettered"
+    )
+    max_queued_per_type: int = Field(
+        default=10_000,
+        ge=1,
+        le=10_000_000,
+        description="queued tasks per agent type before submits get 429",
+    )
+
+    @model_validator(mode="after")
+    def _heartbeat_within_visibility(self) -> Self:
+        if self.visibility_timeout_seconds <= self.heartbeat_ttl_seconds:
+            raise RuleViolation(
+                "visibilityTimeoutSeconds",
+                self.visibility_timeout_seconds,
+                f"must be > heartbeatTtlSeconds ({self.heartbeat_ttl_seconds}): a live agent's "
+                "tasks would be taken back",
+            )
+        return self
+
+
 class AgentPoolConfig(ConfigModel):
     name: DnsLabel = Field(description="agent type this pool serves, e.g. code-generator")
     image: ImageConfig = Field(description="agent-worker image in the stack's ECR")
@@ -127,6 +171,22 @@ class AgentPoolConfig(ConfigModel):
     )
     capacity: int = Field(default=4, ge=1, le=256, description="tasks one replica runs at once")
     weight: int = Field(default=1, ge=1, le=100, description="weight for weighted balancing")
+    handler: str = Field(
+        default=DEFAULT_HANDLER,
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="import path (module:factory) of the handler the pool's workers run",
+    )
+    model: str | None = Field(
+        default=None,
+        description="model the pool's tasks ask the cost engine for (one of cost.models)",
+    )
+    request_types: list[RequestType] = Field(
+        default_factory=list,
+        description="request types routed to this pool (unique across pools)",
+    )
+    max_complexity: float = Field(
+        default=1.0, ge=0, le=1, description="hardest task (0..1) the pool's agents take"
+    )
     aws_policy_arns: list[str] = Field(default_factory=list, description=_AWS_POLICIES_HELP)
 
     @field_validator("aws_policy_arns")
@@ -144,7 +204,7 @@ class AgentPoolConfig(ConfigModel):
 
 
 class AgentsConfig(ConfigModel):
-    manager: ServiceConfig = Field(description="the agent manager Deployment")
+    manager: ManagerConfig = Field(description="the agent manager Deployment")
     cost_engine: ServiceConfig = Field(description="the cost engine Deployment")
     pools: list[AgentPoolConfig] = Field(min_length=1, description="one Deployment per agent type")
 
@@ -154,7 +214,21 @@ class AgentsConfig(ConfigModel):
         for i, name in enumerate(names):
             if name in names[:i]:
                 raise RuleViolation(f"pools[{i}].name", name, "pool names must be unique")
+        served: dict[str, str] = {}
+        for i, pool in enumerate(self.pools):
+            for j, request_type in enumerate(pool.request_types):
+                if request_type in served:
+                    raise RuleViolation(
+                        f"pools[{i}].requestTypes[{j}]",
+                        request_type,
+                        f"already routed to pool {served[request_type]}: one pool per type",
+                    )
+                served[request_type] = pool.name
         return self
+
+    def request_routes(self) -> dict[str, str]:
+        """Request type → the agent type (pool) that serves it: the manager's routing table."""
+        return {t: pool.name for pool in self.pools for t in pool.request_types}
 
     def images(self) -> list[tuple[str, ImageConfig]]:
         """Every image with the config key that sets it."""

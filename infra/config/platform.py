@@ -123,6 +123,23 @@ class PlatformConfig(ConfigModel):
         return self
 
     @model_validator(mode="after")
+    def _runtime_needs(self) -> Self:
+        # The runtime's tokens and Redis password are rendered from Vault into its pods; without
+        # Vault no runtime service can start.
+        if not self.vault.enabled:
+            raise RuleViolation(
+                "vault.enabled", False, "the runtime reads its tokens from Vault: keep it on"
+            )
+        for i, pool in enumerate(self.agents.pools):
+            if pool.model is not None and pool.model not in self.cost.models:
+                raise RuleViolation(
+                    f"agents.pools[{i}].model",
+                    pool.model,
+                    f"must be a model the cost engine prices: {sorted(self.cost.models)}",
+                )
+        return self
+
+    @model_validator(mode="after")
     def _prod_rules(self) -> Self:
         if self.environment is not Environment.PROD:
             return self

@@ -3,7 +3,9 @@
 Each workload gets its own ServiceAccount, a hardened pod (non-root, read-only root,
 no capabilities, RuntimeDefault seccomp, no API token), probes, a Service, a PDB that lets a
 node drain proceed, topology spread across zones and, for agent pools, an HPA on CPU,
-memory and the manager's queue length.
+memory and the manager's queue length. Its container runs with the environment its settings
+model reads (infra/platform/workloads.py); its secrets are files the Vault Agent Injector
+renders (infra/platform/runtime_secrets.py).
 """
 
 from __future__ import annotations
@@ -24,19 +26,30 @@ from infra.platform.names import (
     PART_OF,
     PART_OF_LABEL,
 )
+from infra.platform.runtime_secrets import (
+    CA_CONFIGMAP,
+    VAULT_CA_DIR,
+    VAULT_TOKEN_DIR,
+    VAULT_TOKEN_VOLUME,
+    injector_annotations,
+)
 from infra.platform.workloads import (
+    PRE_STOP_SLEEP_SECONDS,
     TRACK_LABEL,
     Workload,
     runtime_workloads,
     zone_spread_is_hard,
 )
 from runtime import endpoints
+from runtime.service.environment import env_name
+from runtime.service.settings import ServiceSettings
 
 __all__ = ["Agents", "AgentsArgs", "image_reference"]
 
 RUN_AS = 10001
-# The Vault Kubernetes auth method reviews this token; nothing else gets one.
-_VAULT_TOKEN_PATH = "/var/run/secrets/vault"  # noqa: S105 - a mount path
+# The pod's name, through the downward API: the manager's instance id and the worker's agent id
+# (a restarted container finds its own unfinished work under it), and the pod in audit records.
+POD_NAME_ENV = "POD_NAME"
 
 
 @dataclass(frozen=True)
@@ -146,7 +159,17 @@ class Agents(pulumi.ComponentResource):
             args=list(w.args),
             env=[
                 k8s.core.v1.EnvVarArgs(name=k, value=v)
-                for k, v in sorted({**w.env, "AGENTOPS_REDIS_URL": args.redis_url}.items())
+                for k, v in sorted(
+                    {**w.env, env_name(ServiceSettings, "redis_url"): args.redis_url}.items()
+                )
+            ]
+            + [
+                k8s.core.v1.EnvVarArgs(
+                    name=POD_NAME_ENV,
+                    value_from=k8s.core.v1.EnvVarSourceArgs(
+                        field_ref=k8s.core.v1.ObjectFieldSelectorArgs(field_path="metadata.name")
+                    ),
+                )
             ],
             ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=w.port)],
             resources=resources,
@@ -163,7 +186,7 @@ class Agents(pulumi.ComponentResource):
             # Endpoints are removed before SIGTERM arrives, so no new request hits a draining pod.
             lifecycle=k8s.core.v1.LifecycleArgs(
                 pre_stop=k8s.core.v1.LifecycleHandlerArgs(
-                    sleep=k8s.core.v1.SleepActionArgs(seconds=5)
+                    sleep=k8s.core.v1.SleepActionArgs(seconds=PRE_STOP_SLEEP_SECONDS)
                 )
             ),
             security_context=k8s.core.v1.SecurityContextArgs(
@@ -178,7 +201,10 @@ class Agents(pulumi.ComponentResource):
             volume_mounts=[
                 k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),  # noqa: S108
                 k8s.core.v1.VolumeMountArgs(
-                    name="vault-token", mount_path=_VAULT_TOKEN_PATH, read_only=True
+                    name=VAULT_TOKEN_VOLUME, mount_path=VAULT_TOKEN_DIR, read_only=True
+                ),
+                k8s.core.v1.VolumeMountArgs(
+                    name=CA_CONFIGMAP, mount_path=VAULT_CA_DIR, read_only=True
                 ),
             ],
         )
@@ -211,7 +237,7 @@ class Agents(pulumi.ComponentResource):
                     name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="64Mi")
                 ),
                 k8s.core.v1.VolumeArgs(
-                    name="vault-token",
+                    name=VAULT_TOKEN_VOLUME,
                     projected=k8s.core.v1.ProjectedVolumeSourceArgs(
                         sources=[
                             k8s.core.v1.VolumeProjectionArgs(
@@ -221,6 +247,11 @@ class Agents(pulumi.ComponentResource):
                             )
                         ]
                     ),
+                ),
+                # The CA that signs Vault's certificate (written by the vault layer).
+                k8s.core.v1.VolumeArgs(
+                    name=CA_CONFIGMAP,
+                    config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=CA_CONFIGMAP),
                 ),
             ],
             topology_spread_constraints=spread,
@@ -239,7 +270,17 @@ class Agents(pulumi.ComponentResource):
                     ),
                 ),
                 template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels), spec=pod
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels=labels,
+                        annotations=injector_annotations(
+                            role=w.identity,
+                            files=w.secret_files,
+                            kv_mount=cfg.vault.kv_mount,
+                            run_as=RUN_AS,
+                            mesh=cfg.mesh.enabled,
+                        ),
+                    ),
+                    spec=pod,
                 ),
             ),
             opts=opts,

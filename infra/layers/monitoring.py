@@ -53,6 +53,9 @@ class MonitoringArgs:
 
 class Monitoring(pulumi.ComponentResource):
     prometheus_url: str
+    # The bearer token Alertmanager presents on the manager's webhook; the vault layer writes
+    # the same value to the KV entry the manager's token file is rendered from.
+    manager_webhook_token: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None
@@ -71,6 +74,7 @@ class Monitoring(pulumi.ComponentResource):
             special=False,
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self.manager_webhook_token = pulumi.Output.secret(webhook_token.result)
         webhook_secret = k8s.core.v1.Secret(
             f"{name}-manager-webhook",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=MANAGER_WEBHOOK_SECRET, namespace=ns),
@@ -238,7 +242,9 @@ class Monitoring(pulumi.ComponentResource):
                 ),
             )
         self.prometheus_url = PROMETHEUS_URL
-        self.register_outputs({"prometheus_url": PROMETHEUS_URL})
+        self.register_outputs(
+            {"prometheus_url": PROMETHEUS_URL, "manager_webhook_token": self.manager_webhook_token}
+        )
 
     @staticmethod
     def _prometheus_spec(cfg: PlatformConfig) -> dict[str, Any]:

@@ -1,11 +1,11 @@
 """Vault: HA raft behind TLS, KMS auto-unseal through IRSA, the injector, and its configuration.
 
 Configuring Vault itself (Kubernetes auth, KV v2 and transit mounts, one policy and role per
-runtime service account, the Redis password) uses the `pulumi-vault` provider rather than a
-bootstrap Job: every policy change then shows in the preview diff of the pull request and is
-judged by the policy pack, and nothing in the cluster holds a Vault admin token. Vault must be
-initialised first (`vault operator init`, recovery keys with KMS unseal), so this part is
-switched on by `vault.configure` once a token exists.
+runtime service account, the Redis password and the runtime's tokens) uses the `pulumi-vault`
+provider rather than a bootstrap Job: every policy change then shows in the preview diff of the
+pull request and is judged by the policy pack, and nothing in the cluster holds a Vault admin
+token. Vault must be initialised first (`vault operator init`, recovery keys with KMS unseal),
+so this part is switched on by `vault.configure` once a token exists.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import cast
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 import pulumi_tls as tls
 import pulumi_vault as vault
 
@@ -24,14 +25,24 @@ from infra.layers.irsa import IrsaRole, IrsaRoleArgs
 from infra.layers.shared import pinned_chart, rotating_key
 from infra.layers.tagging import Tagging
 from infra.platform.names import Namespace
-from infra.platform.vault_access import REDIS_SECRET_PATH, VAULT_AUDIENCE, vault_identities
+from infra.platform.runtime_secrets import (
+    AGENT_TOKEN,
+    AUTH_MOUNT,
+    CA_CONFIGMAP,
+    COST_ENGINE_TOKEN,
+    MANAGER_API_TOKENS,
+    MANAGER_WEBHOOK_TOKEN,
+    REDIS_SECRET_PATH,
+    VAULT_AGENT_RESOURCES,
+    VAULT_RELEASE,
+)
+from infra.platform.vault_access import VAULT_AUDIENCE, vault_identities
 
 __all__ = ["AwsIdentity", "Vault", "VaultArgs"]
 
-RELEASE = "vault"
+RELEASE = VAULT_RELEASE
 SERVICE_ACCOUNT = "vault"
 TLS_SECRET = "vault-tls"  # noqa: S105 - a Secret's name
-CA_CONFIGMAP = "vault-ca"
 _TLS_DIR = "/vault/userconfig/vault-tls"
 _CERT_DAYS = 365
 
@@ -54,6 +65,9 @@ class VaultArgs:
     aws: AwsIdentity | None
     vault_token: pulumi.Output[str] | None
     redis_password: pulumi.Output[str]
+    # The token Alertmanager presents on the manager's webhook (monitoring layer); None when
+    # monitoring is off (the manager still requires a token file, so one is generated here).
+    manager_webhook_token: pulumi.Output[str] | None
 
 
 def _server_hcl(cfg: PlatformConfig, kms_key_id: str | None, region: str | None) -> str:
@@ -114,7 +128,18 @@ class Vault(pulumi.ComponentResource):
             **pinned_chart("vault"),
             values={
                 "global": {"tlsDisable": False},
-                "injector": {"enabled": True, "replicas": 2 if cfg.vault.ha else 1},
+                "injector": {
+                    "enabled": True,
+                    "replicas": 2 if cfg.vault.ha else 1,
+                    # Injected agents without resource annotations get the same small share as
+                    # the runtime's (which set them explicitly, see runtime_secrets).
+                    "agentDefaults": {
+                        "cpuRequest": VAULT_AGENT_RESOURCES["requests"]["cpu"],
+                        "memRequest": VAULT_AGENT_RESOURCES["requests"]["memory"],
+                        "cpuLimit": VAULT_AGENT_RESOURCES["limits"]["cpu"],
+                        "memLimit": VAULT_AGENT_RESOURCES["limits"]["memory"],
+                    },
+                },
                 "server": {
                     "serviceAccount": {"name": SERVICE_ACCOUNT, "annotations": sa_annotations},
                     "dataStorage": {"enabled": True, "size": f"{cfg.vault.storage_gi}Gi"},
@@ -258,7 +283,7 @@ class Vault(pulumi.ComponentResource):
         )
         opts = pulumi.ResourceOptions(parent=self, provider=provider)
         auth = vault.AuthBackend(
-            f"{name}-kubernetes-auth", type="kubernetes", path="kubernetes", opts=opts
+            f"{name}-kubernetes-auth", type="kubernetes", path=AUTH_MOUNT, opts=opts
         )
         vault.kubernetes.AuthBackendConfig(
             f"{name}-kubernetes-auth",
@@ -308,3 +333,66 @@ class Vault(pulumi.ComponentResource):
             data_json=args.redis_password.apply(lambda p: json.dumps({"password": p})),
             opts=opts,
         )
+        self._runtime_tokens(name, kv.path, args, opts)
+
+    def _runtime_tokens(
+        self,
+        name: str,
+        mount: pulumi.Output[str],
+        args: VaultArgs,
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        """The tokens the runtime's services present to each other, as KV entries its pods'
+        injected files are rendered from (infra/platform/workloads.py)."""
+
+        def token(key: str) -> pulumi.Output[str]:
+            generated = random.RandomPassword(
+                f"{name}-{key}", length=48, special=False, opts=pulumi.ResourceOptions(parent=self)
+            )
+            return cast(pulumi.Output[str], generated.result)
+
+        def entry(
+            key: str, path: str, data: dict[str, pulumi.Output[str]], seeded: bool = False
+        ) -> None:
+            text: pulumi.Output[str] = pulumi.Output.all(*data.values()).apply(
+                lambda values: json.dumps(dict(zip(data, values, strict=True)))
+            )
+            # A Pulumi secret: the plan and the state hold it encrypted, never in plain text.
+            secret_text: pulumi.Output[str] = pulumi.Output.secret(text)
+            vault.kv.SecretV2(
+                f"{name}-{key}",
+                mount=mount,
+                name=path,
+                data_json=secret_text,
+                # A seeded entry is the first version only: later versions are rotations
+                # written in Vault (`vault kv patch`, runtime/secrets rotation), not drift.
+                opts=pulumi.ResourceOptions.merge(
+                    opts, pulumi.ResourceOptions(ignore_changes=["data_json"] if seeded else None)
+                ),
+            )
+
+        # Presented by the workers, accepted by the manager and the cost engine. A rotation
+        # writes `token` = new and `previous` = old in one version: the accepting side reads
+        # every value of the entry, so both stay valid until `previous` is removed.
+        entry("agent-token", AGENT_TOKEN, {"token": token("agent-token-value")}, seeded=True)
+        entry(
+            "cost-engine-token",
+            COST_ENGINE_TOKEN,
+            {"token": token("cost-engine-token-value")},
+            seeded=True,
+        )
+        # Task submitters' tokens: one to start with; operators add theirs under further keys.
+        entry(
+            "manager-api-tokens",
+            MANAGER_API_TOKENS,
+            {"initial": token("manager-api-token-value")},
+            seeded=True,
+        )
+        # Alertmanager cannot read Vault: it reads this token from the Kubernetes Secret the
+        # monitoring layer creates, and the manager reads the same generated value from here.
+        # One source (the monitoring layer's RandomPassword), so Pulumi owns this entry.
+        webhook = args.manager_webhook_token
+        if webhook is None:
+            # No Alertmanager presents it, but the manager requires its token file.
+            webhook = token("manager-webhook-token-value")
+        entry("manager-webhook-token", MANAGER_WEBHOOK_TOKEN, {"token": webhook})

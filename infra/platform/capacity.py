@@ -7,6 +7,12 @@ from dataclasses import dataclass
 from infra.config import PlatformConfig, RedisMode
 from infra.config.agents import ResourcesConfig, cpu_millis, memory_bytes
 from infra.platform.names import Namespace
+from infra.platform.runtime_secrets import (
+    VAULT_AGENT_CPU_LIMIT_MILLIS,
+    VAULT_AGENT_CPU_REQUEST_MILLIS,
+    VAULT_AGENT_MEMORY_LIMIT_BYTES,
+    VAULT_AGENT_MEMORY_REQUEST_BYTES,
+)
 
 __all__ = ["Quota", "quotas"]
 
@@ -33,12 +39,30 @@ class Quota:
         }
 
 
-def _sum(workloads: list[tuple[int, ResourcesConfig]]) -> Quota:
+# What the Vault agent sidecar injected into every runtime pod adds to it (its init container
+# asks the same, and a pod's init containers count only up to the sum of its containers).
+_VAULT_AGENT = {
+    "cpu_request": VAULT_AGENT_CPU_REQUEST_MILLIS,
+    "cpu_limit": VAULT_AGENT_CPU_LIMIT_MILLIS,
+    "memory_request": VAULT_AGENT_MEMORY_REQUEST_BYTES,
+    "memory_limit": VAULT_AGENT_MEMORY_LIMIT_BYTES,
+}
+
+
+def _sum(workloads: list[tuple[int, ResourcesConfig, bool]]) -> Quota:
+    """Quota for `(replicas, resources, has the Vault agent)` workloads, with headroom."""
+
     def total(pick: str) -> int:
         parse = cpu_millis if pick.startswith("cpu") else memory_bytes
-        return int(sum(n * parse(getattr(r, pick)) for n, r in workloads) * _HEADROOM)
+        return int(
+            sum(
+                n * (parse(getattr(r, pick)) + (_VAULT_AGENT[pick] if vault else 0))
+                for n, r, vault in workloads
+            )
+            * _HEADROOM
+        )
 
-    pods = int(sum(n for n, _ in workloads) * _HEADROOM) + 1
+    pods = int(sum(n for n, _, _ in workloads) * _HEADROOM) + 1
     return Quota(
         cpu_request_millis=total("cpu_request"),
         cpu_limit_millis=total("cpu_limit"),
@@ -72,14 +96,14 @@ def quotas(cfg: PlatformConfig) -> dict[Namespace, Quota]:
         if enabled
     }
     platform = [
-        (agents.manager.replicas, agents.manager.resources),
-        (agents.cost_engine.replicas, agents.cost_engine.resources),
+        (agents.manager.replicas, agents.manager.resources, True),
+        (agents.cost_engine.replicas, agents.cost_engine.resources, True),
     ]
     if cfg.redis.mode is RedisMode.IN_CLUSTER:
         redis = cfg.redis.in_cluster
         # Primary + replicas; Sentinel runs as a sidecar of each and is counted with them.
-        platform.append((1 + redis.replicas, redis.resources))
+        platform.append((1 + redis.replicas, redis.resources, False))
     return result | {
         Namespace.PLATFORM: _sum(platform),
-        Namespace.AGENTS: _sum([(p.max_replicas, p.resources) for p in agents.pools]),
+        Namespace.AGENTS: _sum([(p.max_replicas, p.resources, True) for p in agents.pools]),
     }

@@ -1,4 +1,9 @@
-"""Who may read what in Vault: one policy and one Kubernetes-auth role per runtime identity."""
+"""Who may read what in Vault: one policy and one Kubernetes-auth role per runtime identity.
+
+An identity reads its own subtree (`secret_prefix`) and, besides, exactly the KV entries its
+pods' injected files come from (`Workload.secret_files`): the shared runtime tokens and the
+Redis password. The list of files is the one source; the policy follows it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from dataclasses import dataclass
 
 from infra.config import PlatformConfig
 from infra.platform.names import Namespace
+from infra.platform.runtime_secrets import REDIS_SECRET_PATH, secret_prefix
 from infra.platform.workloads import runtime_workloads
 
 __all__ = [
@@ -18,13 +24,6 @@ __all__ = [
 
 # The audience of the projected token the pods mount for Vault (see the agents layer).
 VAULT_AUDIENCE = "vault"
-REDIS_SECRET_PATH = "platform/redis"  # noqa: S105 - a KV path, not a value
-
-
-def secret_prefix(identity: str, namespace: Namespace) -> str:
-    """The KV subtree an identity owns: its API keys and provider credentials live here."""
-    area = "pools" if namespace is Namespace.AGENTS else "platform"
-    return f"{area}/{identity}"
 
 
 @dataclass(frozen=True)
@@ -32,28 +31,36 @@ class VaultIdentity:
     name: str  # service account, Vault role and policy share it
     namespace: Namespace
     policy: str  # HCL
+    # KV paths (under the mount) outside its own subtree that the identity reads.
+    shared_paths: tuple[str, ...] = ()
 
 
-def _policy(mount: str, own: str) -> str:
+def _policy(mount: str, own: str, shared: tuple[str, ...]) -> str:
     # KV v2 separates data (read) from metadata (list, version ages for the rotation check).
-    return "\n".join(
-        [
-            f'path "{mount}/data/{own}/*" {{ capabilities = ["read"] }}',
-            f'path "{mount}/metadata/{own}/*" {{ capabilities = ["read", "list"] }}',
-            f'path "{mount}/data/{REDIS_SECRET_PATH}" {{ capabilities = ["read"] }}',
-            "",
-        ]
-    )
+    lines = [
+        f'path "{mount}/data/{own}/*" {{ capabilities = ["read"] }}',
+        f'path "{mount}/metadata/{own}/*" {{ capabilities = ["read", "list"] }}',
+    ]
+    lines += [f'path "{mount}/data/{path}" {{ capabilities = ["read"] }}' for path in shared]
+    return "\n".join([*lines, ""])
 
 
 def vault_identities(cfg: PlatformConfig) -> list[VaultIdentity]:
     mount = cfg.vault.kv_mount
-    return [
-        VaultIdentity(
-            name=w.identity,
-            namespace=w.namespace,
-            policy=_policy(mount, secret_prefix(w.identity, w.namespace)),
+    found = []
+    for w in runtime_workloads(cfg):
+        if not w.owns_service:
+            continue  # a second track shares the first one's service account
+        own = secret_prefix(w.identity, w.namespace)
+        shared = tuple(
+            sorted({f.kv_path for f in w.secret_files if not f.kv_path.startswith(f"{own}/")})
         )
-        for w in runtime_workloads(cfg)
-        if w.owns_service
-    ]
+        found.append(
+            VaultIdentity(
+                name=w.identity,
+                namespace=w.namespace,
+                policy=_policy(mount, own, shared),
+                shared_paths=shared,
+            )
+        )
+    return found

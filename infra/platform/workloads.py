@@ -1,20 +1,73 @@
-"""The runtime workloads the platform deploys, described as data from the config."""
+"""The runtime workloads the platform deploys, described as data from the config.
+
+Each workload names the settings model its container reads (`runtime/*/settings.py`) and
+builds its environment from that model's fields (`settings_env`): the Deployment sets exactly
+variables the service reads, and every field the model requires. Secrets are files the Vault
+Agent Injector renders (`secret_files`), never environment values.
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Final
 
 from infra.config import Environment, ImageConfig, PlatformConfig, ResourcesConfig
 from infra.platform.names import COST_ENGINE, MANAGER, Namespace, pool_workload
+from infra.platform.runtime_secrets import (
+    AGENT_TOKEN,
+    AUTH_MOUNT,
+    COST_ENGINE_TOKEN,
+    MANAGER_API_TOKENS,
+    MANAGER_WEBHOOK_TOKEN,
+    REDIS_SECRET_PATH,
+    VAULT_ADDRESS,
+    VAULT_CA_FILE,
+    VAULT_TOKEN_FILE,
+    SecretFile,
+)
 from runtime import ports
+from runtime.cost.settings import CostEngineSettings
+from runtime.manager.settings import ManagerSettings
+from runtime.secrets.settings import VaultSettings
+from runtime.service.environment import settings_env
+from runtime.service.settings import ServiceSettings
 from runtime.telemetry import metrics
+from runtime.worker.settings import WorkerSettings
 
-__all__ = ["TRACK_LABEL", "Autoscaling", "Track", "Workload", "runtime_workloads"]
+__all__ = [
+    "DRAIN_MARGIN_SECONDS",
+    "PRE_STOP_SLEEP_SECONDS",
+    "TRACK_LABEL",
+    "WORKER_TERMINATION_GRACE_SECONDS",
+    "Autoscaling",
+    "Track",
+    "Workload",
+    "drain_timeout_seconds",
+    "runtime_workloads",
+]
 
 TRACK_LABEL: Final = "agentops.io/track"
+# Every runtime container sleeps this long in preStop: its endpoints are removed before SIGTERM
+# arrives, so no new request reaches a pod that is stopping.
+PRE_STOP_SLEEP_SECONDS: Final = 5
+# An agent pod's grace period: in-flight tasks finish before the pod goes.
+WORKER_TERMINATION_GRACE_SECONDS: Final = 120
+# What the worker still does after its drain and before the kubelet's SIGKILL: deregister from
+# the manager and settle the last usage records.
+DRAIN_MARGIN_SECONDS: Final = 10
+
+# The files each service reads, by the setting that names them.
+_REDIS_PASSWORD = SecretFile("redis-password", REDIS_SECRET_PATH, key="password")
+
+
+def drain_timeout_seconds(termination_grace_seconds: int) -> int:
+    """How long a stopping worker lets in-flight tasks run: the grace period less the preStop
+    sleep (it runs first and counts against the grace) and the margin for deregistration."""
+    drain = termination_grace_seconds - PRE_STOP_SLEEP_SECONDS - DRAIN_MARGIN_SECONDS
+    if drain <= 0:
+        raise ValueError(f"a grace period of {termination_grace_seconds}s leaves no time to drain")
+    return drain
 
 
 class Track(StrEnum):
@@ -45,11 +98,17 @@ class Workload:
     resources: ResourcesConfig
     port: int
     args: tuple[str, ...]
+    # The settings model the container's `args` run with (runtime/*/settings.py).
+    settings: type[ServiceSettings]
+    # AGENTOPS_* variables, built from `settings` (plus VaultSettings); the Redis URL (an output
+    # of the state layer) and POD_NAME (downward API) are added by the agents layer.
     env: dict[str, str]
     replicas: int | None  # None: the HPA owns the count
     autoscaling: Autoscaling | None = None
     labels: dict[str, str] = field(default_factory=dict)
     termination_grace_seconds: int = 30
+    # Files the Vault Agent Injector renders into the pod, from KV entries its policy allows.
+    secret_files: tuple[SecretFile, ...] = ()
     # The identity shared by all tracks of one service: its Service, ServiceAccount and the
     # `app.kubernetes.io/name` label. Defaults to `name`.
     app: str = ""
@@ -70,28 +129,84 @@ def _service_url(name: str, namespace: Namespace, port: int) -> str:
     return f"http://{name}.{namespace.value}.svc.cluster.local:{port}"
 
 
+def _vault_env(cfg: PlatformConfig, identity: str) -> dict[str, str]:
+    """Where the service's own Vault client (runtime/secrets) logs in: its Kubernetes-auth role
+    is its service account, over TLS verified with the platform's CA."""
+    return settings_env(
+        VaultSettings,
+        {
+            "address": VAULT_ADDRESS,
+            "role": identity,
+            "auth_mount": AUTH_MOUNT,
+            "kv_mount": cfg.vault.kv_mount,
+            "token_file": VAULT_TOKEN_FILE,
+            "ca_file": VAULT_CA_FILE,
+        },
+    )
+
+
+def _service_env(
+    cfg: PlatformConfig,
+    model: type[ServiceSettings],
+    identity: str,
+    files: dict[str, SecretFile],
+    values: dict[str, object],
+) -> dict[str, str]:
+    """A service's environment: its settings, the files it reads by setting, and Vault's."""
+    common = {"environment": cfg.environment.value, "redis_password_file": _REDIS_PASSWORD.path}
+    paths = {setting: f.path for setting, f in files.items()}
+    return {
+        **settings_env(model, {**common, **values, **paths}),
+        **_vault_env(cfg, identity),
+    }
+
+
 def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
     agents = cfg.agents
     manager_url = _service_url(MANAGER, Namespace.PLATFORM, ports.MANAGER_HTTP)
     cost_url = _service_url(COST_ENGINE, Namespace.PLATFORM, ports.COST_ENGINE_HTTP)
-    common = {"AGENTOPS_ENVIRONMENT": cfg.environment.value}
+    # Tokens a service accepts hold every value of their entry (old and new during a rotation);
+    # tokens a service presents hold the current one.
+    manager_files = {
+        "api_token_file": SecretFile("api-tokens", MANAGER_API_TOKENS, key=None),
+        "agent_token_file": SecretFile("agent-tokens", AGENT_TOKEN, key=None),
+        "webhook_token_file": SecretFile("webhook-token", MANAGER_WEBHOOK_TOKEN, key=None),
+    }
+    cost_files = {"api_token_file": SecretFile("api-tokens", COST_ENGINE_TOKEN, key=None)}
+    worker_files = {
+        "agent_token_file": SecretFile("agent-token", AGENT_TOKEN, key="token"),
+        "cost_token_file": SecretFile("cost-token", COST_ENGINE_TOKEN, key="token"),
+    }
+    m = agents.manager
     manager = Workload(
         name=MANAGER,
         component="manager",
         namespace=Namespace.PLATFORM,
-        image=agents.manager.image,
-        resources=agents.manager.resources,
+        image=m.image,
+        resources=m.resources,
         port=ports.MANAGER_HTTP,
         args=("serve", "manager"),
-        env={
-            **common,
-            "AGENTOPS_COST_ENGINE_URL": cost_url,
-            # Tasks may name only the stack's pools: an unknown type is refused at submit.
-            "AGENTOPS_AGENT_TYPES": json.dumps([p.name for p in agents.pools]),
-        },
-        replicas=agents.manager.replicas,
+        settings=ManagerSettings,
+        env=_service_env(
+            cfg,
+            ManagerSettings,
+            MANAGER,
+            manager_files,
+            {
+                # Tasks may name exactly the stack's pools; request types route to them.
+                "agent_types": [pool.name for pool in agents.pools],
+                "request_routes": agents.request_routes(),
+                "strategy": m.strategy,
+                "heartbeat_ttl_s": m.heartbeat_ttl_seconds,
+                "visibility_timeout_s": m.visibility_timeout_seconds,
+                "max_attempts": m.max_attempts,
+                "max_queued_per_type": m.max_queued_per_type,
+            },
+        ),
+        replicas=m.replicas,
         track=Track.BLUE,
-        aws_policy_arns=tuple(agents.manager.aws_policy_arns),
+        aws_policy_arns=tuple(m.aws_policy_arns),
+        secret_files=(_REDIS_PASSWORD, *manager_files.values()),
     )
     found = [manager]
     split = cfg.mesh.blue_green
@@ -116,34 +231,48 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
             resources=agents.cost_engine.resources,
             port=ports.COST_ENGINE_HTTP,
             args=("serve", "cost-engine"),
+            settings=CostEngineSettings,
             # The stack's cost config, as validated: budgets, limits and price overrides have
             # one source (Pulumi.<stack>.yaml), and a change rolls the engine's pods.
-            env={
-                **common,
-                "AGENTOPS_COST_CONFIG": cfg.cost.model_dump_json(by_alias=True),
-            },
+            env=_service_env(
+                cfg,
+                CostEngineSettings,
+                COST_ENGINE,
+                cost_files,
+                {"cost_config": cfg.cost.model_dump_json(by_alias=True)},
+            ),
             replicas=agents.cost_engine.replicas,
             aws_policy_arns=tuple(agents.cost_engine.aws_policy_arns),
+            secret_files=(_REDIS_PASSWORD, *cost_files.values()),
         ),
     ]
+    drain = drain_timeout_seconds(WORKER_TERMINATION_GRACE_SECONDS)
     for pool in agents.pools:
+        name = pool_workload(pool.name)
+        values: dict[str, object] = {
+            "agent_type": pool.name,
+            "capacity": pool.capacity,
+            "weight": pool.weight,
+            "handler": pool.handler,
+            "request_types": list(pool.request_types),
+            "max_complexity": pool.max_complexity,
+            "manager_url": manager_url,
+            "cost_engine_url": cost_url,
+            "drain_timeout_s": drain,
+        }
+        if pool.model is not None:
+            values["model"] = pool.model
         found.append(
             Workload(
-                name=pool_workload(pool.name),
+                name=name,
                 component="agent-worker",
                 namespace=Namespace.AGENTS,
                 image=pool.image,
                 resources=pool.resources,
                 port=ports.WORKER_HTTP,
                 args=("serve", "worker"),
-                env={
-                    **common,
-                    "AGENTOPS_AGENT_TYPE": pool.name,
-                    "AGENTOPS_CAPACITY": str(pool.capacity),
-                    "AGENTOPS_WEIGHT": str(pool.weight),
-                    "AGENTOPS_MANAGER_URL": manager_url,
-                    "AGENTOPS_COST_ENGINE_URL": cost_url,
-                },
+                settings=WorkerSettings,
+                env=_service_env(cfg, WorkerSettings, name, worker_files, values),
                 replicas=None,
                 autoscaling=Autoscaling(
                     min_replicas=pool.min_replicas,
@@ -156,8 +285,9 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
                 ),
                 labels={"agentops.io/agent-type": pool.name},
                 # In-flight tasks finish before the pod goes (the worker drains on SIGTERM).
-                termination_grace_seconds=120,
+                termination_grace_seconds=WORKER_TERMINATION_GRACE_SECONDS,
                 aws_policy_arns=tuple(pool.aws_policy_arns),
+                secret_files=(_REDIS_PASSWORD, *worker_files.values()),
             )
         )
     return found

@@ -37,6 +37,14 @@ def _set(path: str, value: Any) -> Mutation:
 _DELETE = object()
 
 
+def _both(first: Mutation, second: Mutation) -> Mutation:
+    def apply(raw: dict[str, Any]) -> None:
+        first(raw)
+        second(raw)
+
+    return apply
+
+
 def _rejects(stack: str, mutate: Mutation) -> str:
     raw = copy.deepcopy(stack_values(stack))
     mutate(raw)
@@ -325,6 +333,35 @@ CASES: list[tuple[str, str, Mutation, str]] = [
         "e-mail address",
     ),
     ("staging", "agentops:environment", _set("environment", "qa"), "'staging', 'prod' or 'local'"),
+    # The runtime's settings, as the program hands them to the Deployments.
+    ("local", "agentops:vault.enabled", _set("vault.enabled", False), "reads its tokens"),
+    (
+        "staging",
+        "agentops:agents.pools[1].model",
+        _set("agents.pools.1.model", "no-such-model"),
+        "a model the cost engine prices",
+    ),
+    (
+        "staging",
+        "agentops:agents.pools[1].requestTypes[0]",
+        _both(
+            _set("agents.pools.0.requestTypes", ["code-review"]),
+            _set("agents.pools.1.requestTypes", ["code-review"]),
+        ),
+        "already routed to pool code-generator",
+    ),
+    (
+        "staging",
+        "agentops:agents.pools[0].handler",
+        _set("agents.pools.0.handler", "not a path"),
+        "should match pattern",
+    ),
+    (
+        "staging",
+        "agentops:agents.manager.visibilityTimeoutSeconds",
+        _set("agents.manager.visibilityTimeoutSeconds", 10),
+        "must be > heartbeatTtlSeconds",
+    ),
 ]
 
 

@@ -10,6 +10,13 @@ import pytest
 from infra.config import load_from_mapping
 from infra.plan.document import REDACTED, Plan, PlanResource
 from infra.platform.names import Namespace
+from infra.platform.runtime_secrets import (
+    AGENT_TOKEN,
+    COST_ENGINE_TOKEN,
+    MANAGER_API_TOKENS,
+    MANAGER_WEBHOOK_TOKEN,
+    REDIS_SECRET_PATH,
+)
 from tests.conftest import stack_values
 
 AWS = ("staging", "prod")
@@ -104,8 +111,17 @@ def test_kv_v2_transit_and_secrets_stay_secret(plans: dict[str, Plan], stack: st
     assert mounts["agents"]["type"] == "kv"
     assert mounts["agents"]["options"] == {"version": "2"}
     assert mounts["transit"]["type"] == "transit"
-    (redis,) = _of(plan, "vault:kv/secretV2:SecretV2")
-    assert redis.inputs["dataJson"] == REDACTED
+    entries = {r.inputs["name"]: r.inputs for r in _of(plan, "vault:kv/secretV2:SecretV2")}
+    # The Redis password and the runtime's tokens, every one a Pulumi secret.
+    assert set(entries) == {
+        REDIS_SECRET_PATH,
+        AGENT_TOKEN,
+        COST_ENGINE_TOKEN,
+        MANAGER_API_TOKENS,
+        MANAGER_WEBHOOK_TOKEN,
+    }
+    for entry in entries.values():
+        assert entry["dataJson"] == REDACTED
     (provider,) = _of(plan, "pulumi:providers:vault")
     assert provider.inputs["token"] == REDACTED
     (tls_secret,) = [

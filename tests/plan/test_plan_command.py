@@ -182,12 +182,12 @@ def test_pool_replicas_and_image_tag_change_exactly_their_fields(tmp_path: Path)
         "agents-agent-code-generator-hpa": {"inputs.spec.maxReplicas": (4, 8)},
         # The quota follows the pools' peak (maxReplicas × resources, +25 % headroom):
         # code-generator 4 → 8 replicas of 500m/1 CPU, 512Mi/1Gi; security-scanner 2 of
-        # 250m/500m, 256Mi/512Mi.
+        # 250m/500m, 256Mi/512Mi; each replica plus its Vault agent (25m/100m, 32Mi/64Mi).
         "namespaces-agentops-agents-quota": {
-            "inputs.spec.hard.limits.cpu": ("6250m", "11250m"),
-            "inputs.spec.hard.limits.memory": ("6400Mi", "11520Mi"),
+            "inputs.spec.hard.limits.cpu": ("7000m", "12500m"),
+            "inputs.spec.hard.limits.memory": ("6880Mi", "12320Mi"),
             "inputs.spec.hard.pods": ("8", "13"),
-            "inputs.spec.hard.requests.cpu": ("3125m", "5625m"),
-            "inputs.spec.hard.requests.memory": ("3200Mi", "5760Mi"),
+            "inputs.spec.hard.requests.cpu": ("3312m", "5937m"),
+            "inputs.spec.hard.requests.memory": ("3440Mi", "6160Mi"),
         },
     }
