@@ -20,7 +20,14 @@ from pydantic_core import PydanticUndefined
 from infra.config.errors import NAMESPACE
 from infra.config.platform import PlatformConfig
 
-__all__ = ["README_END", "README_START", "render_reference", "update_readme"]
+__all__ = [
+    "README_END",
+    "README_START",
+    "render_reference",
+    "replace_section",
+    "type_name",
+    "update_readme",
+]
 
 README_START = "<!-- config-reference:start -->\n"
 README_END = "<!-- config-reference:end -->"
@@ -35,7 +42,7 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     return found
 
 
-def _type_name(annotation: Any) -> str:
+def type_name(annotation: Any) -> str:
     if isinstance(annotation, type):
         if issubclass(annotation, Enum):
             return " \\| ".join(f"`{m.value}`" for m in annotation)
@@ -45,14 +52,14 @@ def _type_name(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
-        names = [_type_name(a) for a in args if a is not type(None)]
+        names = [type_name(a) for a in args if a is not type(None)]
         return " \\| ".join(names) + (" (optional)" if type(None) in args else "")
     if origin is typing.Annotated:
-        return _type_name(args[0])
+        return type_name(args[0])
     if origin is list:
-        return f"list[{_type_name(args[0])}]"
+        return f"list[{type_name(args[0])}]"
     if origin is dict:
-        return f"map[{_type_name(args[0])} → {_type_name(args[1])}]"
+        return f"map[{type_name(args[0])} → {type_name(args[1])}]"
     return str(annotation)
 
 
@@ -79,7 +86,7 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
         key = f"{prefix}.{field.alias or name}" if prefix else f"{NAMESPACE}:{field.alias or name}"
         description = (field.description or "").replace("|", "\\|")
         rows.append(
-            f"| `{key}` | {_type_name(field.annotation)} | {_default(field)} | {description} |"
+            f"| `{key}` | {type_name(field.annotation)} | {_default(field)} | {description} |"
         )
         for sub in _models_in(field.annotation):
             origin = typing.get_origin(field.annotation)
@@ -93,11 +100,16 @@ def render_reference() -> str:
     return "\n".join(header + _rows(PlatformConfig, "")) + "\n"
 
 
-def update_readme(path: Path) -> None:
+def replace_section(path: Path, start_marker: str, end_marker: str, body: str) -> None:
+    """Rewrite what lies between two marker lines of a generated README section."""
     text = path.read_text(encoding="utf-8")
-    start = text.index(README_START) + len(README_START)
-    end = text.index(README_END)
-    path.write_text(text[:start] + render_reference() + text[end:], encoding="utf-8")
+    start = text.index(start_marker) + len(start_marker)
+    end = text.index(end_marker)
+    path.write_text(text[:start] + body + text[end:], encoding="utf-8")
+
+
+def update_readme(path: Path) -> None:
+    replace_section(path, README_START, README_END, render_reference())
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ class ServiceSettings(BaseSettings):
         default=AnyUrl("redis://127.0.0.1:6379/0"),
         description=(
             "Redis URL without a password (the password comes from a file); "
-            "redis+sentinel://host:port/<master set>/<db> asks Sentinel for the master"
+            "redis+sentinel://HOST:PORT/MASTER-SET/DB asks Sentinel for the master"
         ),
     )
     redis_password_file: Path | None = Field(

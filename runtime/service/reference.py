@@ -1,0 +1,91 @@
+"""Renders the README's runtime settings tables from the services' settings models.
+
+The same models the services read and the Pulumi program builds the Deployments' environment
+from (infra/platform/workloads.py), so the documentation cannot drift from either.
+`python -m runtime.service.reference` prints the section, `... --readme README.md` rewrites it
+in place; a test checks the README holds exactly this.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Final
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+from pydantic_settings import BaseSettings
+
+from infra.config.reference import replace_section, type_name
+from runtime.cost.settings import CostEngineSettings
+from runtime.manager.settings import ManagerSettings
+from runtime.secrets.settings import VaultSettings
+from runtime.service.environment import env_names
+from runtime.worker.settings import WorkerSettings
+
+__all__ = ["README_END", "README_START", "SERVICES", "render_settings", "update_readme"]
+
+README_START: Final = "<!-- runtime-settings:start -->\n"
+README_END: Final = "<!-- runtime-settings:end -->"
+
+# (heading, the model it documents), in the order the README shows them.
+SERVICES: Final[tuple[tuple[str, type[BaseSettings]], ...]] = (
+    ("Agent manager — `agentops serve manager`", ManagerSettings),
+    ("Agent worker — `agentops serve worker`", WorkerSettings),
+    ("Cost engine — `agentops serve cost-engine`", CostEngineSettings),
+    ("Vault client — every service (`runtime/secrets`)", VaultSettings),
+)
+# Factories that only build an empty container; any other factory computes its value at start
+# (the pod name, the host name), which a table cannot show.
+_EMPTY_FACTORIES: Final = (list, dict, set, tuple)
+
+
+def _default(field: FieldInfo) -> str:
+    if field.is_required():
+        return "**required**"
+    factory = field.default_factory
+    if factory is not None:
+        if factory not in _EMPTY_FACTORIES:
+            return "computed at start"
+        value: object = factory()
+    else:
+        value = field.default
+    if value is PydanticUndefined or value is None:
+        return "—"
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, BaseModel):
+        return "(object)"
+    text = str(value).replace("|", "\\|")
+    return f"`{text}`"
+
+
+def _table(model: type[BaseSettings]) -> list[str]:
+    rows = ["| variable | type | default | meaning |", "|---|---|---|---|"]
+    for name, field in model.model_fields.items():
+        variables = " / ".join(f"`{v}`" for v in env_names(model, name))
+        description = (field.description or "").replace("|", "\\|")
+        rows.append(
+            f"| {variables} | {type_name(field.annotation)} | {_default(field)} | {description} |"
+        )
+    return rows
+
+
+def render_settings() -> str:
+    lines: list[str] = []
+    for heading, model in SERVICES:
+        lines += [f"#### {heading}", "", *_table(model), ""]
+    return "\n".join(lines)
+
+
+def update_readme(path: Path) -> None:
+    replace_section(path, README_START, README_END, render_settings())
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--readme"]:
+        update_readme(Path(sys.argv[2]))
+    else:
+        print(render_settings(), end="")

@@ -1,0 +1,26 @@
+"""The README's runtime settings tables are the settings models, rendered."""
+
+from __future__ import annotations
+
+from runtime.service.environment import env_name
+from runtime.service.reference import README_END, README_START, SERVICES, render_settings
+from tests.conftest import REPO
+
+
+def test_readme_runtime_settings_match_the_models() -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index(README_START) + len(README_START) : readme.index(README_END)]
+    assert section == render_settings(), (
+        "README runtime settings are stale: run `python -m runtime.service.reference --readme "
+        "README.md`"
+    )
+
+
+def test_every_variable_of_every_service_has_a_row() -> None:
+    rows = render_settings().splitlines()
+    for heading, model in SERVICES:
+        table = rows[rows.index(f"#### {heading}") :]
+        for name, field in model.model_fields.items():
+            variable = f"`{env_name(model, name)}`"
+            (row,) = [r for r in table if r.startswith(f"| {variable}")][:1]
+            assert ("**required**" in row) == field.is_required(), row
