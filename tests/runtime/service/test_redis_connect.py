@@ -98,6 +98,7 @@ def test_a_plain_url_still_connects_directly(tmp_path: Path) -> None:
     assert binary, "redis-server is missing: run scripts/ensure-apt"
     port = free_port()
     argv = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
+    argv += ["--dir", str(tmp_path)]
     process = _start([*argv, "--requirepass", PASSWORD], port)
     try:
         settings = _settings(f"redis://127.0.0.1:{port}/0", tmp_path)
