@@ -79,6 +79,12 @@ class TaskAccepted(BaseModel):
     duplicate: bool = Field(description="true when the idempotency key named an earlier task")
 
 
+class UsageView(BaseModel):
+    model: str
+    input_tokens: int
+    output_tokens: int
+
+
 class TaskView(BaseModel):
     task_id: str
     agent_type: str
@@ -90,6 +96,7 @@ class TaskView(BaseModel):
     agent_id: str | None
     result: JsonValue
     error: str | None
+    usage: list[UsageView] = Field(description="tokens the agent reported, per model call")
     submitted_at: float
     assigned_at: float | None
     started_at: float | None
@@ -108,6 +115,7 @@ class TaskView(BaseModel):
             agent_id=r.agent_id,
             result=r.result,
             error=r.error,
+            usage=[UsageView(**vars(u)) for u in r.usage],
             submitted_at=r.submitted_at,
             assigned_at=r.assigned_at,
             started_at=r.started_at,

@@ -1,0 +1,200 @@
+"""The whole runtime end to end on one machine: real Redis, cost engine, manager, workers,
+Prometheus and Alertmanager, started by `agentops dev`'s own code from the local stack file."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import signal
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+from redis.asyncio import Redis
+
+from infra.plan.stackfile import load_stack_config
+from runtime.cost.ledger import Ledger
+from runtime.cost.settings import price_book
+from runtime.telemetry import metrics as m
+from runtime.telemetry.alerts import EMERGENCY_ALERT
+from tests.e2e.platform import LocalPlatform, e2e_stack, eventually, local_platform
+
+
+def ledger_today(platform: LocalPlatform) -> tuple[int, Decimal, dict[str, Decimal]]:
+    async def read() -> tuple[int, Decimal, dict[str, Decimal]]:
+        port = next(p["port"] for p in platform.record["processes"] if p["name"] == "redis")
+        client = Redis.from_url(f"redis://127.0.0.1:{port}/0")
+        try:
+            totals = await Ledger(client).totals("day", dt.datetime.now(dt.UTC))
+        finally:
+            await client.aclose()
+        return totals.calls, totals.cost_usd, totals.by_team
+
+    return asyncio.run(read())
+
+
+def expected_cost(directory: Path, records: list[dict[str, object]]) -> Decimal:
+    """What the ledger must hold: each finished task's reported usage at the stack's prices."""
+    book = price_book(load_stack_config(directory / "stack", "local").cost)
+    total = Decimal(0)
+    for record in records:
+        for used in record["usage"] or []:  # type: ignore[attr-defined]
+            total += book.cost(used["model"], used["input_tokens"], used["output_tokens"])
+    return total
+
+
+def test_tasks_run_on_workers_usage_lands_once_and_prometheus_sees_the_series(
+    tmp_path: Path,
+) -> None:
+    with local_platform(tmp_path, workers=2) as platform:
+        ids = [
+            platform.submit(payload={"prompt": f"task {i}"}).json()["task_id"] for i in range(30)
+        ]
+        records = eventually(lambda: platform.finished(ids), what="30 tasks finished")
+        assert {r["status"] for r in records} == {"succeeded"}
+        assert len({r["agent_id"] for r in records}) == 2, "both workers took work"
+        models = {u["model"] for r in records for u in r["usage"]}
+        assert models and all(r["result"]["model"] in models for r in records)
+
+        calls, cost, _ = ledger_today(platform)
+        assert calls == 30, "one usage record per task, none twice"
+        assert cost == expected_cost(tmp_path, records)
+
+        input_tokens = sum(u["input_tokens"] for r in records for u in r["usage"])
+        eventually(
+            lambda: platform.scalar(f'sum({m.TASKS}{{status="succeeded"}})') == 30,
+            what="the task counter in Prometheus",
+        )
+        eventually(
+            lambda: platform.scalar(f"sum({m.TASK_DURATION}_count)") == 30,
+            what="the latency histogram in Prometheus",
+        )
+        eventually(
+            lambda: platform.scalar(f'sum({m.TASK_TOKENS}{{direction="input"}})') == input_tokens,
+            what="the token series in Prometheus",
+        )
+        requests = platform.scalar(f'sum({m.HTTP_REQUESTS}{{endpoint="/api/v1/tasks",code="202"}})')
+        assert requests == 30
+
+
+def test_failure_burst_fires_the_alert_and_the_manager_enters_and_leaves_emergency_mode(
+    tmp_path: Path,
+) -> None:
+    with local_platform(tmp_path, workers=1) as platform:
+        ids = []
+        for _ in range(20):
+            # Spread over several scrapes: rate() sees a counter rise, not a series appear.
+            ids.append(platform.submit(payload={"fail": True}).json()["task_id"])
+            time.sleep(0.3)
+        records = eventually(lambda: platform.finished(ids), what="the failure burst")
+        assert {r["status"] for r in records} == {"failed"}
+
+        def firing() -> bool:
+            alerts = httpx.get(f"{platform.url('prometheus')}/api/v1/alerts").json()
+            return any(
+                a["labels"]["alertname"] == EMERGENCY_ALERT and a["state"] == "firing"
+                for a in alerts["data"]["alerts"]
+            )
+
+        eventually(firing, what="Prometheus firing the success-rate alert")
+        eventually(
+            lambda: platform.ready()["checks"]["emergency_mode"]["detail"]["active"],
+            what="Alertmanager delivering it to the manager",
+        )
+        refused = platform.submit(priority="normal")
+        assert refused.status_code == 503 and "Retry-After" in refused.headers
+        assert platform.submit(priority="high").status_code == 202
+        eventually(lambda: platform.scalar(m.EMERGENCY_MODE) == 1, what="the emergency metric")
+        # The failures age out of the (local) success-rate window; the alert resolves.
+        eventually(
+            lambda: not platform.ready()["checks"]["emergency_mode"]["detail"]["active"],
+            timeout=150,
+            what="emergency mode ending when the alert resolves",
+        )
+        assert platform.submit(priority="normal").status_code == 202
+
+
+def test_sigterm_under_load_loses_no_task_and_counts_no_usage_twice(
+    tmp_path: Path,
+) -> None:
+    with local_platform(tmp_path, workers=2, AGENTOPS_WORK_LATENCY_MS="300") as platform:
+        ids = [platform.submit(payload={"prompt": f"t{i}"}).json()["task_id"] for i in range(40)]
+        eventually(
+            lambda: sum(platform.task(i)["status"] == "succeeded" for i in ids) >= 5,
+            what="work under way",
+        )
+        os.kill(platform.pid("worker-code-generator-0"), signal.SIGTERM)  # graceful: drains
+        records = eventually(lambda: platform.finished(ids), what="every task finished")
+        assert {r["status"] for r in records} == {"succeeded"}
+        assert {r["attempts"] for r in records} == {1}, "a drained worker finishes what it has"
+        calls, cost, _ = ledger_today(platform)
+        assert calls == 40
+        assert cost == expected_cost(tmp_path, records)
+
+
+def test_a_killed_workers_tasks_are_reclaimed_and_finished_by_another(tmp_path: Path) -> None:
+    with local_platform(tmp_path, workers=2, AGENTOPS_WORK_LATENCY_MS="4000") as platform:
+        ids = [platform.submit(payload={"prompt": f"k{i}"}).json()["task_id"] for i in range(4)]
+
+        def running_on() -> dict[str, str] | None:
+            records = [platform.task(i) for i in ids]
+            if all(r["status"] == "running" for r in records):
+                return {r["task_id"]: r["agent_id"] for r in records}
+            return None
+
+        placed = eventually(running_on, what="all four running")
+        victim = "worker-code-generator-0"
+        held = [task_id for task_id, agent in placed.items() if agent == victim]
+        assert held, "the balancer spread the tasks over both workers"
+        os.kill(platform.pid(victim), signal.SIGKILL)
+        records = eventually(lambda: platform.finished(ids), what="reclaimed tasks finished")
+        assert {r["status"] for r in records} == {"succeeded"}
+        for record in records:
+            if record["task_id"] in held:
+                assert record["agent_id"] == "worker-code-generator-1"
+                assert record["attempts"] == 2
+        calls, _, _ = ledger_today(platform)
+        # The killed attempts never reported usage: one record per finished attempt.
+        assert calls == len(records)
+
+
+def test_a_team_over_its_budget_threshold_gets_the_downgraded_model(tmp_path: Path) -> None:
+    cost = {
+        "teamBudgets": {"research": {"dailyUsd": "0.02", "monthlyUsd": "1"}},
+        "downgradeAt": 0.5,
+    }
+    with local_platform(
+        tmp_path,
+        workers=1,
+        cost=cost,
+        AGENTOPS_MODEL="gpt-5",
+        AGENTOPS_MAX_INPUT_TOKENS="100",
+        AGENTOPS_MAX_OUTPUT_TOKENS="200",
+    ) as platform:
+        models = []
+        for i in range(8):
+            task_id = platform.submit(team="research", payload={"prompt": f"r{i}"}).json()[
+                "task_id"
+            ]
+            (record,) = eventually(lambda t=task_id: platform.finished([t]), what=f"task {i}")
+            assert record["status"] == "succeeded", record
+            models.append(record["result"]["model"])
+        assert models[0] == "gpt-5"
+        switch = models.index("gpt-4o")
+        assert set(models[:switch]) == {"gpt-5"} and set(models[switch:]) == {"gpt-4o"}
+        _, _, by_team = ledger_today(platform)
+        assert by_team["research"] >= Decimal("0.01"), "downgraded only past half the budget"
+        downgrades = httpx.get(f"{platform.url('cost-engine')}/metrics").text
+        assert f'{m.DOWNGRADES}{{chosen="gpt-4o",requested="gpt-5"' in downgrades
+        eventually(
+            lambda: platform.scalar(f"sum({m.DOWNGRADES})"),
+            what="the downgrade series in Prometheus",
+        )
+
+
+def test_e2e_stack_file_is_the_local_stack_with_room_for_tests(tmp_path: Path) -> None:
+    e2e_stack(tmp_path)
+    cfg = load_stack_config(tmp_path, "local")
+    assert [p.name for p in cfg.agents.pools] == ["code-generator"]
