@@ -29,7 +29,7 @@ def _instance() -> str:
 
 
 class ManagerSettings(ServiceSettings):
-    port: int = Field(default=ports.MANAGER_HTTP, ge=1, le=65535)
+    port: int = Field(default=ports.MANAGER_HTTP, ge=1, le=65535, description="HTTP port")
     agent_types: list[str] = Field(
         min_length=1, description="agent types tasks may name (the stack's agent pools)"
     )
@@ -37,27 +37,61 @@ class ManagerSettings(ServiceSettings):
         default_factory=dict, description="request type → agent type that serves it"
     )
     strategy: Strategy = Field(default=Strategy.SCORE_BASED, description="balancing strategy")
-    score_success_weight: float = Field(default=0.35, ge=0, le=1)
-    score_speed_weight: float = Field(default=0.2, ge=0, le=1)
-    score_load_weight: float = Field(default=0.25, ge=0, le=1)
-    score_compatibility_weight: float = Field(default=0.1, ge=0, le=1)
-    score_complexity_weight: float = Field(default=0.1, ge=0, le=1)
+    score_success_weight: float = Field(
+        default=0.35, ge=0, le=1, description="score-based: weight of the success rate"
+    )
+    score_speed_weight: float = Field(
+        default=0.2, ge=0, le=1, description="score-based: weight of the response time"
+    )
+    score_load_weight: float = Field(
+        default=0.25, ge=0, le=1, description="score-based: weight of the free capacity"
+    )
+    score_compatibility_weight: float = Field(
+        default=0.1, ge=0, le=1, description="score-based: weight of request-type match"
+    )
+    score_complexity_weight: float = Field(
+        default=0.1, ge=0, le=1, description="score-based: weight of the complexity fit"
+    )
     score_slow_seconds: float = Field(default=30.0, gt=0, description="speed score reaches 0")
-    heartbeat_ttl_s: float = Field(default=15.0, gt=0, le=600)
+    heartbeat_ttl_s: float = Field(
+        default=15.0, gt=0, le=600, description="an agent silent this long is unhealthy"
+    )
     visibility_timeout_s: float = Field(
         default=60.0, gt=0, le=3600, description="silence after which an agent's tasks go back"
     )
-    max_attempts: int = Field(default=3, ge=1, le=20)
+    max_attempts: int = Field(
+        default=3, ge=1, le=20, description="attempts before a task is dead-lettered"
+    )
     retry_backoff_s: float = Field(default=2.0, ge=0, le=600, description="first retry delay")
-    retry_backoff_max_s: float = Field(default=60.0, ge=0, le=3600)
-    max_queued_per_type: int = Field(default=10_000, ge=1, le=10_000_000)
-    queue_full_retry_after_s: int = Field(default=5, ge=1, le=3600)
-    emergency_retry_after_s: int = Field(default=30, ge=1, le=3600)
-    idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
-    dispatch_batch: int = Field(default=256, ge=1, le=10_000)
-    registry_sync_s: float = Field(default=1.0, gt=0, le=60)
-    maintenance_interval_s: float = Field(default=0.5, gt=0, le=60)
-    instance_id: str = Field(default_factory=_instance, pattern=r"^[A-Za-z0-9._-]{1,253}$")
+    retry_backoff_max_s: float = Field(
+        default=60.0, ge=0, le=3600, description="longest retry delay (doubling from the first)"
+    )
+    max_queued_per_type: int = Field(
+        default=10_000, ge=1, le=10_000_000, description="queue bound per type (then 429)"
+    )
+    queue_full_retry_after_s: int = Field(
+        default=5, ge=1, le=3600, description="Retry-After of a 429 for a full queue"
+    )
+    emergency_retry_after_s: int = Field(
+        default=30, ge=1, le=3600, description="Retry-After of a 503 in emergency mode"
+    )
+    idempotency_ttl_s: int = Field(
+        default=24 * 3600, ge=60, description="how long an idempotency key names its task"
+    )
+    dispatch_batch: int = Field(
+        default=256, ge=1, le=10_000, description="ready tasks taken per type per round"
+    )
+    registry_sync_s: float = Field(
+        default=1.0, gt=0, le=60, description="how often the balancer re-reads the registry"
+    )
+    maintenance_interval_s: float = Field(
+        default=0.5, gt=0, le=60, description="retries, reclaims and gauges run this often"
+    )
+    instance_id: str = Field(
+        default_factory=_instance,
+        pattern=r"^[A-Za-z0-9._-]{1,253}$",
+        description="consumer name in Redis (default: POD_NAME, then the host name)",
+    )
     api_token_file: Path = Field(description="bearer tokens of task submitters, one per line")
     agent_token_file: Path = Field(description="bearer tokens of agent workers")
     webhook_token_file: Path = Field(description="bearer token Alertmanager presents")

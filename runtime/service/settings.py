@@ -69,7 +69,9 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=256 * 1024, ge=1024, le=16 * 1024 * 1024, description="largest request body"
     )
-    log_level: str = Field(default="info", pattern=r"^(debug|info|warning|error)$")
+    log_level: str = Field(
+        default="info", pattern=r"^(debug|info|warning|error)$", description="log level"
+    )
     trace_exporter: TraceExporter = Field(
         default=TraceExporter.NONE, description="OpenTelemetry span exporter (off by default)"
     )

@@ -22,16 +22,22 @@ def _agent_id() -> str:
 
 
 class WorkerSettings(ServiceSettings):
-    port: int = Field(default=ports.WORKER_HTTP, ge=1, le=65535)
+    port: int = Field(default=ports.WORKER_HTTP, ge=1, le=65535, description="HTTP port")
     agent_type: str = Field(pattern=AGENT_TYPE_PATTERN, description="the pool's agent type")
     agent_id: str = Field(
-        default_factory=_agent_id, pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$"
+        default_factory=_agent_id,
+        pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$",
+        description="unique agent id (default: POD_NAME, then the host name)",
     )
     capacity: int = Field(default=4, ge=1, le=256, description="tasks run at once")
-    weight: int = Field(default=1, ge=1, le=100)
-    labels: dict[str, str] = Field(default_factory=dict)
-    request_types: list[str] = Field(default_factory=list)
-    max_complexity: float = Field(default=1.0, ge=0, le=1)
+    weight: int = Field(default=1, ge=1, le=100, description="weighted round robin share")
+    labels: dict[str, str] = Field(default_factory=dict, description="agent labels (JSON)")
+    request_types: list[str] = Field(
+        default_factory=list, description="request types it handles best (JSON list)"
+    )
+    max_complexity: float = Field(
+        default=1.0, ge=0, le=1, description="hardest task (0..1) it is sized for"
+    )
     manager_url: AnyHttpUrl = Field(description="the agent manager's base URL")
     agent_token_file: Path = Field(description="bearer token for the manager's agent API")
     cost_engine_url: AnyHttpUrl | None = Field(
