@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -93,6 +94,20 @@ async def latencies(redis: Redis, ids: list[str]) -> list[float]:
     return [float(s) - float(q) for q, s in await pipe.execute()]
 
 
+async def measured(
+    url: str, submit_all: Callable[[], Awaitable[list[str]]]
+) -> tuple[float, list[float]]:
+    """Tasks/s from the first submit until every task finished, and submit→start latencies."""
+    redis = Redis.from_url(url)
+    started = time.perf_counter()
+    ids = await submit_all()
+    await wait_finished(redis, ids)
+    elapsed = time.perf_counter() - started
+    waits = await latencies(redis, ids)
+    await redis.aclose()
+    return len(ids) / elapsed, waits
+
+
 async def ours_queue_level(url: str, tasks: int, concurrency: int) -> tuple[float, list[float]]:
     redis = Redis.from_url(url)
     queue = TaskQueue(redis, max_queued_per_type=10_000_000, max_attempts=3)
@@ -102,19 +117,18 @@ async def ours_queue_level(url: str, tasks: int, concurrency: int) -> tuple[floa
         async with gate:
             return (await queue.submit(TYPE, {"i": i})).task_id
 
-    started = time.perf_counter()
-    ids = await asyncio.gather(*(one(i) for i in range(tasks)))
-    await wait_finished(redis, ids)
-    elapsed = time.perf_counter() - started
-    waits = await latencies(redis, ids)
-    await redis.aclose()
-    return tasks / elapsed, waits
+    async def submit_all() -> list[str]:
+        return list(await asyncio.gather(*(one(i) for i in range(tasks))))
+
+    try:
+        return await measured(url, submit_all)
+    finally:
+        await redis.aclose()
 
 
 async def ours_http(
     url: str, manager: str, token: str, tasks: int, concurrency: int
 ) -> tuple[float, list[float]]:
-    redis = Redis.from_url(url)
     gate = asyncio.Semaphore(concurrency)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(
@@ -127,13 +141,26 @@ async def ours_http(
                 r.raise_for_status()
                 return str(r.json()["task_id"])
 
+        async def submit_all() -> list[str]:
+            return list(await asyncio.gather(*(one(i) for i in range(tasks))))
+
+        return await measured(url, submit_all)
+
+
+async def http_floor(manager: str, requests: int, concurrency: int) -> float:
+    """Requests/s of the manager's `GET /health` (no Redis, no body) with the same client:
+    what this machine's loopback and httpx allow any HTTP path, ours included."""
+    gate = asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=manager, limits=limits) as http:
+
+        async def one() -> None:
+            async with gate:
+                (await http.get("/health")).raise_for_status()
+
         started = time.perf_counter()
-        ids = await asyncio.gather(*(one(i) for i in range(tasks)))
-        await wait_finished(redis, ids)
-        elapsed = time.perf_counter() - started
-    waits = await latencies(redis, ids)
-    await redis.aclose()
-    return tasks / elapsed, waits
+        await asyncio.gather(*(one() for _ in range(requests)))
+        return requests / (time.perf_counter() - started)
 
 
 async def arq_run(port: int, tasks: int, concurrency: int) -> tuple[float, list[float]]:
@@ -207,6 +234,7 @@ def main() -> None:
             results["ours, HTTP task API"] = asyncio.run(
                 ours_http(server.url, mgr.url, tokens.api, args.tasks, args.concurrency)
             )
+            floor = asyncio.run(http_floor(mgr.url, 2000, args.concurrency))
         arq = subprocess.Popen(  # noqa: S603 - our own interpreter and script
             [sys.executable, "-c", ARQ_WORKER, str(server.port), str(args.workers * args.capacity)],
             stdout=subprocess.DEVNULL,
@@ -232,6 +260,10 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for name, (rate, waits) in results.items():
         print(row(name, rate, waits, reference))
+    print(
+        f"\nHTTP floor on this machine: GET /health of the same manager, same client: "
+        f"{floor:,.0f} requests/s (the task API's ceiling here)."
+    )
     print("\nBalancer selection (score_based / weighted_round_robin), µs:\n")
     print("| strategy | agents | p50 µs | p99 µs |")
     print("|---|---:|---:|---:|")

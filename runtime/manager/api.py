@@ -204,15 +204,27 @@ def build_router(
         except HTTPException:
             await agents(request)
 
+    def served(agent_type: str) -> str:
+        if agent_type not in s.agent_types:
+            raise _problem(
+                _UNPROCESSABLE,
+                f"agent_type {agent_type!r} is not served here; "
+                f"allowed: {', '.join(s.agent_types)}",
+            )
+        return agent_type
+
+    async def mirrored(agent_id: str) -> AgentView:
+        """The agent as the registry has it now, pushed into this replica's balancer."""
+        record = await state.registry.get(agent_id)
+        if record is None:
+            raise _problem(status.HTTP_404_NOT_FOUND, f"agent {agent_id} is not registered")
+        state.dispatcher.balancer.upsert(record.state())
+        state.dispatcher.wake.set()
+        return AgentView.of(record)
+
     def resolve_type(body: TaskSubmission) -> str:
         if body.agent_type is not None:
-            if body.agent_type not in s.agent_types:
-                raise _problem(
-                    _UNPROCESSABLE,
-                    f"agent_type {body.agent_type!r} is not served here; "
-                    f"allowed: {', '.join(s.agent_types)}",
-                )
-            return body.agent_type
+            return served(body.agent_type)
         if body.request_type is None:
             raise _problem(_UNPROCESSABLE, "give agent_type or request_type")
         routed = s.request_routes.get(body.request_type)
@@ -291,16 +303,10 @@ def build_router(
         tags=["agents"],
     )
     async def register(body: AgentRegistration) -> AgentView:
-        if body.agent_type not in s.agent_types:
-            raise _problem(
-                _UNPROCESSABLE,
-                f"agent_type {body.agent_type!r} is not served here; "
-                f"allowed: {', '.join(s.agent_types)}",
-            )
         await state.registry.register(
             AgentProfile(
                 agent_id=body.agent_id,
-                agent_type=body.agent_type,
+                agent_type=served(body.agent_type),
                 capacity=body.capacity,
                 weight=body.weight,
                 labels=body.labels,
@@ -308,11 +314,7 @@ def build_router(
                 max_complexity=body.max_complexity,
             )
         )
-        record = await state.registry.get(body.agent_id)
-        assert record is not None
-        state.dispatcher.balancer.upsert(record.state())
-        state.dispatcher.wake.set()
-        return AgentView.of(record)
+        return await mirrored(body.agent_id)
 
     agent_path = f"{endpoints.AGENTS_API}/{{agent_id}}"
 
@@ -337,12 +339,8 @@ def build_router(
         tags=["agents"],
     )
     async def drain(agent_id: AgentId) -> AgentView:
-        if not await state.registry.drain(agent_id):
-            raise _problem(status.HTTP_404_NOT_FOUND, f"agent {agent_id} is not registered")
-        record = await state.registry.get(agent_id)
-        assert record is not None
-        state.dispatcher.balancer.upsert(record.state())
-        return AgentView.of(record)
+        await state.registry.drain(agent_id)
+        return await mirrored(agent_id)
 
     @router.delete(
         agent_path,
