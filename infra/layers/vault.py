@@ -36,7 +36,7 @@ from infra.platform.runtime_secrets import (
     VAULT_AGENT_RESOURCES,
     VAULT_RELEASE,
 )
-from infra.platform.vault_access import VAULT_AUDIENCE, vault_identities
+from infra.platform.vault_access import TRANSIT_MOUNT, VAULT_AUDIENCE, vault_identities
 
 __all__ = ["AwsIdentity", "Vault", "VaultArgs"]
 
@@ -300,14 +300,21 @@ class Vault(pulumi.ComponentResource):
             description="secrets of the agent platform's services and pools",
             opts=opts,
         )
-        vault.Mount(
+        transit = vault.Mount(
             f"{name}-transit",
-            path="transit",
+            path=TRANSIT_MOUNT,
             type="transit",
             description="encryption as a service for application data",
             opts=opts,
         )
         for identity in vault_identities(cfg):
+            vault.transit.SecretBackendKey(
+                f"{name}-transit-key-{identity.name}",
+                backend=transit.path,
+                name=identity.name,
+                deletion_allowed=False,
+                opts=opts,
+            )
             policy = vault.Policy(
                 f"{name}-policy-{identity.name}",
                 name=identity.name,

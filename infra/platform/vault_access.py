@@ -16,6 +16,7 @@ from infra.platform.workloads import runtime_workloads
 
 __all__ = [
     "REDIS_SECRET_PATH",
+    "TRANSIT_MOUNT",
     "VAULT_AUDIENCE",
     "VaultIdentity",
     "secret_prefix",
@@ -24,6 +25,8 @@ __all__ = [
 
 # The audience of the projected token the pods mount for Vault (see the agents layer).
 VAULT_AUDIENCE = "vault"
+# Encryption as a service: each identity has one key, named after it, that only it may use.
+TRANSIT_MOUNT = "transit"
 
 
 @dataclass(frozen=True)
@@ -35,11 +38,14 @@ class VaultIdentity:
     shared_paths: tuple[str, ...] = ()
 
 
-def _policy(mount: str, own: str, shared: tuple[str, ...]) -> str:
+def _policy(mount: str, own: str, shared: tuple[str, ...], identity: str) -> str:
     # KV v2 separates data (read) from metadata (list, version ages for the rotation check).
     lines = [
         f'path "{mount}/data/{own}/*" {{ capabilities = ["read"] }}',
         f'path "{mount}/metadata/{own}/*" {{ capabilities = ["read", "list"] }}',
+        # Application data is encrypted by Vault, under the identity's own key only.
+        f'path "{TRANSIT_MOUNT}/encrypt/{identity}" {{ capabilities = ["update"] }}',
+        f'path "{TRANSIT_MOUNT}/decrypt/{identity}" {{ capabilities = ["update"] }}',
     ]
     lines += [f'path "{mount}/data/{path}" {{ capabilities = ["read"] }}' for path in shared]
     return "\n".join([*lines, ""])
@@ -59,7 +65,7 @@ def vault_identities(cfg: PlatformConfig) -> list[VaultIdentity]:
             VaultIdentity(
                 name=w.identity,
                 namespace=w.namespace,
-                policy=_policy(mount, own, shared),
+                policy=_policy(mount, own, shared, w.identity),
                 shared_paths=shared,
             )
         )

@@ -24,6 +24,7 @@ from kubernetes.client.exceptions import ApiException
 from infra.config import PlatformConfig, load_from_mapping
 from infra.platform.vault_access import (
     REDIS_SECRET_PATH,
+    TRANSIT_MOUNT,
     VAULT_AUDIENCE,
     VaultIdentity,
     secret_prefix,
@@ -160,6 +161,7 @@ def setup(kube: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Itera
     with bao_server(tmp_path_factory.mktemp("bao-kube")) as vault:
         root = root_hvac(vault)
         root.sys.enable_secrets_engine("kv", path=cfg.vault.kv_mount, options={"version": "2"})
+        root.sys.enable_secrets_engine("transit", path=TRANSIT_MOUNT)
         root.sys.enable_auth_method("kubernetes", path="kubernetes")
         root.auth.kubernetes.configure(
             kubernetes_host=kube.url,
@@ -181,6 +183,8 @@ def setup(kube: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Itera
                     "token_max_ttl": 4 * 3600,
                 },
             )
+            # The key the Vault layer creates per identity.
+            root.secrets.transit.create_key(identity.name, mount_point=TRANSIT_MOUNT)
             prefix = secret_prefix(identity.name, identity.namespace)
             root.secrets.kv.v2.create_or_update_secret(
                 f"{prefix}/api",
@@ -236,6 +240,12 @@ def test_the_manager_reads_exactly_what_its_policy_allows(setup: Setup, tmp_path
         client.write(f"{own}/api", {"api_key": "self-issued"})
     with pytest.raises(PermissionDenied):
         client.list("platform")
+
+    # Application data is encrypted under the identity's own transit key, no one else's.
+    sealed = client.encrypt(MANAGER, b"conversation memory")
+    assert client.decrypt(MANAGER, sealed) == b"conversation memory"
+    with pytest.raises(PermissionDenied):
+        client.encrypt("cost-engine", b"x")
 
     login = recent.records()[0]
     assert (login.operation, login.outcome, login.path) == (
