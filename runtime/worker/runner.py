@@ -16,6 +16,7 @@ import logging
 import time
 from typing import Protocol
 
+import httpx
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -27,7 +28,7 @@ from runtime.worker.handlers.base import (
     TaskContext,
     TaskFailed,
 )
-from runtime.worker.manager_client import ManagerClient
+from runtime.worker.manager_client import ManagerClient, ManagerRefused
 from runtime.worker.metrics import WorkerMetrics
 from runtime.worker.settings import WorkerSettings
 
@@ -85,13 +86,16 @@ class Worker:
                 self.registered.set()
                 log.info("registered %s as %s", self.settings.agent_id, self.settings.agent_type)
                 return
-            except (OSError, Exception) as err:
-                if type(err).__name__ == "ManagerRefused":
-                    raise
+            except ManagerRefused as err:
+                # A refusal (unknown agent type, bad token) needs a fixed rollout, not a
+                # faster retry: say so loudly, stay unready, try again now and then.
+                log.error("manager refused the registration: %s", err)
+                wait = 30.0
+            except (httpx.HTTPError, OSError) as err:  # the manager may not be up yet
                 log.warning("manager not reachable (%s); retrying in %.1fs", err, delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-                delay = min(delay * 2, 5.0)
+                wait, delay = delay, min(delay * 2, 5.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
 
     async def heartbeats(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

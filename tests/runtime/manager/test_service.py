@@ -369,3 +369,18 @@ def test_redis_restart_with_aof_loses_no_accepted_task(
         redis.restart(signal.SIGKILL)  # a crash: AOF with fsync always keeps every write
         accepted += [submit(mgr, tokens, payload={"i": i}).json()["task_id"] for i in range(50)]
         wait_until(all_finished(mgr, tokens, accepted), timeout=120, what="every accepted task")
+
+
+def test_a_worker_the_manager_refuses_stays_unready_and_says_why(
+    redis: RedisServer, tokens: Tokens, tmp_path: Path
+) -> None:
+    mgr = manager(redis, tokens, tmp_path)
+    stray = worker(redis, tokens, mgr, tmp_path, "painter-1", agent_type="painter")
+    with running(mgr, stray):
+        wait_until(
+            lambda: "refused the registration" in stray.log.read_text(), what="the refusal logged"
+        )
+        ready = httpx.get(f"{stray.url}/ready")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["registered"]["ok"] is False
+        assert stray.alive, "a refusal does not crash the worker"
