@@ -93,6 +93,9 @@ class Balancer(ABC):
     def __len__(self) -> int:
         return len(self._agents)
 
+    def agent_ids(self) -> list[str]:
+        return list(self._agents)
+
     def on_dispatch(self, agent_id: str) -> None:
         agent = self._agents[agent_id]
         self.upsert(replace(agent, load=agent.load + 1))

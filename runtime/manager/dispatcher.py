@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from runtime.manager import constants as k
-from runtime.manager.balancing import AgentState, Balancer, TaskRequest
+from runtime.manager.balancing import Balancer, TaskRequest
 from runtime.manager.metrics import ManagerMetrics
 from runtime.manager.queue import Assignment, Taken, TaskQueue
 from runtime.manager.registry import AgentRecord, AgentRegistry
@@ -67,18 +67,12 @@ class Dispatcher:
         known = {a.profile.agent_id for a in agents}
         for agent in agents:
             self.balancer.upsert(agent.state())
-        for agent_id in [a.agent_id for a in self._mirrored() if a.agent_id not in known]:
-            self.balancer.remove(agent_id)
+        # Whatever the registry no longer has goes, however this replica learnt of it.
+        for gone in set(self.balancer.agent_ids()) - known:
+            self.balancer.remove(gone)
         self._agents = agents
         self._synced_at = time.monotonic()
         return agents
-
-    def _mirrored(self) -> list[AgentState]:
-        return [
-            state
-            for a in self._agents
-            if (state := self.balancer.get(a.profile.agent_id)) is not None
-        ]
 
     def free_capacity(self) -> dict[str, int]:
         free: dict[str, int] = {}
