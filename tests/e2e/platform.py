@@ -5,36 +5,31 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from infra.plan.stackfile import load_stack_config
 from runtime.devstack.control import free_ports, read_state, start, stop
 from runtime.devstack.layout import DevOptions, plan, process_names
+from tests import waiting
 from tests.conftest import write_stack
 
 __all__ = ["LocalPlatform", "eventually", "local_platform"]
 
+T = TypeVar("T")
 
-def eventually(check: Callable[[], Any], timeout: float = 90, what: str = "condition") -> Any:
-    """Poll until `check` returns something truthy (and return it)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (httpx.HTTPError, KeyError, IndexError, ValueError):
-            last = None
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+def eventually(what: str, probe: Callable[[], T | None], timeout: float = 90) -> T:
+    """`tests.waiting.eventually`, where an API not answering yet (or answering without the
+    field) counts as "not yet"."""
+    return waiting.eventually(
+        what, probe, timeout, ignoring=(httpx.HTTPError, KeyError, IndexError, ValueError)
+    )
 
 
 @dataclass

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import kubernetes.client
 import pytest
@@ -28,7 +27,6 @@ __all__ = [
     "builtin_group",
     "by_kind",
     "dynamic_client",
-    "eventually",
     "helm_releases",
     "load_manifests",
 ]
@@ -36,7 +34,6 @@ __all__ = [
 FIELD_MANAGER = "agentops-tests"
 # Lines of the apply report, printed in pytest's terminal summary (tests/kube/conftest.py).
 REPORT = pytest.StashKey[list[str]]()
-T = TypeVar("T")
 
 # What must exist before what: a namespace before anything in it; its quota, default limits
 # and network policies before the first pod (LimitRange defaults are filled in when a pod is
@@ -168,18 +165,6 @@ def apply(client: DynamicClient, resource: Resource, body: dict[str, Any]) -> di
     )
     result: dict[str, Any] = applied.to_dict()
     return result
-
-
-def eventually(what: str, probe: Callable[[], T | None], timeout: float = 90.0) -> T:
-    """Polls `probe` until it returns something other than None (or fails with `what`)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value is not None:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still waiting after {timeout:.0f} s: {what}")
-        time.sleep(0.25)
 
 
 def by_kind(manifests: Iterable[Manifest]) -> dict[str, int]:

@@ -17,8 +17,9 @@ import kubernetes.client
 import pytest
 from kubernetes.dynamic import DynamicClient
 
-from tests.kube.apply import FIELD_MANAGER, apply, dynamic_client, eventually
+from tests.kube.apply import FIELD_MANAGER, apply, dynamic_client
 from tests.kubeapi import ControlPlane
+from tests.waiting import eventually
 
 NAMESPACE = "broken-manifests"
 LABELS = {"app.kubernetes.io/name": "probe"}

@@ -33,12 +33,12 @@ from tests.kube.apply import (
     builtin_group,
     by_kind,
     dynamic_client,
-    eventually,
     helm_releases,
     load_manifests,
     resource_for,
 )
 from tests.kubeapi import ControlPlane, control_plane
+from tests.waiting import eventually
 
 POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce"
 

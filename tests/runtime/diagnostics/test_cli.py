@@ -23,8 +23,8 @@ from tests.conftest import write_stack
 from tests.runtime.diagnostics.conftest import QUERY_WINDOW
 from tests.runtime.diagnostics.prometheus import PrometheusServer, prometheus_server
 from tests.runtime.diagnostics.runtime import LocalRuntime, local_runtime
-from tests.runtime.diagnostics.waiting import until
 from tests.servers import BaoServer, bao_server, free_port
+from tests.waiting import eventually
 
 AGENTOPS = str(Path(sys.executable).parent / "agentops")
 # A budget a few calls exhaust: gpt-4o input costs 2.50 USD per million tokens.
@@ -102,7 +102,7 @@ def until_all_up(prom: PrometheusServer, count: int) -> None:
         targets = prom.targets()
         return True if len(targets) == count and all(t["health"] == "up" for t in targets) else None
 
-    until("every target scraped", check)
+    eventually("every target scraped", check)
 
 
 def test_healthy_then_budget_spent_through_the_cost_engine(platform: Platform) -> None:

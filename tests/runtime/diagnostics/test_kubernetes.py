@@ -22,7 +22,7 @@ from runtime.diagnostics.probes.kubernetes import kubernetes_checks
 from tests.conftest import run_plan
 from tests.kube.apply import Manifest, apply, dynamic_client, load_manifests, resource_for
 from tests.kubeapi import ControlPlane
-from tests.runtime.diagnostics.waiting import until
+from tests.waiting import eventually
 
 KINDS = ("Namespace", "LimitRange", "NetworkPolicy", "ServiceAccount", "Deployment")
 
@@ -92,7 +92,7 @@ def test_missing_network_policies_and_a_missing_deployment(
     cost = next(d for d in staging_expect.deployments if d.service == "cost-engine")
     apps.delete_namespaced_deployment(cost.name, cost.namespace)
     try:
-        checks = until(
+        checks = eventually(
             "the deletions seen by the doctor",
             lambda: (
                 c
@@ -147,7 +147,7 @@ def test_ready_pods_make_a_deployment_available_through_the_controller(
         found = core.list_namespaced_pod(manager.namespace, label_selector=selector).items
         return found if len(found) >= desired else None
 
-    created = until(f"{desired} pods of {manager.ref}", pods)
+    created = eventually(f"{desired} pods of {manager.ref}", pods)
     name = f"kubernetes.deployment/{manager.ref}"
 
     def status_is(status: Status) -> dict[str, Check] | None:
@@ -156,15 +156,15 @@ def test_ready_pods_make_a_deployment_available_through_the_controller(
 
     try:
         _mark_ready(core, created[0])
-        partial = until("one available replica", lambda: status_is(Status.WARNING))[name]
+        partial = eventually("one available replica", lambda: status_is(Status.WARNING))[name]
         assert partial.value == f"1/{desired}"
         for pod in created[1:]:
             _mark_ready(core, pod)
-        healthy = until("every replica available", lambda: status_is(Status.HEALTHY))[name]
+        healthy = eventually("every replica available", lambda: status_is(Status.HEALTHY))[name]
         assert healthy.value == f"{desired}/{desired}"
         assert healthy.advice is None
     finally:
         # Back to what the plan alone gives: the ReplicaSet replaces them with Pending pods.
         for pod in created:
             core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace)
-    until("the manager unavailable again", lambda: status_is(Status.CRITICAL))
+    eventually("the manager unavailable again", lambda: status_is(Status.CRITICAL))

@@ -20,7 +20,7 @@ from tests.conftest import stack_values
 from tests.runtime.diagnostics.conftest import QUERY_WINDOW
 from tests.runtime.diagnostics.prometheus import PrometheusServer, prometheus_server
 from tests.runtime.diagnostics.runtime import LocalRuntime, local_runtime
-from tests.runtime.diagnostics.waiting import until
+from tests.waiting import eventually
 
 CFG = load_from_mapping(stack_values("local"))
 EXPECT = expectations(CFG)
@@ -42,7 +42,7 @@ def test_a_platform_at_work_is_healthy(tmp_path: Path, settings: DoctorSettings)
         prometheus_server(tmp_path / "prometheus", rt.scrape()) as prom,
     ):
         # Traffic across several scrapes: a counter first seen at its final value has no rate.
-        until("completed tasks in Prometheus", lambda: _traffic(rt, prom, {}))
+        eventually("completed tasks in Prometheus", lambda: _traffic(rt, prom, {}))
         checks = _checks(prom.url, settings)
     statuses = {name: c.status for name, c in checks.items()}
     assert set(statuses.values()) == {Status.HEALTHY}, checks
@@ -68,8 +68,8 @@ def test_failing_tasks_a_stopped_worker_and_firing_alerts_are_reported(
         local_runtime(tmp_path, CFG) as rt,
         prometheus_server(tmp_path / "prometheus", rt.scrape(), rules) as prom,
     ):
-        until("failed tasks in Prometheus", lambda: _traffic(rt, prom, {"fail": True}))
-        failing = until(
+        eventually("failed tasks in Prometheus", lambda: _traffic(rt, prom, {"fail": True}))
+        failing = eventually(
             "a critical success rate",
             lambda: (
                 c
@@ -89,7 +89,7 @@ def test_failing_tasks_a_stopped_worker_and_firing_alerts_are_reported(
         assert "alert/PlatformBudgetMismatchMonthly" not in failing  # the engine exports it
 
         rt.worker.stop(signal.SIGKILL)
-        down = until(
+        down = eventually(
             "the worker's target down",
             lambda: (
                 c

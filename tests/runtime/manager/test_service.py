@@ -4,7 +4,6 @@ the task and agent API, bad input, bounds, emergency mode, drain, and crash safe
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 
 from tests.runtime.processes import ServiceProcess, Tokens, manager_env, running, worker_env
 from tests.servers import RedisServer, redis_server
+from tests.waiting import eventually
 
 TYPES = ["coder", "scanner"]
 # Short clocks so crash recovery happens within a test, not minutes.
@@ -75,15 +75,6 @@ def task(mgr: ServiceProcess, tokens: Tokens, task_id: str) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
-def wait_until(check: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def all_finished(mgr: ServiceProcess, tokens: Tokens, ids: list[str]) -> Callable[[], bool]:
     def check() -> bool:
         try:
@@ -101,11 +92,11 @@ def test_tasks_run_on_workers_with_status_agent_and_timings(
     w1 = worker(redis, tokens, mgr, tmp_path, "coder-1", capacity=2)
     w2 = worker(redis, tokens, mgr, tmp_path, "coder-2", capacity=2)
     with running(mgr, w1, w2):
-        wait_until(
+        eventually(
+            "two agents registered",
             lambda: (
                 len(httpx.get(f"{mgr.url}/api/v1/agents", headers=tokens.header("api")).json()) == 2
             ),
-            what="two agents registered",
         )
         ids = []
         for i in range(20):
@@ -113,7 +104,7 @@ def test_tasks_run_on_workers_with_status_agent_and_timings(
             assert response.status_code == 202, response.text
             assert response.headers["Location"].endswith(response.json()["task_id"])
             ids.append(response.json()["task_id"])
-        wait_until(all_finished(mgr, tokens, ids), what="all tasks succeeded")
+        eventually("all tasks succeeded", all_finished(mgr, tokens, ids))
         records = [task(mgr, tokens, i) for i in ids]
         assert {r["agent_id"] for r in records} == {"coder-1", "coder-2"}
         for i, r in enumerate(records):
@@ -215,18 +206,14 @@ def test_idempotent_submit_and_bounded_queue(
         assert full.headers["Retry-After"] == "7"
         assert "full" in full.json()["detail"]
         assert submit(mgr, tokens, agent_type="scanner").status_code == 202  # bound is per type
-        metrics = httpx.get(f"{mgr.url}/metrics").text
-        assert 'agentops_queue_length{agent_type="coder"} 3.0' in metrics or _eventually(
+        eventually(
+            "the queue gauge",
             lambda: (
                 'agentops_queue_length{agent_type="coder"} 3.0'
                 in httpx.get(f"{mgr.url}/metrics").text
-            )
+            ),
+            timeout=10,
         )
-
-
-def _eventually(check: Callable[[], bool]) -> bool:
-    wait_until(check, timeout=10)
-    return True
 
 
 def alert(status: str) -> dict[str, Any]:
@@ -296,16 +283,16 @@ def test_drained_agent_gets_no_new_work_and_a_silent_one_is_unhealthy(
         live = worker(redis, tokens, mgr, tmp_path, "live-1", capacity=4)
         with running(live):
             # quiet-1 never beats: unhealthy after the TTL, so it gets nothing either.
-            wait_until(
+            eventually(
+                "quiet-1 unhealthy",
                 lambda: (
                     not {a["agent_id"]: a for a in httpx.get(agents_api, headers=auth).json()}[
                         "quiet-1"
                     ]["healthy"]
                 ),
-                what="quiet-1 unhealthy",
             )
             ids = [submit(mgr, tokens).json()["task_id"] for _ in range(12)]
-            wait_until(all_finished(mgr, tokens, ids), what="tasks done")
+            eventually("tasks done", all_finished(mgr, tokens, ids))
             assert {task(mgr, tokens, i)["agent_id"] for i in ids} == {"live-1"}
         assert httpx.post(f"{agents_api}/nobody/heartbeat", headers=auth).status_code == 404
 
@@ -331,7 +318,7 @@ def test_manager_killed_mid_load_loses_no_accepted_task(
             if round_ < 2:
                 mgr.stop(signal.SIGKILL)  # mid-load: tasks queued, assigned and running
                 mgr.start()
-        wait_until(all_finished(mgr, tokens, accepted), timeout=120, what="every accepted task")
+        eventually("every accepted task", all_finished(mgr, tokens, accepted), timeout=120)
         assert len(accepted) == 180
 
 
@@ -344,14 +331,14 @@ def test_agent_killed_mid_task_its_task_is_finished_by_another(
     )
     with running(mgr, doomed):
         task_id = submit(mgr, tokens, payload={"slow": True}).json()["task_id"]
-        wait_until(lambda: task(mgr, tokens, task_id)["status"] == "running", what="running")
+        eventually("running", lambda: task(mgr, tokens, task_id)["status"] == "running")
         assert task(mgr, tokens, task_id)["agent_id"] == "coder-doomed"
         doomed.stop(signal.SIGKILL)
         rescuer = worker(redis, tokens, mgr, tmp_path, "coder-rescuer", capacity=1)
         with running(rescuer):
-            wait_until(
+            eventually(
+                "reclaimed and finished",
                 lambda: task(mgr, tokens, task_id)["status"] == "succeeded",
-                what="reclaimed and finished",
             )
         record = task(mgr, tokens, task_id)
         assert record["agent_id"] == "coder-rescuer"
@@ -368,7 +355,7 @@ def test_redis_restart_with_aof_loses_no_accepted_task(
         accepted = [submit(mgr, tokens, payload={"i": i}).json()["task_id"] for i in range(50)]
         redis.restart(signal.SIGKILL)  # a crash: AOF with fsync always keeps every write
         accepted += [submit(mgr, tokens, payload={"i": i}).json()["task_id"] for i in range(50)]
-        wait_until(all_finished(mgr, tokens, accepted), timeout=120, what="every accepted task")
+        eventually("every accepted task", all_finished(mgr, tokens, accepted), timeout=120)
 
 
 def test_a_worker_the_manager_refuses_stays_unready_and_says_why(
@@ -377,8 +364,8 @@ def test_a_worker_the_manager_refuses_stays_unready_and_says_why(
     mgr = manager(redis, tokens, tmp_path)
     stray = worker(redis, tokens, mgr, tmp_path, "painter-1", agent_type="painter")
     with running(mgr, stray):
-        wait_until(
-            lambda: "refused the registration" in stray.log.read_text(), what="the refusal logged"
+        eventually(
+            "the refusal logged", lambda: "refused the registration" in stray.log.read_text()
         )
         ready = httpx.get(f"{stray.url}/ready")
         assert ready.status_code == 503
