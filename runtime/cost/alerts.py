@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from runtime.cost import keys
 from runtime.cost.budgets import BudgetLine, crossed, threshold_label, window_end
 from runtime.cost.ledger import from_nano
+from runtime.service.redis import decoded
 
 __all__ = ["BudgetAlert", "BudgetAlerts"]
 
@@ -107,9 +108,4 @@ class BudgetAlerts:
     async def events(self, count: int = 1000) -> list[dict[str, str]]:
         """The most recent alerts fired, oldest first."""
         entries = await self.redis.xrevrange(keys.EVENTS, count=count)
-        found = []
-        for _, fields in reversed(entries):
-            raw = fields.get(b"alert", fields.get("alert"))
-            text = raw.decode() if isinstance(raw, bytes) else str(raw)
-            found.append(json.loads(text))
-        return found
+        return [json.loads(decoded(fields)["alert"]) for _, fields in reversed(entries)]

@@ -25,9 +25,9 @@ from runtime.cost.limits import Limit, LimitTooSmall, RateLimited, RateLimiter, 
 from runtime.cost.metrics import CostMetrics
 from runtime.cost.prices import PriceBook
 from runtime.cost.recommend import Recommendation, Task, recommend
-from runtime.cost.replies import reply
 from runtime.cost.reservations import BudgetExceeded, Reservation, Reservations
 from runtime.cost.settings import price_book
+from runtime.service.redis import reply
 
 __all__ = ["CostEngine", "Downgrade", "Recorded", "Reserved"]
 

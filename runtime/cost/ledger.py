@@ -20,7 +20,7 @@ from decimal import Decimal
 from redis.asyncio import Redis
 
 from runtime.cost import keys
-from runtime.cost.replies import reply
+from runtime.service.redis import decoded, reply
 
 __all__ = [
     "NANO",
@@ -195,7 +195,7 @@ class Ledger:
 
     async def totals(self, window: str, at: dt.datetime) -> WindowTotals:
         raw = await reply(self.redis.hgetall(keys.usage(window, keys.buckets(at)[window])))
-        return _totals({_text(k): int(v) for k, v in raw.items()})
+        return _totals({k: int(v) for k, v in decoded(raw).items()})
 
     async def spent(self, scope: str, window: str, at: dt.datetime) -> int:
         """Nano-dollars a scope ("platform" or "team:<name>") spent in a window."""
@@ -241,7 +241,3 @@ def _totals(raw: Mapping[str, int]) -> WindowTotals:
             raw.get(f"out:model:{model}", 0),
         )
     return t
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

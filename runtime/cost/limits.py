@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from infra.config.cost import HourlyLimits
 from runtime.cost import keys
 from runtime.cost.ledger import to_nano
-from runtime.cost.replies import reply
+from runtime.service.redis import reply
 
 __all__ = [
     "DIMENSIONS",

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from runtime.cost import keys
 from runtime.cost.budgets import BudgetLine
-from runtime.cost.replies import reply
+from runtime.service.redis import reply, text
 
 __all__ = ["BudgetExceeded", "Reservation", "Reservations"]
 
@@ -171,5 +171,4 @@ class Reservations:
         value = await reply(self.redis.hget(keys.RESERVATIONS, reservation_id))
         if value is None:
             return None
-        text = value.decode() if isinstance(value, bytes) else str(value)
-        return int(text.split("|", 1)[0])
+        return int(text(value).split("|", 1)[0])

@@ -166,7 +166,7 @@ class Dispatcher:
             for _, entries in reply or []:
                 for entry_id, fields in entries:
                     last = rd.text(entry_id)
-                    self._balance_on(_decode(fields))
+                    self._balance_on(rd.decoded(fields))
             if reply:
                 self.wake.set()
             counted = await self.redis.xreadgroup(
@@ -176,7 +176,7 @@ class Dispatcher:
             for _, entries in counted or []:
                 for entry_id, fields in entries:
                     ids.append(entry_id)
-                    self._count(_decode(fields))
+                    self._count(rd.decoded(fields))
             if ids:
                 await self.redis.xack(k.EVENTS, k.EVENTS_GROUP, *ids)
 
@@ -251,10 +251,6 @@ class Dispatcher:
 def _type_of_ready(stream: str) -> str:
     # agentops:ready:<type>:<priority>
     return stream.split(":")[-2]
-
-
-def _decode(fields: dict[bytes, bytes]) -> dict[str, str]:
-    return {rd.text(a): rd.text(b) for a, b in fields.items()}
 
 
 async def _forever(stop: asyncio.Event, step: Callable[[], Awaitable[object]], name: str) -> None:

@@ -99,7 +99,7 @@ class EmergencySwitch:
 
     async def state(self) -> EmergencyState:
         raw = await rd.hgetall(self.redis, k.EMERGENCY)
-        count = int(await self.redis.scard(k.EMERGENCY_ALERTS))  # type: ignore[misc]
+        count = int(await rd.reply(self.redis.scard(k.EMERGENCY_ALERTS)))
         active = raw.get("active") == "1"
         return EmergencyState(
             active=active,

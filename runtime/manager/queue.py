@@ -364,7 +364,7 @@ class TaskQueue:
                 *flat,
             ],
         )
-        outcome, value = _text(outcome), _text(value)
+        outcome, value = rd.text(outcome), rd.text(value)
         if outcome == "full":
             raise QueueFull(agent_type, int(value), self.retry_after_s)
         return SubmitResult(task_id=value, created=outcome == "created")
@@ -483,7 +483,7 @@ class TaskQueue:
         )
         if not reply:
             return None
-        flat = [_text(v) for v in reply]
+        flat = [rd.text(v) for v in reply]
         return TaskRecord.from_hash(dict(zip(flat[::2], flat[1::2], strict=True)))
 
     async def touch(self, agent_id: str, entries: list[str]) -> None:
@@ -570,7 +570,7 @@ class TaskQueue:
                 "" if defer_s is None else repr(max(0.0, defer_s)),
             ],
         )
-        return _text(outcome)
+        return rd.text(outcome)
 
     async def reclaim_inbox(
         self,
@@ -611,7 +611,7 @@ class TaskQueue:
             inbox, k.WORKER_GROUP, "reclaimer", 0, count=10_000
         )
         entries = {e.entry_id: e for e in undelivered}
-        entries |= {_text(e): _entry(inbox, e, f) for e, f in claimed if f}
+        entries |= {rd.text(e): _entry(inbox, e, f) for e, f in claimed if f}
         return {
             entry.task_id: await self.retry(entry, reason, backoff_s, backoff_max_s)
             for entry in entries.values()
@@ -650,15 +650,11 @@ class TaskQueue:
         return agent_type
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _entry(stream: Any, entry_id: Any, fields: dict[Any, Any]) -> Taken:
-    values = {_text(name): _text(value) for name, value in fields.items()}
+    values = rd.decoded(fields)
     return Taken(
-        _text(stream),
-        _text(entry_id),
+        rd.text(stream),
+        rd.text(entry_id),
         values["task"],
         request_type=values.get("rt") or None,
         complexity=float(values.get("cx") or 0.5),

@@ -123,7 +123,7 @@ class AgentRegistry:
         """Stop giving the agent new work; what it holds, it finishes."""
         if not await self.redis.exists(k.agent_key(agent_id)):
             return False
-        await self.redis.hset(k.agent_key(agent_id), "draining", "1")  # type: ignore[misc]
+        await rd.reply(self.redis.hset(k.agent_key(agent_id), "draining", "1"))
         return True
 
     async def deregister(self, agent_id: str) -> bool:
@@ -143,7 +143,7 @@ class AgentRegistry:
 
     async def snapshot(self) -> list[AgentRecord]:
         """Every registered agent, read in two round trips."""
-        ids = sorted(rd.text(i) for i in await self.redis.smembers(k.AGENTS))  # type: ignore[misc]
+        ids = sorted(rd.text(i) for i in await rd.reply(self.redis.smembers(k.AGENTS)))
         if not ids:
             return []
         pipe = self.redis.pipeline(transaction=False)
@@ -156,8 +156,7 @@ class AgentRegistry:
         records = []
         for agent_id, raw in zip(ids, hashes, strict=True):
             if raw:
-                decoded = {rd.text(a): rd.text(b) for a, b in raw.items()}
-                records.append(self._record(decoded, last.get(agent_id), now))
+                records.append(self._record(rd.decoded(raw), last.get(agent_id), now))
         return records
 
     def _record(self, raw: Mapping[str, str], beat: float | None, now: float) -> AgentRecord:

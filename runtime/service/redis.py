@@ -1,9 +1,11 @@
-"""One way to open the Redis connection pool a service uses."""
+"""One way to open the Redis connection pool a service uses, and the typed, decoded reads
+every service shares."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Any, cast
+import inspect
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
 
 from pydantic import AnyUrl
 from redis.asyncio import Redis
@@ -11,7 +13,19 @@ from redis.asyncio.sentinel import Sentinel
 
 from runtime.service.settings import SENTINEL_SCHEME, ServiceSettings
 
-__all__ = ["connect", "hget", "hgetall", "hmget", "sentinel_target", "text", "zrangebyscore"]
+__all__ = [
+    "connect",
+    "decoded",
+    "hget",
+    "hgetall",
+    "hmget",
+    "reply",
+    "sentinel_target",
+    "text",
+    "zrangebyscore",
+]
+
+T = TypeVar("T")
 
 SENTINEL_PORT = 26379
 
@@ -48,29 +62,37 @@ def connect(settings: ServiceSettings, *, max_connections: int = 64) -> Redis:
     return client
 
 
-# redis-py types its hash commands as "awaitable or value" for both clients; these give the
-# asyncio client's real types and decode, so callers stay typed without casts everywhere.
+async def reply(value: Awaitable[T] | T) -> T:
+    """The asyncio client's answer, typed as the value: redis-py types every command as
+    "awaitable or value" (one signature for both clients)."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def decoded(fields: Mapping[Any, Any]) -> dict[str, str]:
+    """A hash or stream entry with text keys and values."""
+    return {text(k): text(v) for k, v in fields.items()}
+
+
 async def hgetall(redis: Redis, key: str) -> dict[str, str]:
-    raw = await cast("Awaitable[dict[bytes | str, bytes | str]]", redis.hgetall(key))
-    return {text(k): text(v) for k, v in raw.items()}
+    return decoded(await reply(redis.hgetall(key)))
 
 
 async def hget(redis: Redis, key: str, field: str) -> str | None:
-    raw = await cast("Awaitable[bytes | str | None]", redis.hget(key, field))
+    raw = await reply(redis.hget(key, field))
     return None if raw is None else text(raw)
 
 
 async def hmget(redis: Redis, key: str, fields: list[str]) -> list[str | None]:
-    raw = await cast("Awaitable[list[bytes | str | None]]", redis.hmget(key, fields))
-    return [None if v is None else text(v) for v in raw]
+    return [None if v is None else text(v) for v in await reply(redis.hmget(key, fields))]
 
 
 async def zrangebyscore(
     redis: Redis, key: str, low: float | str, high: float | str, count: int
 ) -> list[str]:
-    raw = await cast("Awaitable[list[bytes | str]]", redis.zrangebyscore(key, low, high, 0, count))
-    return [text(v) for v in raw]
-
-
-def text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return [text(v) for v in await reply(redis.zrangebyscore(key, low, high, 0, count))]
