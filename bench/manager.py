@@ -36,6 +36,7 @@ from redis.asyncio import Redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.balancer import measure
+from runtime.devstack.load import percentile
 from runtime.manager.balancing import Strategy
 from runtime.manager.queue import TaskQueue
 from tests.runtime.processes import (
@@ -68,11 +69,6 @@ worker = Worker(
 )
 worker.run()
 """
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
 async def wait_finished(redis: Redis, ids: list[str]) -> None:
@@ -195,7 +191,7 @@ def row(name: str, rate: float, waits: list[float], reference: float | None) -> 
     ratio = f"{rate / reference:.2f}×" if reference else "1.00×"
     return (
         f"| {name} | {rate:,.0f} | {statistics.median(waits) * 1000:.1f} | "
-        f"{pct(waits, 0.99) * 1000:.1f} | {ratio} |"
+        f"{percentile(waits, 0.99) * 1000:.1f} | {ratio} |"
     )
 
 
