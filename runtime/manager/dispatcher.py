@@ -29,6 +29,7 @@ from runtime.manager.queue import Assignment, Taken, TaskQueue
 from runtime.manager.registry import AgentRecord, AgentRegistry
 from runtime.manager.settings import ManagerSettings
 from runtime.service import redis as rd
+from runtime.service.redis import Outage
 
 __all__ = ["Dispatcher"]
 
@@ -267,17 +268,19 @@ def _type_of_ready(stream: str) -> str:
 
 
 async def _forever(stop: asyncio.Event, step: Callable[[], Awaitable[object]], name: str) -> None:
-    """Run `step` until stopped; a Redis outage pauses the loop, it does not end it."""
+    """Run `step` until stopped; a Redis outage pauses the loop (logged once), it does not
+    end it."""
     failures = 0
+    outage = Outage(log, f"{name} loop: Redis")
     while not stop.is_set():
         try:
             await step()
             failures = 0
+            outage.recovered()
         except (RedisError, OSError) as err:
             failures += 1
-            delay = min(5.0, 0.1 * 2**failures)
-            log.warning("%s loop: Redis unavailable (%s); retrying in %.1fs", name, err, delay)
-            await _wait(stop, delay)
+            outage.failed(err)
+            await _wait(stop, min(5.0, 0.1 * 2**failures))
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

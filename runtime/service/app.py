@@ -129,6 +129,18 @@ class _RequestMetrics:
                 )
 
 
+def _location(loc: Sequence[int | str], unknown: bool) -> str:
+    """Where the problem is, without echoing what was sent: the name of an unknown field and a
+    bad mapping key are the client's text, so they are left out."""
+    parts = [str(p) for p in loc if p != "body"]
+    if "[key]" in parts:
+        at = parts.index("[key]")
+        parts = [*parts[: at - 1], "[key]"]
+    if unknown and parts:
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
 def _validation_body(err: RequestValidationError) -> tuple[int, dict[str, Any]]:
     problems = []
     status = 422
@@ -138,8 +150,9 @@ def _validation_body(err: RequestValidationError) -> tuple[int, dict[str, Any]]:
             problems.append({"field": "body", "error": f"malformed JSON at position {position}"})
             status = 400
             continue
-        location = ".".join(str(part) for part in e.get("loc", ()) if part != "body")
-        problems.append({"field": location or "body", "error": e.get("msg", "invalid")})
+        location = _location(e.get("loc", ()), e.get("type") == "extra_forbidden")
+        message = "unknown field" if e.get("type") == "extra_forbidden" else e.get("msg")
+        problems.append({"field": location or "body", "error": message or "invalid"})
     return status, {"detail": "invalid request", "errors": problems}
 
 
