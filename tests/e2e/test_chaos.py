@@ -214,3 +214,23 @@ def test_chaos_loses_nothing_and_charges_only_real_work(tmp_path: Path) -> None:
     assert not unexplained, f"ran again without an abandoned attempt: {unexplained}"
     bad = {code: n for code, n in load.answers.items() if code >= 500 and code != 503}
     assert not bad and load.refused_without_retry_after == 0, (bad, load)
+
+
+def test_a_ten_second_cost_engine_outage_dead_letters_nothing(tmp_path: Path) -> None:
+    with local_platform(
+        tmp_path, workers=2, AGENTOPS_RETRY_BACKOFF_S="0.5", AGENTOPS_RETRY_BACKOFF_MAX_S="2"
+    ) as platform:
+        engine = next(p for p in _processes(platform.state) if p["name"] == "cost-engine")
+        os.kill(int(str(engine["pid"])), signal.SIGKILL)
+        ids = [platform.submit(payload={"o": i}).json()["task_id"] for i in range(20)]
+        time.sleep(10)
+        db = redis_of(platform)
+        during = statuses(db, ids)
+        restart(platform.state, "cost-engine")
+        records = eventually("every task finished", lambda: platform.finished(ids))
+        dead = db.xlen(k.DEAD_LETTERS)
+        db.close()
+    assert "dead_lettered" not in during and "failed" not in during, during
+    assert {r["status"] for r in records} == {"succeeded"}
+    assert {r["attempts"] for r in records} == {1}, "an outage spends no attempt"
+    assert dead == 0
