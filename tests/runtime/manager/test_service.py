@@ -343,7 +343,7 @@ def test_agent_killed_mid_task_its_task_is_finished_by_another(
         record = task(mgr, tokens, task_id)
         assert record["agent_id"] == "coder-rescuer"
         assert record["attempts"] == 2
-        assert "coder-doomed" in (record["error"] or "") or record["attempts"] == 2
+        assert record["error"] is None, "the success clears the reclaim's reason"
 
 
 def test_redis_restart_with_aof_loses_no_accepted_task(
