@@ -140,7 +140,7 @@ def test_chaos_loses_nothing_and_charges_only_real_work(tmp_path: Path) -> None:
         appendfsync="always",  # a Redis crash loses no acknowledged write (see the docs)
         cost={"reservationTimeoutSeconds": 10},
         manager_env={"AGENTOPS_HEARTBEAT_TTL_S": "5", "AGENTOPS_VISIBILITY_TIMEOUT_S": "6"},
-        AGENTOPS_WORK_LATENCY_MS="100",
+        AGENTOPS_WORK_LATENCY_MS="250",
         AGENTOPS_WORK_RUN_LOG=str(run_log),
     ) as platform:
         load = Load()
