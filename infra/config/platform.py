@@ -15,7 +15,7 @@ from infra.config.cost import CostConfig
 from infra.config.mesh import MeshConfig
 from infra.config.monitoring import MonitoringConfig
 from infra.config.network import NatMode, NetworkConfig
-from infra.config.state import RedisConfig, RedisMode
+from infra.config.state import APPENDFSYNC_LOSS_WINDOW, Appendfsync, RedisConfig, RedisMode
 from infra.config.tags import TagsConfig
 from infra.config.vault import UnsealMode, VaultConfig
 
@@ -165,6 +165,13 @@ class PlatformConfig(ConfigModel):
         if self.vault.unseal is not UnsealMode.AWS_KMS:
             raise RuleViolation(
                 "vault.unseal", str(self.vault.unseal), "prod auto-unseals (awskms)"
+            )
+        if self.redis.appendfsync is Appendfsync.NO:
+            raise RuleViolation(
+                "redis.appendfsync",
+                "no",
+                "prod fsyncs its AOF (always, or everysec deliberately); with no a host crash "
+                f"loses {APPENDFSYNC_LOSS_WINDOW[Appendfsync.NO]}",
             )
         if self.mesh.enabled and self.mesh.jwt is None:
             raise RuleViolation("mesh.jwt", None, "prod validates callers' JWTs on the task API")

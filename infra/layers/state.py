@@ -102,8 +102,9 @@ class Redis(pulumi.ComponentResource):
                     "existingSecret": "redis-auth",
                     "existingSecretPasswordKey": "redis-password",
                 },
-                # AOF: an accepted task survives a Redis restart.
-                "commonConfiguration": "appendonly yes\nappendfsync everysec\n"
+                # AOF: an accepted task survives a Redis restart; the stack's fsync policy
+                # bounds what a host crash can lose (redis.appendfsync).
+                "commonConfiguration": f"appendonly yes\nappendfsync {cfg.redis.appendfsync}\n"
                 if redis.append_only
                 else "appendonly no\n",
                 "master": {"persistence": persistence, "resources": resources},

@@ -259,6 +259,18 @@ CASES: list[tuple[str, str, Mutation, str]] = [
         "no AWS layer",
     ),
     ("local", "agentops:redis.mode", _set("redis.mode", "elasticache"), "no AWS"),
+    (
+        "prod",
+        "agentops:redis.appendfsync",
+        _set("redis.appendfsync", "no"),
+        "prod fsyncs its AOF",
+    ),
+    (
+        "staging",
+        "agentops:redis.appendfsync",
+        _set("redis.appendfsync", "sometimes"),
+        "'always', 'everysec' or 'no'",
+    ),
     ("local", "agentops:localCluster", _set("localCluster", _DELETE), "required"),
     ("local", "agentops:vault.unseal", _set("vault.unseal", "awskms"), "no AWS KMS"),
     (
@@ -372,6 +384,14 @@ def test_rule_names_key(stack: str, key: str, mutate: Mutation, rule: str) -> No
     message = _rejects(stack, mutate)
     assert f"{key} =" in message or f"{key} is" in message, message
     assert rule in message, message
+
+
+def test_prod_fsyncs_every_write_unless_its_stack_says_otherwise() -> None:
+    raw = copy.deepcopy(stack_values("prod"))
+    assert "appendfsync" not in raw["redis"], "prod takes the default"
+    assert load_from_mapping(raw).redis.appendfsync == "always"
+    raw["redis"]["appendfsync"] = "everysec"  # a deliberate, visible choice is allowed
+    assert load_from_mapping(raw).redis.appendfsync == "everysec"
 
 
 def test_message_shows_value_and_rule() -> None:
