@@ -83,7 +83,7 @@ def test_retry_after_is_when_the_oldest_calls_leave_the_hour(redis: RedisServer)
         assert await limiter.used("platform") == (3, 0, 81)
         with pytest.raises(LimitTooSmall, match="exceeds platform's hourly limit of 100"):
             await limiter.admit("huge", 0, 101, [Limit("platform", cost_nano=100)], MS)
-        assert await limiter.refund("d", 0, 1, limits) == 1
+        assert await limiter.release("d", ["platform"], MS + 3_600_000) == 1
         assert await limiter.used("platform") == (2, 0, 80)
         await client.aclose()
 
@@ -223,11 +223,11 @@ def test_downgrade_once_past_the_share_is_visible_and_counted(redis: RedisServer
         for i in range(9):  # 9 USD of 10: 90 %
             await engine.record(f"old-{i}", 1, "gpt-4o", "coder", "research", 100_000, 75_000)
         after = await engine.reserve("t-2", 1, "research", "gpt-5", 1000, 1000)
-        assert (after.requested_model, after.model) == ("gpt-5", "gpt-4o")
+        assert (after.requested_model, after.model) == ("gpt-5", "gpt-5-mini")
         assert after.downgrade is not None and after.downgrade.scope == "platform"
         assert "past the downgrade share 0.9" in after.downgrade.reason
-        assert after.max_cost_usd == engine.book.cost("gpt-4o", 1000, 1000, at=T0)
-        labels = {"requested": "gpt-5", "chosen": "gpt-4o", "scope": "platform"}
+        assert after.max_cost_usd == engine.book.cost("gpt-5-mini", 1000, 1000, at=T0)
+        labels = {"requested": "gpt-5", "chosen": "gpt-5-mini", "scope": "platform"}
         assert registry.get_sample_value("agentops_model_downgrades_total", labels) == 1
         # A model with no downgrade target is used as asked.
         same = await engine.reserve("t-3", 1, "research", "gpt-4o", 1000, 1000)
