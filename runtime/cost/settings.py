@@ -36,7 +36,7 @@ class CostEngineSettings(ServiceSettings):
         default=3600,
         ge=0,
         le=7 * 24 * 3600,
-        description="how long after now a usage record's `at` may lie in the past",
+        description="how far before now a usage record's `at` may lie",
     )
     usage_max_ahead_seconds: int = Field(
         default=300,
