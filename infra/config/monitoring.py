@@ -66,6 +66,15 @@ class MonitoringConfig(ConfigModel):
         description="tokens per hour across the platform above which a critical alert fires",
     )
     tracing: bool = Field(default=True, description="OpenTelemetry collector + Jaeger")
+    trace_sampling_percent: float = Field(
+        default=1.0,
+        ge=0,
+        le=100,
+        description=(
+            "percent of traces kept when tracing is on: the mesh's Telemetry sampling and the "
+            "runtime's for traces it starts (a task's spans follow its submit's decision)"
+        ),
+    )
     alerting: AlertingConfig = Field(
         default_factory=AlertingConfig, description="Alertmanager receivers"
     )

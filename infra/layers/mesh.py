@@ -14,6 +14,7 @@ from infra import versions
 from infra.config import PlatformConfig
 from infra.layers.monitoring import ALERTMANAGER_SERVICE_ACCOUNT, PROMETHEUS_SERVICE_ACCOUNT
 from infra.platform.names import COST_ENGINE, MANAGER, Namespace, pool_workload
+from infra.platform.tracing import TELEMETRY_NAME, mesh_telemetry
 from infra.platform.workloads import TRACK_LABEL, Track
 from runtime import endpoints, ports
 
@@ -136,6 +137,9 @@ class Mesh(pulumi.ComponentResource):
             ns,
             {"mtls": {"mode": "STRICT"}},
         )
+        telemetry = mesh_telemetry(cfg)
+        if telemetry is not None:
+            custom(TELEMETRY_NAME, "Telemetry", "telemetry.istio.io", ns, telemetry)
         # An empty policy in the root namespace allows nothing: every path below is explicit.
         custom("deny-all", "AuthorizationPolicy", "security.istio.io", ns, {})
 

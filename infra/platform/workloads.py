@@ -26,6 +26,7 @@ from infra.platform.runtime_secrets import (
     VAULT_TOKEN_FILE,
     SecretFile,
 )
+from infra.platform.tracing import trace_settings
 from runtime import ports
 from runtime.cost.settings import CostEngineSettings
 from runtime.manager.settings import ManagerSettings
@@ -153,7 +154,11 @@ def _service_env(
     values: dict[str, object],
 ) -> dict[str, str]:
     """A service's environment: its settings, the files it reads by setting, and Vault's."""
-    common = {"environment": cfg.environment.value, "redis_password_file": _REDIS_PASSWORD.path}
+    common = {
+        "environment": cfg.environment.value,
+        "redis_password_file": _REDIS_PASSWORD.path,
+        **trace_settings(cfg),
+    }
     paths = {setting: f.path for setting, f in files.items()}
     return {
         **settings_env(model, {**common, **values, **paths}),

@@ -49,11 +49,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from contextlib import AbstractContextManager
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, status
 from fastapi.responses import JSONResponse
+from opentelemetry.trace import Span, SpanKind
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from runtime import endpoints
@@ -66,6 +68,7 @@ from runtime.cost.prices import UnknownModelError
 from runtime.cost.recommend import NoModelFits, Task
 from runtime.cost.reservations import BudgetExceeded
 from runtime.service.auth import BearerAuth
+from runtime.service.tracing import tracer
 
 __all__ = [
     "AlertOut",
@@ -81,6 +84,8 @@ __all__ = [
     "report_out",
     "router",
 ]
+
+_tracer = tracer("agentops.cost")
 
 TaskId = Annotated[
     str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$", description="task id")
@@ -266,20 +271,30 @@ def report_out(analysis: SpendAnalysis, daily_budget: Decimal) -> ReportOut:
     )
 
 
+def _span(name: str, task_id: str, attempt: int, model: str) -> AbstractContextManager[Span]:
+    """A span of the task's trace: the worker's call carries its context (traceparent)."""
+    return _tracer.start_as_current_span(
+        name,
+        kind=SpanKind.SERVER,
+        attributes={"task_id": task_id, "attempt": attempt, "model": model},
+    )
+
+
 def router(engine: CostEngine, auth: BearerAuth) -> APIRouter:
     api = APIRouter(prefix=endpoints.COST_API, tags=["cost"], dependencies=[Depends(auth)])
 
     @api.post("/reservations", status_code=status.HTTP_201_CREATED, response_model=ReserveOut)
     async def reserve(body: ReserveIn) -> Any:
         try:
-            held = await engine.reserve(
-                body.task_id,
-                body.attempt,
-                body.team,
-                body.model,
-                body.max_input_tokens,
-                body.max_output_tokens,
-            )
+            with _span("reservation", body.task_id, body.attempt, body.model):
+                held = await engine.reserve(
+                    body.task_id,
+                    body.attempt,
+                    body.team,
+                    body.model,
+                    body.max_input_tokens,
+                    body.max_output_tokens,
+                )
         except UnknownModelError:
             return _unknown(engine)
         except RateLimited as err:
@@ -332,16 +347,17 @@ def router(engine: CostEngine, auth: BearerAuth) -> APIRouter:
     @api.post("/usage", response_model=UsageOut)
     async def usage(body: UsageIn) -> Any:
         try:
-            done = await engine.record(
-                body.task_id,
-                body.attempt,
-                body.model,
-                body.agent_type,
-                body.team,
-                body.input_tokens,
-                body.output_tokens,
-                body.at,
-            )
+            with _span("usage record", body.task_id, body.attempt, body.model):
+                done = await engine.record(
+                    body.task_id,
+                    body.attempt,
+                    body.model,
+                    body.agent_type,
+                    body.team,
+                    body.input_tokens,
+                    body.output_tokens,
+                    body.at,
+                )
         except UnknownModelError:
             return _unknown(engine)
         except AtOutsideWindow as err:

@@ -6,6 +6,7 @@ Alertmanager each have their own token file. Bodies are validated with limits on
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -22,11 +23,13 @@ from runtime.manager.queue import QueueFull, TaskQueue, TaskRecord
 from runtime.manager.registry import AgentProfile, AgentRecord, AgentRegistry
 from runtime.manager.settings import AGENT_TYPE_PATTERN, ManagerSettings
 from runtime.service.auth import BearerAuth
+from runtime.service.logs import bind_task
 from runtime.service.validation import unencodable
 
 __all__ = ["ManagerState", "build_router"]
 
 _tracer = trace.get_tracer("agentops.manager")
+log = logging.getLogger("agentops.manager")
 _UNPROCESSABLE = 422
 
 AGENT_ID_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$"
@@ -278,6 +281,9 @@ def build_router(
                     complexity=body.complexity,
                     team=body.team,
                 )
+                trace.get_current_span().set_attribute("task_id", result.task_id)
+                bind_task(result.task_id)
+                log.info("task %s %s", result.task_id, "accepted" if result.created else "known")
             except QueueFull as full:
                 state.metrics.submissions.labels(agent_type, "rejected_full").inc()
                 raise _problem(
@@ -300,6 +306,7 @@ def build_router(
         tags=["tasks"],
     )
     async def get_task(task_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]) -> TaskView:
+        bind_task(task_id)
         record = await state.queue.get(task_id)
         if record is None:
             raise _problem(status.HTTP_404_NOT_FOUND, "no such task")

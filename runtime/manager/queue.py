@@ -31,6 +31,7 @@ from redis.exceptions import ResponseError
 from runtime.manager import constants as k
 from runtime.manager.constants import Priority
 from runtime.service import redis as rd
+from runtime.service.tracing import current_traceparent
 
 __all__ = [
     "STATS_ALPHA",
@@ -134,6 +135,8 @@ class TaskRecord:
     # The attempt whose outcome is stored but not yet acknowledged (None: none finished).
     outcome_attempt: int | None = None
     max_attempts: int | None = None
+    # W3C `traceparent` of the submit span: the attempt that runs the task continues its trace.
+    traceparent: str | None = None
 
     @classmethod
     def from_hash(cls, raw: dict[str, str]) -> TaskRecord:
@@ -160,6 +163,7 @@ class TaskRecord:
             finished_at=num("finished_at"),
             outcome_attempt=int(raw["outcome_attempt"]) if raw.get("outcome_attempt") else None,
             max_attempts=int(raw["max_attempts"]) if raw.get("max_attempts") else None,
+            traceparent=raw.get("traceparent") or None,
         )
 
 
@@ -408,6 +412,8 @@ class TaskQueue:
             "max_attempts": self.max_attempts,
             "retention_s": self.retention_s,
             "dead_cap": self.dead_letter_cap,
+            # The trace the submit runs in travels with the task (empty outside any span).
+            "traceparent": current_traceparent(),
         }
         flat = [str(x) for pair in fields.items() for x in pair]
         outcome, value = await self._submit(

@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from runtime import endpoints
 from runtime.service.auth import BearerAuth
 from runtime.service.redis import TRANSIENT_REDIS_ERRORS, Outage
+from runtime.service.tracing import TraceContextMiddleware
 from runtime.telemetry import metrics as m
 
 __all__ = ["UNAVAILABLE_RETRY_AFTER_S", "ReadyCheck", "create_app"]
@@ -232,4 +233,5 @@ def create_app(
     )
     app.add_middleware(_RequestMetrics, requests=requests, duration=duration, outage=outage)
     app.add_middleware(_BodyLimit, limit=max_body_bytes)
+    app.add_middleware(TraceContextMiddleware)
     return app

@@ -3,7 +3,6 @@ names at fault, before anything listens."""
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable
 from typing import TypeVar
@@ -13,6 +12,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from runtime.service.connections import read_deadline_protocol
+from runtime.service.logs import configure_logging
 from runtime.service.settings import ServiceSettings
 
 __all__ = ["load_settings", "serve"]
@@ -34,15 +34,14 @@ def load_settings(settings_class: type[S]) -> S:
 
 def serve(settings_class: type[S], factory: Callable[[S], FastAPI]) -> None:
     settings = load_settings(settings_class)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging(settings.log_level)
     uvicorn.run(
         factory(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # JSON lines through the root handler (runtime.service.logs), not uvicorn's own format.
+        log_config=None,
         access_log=False,
         # Slow clients (issue 17): read deadlines, an idle limit and a cap on connections.
         http=read_deadline_protocol(settings.header_timeout_s, settings.body_timeout_s),

@@ -108,6 +108,15 @@ class ServiceSettings(BaseSettings):
     otlp_endpoint: AnyUrl | None = Field(
         default=None, description="OTLP/HTTP traces endpoint when traceExporter is otlp"
     )
+    trace_sample_ratio: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description=(
+            "share of traces rooted in this service that are kept (a span with a parent, "
+            "such as the mesh's or a task's, follows its parent's decision)"
+        ),
+    )
 
     @field_validator("redis_url")
     @classmethod

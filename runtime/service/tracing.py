@@ -2,18 +2,38 @@
 
 With no exporter the global no-op tracer stays in place, so spans in hot paths cost next to
 nothing. The collector the monitoring layer deploys takes OTLP over HTTP.
+
+A task's trace crosses processes in W3C Trace Context (`traceparent`): HTTP calls carry it in
+their headers (every service continues the caller's trace, see `TraceContextMiddleware`), and a
+queued task carries it in its Redis hash from the manager's submit span to the worker's attempt.
+Spans rooted in a service are sampled at `trace_sample_ratio`; a span with a parent follows the
+parent's decision (the mesh's sampling at the gateway, the submit span's for a task).
 """
 
 from __future__ import annotations
 
-from opentelemetry import trace
+from collections.abc import Mapping
+
+from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from runtime.service.settings import ServiceSettings, TraceExporter
 
-__all__ = ["setup_tracing", "tracer"]
+__all__ = [
+    "TRACEPARENT",
+    "TraceContextMiddleware",
+    "continued",
+    "current_traceparent",
+    "propagation_headers",
+    "setup_tracing",
+    "tracer",
+]
+
+TRACEPARENT = "traceparent"
 
 
 def setup_tracing(service: str, settings: ServiceSettings) -> TracerProvider | None:
@@ -31,7 +51,8 @@ def setup_tracing(service: str, settings: ServiceSettings) -> TracerProvider | N
     provider = TracerProvider(
         resource=Resource.create(
             {"service.name": service, "deployment.environment": settings.environment}
-        )
+        ),
+        sampler=ParentBased(TraceIdRatioBased(settings.trace_sample_ratio)),
     )
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
@@ -40,3 +61,43 @@ def setup_tracing(service: str, settings: ServiceSettings) -> TracerProvider | N
 
 def tracer(name: str) -> trace.Tracer:
     return trace.get_tracer(name)
+
+
+def propagation_headers() -> dict[str, str]:
+    """Headers that carry the current span to the callee (empty outside any span)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+def current_traceparent() -> str:
+    """The current span as a `traceparent` value, '' when there is none: what a queued task
+    stores so the process that runs it continues its trace."""
+    return propagation_headers().get(TRACEPARENT, "")
+
+
+def continued(traceparent: str | None) -> context.Context:
+    """The context whose spans are children of the span `traceparent` names (a fresh root
+    when it is empty or malformed)."""
+    return propagate.extract({TRACEPARENT: traceparent} if traceparent else {})
+
+
+class TraceContextMiddleware:
+    """Every request runs in the caller's trace context, so the service's spans are children
+    of the caller's span (a worker's call, the mesh's gateway span)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers: Mapping[str, str] = {
+            k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
+        }
+        token = context.attach(propagate.extract(headers))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            context.detach(token)

@@ -16,6 +16,7 @@ import httpx
 from runtime import endpoints
 from runtime.manager.queue import TaskRecord, TokenUsage
 from runtime.service.settings import read_secret_file
+from runtime.service.tracing import propagation_headers
 from runtime.worker.handlers.base import DependencyUnavailable, RetryableError, TaskFailed
 from runtime.worker.settings import WorkerSettings
 
@@ -60,7 +61,7 @@ class CostClient:
 
     async def _post(self, path: str, body: dict[str, object]) -> httpx.Response:
         try:
-            response = await self.http.post(path, json=body)
+            response = await self.http.post(path, json=body, headers=propagation_headers())
         except httpx.HTTPError as err:
             raise DependencyUnavailable(f"cost engine unreachable: {type(err).__name__}") from None
         if response.status_code == 429:
@@ -132,7 +133,9 @@ class CostClient:
     async def release(self, task: TaskRecord, attempt: int) -> None:
         # Best effort: a hold nobody releases expires after the reservation timeout.
         with contextlib.suppress(httpx.HTTPError):
-            await self.http.delete(f"/reservations/{task.task_id}/{attempt}")
+            await self.http.delete(
+                f"/reservations/{task.task_id}/{attempt}", headers=propagation_headers()
+            )
 
     async def aclose(self) -> None:
         await self.http.aclose()

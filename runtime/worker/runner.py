@@ -20,11 +20,14 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 import httpx
+from opentelemetry.trace import SpanKind
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from runtime.manager.queue import Taken, TaskQueue, TaskRecord, TokenUsage
+from runtime.service.logs import bind_task
 from runtime.service.redis import TRANSIENT_REDIS_ERRORS
+from runtime.service.tracing import continued, tracer
 from runtime.worker.handlers.base import (
     DependencyUnavailable,
     Handler,
@@ -39,6 +42,7 @@ from runtime.worker.settings import WorkerSettings
 __all__ = ["CostGate", "Outcome", "Worker", "task_usage"]
 
 log = logging.getLogger("agentops.worker")
+_tracer = tracer("agentops.worker")
 T = TypeVar("T")
 
 
@@ -197,6 +201,7 @@ class Worker:
 
     async def _run(self, entry: Taken) -> None:
         agent_type = self.settings.agent_type
+        bind_task(entry.task_id)  # this asyncio task's log lines name the task
         self.metrics.in_flight.labels(agent_type).inc()
         try:
             await self._attempt(entry)
@@ -217,6 +222,17 @@ class Worker:
         if task is None:
             await self._persist("discard", lambda: self.queue.discard(entry))
             return  # reclaimed meanwhile: another attempt owns it
+        # A child of the task's submit span: one trace from submit to usage record.
+        with _tracer.start_as_current_span(
+            "attempt",
+            context=continued(task.traceparent),
+            attributes={"task_id": task.task_id, "attempt": task.attempts, "agent_id": agent_id},
+        ):
+            await self._started(entry, task)
+
+    async def _started(self, entry: Taken, task: TaskRecord) -> None:
+        """The attempt of a task this agent has marked running."""
+        agent_id = self.settings.agent_id
         if task.outcome_attempt is not None:
             # An earlier attempt finished and lost only its usage record or acknowledgement:
             # finish it from the stored outcome; the work is not run again.
@@ -250,8 +266,13 @@ class Worker:
         model: str | None = None
         try:
             # Inside the try: a rate limit retries later, an exhausted budget fails the task.
-            model = await self.cost.choose_model(task, s.model) if self.cost else None
-            result = await asyncio.wait_for(self.handler(_context(task, model)), s.task_timeout_s)
+            if self.cost is not None:
+                with _tracer.start_as_current_span("reserve", kind=SpanKind.CLIENT):
+                    model = await self.cost.choose_model(task, s.model)
+            with _tracer.start_as_current_span("handler", attributes={"model": model or ""}):
+                result = await asyncio.wait_for(
+                    self.handler(_context(task, model)), s.task_timeout_s
+                )
             output = _with_model(result.output, model)
             problem = _unstorable(output)
             outcome = Outcome(
@@ -316,6 +337,7 @@ class Worker:
         if stored is not None:
             status = "failed" if stored.error is not None else "succeeded"
             self.metrics.tasks.labels(self.settings.agent_type, status).inc()
+            log.info("task %s %s (attempt %d)", task.task_id, status, attempt)
 
     async def _complete(self, entry: Taken, task: TaskRecord) -> TaskRecord | None:
         """Acknowledge with the stored outcome (the truth: this delivery may not have run it);
@@ -349,7 +371,8 @@ class Worker:
         delay = 0.2
         for left in range(self.settings.usage_record_attempts - 1, -1, -1):
             try:
-                await self.cost.record(task, attempt, self.settings.agent_type, usage)
+                with _tracer.start_as_current_span("usage record", kind=SpanKind.CLIENT):
+                    await self.cost.record(task, attempt, self.settings.agent_type, usage)
                 return
             except TaskFailed as err:
                 # Refused for good (a 4xx): charging it again would be refused again.

@@ -108,6 +108,7 @@ def local_platform(
     workers: int = 2,
     cost: dict[str, Any] | None = None,
     manager_env: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
     appendfsync: str = "everysec",
     **worker_env: str,
 ) -> Iterator[LocalPlatform]:
@@ -130,6 +131,10 @@ def local_platform(
             **(manager_env or {}),
         }
     )
+    # `env`: settings every runtime service gets (cost engine, manager, workers).
+    for process in dev.processes:
+        if process.role in ("service", "worker"):
+            process.env.update(env or {})
     redis = dev.process("redis")
     redis.argv[redis.argv.index("--appendfsync") + 1] = appendfsync
     start(state, dev)

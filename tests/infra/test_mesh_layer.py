@@ -7,10 +7,17 @@ from typing import Any
 import pytest
 
 from infra.config import load_from_mapping
+from infra.config.errors import ConfigError
 from infra.layers.mesh import GATEWAY
 from infra.layers.monitoring import ALERTMANAGER_SERVICE_ACCOUNT, PROMETHEUS_SERVICE_ACCOUNT
 from infra.plan.document import Plan
 from infra.platform.names import Namespace
+from infra.platform.tracing import (
+    COLLECTOR_SERVICE,
+    MESH_TRACING_PROVIDER,
+    TELEMETRY_NAME,
+    mesh_telemetry,
+)
 from runtime import endpoints
 from tests.conftest import stack_values
 
@@ -129,3 +136,38 @@ def test_workers_accept_only_prometheus(plans: dict[str, Plan], stack: str) -> N
     }
     (rule,) = workers["rules"]
     assert rule["to"] == [{"operation": {"methods": ["GET"], "paths": [endpoints.METRICS]}}]
+
+
+@pytest.mark.parametrize("stack", AWS)
+def test_mesh_tracing_samples_at_the_configured_rate_into_the_collector(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    cfg = load_from_mapping(stack_values(stack))
+    mesh = Namespace.MESH.value
+    telemetry = _crs(plans[stack], "Telemetry")
+    assert set(telemetry) == {(mesh, TELEMETRY_NAME)}, "one mesh-wide Telemetry, in the root"
+    (tracing,) = telemetry[(mesh, TELEMETRY_NAME)]["tracing"]
+    assert tracing["randomSamplingPercentage"] == cfg.monitoring.trace_sampling_percent
+    # Its provider is the collector istiod knows by that name.
+    (istiod,) = [
+        r
+        for r in plans[stack].resources
+        if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs.get("name") == "istiod"
+    ]
+    providers = {
+        p["name"]: p["opentelemetry"]
+        for p in istiod.inputs["values"]["meshConfig"]["extensionProviders"]
+    }
+    assert [p["name"] for p in tracing["providers"]] == [MESH_TRACING_PROVIDER]
+    assert providers[MESH_TRACING_PROVIDER]["service"].startswith(f"{COLLECTOR_SERVICE}.")
+
+
+def test_mesh_tracing_rate_is_per_stack_and_off_without_the_pipeline() -> None:
+    values = stack_values("staging")
+    staging = load_from_mapping(values)
+    assert mesh_telemetry(staging) is not None
+    values["monitoring"]["tracing"] = False
+    assert mesh_telemetry(load_from_mapping(values)) is None
+    values["monitoring"] |= {"tracing": True, "traceSamplingPercent": 101}
+    with pytest.raises(ConfigError, match=r"monitoring\.traceSamplingPercent = 101"):
+        load_from_mapping(values)

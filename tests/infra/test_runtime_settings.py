@@ -16,13 +16,14 @@ from pydantic_settings import BaseSettings
 from infra.config import PlatformConfig, load_from_mapping
 from infra.plan.document import Plan, PlanResource
 from infra.platform.runtime_secrets import SECRETS_DIR, VAULT_ADDRESS
+from infra.platform.tracing import COLLECTOR_SERVICE, otlp_traces_endpoint, tracing_on
 from infra.platform.vault_access import secret_prefix, vault_identities
 from infra.platform.workloads import PRE_STOP_SLEEP_SECONDS, runtime_workloads
 from runtime.cost.settings import CostEngineSettings
 from runtime.manager.settings import ManagerSettings
 from runtime.secrets.settings import VaultSettings
 from runtime.service.environment import env_names
-from runtime.service.settings import ServiceSettings
+from runtime.service.settings import ServiceSettings, TraceExporter
 from runtime.worker.settings import WorkerSettings
 from tests.conftest import STACKS, stack_values
 
@@ -214,3 +215,33 @@ def test_each_injected_file_is_readable_under_the_pods_vault_policy(
             assert path.startswith(own) or f'path "{path}"' in identity.policy, (
                 f"{account} is given {path} but its policy does not allow reading it"
             )
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_services_export_spans_to_the_collector_where_the_stack_traces(
+    plans: dict[str, Plan], stack: str, tmp_path: Path, clean_environment: pytest.MonkeyPatch
+) -> None:
+    cfg = load_from_mapping(stack_values(stack))
+    # Traces by default in the AWS stacks; the local stack's config turns the pipeline off.
+    assert tracing_on(cfg) is (stack != "local")
+    collector = [
+        r
+        for r in plans[stack].resources
+        if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs.get("name") == "otel-collector"
+    ]
+    for d in _deployments(plans[stack]):
+        name = d.inputs["metadata"]["name"]
+        settings, _, _ = _settings_of(d, cfg, tmp_path / name, clean_environment)
+        if not tracing_on(cfg):
+            assert settings.trace_exporter is TraceExporter.NONE, name
+            continue
+        assert settings.trace_exporter is TraceExporter.OTLP, name
+        assert str(settings.otlp_endpoint) == otlp_traces_endpoint(), name
+        assert settings.trace_sample_ratio == cfg.monitoring.trace_sampling_percent / 100
+        # The endpoint is the Service of the collector release the plan deploys (the chart
+        # names it <release>-<chart>), which exports to Jaeger.
+        (release,) = collector
+        assert f"{release.inputs['name']}-{release.inputs['chart']}" == COLLECTOR_SERVICE
+        pipeline = release.inputs["values"]["config"]["service"]["pipelines"]["traces"]
+        assert pipeline["receivers"] == ["otlp"]
+        assert pipeline["exporters"] == ["otlp/jaeger"]

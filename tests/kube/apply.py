@@ -67,6 +67,7 @@ WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "Cr
 CRD_CHARTS = {
     "networking.istio.io": "base",
     "security.istio.io": "base",
+    "telemetry.istio.io": "base",
     "monitoring.coreos.com": "kube-prometheus-stack",
 }
 _BUILTIN_GROUPS = frozenset({"", "apps", "autoscaling", "batch", "policy"})
