@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from typing import Final
 
 from opentelemetry import trace
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 __all__ = ["TASK_ID", "bind_task", "configure_logging"]
@@ -23,6 +24,7 @@ __all__ = ["TASK_ID", "bind_task", "configure_logging"]
 TASK_ID: ContextVar[str | None] = ContextVar("agentops_task_id", default=None)
 _FIELDS: Final = "{asctime}{levelname}{name}{message}"
 _RENAMED: Final = {"asctime": "time", "levelname": "level", "name": "logger"}
+_QUIET: Final = ("httpx", "httpcore")
 
 
 def bind_task(task_id: str) -> None:
@@ -46,7 +48,13 @@ class _Correlation(logging.Filter):
 
 
 def _formatter() -> logging.Formatter:
-    formatter = JsonFormatter(_FIELDS, style="{", rename_fields=dict(_RENAMED))
+    formatter = JsonFormatter(
+        _FIELDS,
+        style="{",
+        rename_fields=dict(_RENAMED),
+        # uvicorn's copy of the message with terminal colours: noise in a log store.
+        reserved_attrs=[*RESERVED_ATTRS, "color_message"],
+    )
     # ISO 8601 in UTC with milliseconds, whatever the host's zone.
     formatter.default_time_format = "%Y-%m-%dT%H:%M:%S"
     formatter.default_msec_format = "%s.%03dZ"
@@ -68,3 +76,6 @@ def configure_logging(level: str) -> None:
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
+    # The HTTP clients' line per request repeats what the request metrics count.
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING)

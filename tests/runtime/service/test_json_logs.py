@@ -32,6 +32,7 @@ from tests.waiting import eventually
 PASSWORD = "redis-Pa55word-never-logged-7f3a9c"
 POOL = "code-generator"
 TASK_FIELDS = ("task_id", "trace_id", "span_id")
+KNOWN_FIELDS = {"time", "level", "logger", "message", "exc_info", *TASK_FIELDS}
 
 
 def _tracing(endpoint: str) -> dict[str, str]:
@@ -170,6 +171,7 @@ def test_logs_are_json_lines_with_task_and_trace_ids_and_no_secret(
             record = json.loads(line)  # every line is one JSON object
             assert isinstance(record, dict), f"{name}:{number}"
             assert {"time", "level", "logger", "message"} <= set(record), f"{name}:{number}"
+            assert set(record) <= KNOWN_FIELDS, f"{name}:{number}: {line}"
             loggers.add(record["logger"])
             if "task_id" in record:
                 assert all(record.get(f) for f in TASK_FIELDS), f"{name}:{number}: {line}"
