@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.plan.document import Plan
+from infra.plan.document import Plan, PlanResource
 from tests.kubeapi import kube  # noqa: F401  (the real control plane, for every test folder)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,6 +24,16 @@ def stack_values(stack: str) -> dict[str, Any]:
     """The `agentops:*` values of a stack file, keyed without the namespace."""
     body = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())
     return {k.split(":", 1)[1]: v for k, v in body["config"].items() if k.startswith("agentops:")}
+
+
+def helm_release(plan: Plan, name: str) -> PlanResource:
+    """The plan's Helm release named `name` (exactly one)."""
+    (found,) = [
+        r
+        for r in plan.resources
+        if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs.get("name") == name
+    ]
+    return found
 
 
 def write_stack(directory: Path, stack: str, mutate: Callable[[dict[str, Any]], None]) -> Path:

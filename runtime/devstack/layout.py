@@ -26,8 +26,9 @@ from runtime.telemetry.alerts import build_catalogue, render_rule_groups
 __all__ = ["DevOptions", "DevPlan", "ProcessSpec", "Timing", "plan", "process_names"]
 
 LOCALHOST = "127.0.0.1"
-# Kubernetes-only settings: the pod's Vault login, which no local process has.
-_CLUSTER_ONLY_PREFIXES = ("AGENTOPS_VAULT_",)
+# Kubernetes-only settings: the pod's Vault login, which no local process has, and the in-cluster
+# collector's address (a local run exports spans only where its own environment says).
+_CLUSTER_ONLY_PREFIXES = ("AGENTOPS_VAULT_", "AGENTOPS_TRACE_EXPORTER", "AGENTOPS_OTLP_")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from infra.platform.tracing import (
     mesh_telemetry,
 )
 from runtime import endpoints
-from tests.conftest import stack_values
+from tests.conftest import helm_release, stack_values
 
 AWS = ("staging", "prod")
 
@@ -149,11 +149,7 @@ def test_mesh_tracing_samples_at_the_configured_rate_into_the_collector(
     (tracing,) = telemetry[(mesh, TELEMETRY_NAME)]["tracing"]
     assert tracing["randomSamplingPercentage"] == cfg.monitoring.trace_sampling_percent
     # Its provider is the collector istiod knows by that name.
-    (istiod,) = [
-        r
-        for r in plans[stack].resources
-        if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs.get("name") == "istiod"
-    ]
+    istiod = helm_release(plans[stack], "istiod")
     providers = {
         p["name"]: p["opentelemetry"]
         for p in istiod.inputs["values"]["meshConfig"]["extensionProviders"]

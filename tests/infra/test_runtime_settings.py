@@ -25,7 +25,7 @@ from runtime.secrets.settings import VaultSettings
 from runtime.service.environment import env_names
 from runtime.service.settings import ServiceSettings, TraceExporter
 from runtime.worker.settings import WorkerSettings
-from tests.conftest import STACKS, stack_values
+from tests.conftest import STACKS, helm_release, stack_values
 
 # What `agentops serve <command>` runs with (runtime/cli.py).
 SERVE: dict[str, type[ServiceSettings]] = {
@@ -224,11 +224,6 @@ def test_services_export_spans_to_the_collector_where_the_stack_traces(
     cfg = load_from_mapping(stack_values(stack))
     # Traces by default in the AWS stacks; the local stack's config turns the pipeline off.
     assert tracing_on(cfg) is (stack != "local")
-    collector = [
-        r
-        for r in plans[stack].resources
-        if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs.get("name") == "otel-collector"
-    ]
     for d in _deployments(plans[stack]):
         name = d.inputs["metadata"]["name"]
         settings, _, _ = _settings_of(d, cfg, tmp_path / name, clean_environment)
@@ -240,7 +235,7 @@ def test_services_export_spans_to_the_collector_where_the_stack_traces(
         assert settings.trace_sample_ratio == cfg.monitoring.trace_sampling_percent / 100
         # The endpoint is the Service of the collector release the plan deploys (the chart
         # names it <release>-<chart>), which exports to Jaeger.
-        (release,) = collector
+        release = helm_release(plans[stack], "otel-collector")
         assert f"{release.inputs['name']}-{release.inputs['chart']}" == COLLECTOR_SERVICE
         pipeline = release.inputs["values"]["config"]["service"]["pipelines"]["traces"]
         assert pipeline["receivers"] == ["otlp"]
