@@ -21,6 +21,7 @@ __all__ = [
     "ledger_field",
     "limit_log",
     "limit_sums",
+    "probe",
     "seen",
     "team_scope",
     "usage",
@@ -66,6 +67,11 @@ def ledger_field(scope: str) -> str:
     if scope.startswith("team:"):
         return f"cost:team:{scope[len('team:') :]}"
     raise ValueError(f"unknown budget scope {scope!r}")
+
+
+def probe(instance: str) -> str:
+    """A key /ready writes: a write, unlike a ping, fails while Redis is out of memory."""
+    return f"{PREFIX}:probe:{instance}"
 
 
 def seen(idempotency_key: str) -> str:

@@ -404,12 +404,53 @@ def _dependency_rules() -> tuple[AlertRule, ...]:
     )
 
 
+# Share of the dead-letter cap at which an operator is told, before the oldest are trimmed.
+DEAD_LETTER_WARN_SHARE = 0.8
+
+
+def _runtime_state_rules() -> tuple[AlertRule, ...]:
+    return (
+        AlertRule(
+            name="DeadLettersNearCap",
+            expr=(f"max({m.DEAD_LETTERS}) / max({m.DEAD_LETTER_CAP}) > {DEAD_LETTER_WARN_SHARE}"),
+            for_="10m",
+            severity="warning",
+            summary="The dead-letter stream is close to its cap",
+            description=(
+                f"More than {DEAD_LETTER_WARN_SHARE:.0%} of the dead-letter cap is used: past "
+                "the cap the oldest dead letters are trimmed and lost to inspection."
+            ),
+            action=(
+                "Inspect and replay or discard the dead letters (see the runbook), fix what "
+                "made them fail, or raise agents.manager.deadLetterCap."
+            ),
+        ),
+        AlertRule(
+            name="TokenFileUnreadable",
+            expr=f"min by (job, realm) ({m.TOKEN_FILE_OK}) == 0",
+            for_="5m",
+            severity="warning",
+            summary="A {{ $labels.realm }} token file cannot be read",
+            description=(
+                "{{ $labels.job }} cannot re-read its {{ $labels.realm }} token file (empty, "
+                "unreadable or invalid): it serves with the last good tokens and is unready, so "
+                "a rotation will lock callers out."
+            ),
+            action=(
+                "Check the Vault agent that renders the file and the KV entry behind it; "
+                "restore the tokens, then finish the rotation."
+            ),
+        ),
+    )
+
+
 def build_catalogue(t: AlertThresholds) -> list[RuleGroup]:
     """Every alert of the platform, grouped; deterministic for given thresholds."""
     groups = [
         RuleGroup(name="agentops.agents", rules=_agent_rules(t)),
         RuleGroup(name="agentops.cost", rules=_cost_rules(t)),
         RuleGroup(name="agentops.dependencies", rules=_dependency_rules()),
+        RuleGroup(name="agentops.runtime", rules=_runtime_state_rules()),
     ]
     if t.pending_override is not None:
         pending = t.pending_override

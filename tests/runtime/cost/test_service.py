@@ -39,10 +39,12 @@ class Engine:
         return f"http://127.0.0.1:{self.port}"
 
 
-def start(redis: RedisServer, directory: Path, cost: dict[str, Any]) -> Engine:
+def start(
+    redis: RedisServer, directory: Path, cost: dict[str, Any], port: int | None = None
+) -> Engine:
     token_file = directory / "token"
     token_file.write_text(TOKEN + "\n")
-    port = free_port()
+    port = port or free_port()
     env = {
         **os.environ,
         "AGENTOPS_HOST": "127.0.0.1",

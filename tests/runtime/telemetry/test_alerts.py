@@ -344,7 +344,47 @@ def dependency_scenarios() -> list[Scenario]:
     ]
 
 
-SCENARIOS = agent_scenarios() + token_scenarios() + budget_scenarios() + dependency_scenarios()
+def runtime_state_scenarios() -> list[Scenario]:
+    manager = {"instance": "manager-0:8080", "job": "agent-manager"}
+    cap = {sel(m.DEAD_LETTER_CAP, **manager): "1000x30"}
+    tokens = {"instance": "manager-0:8080", "job": "agent-manager", "realm": "tasks"}
+    return [
+        Scenario(
+            "dead-letters-near-cap",
+            {**cap, sel(m.DEAD_LETTERS, **manager): "810+5x30"},
+            (Check("DeadLettersNearCap", "18m", (Fires({}),)),),
+        ),
+        Scenario(
+            "dead-letters-far-from-cap",
+            {**cap, sel(m.DEAD_LETTERS, **manager): "700x20"},
+            (Check("DeadLettersNearCap", "18m"),),
+        ),
+        Scenario(
+            "token-file-unreadable",
+            {sel(m.TOKEN_FILE_OK, **tokens): "1 0x10"},
+            (
+                Check(
+                    "TokenFileUnreadable",
+                    "7m",
+                    (Fires({"job": "agent-manager", "realm": "tasks"}),),
+                ),
+            ),
+        ),
+        Scenario(
+            "token-file-fine",
+            {sel(m.TOKEN_FILE_OK, **tokens): "1x10"},
+            (Check("TokenFileUnreadable", "7m"),),
+        ),
+    ]
+
+
+SCENARIOS = (
+    agent_scenarios()
+    + token_scenarios()
+    + budget_scenarios()
+    + dependency_scenarios()
+    + runtime_state_scenarios()
+)
 
 
 # Only the template forms the catalogue uses; anything else fails here until taught.
