@@ -19,6 +19,12 @@ from infra.config import PlatformConfig
 from infra.layers.shared import pinned_chart
 from infra.platform.alert_thresholds import alert_thresholds
 from infra.platform.alertmanager import MANAGER_WEBHOOK_SECRET, alertmanager_config
+from infra.platform.metric_producers import (
+    REDIS_EXPORTER_AUTH_SECRET,
+    REDIS_EXPORTER_RELEASE,
+    redis_exporter_values,
+    vault_service_monitor,
+)
 from infra.platform.names import PART_OF, PART_OF_LABEL, Namespace
 from runtime import endpoints
 from runtime.telemetry import metrics
@@ -28,6 +34,7 @@ from runtime.telemetry.dashboards import build_dashboards
 __all__ = [
     "ALERTMANAGER_SERVICE_ACCOUNT",
     "PROMETHEUS_SERVICE_ACCOUNT",
+    "ElastiCacheTarget",
     "Monitoring",
     "MonitoringArgs",
 ]
@@ -44,11 +51,21 @@ _ISTIO_CERTS = "/etc/prom-certs"
 
 
 @dataclass(frozen=True)
+class ElastiCacheTarget:
+    """What the Redis exporter needs of ElastiCache: its primary endpoint and auth token."""
+
+    primary_endpoint: pulumi.Output[str]
+    auth_token: pulumi.Output[str]
+
+
+@dataclass(frozen=True)
 class MonitoringArgs:
     config: PlatformConfig
     provider: k8s.Provider
     secrets: Mapping[str, pulumi.Output[str]]
     depends_on: list[pulumi.Resource]
+    # Set where Redis is ElastiCache, which runs no exporter of its own.
+    elasticache: ElastiCacheTarget | None = None
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -180,6 +197,7 @@ class Monitoring(pulumi.ComponentResource):
             },
             opts=after_crds,
         )
+        self._alert_producers(name, args, after_crds)
         k8s.helm.v3.Release(
             f"{name}-adapter",
             name="prometheus-adapter",
@@ -245,6 +263,43 @@ class Monitoring(pulumi.ComponentResource):
         self.register_outputs(
             {"prometheus_url": PROMETHEUS_URL, "manager_webhook_token": self.manager_webhook_token}
         )
+
+    def _alert_producers(
+        self, name: str, args: MonitoringArgs, after_crds: pulumi.ResourceOptions
+    ) -> None:
+        """Scraping of what the catalogue reads beyond the runtime (see metric_producers)."""
+        ns = Namespace.MONITORING.value
+        if args.config.vault.enabled:
+            k8s.apiextensions.CustomResource(
+                f"{name}-vault-scrape",
+                api_version="monitoring.coreos.com/v1",
+                kind="ServiceMonitor",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name="vault-telemetry", namespace=ns, labels={PART_OF_LABEL: PART_OF}
+                ),
+                spec=vault_service_monitor(args.config),
+                opts=after_crds,
+            )
+        if args.elasticache is not None:
+            auth = k8s.core.v1.Secret(
+                f"{name}-redis-exporter-auth",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=REDIS_EXPORTER_AUTH_SECRET, namespace=ns),
+                string_data={"password": args.elasticache.auth_token},
+                opts=pulumi.ResourceOptions(
+                    parent=self, provider=args.provider, depends_on=args.depends_on
+                ),
+            )
+            k8s.helm.v3.Release(
+                f"{name}-redis-exporter",
+                name=REDIS_EXPORTER_RELEASE,
+                namespace=ns,
+                values=args.elasticache.primary_endpoint.apply(redis_exporter_values),
+                atomic=True,
+                **pinned_chart("prometheus-redis-exporter"),
+                opts=pulumi.ResourceOptions.merge(
+                    after_crds, pulumi.ResourceOptions(depends_on=[auth])
+                ),
+            )
 
     @staticmethod
     def _prometheus_spec(cfg: PlatformConfig) -> dict[str, Any]:
