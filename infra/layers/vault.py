@@ -28,6 +28,7 @@ from infra.platform.metric_producers import (
     VAULT_METRICS_POLICY,
     VAULT_METRICS_POLICY_HCL,
     VAULT_METRICS_SECRET,
+    VAULT_TELEMETRY_HCL,
 )
 from infra.platform.names import Namespace
 from infra.platform.runtime_secrets import (
@@ -102,7 +103,7 @@ def _server_hcl(cfg: PlatformConfig, kms_key_id: str | None, region: str | None)
         f'storage "raft" {{\n  path = "/vault/data"\n{joins}\n}}\n'
         f"{seal}"
         'service_registration "kubernetes" {}\n'
-        'telemetry { prometheus_retention_time = "30s"\n  disable_hostname = true }\n'
+        f"{VAULT_TELEMETRY_HCL}"
     )
 
 

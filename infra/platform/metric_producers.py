@@ -30,6 +30,7 @@ __all__ = [
     "VAULT_METRICS_POLICY",
     "VAULT_METRICS_POLICY_HCL",
     "VAULT_METRICS_SECRET",
+    "VAULT_TELEMETRY_HCL",
     "redis_exporter_values",
     "vault_service_monitor",
 ]
@@ -42,6 +43,10 @@ VAULT_METRICS_SECRET: Final = "vault-metrics-token"  # noqa: S105 - a Secret's n
 VAULT_METRICS_POLICY: Final = "prometheus-metrics"
 VAULT_METRICS_PATH: Final = "/v1/sys/metrics"
 VAULT_METRICS_POLICY_HCL: Final = 'path "sys/metrics" {\n  capabilities = ["read"]\n}\n'
+# Vault's server telemetry: keep Prometheus-format metrics for 30 s, no host in their names.
+VAULT_TELEMETRY_HCL: Final = (
+    'telemetry {\n  prometheus_retention_time = "30s"\n  disable_hostname = true\n}\n'
+)
 
 
 def redis_exporter_values(primary_endpoint: str) -> dict[str, Any]:

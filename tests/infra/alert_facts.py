@@ -28,16 +28,22 @@ __all__ = [
     "release",
     "result_labels",
     "route",
+    "sample_labels",
     "tool",
 ]
 
 # Receiver integrations that reach a person; a webhook into the agent manager does not.
 PEOPLE = frozenset({"pagerduty_configs", "slack_configs", "email_configs", "opsgenie_configs"})
 # The plan redacts secrets at the leaves; amtool needs syntactically valid stand-ins.
+# Endpoints point at a closed port on 127.0.0.1, so a real Alertmanager never calls out.
 _STAND_INS = {
     "routing_key": "0123456789abcdef0123456789abcdef",
-    "api_url": "https://hooks.slack.com/services/T000/B000/XXXX",
+    "api_url": "http://127.0.0.1:9/slack",
     "auth_password": "stand-in",
+}
+_LOCAL_ENDPOINTS = {
+    "pagerduty_configs": {"url": "http://127.0.0.1:9/pagerduty"},
+    "email_configs": {"smarthost": "127.0.0.1:9"},
 }
 _HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
@@ -73,6 +79,10 @@ def alertmanager_file(plan: Plan, directory: Path) -> tuple[Path, dict[str, Any]
     stack = release(plan, "kube-prometheus-stack")
     assert stack is not None, "the plan deploys no kube-prometheus-stack"
     config = _unredact(stack.inputs["values"]["alertmanager"]["config"])
+    for receiver in config["receivers"]:
+        for kind, endpoint in _LOCAL_ENDPOINTS.items():
+            for integration in receiver.get(kind, []):
+                integration.update(endpoint)
     path = directory / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config))
     return path, config

@@ -4,6 +4,13 @@ against those routes."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +28,11 @@ from tests.infra.alert_facts import (
     matches,
     result_labels,
     route,
+    sample_labels,
+    tool,
 )
+from tests.servers import free_port
+from tests.waiting import eventually
 
 # An always-firing heartbeat may go nowhere by design; the catalogue has none today.
 WATCHDOGS: frozenset[str] = frozenset({"Watchdog"})
@@ -84,3 +95,77 @@ def test_inhibition_never_hides_the_only_notice(
                     carried = result_labels(rules[side])
                     assert carried is not None, side
                     assert set(inhibit["equal"]) <= carried, (side, inhibit["equal"], carried)
+
+
+@contextmanager
+def _alertmanager(config_file: Path, directory: Path) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            tool("prometheus-alertmanager"),
+            f"--config.file={config_file}",
+            f"--storage.path={directory / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(directory / "alertmanager.log").open("wb"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        eventually("alertmanager ready", lambda: _status(f"{url}/-/ready") == 200, timeout=30)
+        yield url
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+
+
+def _status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - 127.0.0.1
+            return int(response.status)
+    except OSError:
+        return None
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_real_alertmanager_inhibits_only_superseded_alerts(
+    plans: dict[str, Plan], stack: str, tmp_path: Path
+) -> None:
+    """Every catalogue alert fires at once, sharing label values, on a real Alertmanager with
+    the stack's config: exactly the alerts a firing alert supersedes are inhibited, and each
+    inhibiting alert itself reaches a person."""
+    path, config = alertmanager_file(plans[stack], tmp_path)
+    people = _people(config)
+    rules = _catalogue(stack)
+    expected = {target for rule in rules for target in rule.supersedes}
+    with _alertmanager(path, tmp_path) as url:
+        body = json.dumps([{"labels": sample_labels(rule)} for rule in rules]).encode()
+        request = urllib.request.Request(  # noqa: S310 - 127.0.0.1
+            f"{url}/api/v2/alerts", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            assert response.status == 200
+
+        def alerts() -> list[dict[str, Any]]:
+            with urllib.request.urlopen(f"{url}/api/v2/alerts", timeout=5) as got:  # noqa: S310
+                found: list[dict[str, Any]] = json.loads(got.read())
+            return found
+
+        def all_received() -> list[dict[str, Any]] | None:
+            found = alerts()
+            return found if len(found) == len(rules) else None
+
+        received = eventually("every alert received", all_received)
+    by_fingerprint = {a["fingerprint"]: a["labels"]["alertname"] for a in received}
+    inhibited = {
+        a["labels"]["alertname"]: [by_fingerprint[f] for f in a["status"]["inhibitedBy"]]
+        for a in received
+        if a["status"]["inhibitedBy"]
+    }
+    assert set(inhibited) == expected, inhibited
+    routed = {rule.name: route(path, rule) for rule in rules}
+    for target, sources in inhibited.items():
+        for source in sources:
+            assert target in next(r for r in rules if r.name == source).supersedes
+            assert people & set(routed[source].receivers), (source, routed[source])

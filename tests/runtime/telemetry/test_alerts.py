@@ -334,7 +334,16 @@ def dependency_scenarios() -> list[Scenario]:
         Scenario(
             "vault-sealed",
             {sel(m.VAULT_UNSEALED, **vault): "1 1 0x10"},
-            (Check("VaultSealed", "6m", (Fires(vault),)),),
+            (Check("VaultSealed", "6m", (Fires({"instance": vault["instance"]}),)),),
+        ),
+        Scenario(
+            # Just unsealed: the server still reports a stale cluster="" series at 0.
+            "vault-unsealed-with-stale-series",
+            {
+                sel(m.VAULT_UNSEALED, cluster="", **vault): "0x10",
+                sel(m.VAULT_UNSEALED, cluster="vault-cluster-1", **vault): "1x10",
+            },
+            (Check("VaultSealed", "5m"),),
         ),
         Scenario(
             "vault-unsealed",
