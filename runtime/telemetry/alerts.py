@@ -408,9 +408,7 @@ def _dependency_rules() -> tuple[AlertRule, ...]:
             # rather than read 0: absent() is what catches a whole sealed cluster.
             # max per server: after unsealing, Vault keeps reporting a stale `cluster=""`
             # series at 0 until its retention ends (seen on a real OpenBao server).
-            expr=(
-                f"max by (instance) ({m.VAULT_UNSEALED}) == 0 or absent({m.VAULT_UNSEALED})"
-            ),
+            expr=(f"max by (instance) ({m.VAULT_UNSEALED}) == 0 or absent({m.VAULT_UNSEALED})"),
             for_="1m",
             severity="critical",
             summary="Vault is sealed or not scraped",
