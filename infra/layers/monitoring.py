@@ -50,6 +50,22 @@ OTLP_GRPC = 4317
 _ISTIO_CERTS = "/etc/prom-certs"
 
 
+def _operator_object(
+    resource: str, kind: str, name: str, spec: dict[str, Any], opts: pulumi.ResourceOptions
+) -> None:
+    """A prometheus-operator object (the chart's CRDs) in the monitoring namespace."""
+    k8s.apiextensions.CustomResource(
+        resource,
+        api_version="monitoring.coreos.com/v1",
+        kind=kind,
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=name, namespace=Namespace.MONITORING.value, labels={PART_OF_LABEL: PART_OF}
+        ),
+        spec=spec,
+        opts=opts,
+    )
+
+
 @dataclass(frozen=True)
 class ElastiCacheTarget:
     """What the Redis exporter needs of ElastiCache: its primary endpoint and auth token."""
@@ -157,15 +173,12 @@ class Monitoring(pulumi.ComponentResource):
         )
         after_crds = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[stack])
 
-        k8s.apiextensions.CustomResource(
+        _operator_object(
             f"{name}-alert-catalogue",
-            api_version="monitoring.coreos.com/v1",
-            kind="PrometheusRule",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name="agentops-alerts", namespace=ns, labels={PART_OF_LABEL: PART_OF}
-            ),
-            spec=render_rule_groups(build_catalogue(alert_thresholds(cfg))),
-            opts=after_crds,
+            "PrometheusRule",
+            "agentops-alerts",
+            render_rule_groups(build_catalogue(alert_thresholds(cfg))),
+            after_crds,
         )
         endpoint: dict[str, Any] = {"port": "http", "path": endpoints.METRICS, "interval": "15s"}
         if cfg.mesh.enabled:
@@ -181,21 +194,18 @@ class Monitoring(pulumi.ComponentResource):
                     },
                 }
             )
-        k8s.apiextensions.CustomResource(
+        _operator_object(
             f"{name}-runtime-scrape",
-            api_version="monitoring.coreos.com/v1",
-            kind="ServiceMonitor",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name="agentops-runtime", namespace=ns, labels={PART_OF_LABEL: PART_OF}
-            ),
-            spec={
+            "ServiceMonitor",
+            "agentops-runtime",
+            {
                 "namespaceSelector": {
                     "matchNames": [Namespace.PLATFORM.value, Namespace.AGENTS.value]
                 },
                 "selector": {"matchLabels": {PART_OF_LABEL: PART_OF}},
                 "endpoints": [endpoint],
             },
-            opts=after_crds,
+            after_crds,
         )
         self._alert_producers(name, args, after_crds)
         k8s.helm.v3.Release(
@@ -270,15 +280,12 @@ class Monitoring(pulumi.ComponentResource):
         """Scraping of what the catalogue reads beyond the runtime (see metric_producers)."""
         ns = Namespace.MONITORING.value
         if args.config.vault.enabled:
-            k8s.apiextensions.CustomResource(
+            _operator_object(
                 f"{name}-vault-scrape",
-                api_version="monitoring.coreos.com/v1",
-                kind="ServiceMonitor",
-                metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name="vault-telemetry", namespace=ns, labels={PART_OF_LABEL: PART_OF}
-                ),
-                spec=vault_service_monitor(args.config),
-                opts=after_crds,
+                "ServiceMonitor",
+                "vault-telemetry",
+                vault_service_monitor(args.config),
+                after_crds,
             )
         if args.elasticache is not None:
             auth = k8s.core.v1.Secret(
