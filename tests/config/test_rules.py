@@ -253,6 +253,18 @@ CASES: list[tuple[str, str, Mutation, str]] = [
         "pages",
     ),
     (
+        "staging",
+        "agentops:monitoring.alerting",
+        _set("monitoring.alerting.slack", _DELETE),
+        "every alert must reach people",
+    ),
+    (
+        "local",
+        "agentops:monitoring.alerting",
+        _set("monitoring.alerting", {"pagerduty": {"enabled": True}}),
+        "slack or email",
+    ),
+    (
         "local",
         "agentops:cluster",
         lambda raw: raw.update(cluster=stack_values("staging")["cluster"]),
