@@ -29,6 +29,7 @@ from infra.platform.metric_producers import (
 from infra.platform.names import COST_ENGINE, MANAGER, pool_workload
 from runtime.cost.metrics import CostMetrics
 from runtime.manager.metrics import ManagerMetrics
+from runtime.service.app import ShellMetrics
 from runtime.telemetry import metrics as m
 from runtime.telemetry.alerts import build_catalogue
 from runtime.worker.metrics import WorkerMetrics
@@ -49,9 +50,12 @@ def runtime_series() -> dict[str, str]:
     """Series name → the service whose registry declares it."""
     cost = CollectorRegistry()
     CostMetrics(cost)
+    shell = CollectorRegistry()
+    ShellMetrics(shell)  # every HTTP service's shell: the manager's is enough to produce them
     found: dict[str, str] = {}
     for service, registry in (
         (MANAGER, ManagerMetrics().registry),
+        (MANAGER, shell),
         (COST_ENGINE, cost),
         (WORKERS, WorkerMetrics().registry),
     ):
