@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from runtime.cost import keys
 from runtime.cost.api import router
-from runtime.cost.engine import CostEngine
+from runtime.cost.engine import CostEngine, UsageWindow
 from runtime.cost.metrics import CostMetrics
 from runtime.cost.settings import CostEngineSettings
 from runtime.service.app import create_app
@@ -39,7 +39,8 @@ def build_app(settings: CostEngineSettings) -> FastAPI:
     registry = CollectorRegistry()
     metrics = CostMetrics(registry)
     redis = connect(settings)
-    engine = CostEngine(redis, cost, metrics)
+    window = UsageWindow(settings.usage_max_age_seconds, settings.usage_max_ahead_seconds)
+    engine = CostEngine(redis, cost, metrics, usage_window=window)
     setup_tracing("cost-engine", settings)
 
     async def background() -> None:

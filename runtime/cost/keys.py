@@ -19,6 +19,8 @@ __all__ = [
     "alert_mark",
     "buckets",
     "ledger_field",
+    "limit_held",
+    "limit_holds",
     "limit_log",
     "limit_sums",
     "probe",
@@ -86,6 +88,16 @@ def limit_log(scope: str) -> str:
 def limit_sums(scope: str) -> str:
     """Running sums (requests, tokens, cost) over the members of `limit_log(scope)`."""
     return f"{PREFIX}:limit:{scope}:sums"
+
+
+def limit_held(scope: str) -> str:
+    """Call id → its member of `limit_log(scope)` while the call holds its maximum there."""
+    return f"{PREFIX}:limit:{scope}:held"
+
+
+def limit_holds(scope: str) -> str:
+    """Ids of `limit_held(scope)` scored by when their hold lapses (unix ms)."""
+    return f"{PREFIX}:limit:{scope}:holds"
 
 
 def alert_mark(scope: str, window: str, bucket: str, threshold: str) -> str:

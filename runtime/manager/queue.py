@@ -297,7 +297,8 @@ if not deferred and attempts >= max_attempts then
   local submitted = tonumber(redis.call('HGET', KEYS[2], 'submitted_at'))
   redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[8], '*', 'kind', 'finished', 'type', agent_type,
              'status', 'dead_lettered', 'agent', ARGV[9],
-             'duration', tostring(tonumber(ARGV[4]) - submitted), 'abandoned', abandoned)
+             'duration', tostring(tonumber(ARGV[4]) - submitted), 'abandoned', abandoned,
+             'task', ARGV[3])
   return 'dead'
 end
 if status == 'running' then redis.call('INCR', KEYS[5]) end
@@ -317,7 +318,7 @@ redis.call('ZADD', KEYS[3], tonumber(ARGV[4]) + delay, ARGV[3])
 redis.call('HSET', KEYS[2], 'status', 'retrying', 'agent', '')
 if not finished then redis.call('HSET', KEYS[2], 'error', ARGV[7]) end
 redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[8], '*', 'kind', 'retry', 'type', agent_type,
-           'agent', ARGV[9], 'abandoned', abandoned)
+           'agent', ARGV[9], 'abandoned', abandoned, 'task', ARGV[3])
 return 'retry'
 """
 

@@ -137,9 +137,3 @@ class ManagerSettings(ServiceSettings):
             complexity_fit=self.score_complexity_weight,
             slow_s=self.score_slow_seconds,
         )
-
-    def backoff(self, attempts: int) -> float:
-        """Delay before retry number `attempts` (1-based): doubling, capped."""
-        return float(
-            min(self.retry_backoff_max_s, self.retry_backoff_s * 2 ** max(0, attempts - 1))
-        )

@@ -78,7 +78,7 @@ class Platform:
 
     def __init__(self, redis_url: str, tmp_path: Path, cost_url: str | None) -> None:
         self.redis = Redis.from_url(redis_url)
-        self.queue = TaskQueue(self.redis, max_attempts=3)
+        self.queue = TaskQueue(self.redis, max_queued_per_type=10_000, max_attempts=3)
         self.registry = AgentRegistry(self.redis, heartbeat_ttl_s=60)
         self.tmp_path = tmp_path
         self.cost_url = cost_url
