@@ -137,6 +137,13 @@ class PlatformConfig(ConfigModel):
                     pool.model,
                     f"must be a model the cost engine prices: {sorted(self.cost.models)}",
                 )
+        if self.monitoring.enabled and not self.monitoring.alerting.reaches_people():
+            raise RuleViolation(
+                "monitoring.alerting",
+                self.monitoring.alerting.model_dump(by_alias=True, exclude_none=True),
+                "every alert must reach people: configure slack or email "
+                "(pagerduty pages critical alerts only)",
+            )
         return self
 
     @model_validator(mode="after")

@@ -1,7 +1,7 @@
-"""Renders the configuration reference (README) from the models, so docs cannot drift.
+"""Renders the configuration reference page from the models, so the docs cannot drift.
 
-`python -m infra.config.reference` prints it, `... --readme README.md` rewrites the README's
-section in place; a test checks the README holds exactly this.
+`python -m infra.config.reference` prints it, `... --write` rewrites the generated section of
+docs/configuration.md in place; a test checks the page holds exactly this.
 """
 
 from __future__ import annotations
@@ -21,16 +21,19 @@ from infra.config.errors import NAMESPACE
 from infra.config.platform import PlatformConfig
 
 __all__ = [
-    "README_END",
-    "README_START",
+    "PAGE",
+    "PAGE_END",
+    "PAGE_START",
     "render_reference",
     "replace_section",
     "type_name",
-    "update_readme",
+    "update_page",
 ]
 
-README_START = "<!-- config-reference:start -->\n"
-README_END = "<!-- config-reference:end -->"
+# The docs page the reference is generated into, relative to the repository root.
+PAGE = Path("docs/configuration.md")
+PAGE_START = "<!-- config-reference:start -->\n"
+PAGE_END = "<!-- config-reference:end -->"
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
@@ -101,19 +104,19 @@ def render_reference() -> str:
 
 
 def replace_section(path: Path, start_marker: str, end_marker: str, body: str) -> None:
-    """Rewrite what lies between two marker lines of a generated README section."""
+    """Rewrite what lies between two marker lines of a generated docs section."""
     text = path.read_text(encoding="utf-8")
     start = text.index(start_marker) + len(start_marker)
     end = text.index(end_marker)
     path.write_text(text[:start] + body + text[end:], encoding="utf-8")
 
 
-def update_readme(path: Path) -> None:
-    replace_section(path, README_START, README_END, render_reference())
+def update_page(path: Path = PAGE) -> None:
+    replace_section(path, PAGE_START, PAGE_END, render_reference())
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--readme"]:
-        update_readme(Path(sys.argv[2]))
+    if sys.argv[1:2] == ["--write"]:
+        update_page()
     else:
         print(render_reference(), end="")

@@ -9,6 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.config import PlatformConfig, RedisMode
+from infra.platform.metric_producers import (
+    PROMETHEUS_POD,
+    REDIS_EXPORTER_PORT,
+    REDIS_EXPORTER_RELEASE,
+)
 from infra.platform.names import (
     APP_LABEL,
     COST_ENGINE,
@@ -371,6 +376,71 @@ def network_policies(cfg: PlatformConfig) -> list[PolicySpec]:
                 {"matchLabels": {"app.kubernetes.io/name": "alertmanager"}},
                 [_anywhere((IMDS,))],
                 _tcp(443, 587),
+            )
+        )
+        specs += _alert_producer_flows(cfg)
+    return specs
+
+
+# --- Alert producers (issue 20 item 3) ------------------------------------------------------
+# Prometheus scrapes what the alert catalogue reads beyond the runtime: Redis' exporter (in the
+# Redis pods, or the ElastiCache exporter in the monitoring namespace) and Vault's telemetry.
+# Kept apart so the flows move as one block into a generated flow table.
+
+
+def _alert_producer_flows(cfg: PlatformConfig) -> list[PolicySpec]:
+    prometheus = [_pods(Namespace.MONITORING, PROMETHEUS_POD)]
+    scraper = {"matchLabels": PROMETHEUS_POD}
+    exporter = _tcp(REDIS_EXPORTER_PORT)
+    specs: list[PolicySpec] = []
+    if cfg.redis.mode is RedisMode.IN_CLUSTER:
+        specs.append(
+            _ingress(
+                "allow-prometheus-redis-exporter",
+                Namespace.PLATFORM,
+                _app("redis"),
+                prometheus,
+                exporter,
+            )
+        )
+    else:
+        assert cfg.network is not None
+        selector = {"matchLabels": {"app.kubernetes.io/instance": REDIS_EXPORTER_RELEASE}}
+        specs.append(
+            _ingress(
+                "allow-prometheus-redis-exporter",
+                Namespace.MONITORING,
+                selector,
+                prometheus,
+                exporter,
+            )
+        )
+        specs.append(
+            _egress(
+                "allow-redis-exporter-to-elasticache",
+                Namespace.MONITORING,
+                selector,
+                [{"ipBlock": {"cidr": str(cfg.network.vpc_cidr)}}],
+                _tcp(ports.REDIS),
+            )
+        )
+    if cfg.vault.enabled:
+        specs.append(
+            _ingress(
+                "allow-prometheus-vault",
+                Namespace.VAULT,
+                _app("vault"),
+                prometheus,
+                _tcp(VAULT_API),
+            )
+        )
+        specs.append(
+            _egress(
+                "allow-prometheus-to-vault",
+                Namespace.MONITORING,
+                scraper,
+                [_pods(Namespace.VAULT, {APP_LABEL: "vault"})],
+                _tcp(VAULT_API),
             )
         )
     return specs

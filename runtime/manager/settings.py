@@ -1,4 +1,4 @@
-"""The agent manager's settings: `AGENTOPS_*` environment variables (see the README's table).
+"""The agent manager's settings: `AGENTOPS_*` environment variables (see docs/runtime-settings.md).
 
 The Pulumi program sets them on the manager Deployment from the stack config
 (infra/platform/workloads.py); `agentops dev up` sets them for local processes.

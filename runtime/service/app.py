@@ -36,7 +36,7 @@ from runtime.service.redis import TRANSIENT_REDIS_ERRORS, Outage
 from runtime.service.tracing import TraceContextMiddleware
 from runtime.telemetry import metrics as m
 
-__all__ = ["UNAVAILABLE_RETRY_AFTER_S", "ReadyCheck", "create_app"]
+__all__ = ["UNAVAILABLE_RETRY_AFTER_S", "ReadyCheck", "ShellMetrics", "create_app"]
 
 log = logging.getLogger("agentops.service")
 
@@ -157,6 +157,28 @@ def _validation_body(err: RequestValidationError) -> tuple[int, dict[str, Any]]:
     return status, {"detail": "invalid request", "errors": problems}
 
 
+class ShellMetrics:
+    """The series every runtime HTTP service exports through its shell."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            m.HTTP_REQUESTS,
+            "HTTP requests served",
+            ["endpoint", "method", "code"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            m.HTTP_DURATION,
+            "HTTP request duration in seconds",
+            ["endpoint", "method"],
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.token_file_ok = Gauge(
+            m.TOKEN_FILE_OK, "Token file readable", ["realm"], registry=registry
+        )
+
+
 def create_app(
     *,
     title: str,
@@ -172,7 +194,7 @@ def create_app(
     disable_created_metrics()  # type: ignore[no-untyped-call]
     app = FastAPI(title=title, version=version, lifespan=lifespan)
     outage = app.state.redis_outage = Outage(log, f"{title}: Redis")
-    token_ok = Gauge(m.TOKEN_FILE_OK, "Token file readable", ["realm"], registry=registry)
+    shell = ShellMetrics(registry)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, err: RequestValidationError) -> JSONResponse:
@@ -196,7 +218,7 @@ def create_app(
         checks: dict[str, tuple[bool, Any]] = {}
         for auth in auths:
             ok, detail = auth.check()
-            token_ok.labels(auth.realm).set(int(ok))
+            shell.token_file_ok.labels(auth.realm).set(int(ok))
             checks[f"tokens:{auth.realm}"] = (ok, detail)
         return checks
 
@@ -221,17 +243,9 @@ def create_app(
         token_checks()
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    requests = Counter(
-        m.HTTP_REQUESTS, "HTTP requests served", ["endpoint", "method", "code"], registry=registry
+    app.add_middleware(
+        _RequestMetrics, requests=shell.requests, duration=shell.duration, outage=outage
     )
-    duration = Histogram(
-        m.HTTP_DURATION,
-        "HTTP request duration in seconds",
-        ["endpoint", "method"],
-        registry=registry,
-        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-    )
-    app.add_middleware(_RequestMetrics, requests=requests, duration=duration, outage=outage)
     app.add_middleware(_BodyLimit, limit=max_body_bytes)
     app.add_middleware(TraceContextMiddleware)
     return app

@@ -3,7 +3,7 @@
 The Pulumi program builds each runtime Deployment's `env` through `settings_env`, so a variable
 exists only if the service's settings model has the field (a renamed or removed field fails the
 program, not the pod), and values are encoded the way pydantic-settings decodes them (JSON for
-lists and maps). The README's runtime settings tables use `env_names` for the same names.
+lists and maps). docs/runtime-settings.md uses `env_names` for the same names.
 """
 
 from __future__ import annotations

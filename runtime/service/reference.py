@@ -1,9 +1,9 @@
-"""Renders the README's runtime settings tables from the services' settings models.
+"""Renders the runtime settings tables (docs/runtime-settings.md) from the settings models.
 
 The same models the services read and the Pulumi program builds the Deployments' environment
 from (infra/platform/workloads.py), so the documentation cannot drift from either.
-`python -m runtime.service.reference` prints the section, `... --readme README.md` rewrites it
-in place; a test checks the README holds exactly this.
+`python -m runtime.service.reference` prints the section, `... --write` rewrites the page's
+generated section in place; a test checks the page holds exactly this.
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ from runtime.secrets.settings import VaultSettings
 from runtime.service.environment import env_names
 from runtime.worker.settings import WorkerSettings
 
-__all__ = ["README_END", "README_START", "SERVICES", "render_settings", "update_readme"]
+__all__ = ["PAGE", "PAGE_END", "PAGE_START", "SERVICES", "render_settings", "update_page"]
 
-README_START: Final = "<!-- runtime-settings:start -->\n"
-README_END: Final = "<!-- runtime-settings:end -->"
+# The docs page the tables are generated into, relative to the repository root.
+PAGE: Final = Path("docs/runtime-settings.md")
+PAGE_START: Final = "<!-- runtime-settings:start -->\n"
+PAGE_END: Final = "<!-- runtime-settings:end -->"
 
-# (heading, the model it documents), in the order the README shows them.
+# (heading, the model it documents), in the order the page shows them.
 SERVICES: Final[tuple[tuple[str, type[BaseSettings]], ...]] = (
     ("Agent manager — `agentops serve manager`", ManagerSettings),
     ("Agent worker — `agentops serve worker`", WorkerSettings),
@@ -80,12 +82,12 @@ def render_settings() -> str:
     return "\n".join(lines)
 
 
-def update_readme(path: Path) -> None:
-    replace_section(path, README_START, README_END, render_settings())
+def update_page(path: Path = PAGE) -> None:
+    replace_section(path, PAGE_START, PAGE_END, render_settings())
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--readme"]:
-        update_readme(Path(sys.argv[2]))
+    if sys.argv[1:2] == ["--write"]:
+        update_page()
     else:
         print(render_settings(), end="")

@@ -253,6 +253,18 @@ CASES: list[tuple[str, str, Mutation, str]] = [
         "pages",
     ),
     (
+        "staging",
+        "agentops:monitoring.alerting",
+        _set("monitoring.alerting.slack", _DELETE),
+        "every alert must reach people",
+    ),
+    (
+        "local",
+        "agentops:monitoring.alerting",
+        _set("monitoring.alerting", {"pagerduty": {"enabled": True}}),
+        "slack or email",
+    ),
+    (
         "local",
         "agentops:cluster",
         lambda raw: raw.update(cluster=stack_values("staging")["cluster"]),
@@ -410,15 +422,14 @@ def test_every_top_level_key_is_documented_in_pulumi_yaml() -> None:
         assert declared[f"agentops:{key}"]["description"]
 
 
-def test_readme_reference_matches_the_models() -> None:
-    from infra.config.reference import README_END, README_START, render_reference
+def test_docs_reference_matches_the_models() -> None:
+    from infra.config.reference import PAGE, PAGE_END, PAGE_START, render_reference
     from tests.conftest import REPO
 
-    readme = (REPO / "README.md").read_text()
-    section = readme[readme.index(README_START) + len(README_START) : readme.index(README_END)]
+    page = (REPO / PAGE).read_text()
+    section = page[page.index(PAGE_START) + len(PAGE_START) : page.index(PAGE_END)]
     assert section == render_reference(), (
-        "README config reference is stale: "
-        "run `python -m infra.config.reference --readme README.md`"
+        f"{PAGE} is stale: run `python -m infra.config.reference --write`"
     )
 
 

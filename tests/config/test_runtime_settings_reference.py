@@ -1,18 +1,17 @@
-"""The README's runtime settings tables are the settings models, rendered."""
+"""The runtime settings page's tables are the settings models, rendered."""
 
 from __future__ import annotations
 
 from runtime.service.environment import env_name
-from runtime.service.reference import README_END, README_START, SERVICES, render_settings
+from runtime.service.reference import PAGE, PAGE_END, PAGE_START, SERVICES, render_settings
 from tests.conftest import REPO
 
 
-def test_readme_runtime_settings_match_the_models() -> None:
-    readme = (REPO / "README.md").read_text()
-    section = readme[readme.index(README_START) + len(README_START) : readme.index(README_END)]
+def test_docs_runtime_settings_match_the_models() -> None:
+    page = (REPO / PAGE).read_text()
+    section = page[page.index(PAGE_START) + len(PAGE_START) : page.index(PAGE_END)]
     assert section == render_settings(), (
-        "README runtime settings are stale: run `python -m runtime.service.reference --readme "
-        "README.md`"
+        f"{PAGE} is stale: run `python -m runtime.service.reference --write`"
     )
 
 
