@@ -43,7 +43,12 @@ def test_every_manifest_validates_against_kubernetes_schemas(
         kubernetes_validate.validate(manifest_body(r), version, strict=True)
         checked += 1
     assert checked > 40
-    assert custom <= {"monitoring.coreos.com", "networking.istio.io", "security.istio.io"}
+    assert custom <= {
+        "monitoring.coreos.com",
+        "networking.istio.io",
+        "security.istio.io",
+        "telemetry.istio.io",
+    }
 
 
 @pytest.mark.parametrize("stack", STACKS)
