@@ -93,9 +93,9 @@ def write_inputs(manifests: Path, directory: Path, table: list[Flow]) -> Inputs:
     self_flows = {f.source.key for f in table if f.source == f.destination}
     for flow in table:
         for peer in (flow.source, flow.destination):
-            if isinstance(peer, Workload) and peer.labels and not peer.host_network:
-                if not _rendered(peer, inputs):
-                    charted[peer.key] = peer
+            standin = isinstance(peer, Workload) and peer.labels and not peer.host_network
+            if standin and isinstance(peer, Workload) and not _rendered(peer, inputs):
+                charted[peer.key] = peer
     for w in charted.values():
         if w.namespace not in namespaces:
             namespaces.add(w.namespace)
