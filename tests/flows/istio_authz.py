@@ -16,6 +16,10 @@ https://istio.io/latest/docs/reference/config/security/request_authentication/:
 - `principals` and `namespaces` come from the peer's mTLS certificate: plaintext has none.
   HTTP-only fields (methods, paths, requestPrincipals) never match a TCP connection.
 - Values match exactly, as a prefix (`abc*`), a suffix (`*abc`) or anything (`*`).
+- PeerAuthentication (https://istio.io/latest/docs/reference/config/security/peer_authentication/):
+  the most specific policy wins — a workload's (selector) over its namespace's over the root
+  namespace's; its `portLevelMtls` entry for the port over its `mtls`. STRICT refuses
+  plaintext; PERMISSIVE and DISABLE accept it.
 
 Independent of the generator: it reads the plan's objects, not infra/platform/mesh_policies.py.
 """
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["Decision", "MeshConfig", "Request", "decide"]
+__all__ = ["Decision", "MeshConfig", "Request", "decide", "mtls_mode"]
 
 
 class Decision(StrEnum):
@@ -50,6 +54,8 @@ class Request:
     # The JWT presented: (issuer, subject); valid when an applicable rule names its issuer.
     token: tuple[str, str] | None = None
     token_header: str = "authorization"
+    # A gateway's listeners take callers' own TLS: PeerAuthentication governs sidecars only.
+    gateway: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class MeshConfig:
     root_namespace: str
     authorization: Sequence[Mapping[str, Any]]  # AuthorizationPolicy objects (full manifests)
     authentication: Sequence[Mapping[str, Any]]  # RequestAuthentication objects
+    peer_authentication: Sequence[Mapping[str, Any]] = ()  # PeerAuthentication objects
 
 
 def _match(value: str | None, patterns: Iterable[str]) -> bool:
@@ -176,7 +183,34 @@ def _request_principal(req: Request, config: MeshConfig) -> tuple[bool, str | No
     return (not located), None
 
 
+def mtls_mode(req: Request, config: MeshConfig) -> str:
+    """The mTLS mode the destination's sidecar applies to the request's port."""
+    ranked: list[tuple[int, Mapping[str, Any]]] = []
+    for obj in config.peer_authentication:
+        spec, namespace = obj.get("spec") or {}, obj["metadata"].get("namespace")
+        selector = (spec.get("selector") or {}).get("matchLabels")
+        if selector is not None:
+            if namespace == req.namespace and all(
+                req.labels.get(k) == v for k, v in selector.items()
+            ):
+                ranked.append((0, spec))
+        elif namespace == req.namespace:
+            ranked.append((1, spec))
+        elif namespace == config.root_namespace:
+            ranked.append((2, spec))
+    for _, spec in sorted(ranked, key=lambda r: r[0]):
+        port = (spec.get("portLevelMtls") or {}).get(str(req.port))
+        if port is not None and port.get("mode", "UNSET") != "UNSET":
+            return str(port["mode"])
+        mode = (spec.get("mtls") or {}).get("mode", "UNSET")
+        if mode != "UNSET":
+            return str(mode)
+    return "PERMISSIVE"  # Istio's default without any PeerAuthentication
+
+
 def decide(req: Request, config: MeshConfig) -> Decision:
+    if not req.gateway and req.principal is None and mtls_mode(req, config) == "STRICT":
+        return Decision.DENY  # plaintext refused at the connection, before any policy
     authenticated, request_principal = _request_principal(req, config)
     if not authenticated:
         return Decision.UNAUTHENTICATED
