@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 from infra.config import PlatformConfig, RedisMode, UnsealMode
 from infra.platform.names import (
@@ -37,6 +37,7 @@ __all__ = [
     "Peer",
     "Protocol",
     "Workload",
+    "flow_table",
     "flows",
     "networks",
     "workloads",
@@ -791,3 +792,34 @@ def _monitoring_flows(
             (4317,),
             "the collector exports traces to Jaeger over OTLP",
         )
+
+
+def _describe(peer: Peer) -> dict[str, Any]:
+    if isinstance(peer, Network):
+        return {"network": peer.key, "cidr": peer.cidr, "except": list(peer.excepted)}
+    return {
+        "workload": peer.key,
+        "namespace": peer.namespace,
+        "labels": peer.label_map,
+        "identity": peer.principal,
+        "source": peer.source,
+    }
+
+
+def flow_table(cfg: PlatformConfig) -> list[dict[str, Any]]:
+    """The table as JSON-ready rows: what `agentops plan` writes next to plan.json."""
+    return [
+        {
+            "name": f.name,
+            "from": _describe(f.source),
+            "to": _describe(f.destination),
+            "protocol": f.protocol.value,
+            "ports": list(f.ports),
+            "methods": list(f.methods),
+            "paths": list(f.paths),
+            "callerJwt": f.caller_jwt,
+            "meshAuthorized": bool(f.mesh_ports),
+            "why": f.why,
+        }
+        for f in flows(cfg)
+    ]
