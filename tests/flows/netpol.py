@@ -21,7 +21,15 @@ import yaml
 
 from infra.platform.flows import Flow, Network, Peer, Workload
 
-__all__ = ["Analysis", "Connection", "analyze", "analyzer", "compare", "write_inputs"]
+__all__ = [
+    "Analysis",
+    "Connection",
+    "analyze",
+    "analyzer",
+    "compare",
+    "go_tool",
+    "write_inputs",
+]
 
 REPO = Path(__file__).resolve().parents[2]
 KINDS = ("Namespace", "NetworkPolicy", "Deployment")
@@ -30,18 +38,24 @@ ALL_PORTS = frozenset({("*", 0)})
 IPv4 = ipaddress.IPv4Network
 
 
-def analyzer() -> Path:
-    configured = os.environ.get("AGENTOPS_NETPOL_BIN")
+def go_tool(tool: str, variable: str) -> Path:
+    """A pinned analyzer: `variable` when set (scripts/dev test sets it), else whatever
+    scripts/ensure-go-tool prints (cached after the first build)."""
+    configured = os.environ.get(variable)
     if configured:
         return Path(configured)
     out = subprocess.run(
-        [str(REPO / "scripts" / "ensure-go-tool"), "netpol"],
+        [str(REPO / "scripts" / "ensure-go-tool"), tool],
         capture_output=True,
         text=True,
         check=True,
         cwd=REPO,
     )
     return Path(out.stdout.strip().splitlines()[-1])
+
+
+def analyzer() -> Path:
+    return go_tool("netpol", "AGENTOPS_NETPOL_BIN")
 
 
 @dataclass(frozen=True)

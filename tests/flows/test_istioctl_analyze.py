@@ -9,7 +9,6 @@ the operator's certificate manager, a stand-in of its type. No error or warning 
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import yaml
 from infra.config import load_from_mapping
 from infra.platform.flows import Workload, workloads
 from tests.conftest import REPO, stack_values
+from tests.flows.netpol import go_tool
 
 MESHED = ("staging", "prod")
 KINDS = {
@@ -38,17 +38,7 @@ KINDS = {
 
 @pytest.fixture(scope="session")
 def istioctl() -> Path:
-    configured = os.environ.get("AGENTOPS_ISTIOCTL_BIN")
-    if configured:
-        return Path(configured)
-    out = subprocess.run(
-        [str(REPO / "scripts" / "ensure-go-tool"), "istioctl"],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO,
-    )
-    return Path(out.stdout.strip().splitlines()[-1])
+    return go_tool("istioctl", "AGENTOPS_ISTIOCTL_BIN")
 
 
 def _standin(w: Workload) -> dict[str, Any]:
