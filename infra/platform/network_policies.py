@@ -44,8 +44,13 @@ def _peer(peer: Peer, nodes: Network) -> dict[str, Any]:
         return _peer(nodes, nodes)
     return {
         "namespaceSelector": {"matchLabels": {NS_LABEL: peer.namespace}},
-        "podSelector": {"matchLabels": peer.label_map},
+        "podSelector": _selector(peer),
     }
+
+
+def _selector(w: Workload) -> dict[str, Any]:
+    # Every pod of the namespace: `{}`, as the API server stores an empty selector.
+    return {"matchLabels": w.label_map} if w.labels else {}
 
 
 def _ports(flow: Flow) -> list[dict[str, Any]]:
@@ -66,7 +71,7 @@ def _side(flow: Flow, selected: Workload, direction: str, peer: dict[str, Any]) 
         f"{prefix}-{flow.name}",
         Namespace(selected.namespace),
         {
-            "podSelector": {"matchLabels": selected.label_map},
+            "podSelector": _selector(selected),
             "policyTypes": [direction],
             key: [{peer_key: [peer], "ports": _ports(flow)}],
         },
