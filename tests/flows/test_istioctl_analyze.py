@@ -109,3 +109,28 @@ def test_istioctl_analyze_finds_nothing(
     ]
     assert findings == [], "\n".join(findings)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_istioctl_analyze_sees_a_broken_reference(
+    plan_dirs: dict[str, Path], istioctl: Path, tmp_path: Path
+) -> None:
+    inputs = _inputs("staging", plan_dirs["staging"] / "manifests", tmp_path)
+    broken = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": "broken", "namespace": "agentops-platform"},
+        "spec": {
+            "hosts": ["broken.example.com"],
+            "gateways": ["istio-system/no-such-gateway"],
+            "http": [{"route": [{"destination": {"host": "no-such-service"}}]}],
+        },
+    }
+    inputs.write_text(inputs.read_text() + "---\n" + yaml.safe_dump(broken))
+    proc = subprocess.run(
+        [str(istioctl), "analyze", "--use-kube=false", "--all-namespaces", str(inputs)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "no-such-gateway" in proc.stdout + proc.stderr
