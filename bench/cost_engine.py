@@ -3,7 +3,7 @@ latency, beside redis-benchmark running the same Lua script on the same redis-se
 
     .venv/bin/python bench/cost_engine.py [--records 50000] [--reserves 5000]
 
-Starts its own redis-server on 127.0.0.1 (a free port, AOF everysec as deployed), then:
+Starts its own redis-server on 127.0.0.1 (a free port, AOF everysec as staging deploys it), then:
 - records/s pipelined: Ledger.record_many in batches of 100 from 4 concurrent writers;
 - records/s concurrent: 64 coroutines each awaiting Ledger.record one at a time;
 - redis-benchmark: EVALSHA of the very same record script with the same KEYS/ARGV (a random

@@ -14,7 +14,7 @@ from infra.layers.agents import Agents, AgentsArgs
 from infra.layers.cluster import Cluster, ClusterArgs
 from infra.layers.irsa import OidcIdentity
 from infra.layers.mesh import Mesh, MeshArgs
-from infra.layers.monitoring import Monitoring, MonitoringArgs
+from infra.layers.monitoring import ElastiCacheTarget, Monitoring, MonitoringArgs
 from infra.layers.namespaces import Namespaces, NamespacesArgs
 from infra.layers.network import Network, NetworkArgs
 from infra.layers.registry import Registry, RegistryArgs
@@ -108,7 +108,15 @@ if cfg.monitoring.enabled:
     monitoring = Monitoring(
         "monitoring",
         MonitoringArgs(
-            config=cfg, provider=kubernetes, secrets=secrets, depends_on=namespaces.resources
+            config=cfg,
+            provider=kubernetes,
+            secrets=secrets,
+            depends_on=namespaces.resources,
+            elasticache=(
+                ElastiCacheTarget(redis.elasticache_endpoint, redis.password)
+                if redis.elasticache_endpoint is not None
+                else None
+            ),
         ),
     )
 if cfg.vault.enabled:

@@ -127,6 +127,12 @@ CHARTS: Final = MappingProxyType(
         "prometheus-adapter": Chart(
             "https://prometheus-community.github.io/helm-charts", "prometheus-adapter", "4.10.0"
         ),
+        # redis_exporter for ElastiCache (no in-pod exporter there); the chart pins the image.
+        "prometheus-redis-exporter": Chart(
+            "https://prometheus-community.github.io/helm-charts",
+            "prometheus-redis-exporter",
+            "6.8.0",
+        ),
         "opentelemetry-collector": Chart(
             "https://open-telemetry.github.io/opentelemetry-helm-charts",
             "opentelemetry-collector",

@@ -168,6 +168,7 @@ def dev_load_command(
     token = Path(record["tokens"]["api"]).read_text().strip()
     cost_token = Path(record["tokens"]["cost"]).read_text().strip()
     before = _spend_by_model(urls["cost-engine"], cost_token)
+    limits_before = _limit_counts(urls["cost-engine"], cost_token)
     with Progress(
         "{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
     ) as progress:
@@ -187,6 +188,10 @@ def dev_load_command(
             )
         )
     after = _spend_by_model(urls["cost-engine"], cost_token)
+    report.limit_counted = {}
+    for scope, (calls, usd, holds) in _limit_counts(urls["cost-engine"], cost_token).items():
+        calls_before, usd_before, _ = limits_before.get(scope, (0, usd - usd, 0))
+        report.limit_counted[scope] = (calls - calls_before, usd - usd_before, holds)
     report.spend_by_model = {
         model: usd - before[model] if model in before else usd
         for model, usd in after.items()
@@ -247,6 +252,27 @@ def _spend_by_model(url: str, token: str) -> dict[str, Decimal]:
     return {m: Decimal(v) for m, v in response.json()["by_model"].items()}
 
 
+def _limit_counts(url: str, token: str) -> dict[str, tuple[int, Decimal, int]]:
+    """Calls, USD and open holds each limited scope's sliding hour counts (the cost engine's
+    own figures, not recomputed here)."""
+    from decimal import Decimal
+
+    import httpx
+
+    from runtime import endpoints
+
+    response = httpx.get(
+        f"{url}{endpoints.COST_API}/limits",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return {
+        row["scope"]: (int(row["requests"]), Decimal(row["cost_usd"]), int(row["open_holds"]))
+        for row in response.json()
+    }
+
+
 def _load_table(report: LoadReport) -> Table:
     from rich.table import Table
 
@@ -266,6 +292,13 @@ def _load_table(report: LoadReport) -> Table:
     table.add_row("success rate", f"{report.success_rate:.1%}")
     for model, usd in sorted(report.spend_by_model.items()):
         table.add_row(f"spend {model}", f"{usd:f} USD")
+    if report.spend_by_model:
+        table.add_row("spend total", f"{sum(report.spend_by_model.values()):f} USD")
+    for scope, (calls, usd, holds) in sorted(report.limit_counted.items()):
+        table.add_row(
+            f"hourly limit counted ({scope})",
+            f"{usd:f} USD over {calls} calls, {holds} holds open",
+        )
     return table
 
 

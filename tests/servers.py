@@ -121,6 +121,8 @@ class BaoServer:
     root_token: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    # Extra server configuration (HCL) merged into dev mode, e.g. a telemetry stanza.
+    extra_config: str = ""
 
     @property
     def address(self) -> str:
@@ -160,6 +162,13 @@ class BaoServer:
         parsed: dict[str, object] = json.loads(body)
         return parsed
 
+    def _config_args(self) -> list[str]:
+        if not self.extra_config:
+            return []
+        path = self.directory / "extra.hcl"
+        path.write_text(self.extra_config)
+        return [f"-config={path}"]
+
     def _start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
@@ -172,6 +181,7 @@ class BaoServer:
                     f"-dev-root-token-id={self.root_token}",
                     "-dev-no-store-token",
                     "-log-level=warn",
+                    *self._config_args(),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -195,13 +205,14 @@ class BaoServer:
 
 
 @contextmanager
-def bao_server(directory: Path) -> Iterator[BaoServer]:
+def bao_server(directory: Path, extra_config: str = "") -> Iterator[BaoServer]:
     server = BaoServer(
         port=free_port(),
         directory=directory,
         root_token=f"root-{secrets.token_hex(16)}",
         process=None,  # type: ignore[arg-type]
         log_path=directory / "bao.log",
+        extra_config=extra_config,
     )
     server._start()
     try:

@@ -143,6 +143,18 @@ class ManagerConfig(ServiceConfig):
         le=10_000_000,
         description="queued tasks per agent type before submits get 429",
     )
+    task_retention_seconds: int = Field(
+        default=7 * 24 * 3600,
+        ge=60,
+        le=400 * 24 * 3600,
+        description="how long Redis keeps a finished or dead-lettered task's record",
+    )
+    dead_letter_cap: int = Field(
+        default=100_000,
+        ge=100,
+        le=10_000_000,
+        description="dead-letter stream length past which the oldest are trimmed (alerted first)",
+    )
 
     @model_validator(mode="after")
     def _heartbeat_within_visibility(self) -> Self:

@@ -9,6 +9,7 @@ from typing import Self
 from pydantic import Field, field_validator, model_validator
 
 from infra.config.base import ConfigModel, RuleViolation
+from runtime.cost.prices import PriceBook, PricedModel, PriceOverride, UnknownModelError
 
 __all__ = [
     "BudgetConfig",
@@ -65,17 +66,32 @@ class ModelProfile(ConfigModel):
     )
 
 
-def _seed_profiles() -> dict[str, ModelProfile]:
-    # The seed article's scores (its prices are wrong and are not used).
+def _default_profiles() -> dict[str, ModelProfile]:
+    # Models genai-prices 0.2 prices today; the scores are ours (prices never live here).
     return {
         "gpt-5": ModelProfile(provider="openai", quality=0.95, speed=0.8, token_efficiency=1.0),
+        "gpt-5-mini": ModelProfile(
+            provider="openai", quality=0.86, speed=0.88, token_efficiency=1.0
+        ),
         "gpt-4o": ModelProfile(provider="openai", quality=0.9, speed=0.9, token_efficiency=1.1),
-        "claude-opus-4-1": ModelProfile(
-            provider="anthropic", quality=0.92, speed=0.7, token_efficiency=0.9
+        "claude-opus-4-5": ModelProfile(
+            provider="anthropic", quality=0.93, speed=0.7, token_efficiency=0.9
         ),
-        "claude-3-5-sonnet": ModelProfile(
-            provider="anthropic", quality=0.88, speed=0.85, token_efficiency=1.0
+        "claude-sonnet-4-5": ModelProfile(
+            provider="anthropic", quality=0.91, speed=0.82, token_efficiency=1.0
         ),
+        "claude-haiku-4-5": ModelProfile(
+            provider="anthropic", quality=0.84, speed=0.86, token_efficiency=1.0
+        ),
+    }
+
+
+def _default_downgrades() -> dict[str, str]:
+    # Each target is cheaper than its source for input and output alike (a config rule).
+    return {
+        "gpt-5": "gpt-5-mini",
+        "claude-opus-4-5": "claude-sonnet-4-5",
+        "claude-sonnet-4-5": "claude-haiku-4-5",
     }
 
 
@@ -176,11 +192,14 @@ class CostConfig(ConfigModel):
         default=0.9, gt=0, le=1, description="budget share after which models are downgraded"
     )
     downgrade: dict[str, str] = Field(
-        default_factory=lambda: {"gpt-5": "gpt-4o", "claude-opus-4-1": "claude-3-5-sonnet"},
-        description="model → cheaper model used once downgradeAt is crossed",
+        default_factory=_default_downgrades,
+        description="model → cheaper model used once downgradeAt is crossed; the target must "
+        "cost less at the effective prices, for input and output alike or for every task "
+        "type's token estimate",
     )
     models: dict[str, ModelProfile] = Field(
-        default_factory=_seed_profiles, description="quality, speed and token efficiency per model"
+        default_factory=_default_profiles,
+        description="quality, speed and token efficiency per model",
     )
     price_overrides: list[ModelPriceOverride] = Field(
         default_factory=list, description="negotiated or private prices; win over the database"
@@ -232,3 +251,54 @@ class CostConfig(ConfigModel):
                         f"downgrade.{source}", " → ".join(seen), "downgrades must not loop"
                     )
         return self
+
+    @model_validator(mode="after")
+    def _downgrades_save(self) -> Self:
+        """A downgrade target must cost less than its source at the effective prices: the
+        price database with the overrides on top, today and from each later override on."""
+        book = self._price_book()
+        today = dt.datetime.now(dt.UTC).date()
+        later = {o.effective_from for o in self.price_overrides if o.effective_from > today}
+        for source, target in self.downgrade.items():
+            for day in sorted({today, *later}):
+                at = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+                refusal = self._not_cheaper(book, source, target, at)
+                if refusal:
+                    raise RuleViolation(f"downgrade.{source}", target, refusal)
+        return self
+
+    def _price_book(self) -> PriceBook:
+        overrides = [
+            PriceOverride(o.model, o.input_per_1k_usd, o.output_per_1k_usd, o.effective_from)
+            for o in self.price_overrides
+        ]
+        try:
+            return PriceBook(
+                [PricedModel(n, p.provider) for n, p in self.models.items()], overrides
+            )
+        except UnknownModelError as err:
+            raise RuleViolation(f"models.{err.model}", err.model, str(err)) from None
+
+    def _not_cheaper(self, book: PriceBook, source: str, target: str, at: dt.datetime) -> str:
+        """Why `target` does not save money over `source` at `at`, or "" if it does."""
+        src = (book.cost(source, 1000, 0, at), book.cost(source, 0, 1000, at))
+        tgt = (book.cost(target, 1000, 0, at), book.cost(target, 0, 1000, at))
+        if all(t <= s for t, s in zip(tgt, src, strict=True)) and tgt != src:
+            return ""
+        # Not cheaper per token on both sides: cheaper for every task type's token estimate?
+        dearer = [
+            kind
+            for kind, est in sorted(self.recommendation.task_tokens.items())
+            if book.cost(target, est.input, est.output, at)
+            * Decimal(str(self.models[target].token_efficiency))
+            >= book.cost(source, est.input, est.output, at)
+            * Decimal(str(self.models[source].token_efficiency))
+        ]
+        if not dearer:
+            return ""
+        return (
+            f"not cheaper than {source} on {at.date().isoformat()}: {target} costs "
+            f"{tgt[0]:f} / {tgt[1]:f} USD per 1K input / output tokens, {source} "
+            f"{src[0]:f} / {src[1]:f}, and no less for the token estimate of "
+            f"{', '.join(dearer)}; choose a cheaper target or set a price override"
+        )

@@ -20,7 +20,9 @@ __all__ = [
 
 
 class SlackReceiverConfig(ConfigModel):
-    channel: str = Field(pattern=r"^#[a-z0-9_-]{1,80}$", description="channel for warnings")
+    channel: str = Field(
+        pattern=r"^#[a-z0-9_-]{1,80}$", description="channel for every alert, critical or not"
+    )
     # The webhook URL is a secret: `pulumi config set --secret agentops:slackWebhookUrl ...`.
 
 
@@ -46,11 +48,15 @@ class PagerDutyReceiverConfig(ConfigModel):
 
 
 class AlertingConfig(ConfigModel):
-    slack: SlackReceiverConfig | None = Field(default=None, description="warnings to Slack")
-    email: EmailReceiverConfig | None = Field(default=None, description="alerts by e-mail")
+    slack: SlackReceiverConfig | None = Field(default=None, description="every alert to Slack")
+    email: EmailReceiverConfig | None = Field(default=None, description="every alert by e-mail")
     pagerduty: PagerDutyReceiverConfig | None = Field(
         default=None, description="critical alerts to PagerDuty (required in prod)"
     )
+
+    def reaches_people(self) -> bool:
+        """Slack or e-mail take warnings and criticals alike; PagerDuty only pages criticals."""
+        return self.slack is not None or self.email is not None
 
 
 class MonitoringConfig(ConfigModel):

@@ -15,7 +15,7 @@ from infra.config.cost import CostConfig
 from infra.config.mesh import MeshConfig
 from infra.config.monitoring import MonitoringConfig
 from infra.config.network import NatMode, NetworkConfig
-from infra.config.state import RedisConfig, RedisMode
+from infra.config.state import APPENDFSYNC_LOSS_WINDOW, Appendfsync, RedisConfig, RedisMode
 from infra.config.tags import TagsConfig
 from infra.config.vault import UnsealMode, VaultConfig
 
@@ -137,6 +137,13 @@ class PlatformConfig(ConfigModel):
                     pool.model,
                     f"must be a model the cost engine prices: {sorted(self.cost.models)}",
                 )
+        if self.monitoring.enabled and not self.monitoring.alerting.reaches_people():
+            raise RuleViolation(
+                "monitoring.alerting",
+                self.monitoring.alerting.model_dump(by_alias=True, exclude_none=True),
+                "every alert must reach people: configure slack or email "
+                "(pagerduty pages critical alerts only)",
+            )
         return self
 
     @model_validator(mode="after")
@@ -165,6 +172,13 @@ class PlatformConfig(ConfigModel):
         if self.vault.unseal is not UnsealMode.AWS_KMS:
             raise RuleViolation(
                 "vault.unseal", str(self.vault.unseal), "prod auto-unseals (awskms)"
+            )
+        if self.redis.appendfsync is Appendfsync.NO:
+            raise RuleViolation(
+                "redis.appendfsync",
+                "no",
+                "prod fsyncs its AOF (always, or everysec deliberately); with no a host crash "
+                f"loses {APPENDFSYNC_LOSS_WINDOW[Appendfsync.NO]}",
             )
         if self.mesh.enabled and self.mesh.jwt is None:
             raise RuleViolation("mesh.jwt", None, "prod validates callers' JWTs on the task API")

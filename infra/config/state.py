@@ -3,19 +3,44 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Self
+from typing import Final, Self
 
 from pydantic import Field, model_validator
 
 from infra.config.agents import ResourcesConfig
 from infra.config.base import ConfigModel, RuleViolation
 
-__all__ = ["ElastiCacheConfig", "InClusterRedisConfig", "RedisConfig", "RedisMode"]
+__all__ = [
+    "APPENDFSYNC_LOSS_WINDOW",
+    "Appendfsync",
+    "ElastiCacheConfig",
+    "InClusterRedisConfig",
+    "RedisConfig",
+    "RedisMode",
+]
 
 
 class RedisMode(StrEnum):
     IN_CLUSTER = "in-cluster"
     ELASTICACHE = "elasticache"
+
+
+class Appendfsync(StrEnum):
+    """When a Redis that writes an AOF fsyncs it (redis.conf `appendfsync`)."""
+
+    ALWAYS = "always"
+    EVERYSEC = "everysec"
+    NO = "no"
+
+
+# What a host crash (kernel panic, power loss, node lost with its local disk cache) can take of
+# writes Redis has already acknowledged. A Redis process kill loses nothing in any mode: the
+# AOF is written to the kernel before the reply, only the fsync differs.
+APPENDFSYNC_LOSS_WINDOW: Final[dict[Appendfsync, str]] = {
+    Appendfsync.ALWAYS: "none: each write is fsynced before Redis answers",
+    Appendfsync.EVERYSEC: "up to about 1 s of acknowledged writes (2 s if the disk stalls)",
+    Appendfsync.NO: "whatever the kernel has not flushed yet: typically up to 30 s",
+}
 
 
 class InClusterRedisConfig(ConfigModel):
@@ -51,6 +76,16 @@ class RedisConfig(ConfigModel):
     )
     elasticache: ElastiCacheConfig = Field(
         default_factory=ElastiCacheConfig, description="settings when mode is elasticache"
+    )
+    appendfsync: Appendfsync = Field(
+        default=Appendfsync.ALWAYS,
+        description=(
+            "AOF fsync of the in-cluster Redis and the local devstack (ElastiCache ignores it: "
+            "its durability is replication across AZs). Writes a host crash can lose — "
+            + "; ".join(
+                f"{mode.value}: {window}" for mode, window in APPENDFSYNC_LOSS_WINDOW.items()
+            )
+        ),
     )
 
     @model_validator(mode="after")

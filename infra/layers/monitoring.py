@@ -19,6 +19,12 @@ from infra.config import PlatformConfig
 from infra.layers.shared import pinned_chart
 from infra.platform.alert_thresholds import alert_thresholds
 from infra.platform.alertmanager import MANAGER_WEBHOOK_SECRET, alertmanager_config
+from infra.platform.metric_producers import (
+    REDIS_EXPORTER_AUTH_SECRET,
+    REDIS_EXPORTER_RELEASE,
+    redis_exporter_values,
+    vault_service_monitor,
+)
 from infra.platform.names import PART_OF, PART_OF_LABEL, Namespace
 from runtime import endpoints
 from runtime.telemetry import metrics
@@ -28,6 +34,7 @@ from runtime.telemetry.dashboards import build_dashboards
 __all__ = [
     "ALERTMANAGER_SERVICE_ACCOUNT",
     "PROMETHEUS_SERVICE_ACCOUNT",
+    "ElastiCacheTarget",
     "Monitoring",
     "MonitoringArgs",
 ]
@@ -43,12 +50,38 @@ OTLP_GRPC = 4317
 _ISTIO_CERTS = "/etc/prom-certs"
 
 
+def _operator_object(
+    resource: str, kind: str, name: str, spec: dict[str, Any], opts: pulumi.ResourceOptions
+) -> None:
+    """A prometheus-operator object (the chart's CRDs) in the monitoring namespace."""
+    k8s.apiextensions.CustomResource(
+        resource,
+        api_version="monitoring.coreos.com/v1",
+        kind=kind,
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=name, namespace=Namespace.MONITORING.value, labels={PART_OF_LABEL: PART_OF}
+        ),
+        spec=spec,
+        opts=opts,
+    )
+
+
+@dataclass(frozen=True)
+class ElastiCacheTarget:
+    """What the Redis exporter needs of ElastiCache: its primary endpoint and auth token."""
+
+    primary_endpoint: pulumi.Output[str]
+    auth_token: pulumi.Output[str]
+
+
 @dataclass(frozen=True)
 class MonitoringArgs:
     config: PlatformConfig
     provider: k8s.Provider
     secrets: Mapping[str, pulumi.Output[str]]
     depends_on: list[pulumi.Resource]
+    # Set where Redis is ElastiCache, which runs no exporter of its own.
+    elasticache: ElastiCacheTarget | None = None
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -140,15 +173,12 @@ class Monitoring(pulumi.ComponentResource):
         )
         after_crds = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[stack])
 
-        k8s.apiextensions.CustomResource(
+        _operator_object(
             f"{name}-alert-catalogue",
-            api_version="monitoring.coreos.com/v1",
-            kind="PrometheusRule",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name="agentops-alerts", namespace=ns, labels={PART_OF_LABEL: PART_OF}
-            ),
-            spec=render_rule_groups(build_catalogue(alert_thresholds(cfg))),
-            opts=after_crds,
+            "PrometheusRule",
+            "agentops-alerts",
+            render_rule_groups(build_catalogue(alert_thresholds(cfg))),
+            after_crds,
         )
         endpoint: dict[str, Any] = {"port": "http", "path": endpoints.METRICS, "interval": "15s"}
         if cfg.mesh.enabled:
@@ -164,22 +194,20 @@ class Monitoring(pulumi.ComponentResource):
                     },
                 }
             )
-        k8s.apiextensions.CustomResource(
+        _operator_object(
             f"{name}-runtime-scrape",
-            api_version="monitoring.coreos.com/v1",
-            kind="ServiceMonitor",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name="agentops-runtime", namespace=ns, labels={PART_OF_LABEL: PART_OF}
-            ),
-            spec={
+            "ServiceMonitor",
+            "agentops-runtime",
+            {
                 "namespaceSelector": {
                     "matchNames": [Namespace.PLATFORM.value, Namespace.AGENTS.value]
                 },
                 "selector": {"matchLabels": {PART_OF_LABEL: PART_OF}},
                 "endpoints": [endpoint],
             },
-            opts=after_crds,
+            after_crds,
         )
+        self._alert_producers(name, args, after_crds)
         k8s.helm.v3.Release(
             f"{name}-adapter",
             name="prometheus-adapter",
@@ -245,6 +273,40 @@ class Monitoring(pulumi.ComponentResource):
         self.register_outputs(
             {"prometheus_url": PROMETHEUS_URL, "manager_webhook_token": self.manager_webhook_token}
         )
+
+    def _alert_producers(
+        self, name: str, args: MonitoringArgs, after_crds: pulumi.ResourceOptions
+    ) -> None:
+        """Scraping of what the catalogue reads beyond the runtime (see metric_producers)."""
+        ns = Namespace.MONITORING.value
+        if args.config.vault.enabled:
+            _operator_object(
+                f"{name}-vault-scrape",
+                "ServiceMonitor",
+                "vault-telemetry",
+                vault_service_monitor(args.config),
+                after_crds,
+            )
+        if args.elasticache is not None:
+            auth = k8s.core.v1.Secret(
+                f"{name}-redis-exporter-auth",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=REDIS_EXPORTER_AUTH_SECRET, namespace=ns),
+                string_data={"password": args.elasticache.auth_token},
+                opts=pulumi.ResourceOptions(
+                    parent=self, provider=args.provider, depends_on=args.depends_on
+                ),
+            )
+            k8s.helm.v3.Release(
+                f"{name}-redis-exporter",
+                name=REDIS_EXPORTER_RELEASE,
+                namespace=ns,
+                values=args.elasticache.primary_endpoint.apply(redis_exporter_values),
+                atomic=True,
+                **pinned_chart("prometheus-redis-exporter"),
+                opts=pulumi.ResourceOptions.merge(
+                    after_crds, pulumi.ResourceOptions(depends_on=[auth])
+                ),
+            )
 
     @staticmethod
     def _prometheus_spec(cfg: PlatformConfig) -> dict[str, Any]:

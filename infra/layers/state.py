@@ -49,6 +49,9 @@ class RedisArgs:
 class Redis(pulumi.ComponentResource):
     url: pulumi.Output[str]
     password: pulumi.Output[str]
+    # ElastiCache's primary endpoint (None in the cluster): the exporter the monitoring layer
+    # deploys for it connects there.
+    elasticache_endpoint: pulumi.Output[str] | None = None
 
     def __init__(
         self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None
@@ -102,8 +105,9 @@ class Redis(pulumi.ComponentResource):
                     "existingSecret": "redis-auth",
                     "existingSecretPasswordKey": "redis-password",
                 },
-                # AOF: an accepted task survives a Redis restart.
-                "commonConfiguration": "appendonly yes\nappendfsync everysec\n"
+                # AOF: an accepted task survives a Redis restart; the stack's fsync policy
+                # bounds what a host crash can lose (redis.appendfsync).
+                "commonConfiguration": f"appendonly yes\nappendfsync {cfg.redis.appendfsync}\n"
                 if redis.append_only
                 else "appendonly no\n",
                 "master": {"persistence": persistence, "resources": resources},
@@ -191,6 +195,7 @@ class Redis(pulumi.ComponentResource):
             tags=tags(f"{name}-redis"),
             opts=child,
         )
+        self.elasticache_endpoint = replication.primary_endpoint_address
         return pulumi.Output.concat(
             "rediss://", replication.primary_endpoint_address, f":{ports.REDIS}/0"
         )

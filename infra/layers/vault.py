@@ -24,6 +24,12 @@ from infra.config import PlatformConfig, UnsealMode
 from infra.layers.irsa import IrsaRole, IrsaRoleArgs
 from infra.layers.shared import pinned_chart, rotating_key
 from infra.layers.tagging import Tagging
+from infra.platform.metric_producers import (
+    VAULT_METRICS_POLICY,
+    VAULT_METRICS_POLICY_HCL,
+    VAULT_METRICS_SECRET,
+    VAULT_TELEMETRY_HCL,
+)
 from infra.platform.names import Namespace
 from infra.platform.runtime_secrets import (
     AGENT_TOKEN,
@@ -77,6 +83,11 @@ def _server_hcl(cfg: PlatformConfig, kms_key_id: str | None, region: str | None)
         f'.svc:8200"\n    leader_ca_cert_file = "{_TLS_DIR}/ca.crt"\n  }}'
         for i in range(cfg.vault.replicas)
     )
+    # Prometheus presents a token reading only sys/metrics where the program configures Vault
+    # (see metric_producers); an unconfigured Vault has no such token to check.
+    metrics_access = (
+        "" if cfg.vault.configure else "  telemetry { unauthenticated_metrics_access = true }\n"
+    )
     seal = ""
     if kms_key_id is not None:
         seal = f'seal "awskms" {{\n  region = "{region}"\n  kms_key_id = "{kms_key_id}"\n}}\n'
@@ -88,11 +99,11 @@ def _server_hcl(cfg: PlatformConfig, kms_key_id: str | None, region: str | None)
         '  address = "[::]:8200"\n  cluster_address = "[::]:8201"\n'
         f'  tls_cert_file = "{_TLS_DIR}/tls.crt"\n  tls_key_file = "{_TLS_DIR}/tls.key"\n'
         '  tls_min_version = "tls12"\n'
-        "  telemetry { unauthenticated_metrics_access = true }\n}\n"
+        f"{metrics_access}}}\n"
         f'storage "raft" {{\n  path = "/vault/data"\n{joins}\n}}\n'
         f"{seal}"
         'service_registration "kubernetes" {}\n'
-        'telemetry { prometheus_retention_time = "30s"\n  disable_hostname = true }\n'
+        f"{VAULT_TELEMETRY_HCL}"
     )
 
 
@@ -160,8 +171,11 @@ class Vault(pulumi.ComponentResource):
                 parent=self, provider=args.provider, depends_on=[*args.depends_on]
             ),
         )
-        # Clients in the runtime namespaces verify Vault with this CA (no secret in it).
-        for client_ns in (Namespace.PLATFORM, Namespace.AGENTS):
+        # Clients in the runtime namespaces (and Prometheus) verify Vault with this CA.
+        clients = [Namespace.PLATFORM, Namespace.AGENTS]
+        if cfg.monitoring.enabled:
+            clients.append(Namespace.MONITORING)
+        for client_ns in clients:
             k8s.core.v1.ConfigMap(
                 f"{name}-ca-{client_ns.value}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=CA_CONFIGMAP, namespace=client_ns.value),
@@ -341,6 +355,40 @@ class Vault(pulumi.ComponentResource):
             opts=opts,
         )
         self._runtime_tokens(name, kv.path, args, opts)
+        if cfg.monitoring.enabled:
+            self._metrics_token(name, args, opts)
+
+    def _metrics_token(self, name: str, args: VaultArgs, opts: pulumi.ResourceOptions) -> None:
+        """The token Prometheus scrapes Vault's telemetry with: its only policy reads
+        sys/metrics. Periodic, renewed by each `pulumi up` well before its period ends."""
+        policy = vault.Policy(
+            f"{name}-policy-{VAULT_METRICS_POLICY}",
+            name=VAULT_METRICS_POLICY,
+            policy=VAULT_METRICS_POLICY_HCL,
+            opts=opts,
+        )
+        metrics_token = vault.Token(
+            f"{name}-metrics-token",
+            display_name=VAULT_METRICS_POLICY,
+            policies=[policy.name],
+            no_default_policy=True,
+            no_parent=True,
+            renewable=True,
+            period="768h",
+            renew_min_lease=14 * 24 * 3600,
+            renew_increment=768 * 3600,
+            opts=opts,
+        )
+        k8s.core.v1.Secret(
+            f"{name}-metrics-token",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=VAULT_METRICS_SECRET, namespace=Namespace.MONITORING.value
+            ),
+            string_data={"token": pulumi.Output.secret(metrics_token.client_token)},
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=args.provider, depends_on=args.depends_on
+            ),
+        )
 
     def _runtime_tokens(
         self,

@@ -6,16 +6,23 @@ leaves, so a plan shows the whole routing tree and redacts just those values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from infra.config import PlatformConfig
+from infra.platform.alert_thresholds import alert_thresholds
 from infra.platform.names import MANAGER, Namespace
 from runtime import endpoints, ports
-from runtime.telemetry.alerts import EMERGENCY_ALERT
+from runtime.telemetry.alerts import EMERGENCY_ALERT, RuleGroup, build_catalogue
 
-__all__ = ["MANAGER_WEBHOOK_SECRET", "WEBHOOK_TOKEN_FILE", "LocalDelivery", "alertmanager_config"]
+__all__ = [
+    "MANAGER_WEBHOOK_SECRET",
+    "WEBHOOK_TOKEN_FILE",
+    "LocalDelivery",
+    "alertmanager_config",
+    "inhibit_rules",
+]
 
 # A Kubernetes Secret Alertmanager mounts (prometheus-operator: /etc/alertmanager/secrets/<name>).
 MANAGER_WEBHOOK_SECRET = "alertmanager-manager-webhook"  # noqa: S105 - a Secret's name
@@ -39,8 +46,7 @@ def alertmanager_config(
     cfg: PlatformConfig, secrets: Mapping[str, Any], local: LocalDelivery | None = None
 ) -> dict[str, Any]:
     """The `alertmanager.config` value; `secrets` maps secret config keys to their values."""
-    alerting = cfg.monitoring.alerting
-    receivers: list[dict[str, Any]] = [{"name": "null"}]
+    receivers: list[dict[str, Any]] = []
     routes: list[dict[str, Any]] = []
     manager = f"http://{MANAGER}.{Namespace.PLATFORM.value}.svc:{ports.MANAGER_HTTP}"
     token_file = WEBHOOK_TOKEN_FILE
@@ -71,6 +77,7 @@ def alertmanager_config(
         }
     )
     if local is not None:
+        # Alerts other than the emergency stay on the laptop (Alertmanager's UI), unsent.
         return {
             "route": {
                 "receiver": "null",
@@ -80,81 +87,111 @@ def alertmanager_config(
                 "repeat_interval": local.repeat_interval,
                 "routes": [{**r, "group_interval": local.group_interval} for r in routes],
             },
-            "receivers": receivers,
+            "receivers": [{"name": "null"}, *receivers],
         }
-    if alerting.pagerduty is not None and alerting.pagerduty.enabled:
-        receivers.append(
-            {
-                "name": "pagerduty-critical",
-                "pagerduty_configs": [
-                    {"routing_key": secrets["pagerdutyRoutingKey"], "severity": "critical"}
-                ],
-            }
-        )
-        routes.append(
-            {
-                "receiver": "pagerduty-critical",
-                "matchers": ['severity="critical"'],
-                "continue": True,
-            }
-        )
-    if alerting.slack is not None:
-        receivers.append(
-            {
-                "name": "slack-warnings",
-                "slack_configs": [
-                    {
-                        "api_url": secrets["slackWebhookUrl"],
-                        "channel": alerting.slack.channel,
-                        "send_resolved": True,
-                        "title": "[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }}",
-                        "text": "{{ range .Alerts }}{{ .Annotations.summary }}\n"
-                        "{{ .Annotations.description }}\nAction: {{ .Annotations.action }}\n"
-                        "{{ end }}",
-                    }
-                ],
-            }
-        )
-        routes.append(
-            {"receiver": "slack-warnings", "matchers": ['severity="warning"'], "continue": True}
-        )
-    default = "null"
-    if alerting.email is not None:
-        email = alerting.email
-        receivers.append(
-            {
-                "name": "email",
-                "email_configs": [
-                    {
-                        "to": ", ".join(email.to),
-                        "from": email.sender,
-                        "smarthost": email.smarthost,
-                        "auth_username": email.sender,
-                        "auth_password": secrets["smtpPassword"],
-                        "require_tls": True,
-                        "send_resolved": True,
-                    }
-                ],
-            }
-        )
-        # E-mail gets everything the more specific receivers also get.
-        default = "email"
+    people = _people_receivers(cfg, secrets)
+    receivers += [receiver for receiver, _ in people]
+    routes += [route for _, route in people]
     return {
         "route": {
-            "receiver": default,
+            # Only an alert no route matches lands here; a catalogue alert always matches one.
+            "receiver": people[0][0]["name"],
             "group_by": _GROUP_BY,
             "group_wait": "30s",
             "group_interval": "5m",
             "repeat_interval": "4h",
             "routes": routes,
         },
-        "inhibit_rules": [
-            {
-                # A critical alert silences the warning about the same thing.
-                "source_matchers": ['severity="critical"'],
-                "target_matchers": ['severity="warning"'],
-                "equal": ["agent_type", "scope", "window"],
-            }
-        ],
+        "inhibit_rules": inhibit_rules(build_catalogue(alert_thresholds(cfg))),
         "receivers": receivers,
     }
+
+
+def _people_receivers(
+    cfg: PlatformConfig, secrets: Mapping[str, Any]
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(receiver, route) per configured channel to people, most urgent first.
+
+    PagerDuty pages on critical alerts; Slack and e-mail get every alert, critical or not, so
+    a stack without PagerDuty still tells someone about a critical one. Every route continues,
+    so one alert reaches each channel that takes it.
+    """
+    alerting = cfg.monitoring.alerting
+    found: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    if alerting.pagerduty is not None and alerting.pagerduty.enabled:
+        found.append(
+            (
+                {
+                    "name": "pagerduty-critical",
+                    "pagerduty_configs": [
+                        {"routing_key": secrets["pagerdutyRoutingKey"], "severity": "critical"}
+                    ],
+                },
+                {"matchers": ['severity="critical"']},
+            )
+        )
+    if alerting.slack is not None:
+        found.append(
+            (
+                {
+                    "name": "slack",
+                    "slack_configs": [
+                        {
+                            "api_url": secrets["slackWebhookUrl"],
+                            "channel": alerting.slack.channel,
+                            "send_resolved": True,
+                            "title": "[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }}",
+                            "text": "{{ range .Alerts }}[{{ .Labels.severity }}] "
+                            "{{ .Annotations.summary }}\n{{ .Annotations.description }}\n"
+                            "Action: {{ .Annotations.action }}\n{{ end }}",
+                        }
+                    ],
+                },
+                {"matchers": ['severity=~"warning|critical"']},
+            )
+        )
+    if alerting.email is not None:
+        email = alerting.email
+        found.append(
+            (
+                {
+                    "name": "email",
+                    "email_configs": [
+                        {
+                            "to": ", ".join(email.to),
+                            "from": email.sender,
+                            "smarthost": email.smarthost,
+                            "auth_username": email.sender,
+                            "auth_password": secrets["smtpPassword"],
+                            "require_tls": True,
+                            "send_resolved": True,
+                        }
+                    ],
+                },
+                {"matchers": ['severity=~"warning|critical"']},
+            )
+        )
+    if not found:
+        # The config refuses this (monitoring.alerting); kept for callers that build their own.
+        raise ValueError("monitoring.alerting: no receiver reaches people (slack or email)")
+    return [
+        (receiver, {"receiver": receiver["name"], **route, "continue": True})
+        for receiver, route in found
+    ]
+
+
+def inhibit_rules(groups: Iterable[RuleGroup]) -> list[dict[str, Any]]:
+    """One inhibit rule per catalogue alert that supersedes others (the catalogue says which,
+    and on which labels): a firing critical success-rate alert silences the warning of the same
+    agent type, a higher budget threshold the lower ones of the same scope and window. Never a
+    blanket severity rule, which would let one problem's critical hide another's warning."""
+    rules = (rule for group in groups for rule in group.rules)
+    return [
+        {
+            "source_matchers": [f'alertname="{rule.name}"'],
+            "target_matchers": [f'alertname=~"{"|".join(rule.supersedes)}"'],
+            "equal": list(rule.supersedes_on),
+        }
+        for rule in rules
+        if rule.supersedes
+    ]

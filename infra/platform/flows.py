@@ -350,6 +350,18 @@ def workloads(cfg: PlatformConfig) -> dict[str, Workload]:
             f"prometheus-community/prometheus-adapter {_chart('prometheus-adapter')} "
             "templates/deployment.yaml",
         )
+        if cfg.redis.mode is not RedisMode.IN_CLUSTER:
+            c.add(
+                "redis-exporter",
+                monitoring,
+                _labels(
+                    **{APP_LABEL: "prometheus-redis-exporter", INSTANCE_LABEL: "redis-exporter"}
+                ),
+                "redis-exporter",
+                "prometheus-community/prometheus-redis-exporter "
+                f"{_chart('prometheus-redis-exporter')} templates/deployment.yaml "
+                "(fullnameOverride redis-exporter, infra/platform/metric_producers.py)",
+            )
         if cfg.monitoring.tracing:
             c.add(
                 "otel-collector",
@@ -698,6 +710,30 @@ def _monitoring_flows(
                     (9121,),
                     "the Redis exporter sidecar",
                 )
+    if "redis-exporter" in w:
+        # ElastiCache runs no exporter: redis_exporter in the monitoring namespace reads it.
+        yield Flow(
+            "prometheus-scrapes-redis-exporter",
+            prom,
+            w["redis-exporter"],
+            (9121,),
+            "Redis metrics for the alert catalogue (ElastiCache)",
+        )
+        yield Flow(
+            "redis-exporter-to-elasticache",
+            w["redis-exporter"],
+            net["vpc"],
+            (ports.REDIS,),
+            "the exporter reads INFO from the ElastiCache primary over TLS",
+        )
+    if cfg.vault.enabled:
+        yield Flow(
+            "prometheus-scrapes-vault",
+            prom,
+            w["vault"],
+            (8200,),
+            "Vault's telemetry (/v1/sys/metrics) for the alert catalogue",
+        )
     scraped = (
         ("alertmanager", 9093),
         ("grafana", 3000),

@@ -201,6 +201,8 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
                 "visibility_timeout_s": m.visibility_timeout_seconds,
                 "max_attempts": m.max_attempts,
                 "max_queued_per_type": m.max_queued_per_type,
+                "task_retention_s": m.task_retention_seconds,
+                "dead_letter_cap": m.dead_letter_cap,
             },
         ),
         replicas=m.replicas,

@@ -128,7 +128,12 @@ def analyse(
         if share > SUBSTITUTION_SHARE:
             savings = None
             action = "route more of its tasks to a cheaper model"
-            if spend.substitute is not None and spend.substitute_cost_usd is not None:
+            if (
+                spend.substitute is not None
+                and spend.substitute_cost_usd is not None
+                and spend.substitute_cost_usd < spend.cost_usd
+            ):
+                # Only a substitute that would have cost less is named: never negative savings.
                 savings = _usd(Fraction(spend.cost_usd) - Fraction(spend.substitute_cost_usd))
                 action = f"route its tasks to {spend.substitute} where quality allows"
             suggestions.append(

@@ -12,15 +12,22 @@ POST /api/v1/reservations — check-and-reserve before a model call
     429:  an hourly limit is reached (Retry-After header; body: scope, dimension, limit)
     402:  a budget cannot hold the call (Retry-After: until the window ends; body: scope,
           window, budget_usd, spent_usd, reserved_usd, requested_usd)
-    422:  unknown model (body names it), or one call larger than a limit
+    422:  unknown model (the field named, the configured models listed), or one call larger
+          than a limit
 DELETE /api/v1/reservations/{task_id}/{attempt} — the call did not happen: release the hold
-    200:  released (false when nothing was held)
-POST /api/v1/usage — record a call's usage; settles the reservation of the same task attempt
+    200:  released (false when nothing was held); the budgets and the hourly limits get back
+          everything the call held, its request included
+POST /api/v1/usage — record a call's usage; settles the reservation of the same task attempt,
+    and the hourly limits' hold of its maximum to its actual tokens and cost
     body: task_id, attempt, model, agent_type, team, input_tokens, output_tokens, at (optional,
-          ISO 8601 with zone; default now)
+          ISO 8601 with zone; default now; within the engine's usage window around now,
+          AGENTOPS_USAGE_MAX_AGE_SECONDS back and AGENTOPS_USAGE_MAX_AHEAD_SECONDS ahead)
     200:  idempotency_key, recorded (false for a replay: nothing counted twice), cost_usd,
           settled_reservation, alerts (budget thresholds this record crossed first)
-    422:  unknown model, named
+    422:  unknown model, or `at` outside the window (the field and the window named)
+GET /api/v1/limits — what each limited scope's sliding hour counts now
+    200:  [scope, window_seconds, requests, tokens, cost_usd, open_holds, limit_requests,
+          limit_tokens, limit_cost_usd]
 POST /api/v1/recommendations — which model should a task use
     body: task_type, complexity, quality_priority, speed_priority (each 0..1, optional: config
           defaults), budget_usd (optional), team (optional: its budgets drive downgrades)
@@ -34,6 +41,8 @@ GET /api/v1/report?days=30 — spend analysis from the ledger
           burn_rate, by_model {model: usd}, suggestions[] (kind, priority, description, action,
           potential_savings_usd)
 GET /api/v1/prices — effective price per model and its source
+
+No 4xx body repeats a submitted value: errors name the field and what is allowed.
 """
 
 from __future__ import annotations
@@ -50,9 +59,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from runtime import endpoints
 from runtime.cost.analysis import SpendAnalysis
 from runtime.cost.budgets import window_end
-from runtime.cost.engine import CostEngine
+from runtime.cost.engine import AtOutsideWindow, CostEngine
 from runtime.cost.ledger import from_nano
-from runtime.cost.limits import LimitTooSmall, RateLimited
+from runtime.cost.limits import WINDOW_S, LimitTooSmall, RateLimited
 from runtime.cost.prices import UnknownModelError
 from runtime.cost.recommend import NoModelFits, Task
 from runtime.cost.reservations import BudgetExceeded
@@ -60,6 +69,7 @@ from runtime.service.auth import BearerAuth
 
 __all__ = [
     "AlertOut",
+    "LimitOut",
     "PriceOut",
     "RecommendIn",
     "RecommendOut",
@@ -196,6 +206,18 @@ class ReportOut(BaseModel):
     suggestions: list[SuggestionOut]
 
 
+class LimitOut(BaseModel):
+    scope: str
+    window_seconds: int
+    requests: int
+    tokens: int
+    cost_usd: Decimal
+    open_holds: int
+    limit_requests: int | None
+    limit_tokens: int | None
+    limit_cost_usd: Decimal | None
+
+
 class PriceOut(BaseModel):
     model: str
     provider: str | None
@@ -209,8 +231,14 @@ def _error(code: int, body: dict[str, Any], retry_after: int | None = None) -> J
     return JSONResponse(body, status_code=code, headers=headers)
 
 
-def _unknown(err: UnknownModelError) -> JSONResponse:
-    return _error(422, {"detail": str(err), "model": err.model})
+def _invalid(field: str, error: str) -> JSONResponse:
+    """A 422 in the shape of the service's validation errors: the field and what is allowed."""
+    return _error(422, {"detail": "invalid request", "errors": [{"field": field, "error": error}]})
+
+
+def _unknown(engine: CostEngine) -> JSONResponse:
+    # The submitted name is not repeated: the body lists what is allowed instead.
+    return _invalid("model", f"not a priced, configured model: {', '.join(engine.book.models)}")
 
 
 def report_out(analysis: SpendAnalysis, daily_budget: Decimal) -> ReportOut:
@@ -252,8 +280,8 @@ def router(engine: CostEngine, auth: BearerAuth) -> APIRouter:
                 body.max_input_tokens,
                 body.max_output_tokens,
             )
-        except UnknownModelError as err:
-            return _unknown(err)
+        except UnknownModelError:
+            return _unknown(engine)
         except RateLimited as err:
             return _error(
                 429,
@@ -314,8 +342,10 @@ def router(engine: CostEngine, auth: BearerAuth) -> APIRouter:
                 body.output_tokens,
                 body.at,
             )
-        except UnknownModelError as err:
-            return _unknown(err)
+        except UnknownModelError:
+            return _unknown(engine)
+        except AtOutsideWindow as err:
+            return _invalid("at", str(err))
         return UsageOut(
             idempotency_key=done.idempotency_key,
             recorded=done.recorded,
@@ -341,18 +371,7 @@ def router(engine: CostEngine, auth: BearerAuth) -> APIRouter:
         )
         speed = weights.speed_priority if body.speed_priority is None else body.speed_priority
         if quality + speed > 1:
-            return _error(
-                422,
-                {
-                    "detail": "invalid request",
-                    "errors": [
-                        {
-                            "field": "speed_priority",
-                            "error": "quality_priority + speed_priority must not exceed 1",
-                        }
-                    ],
-                },
-            )
+            return _invalid("speed_priority", "quality_priority + speed_priority must not exceed 1")
         task = Task(
             body.task_type,
             weights.complexity if body.complexity is None else body.complexity,
@@ -400,6 +419,23 @@ def router(engine: CostEngine, auth: BearerAuth) -> APIRouter:
     @api.get("/report", response_model=ReportOut)
     async def report(days: Annotated[int, Query(ge=1, le=366)] = 30) -> Any:
         return report_out(await engine.report(days), engine.cost.budget.daily_usd)
+
+    @api.get("/limits", response_model=list[LimitOut])
+    async def limits() -> Any:
+        return [
+            LimitOut(
+                scope=limit.scope,
+                window_seconds=WINDOW_S,
+                requests=used.requests,
+                tokens=used.tokens,
+                cost_usd=from_nano(used.cost_nano),
+                open_holds=used.holds,
+                limit_requests=limit.requests,
+                limit_tokens=limit.tokens,
+                limit_cost_usd=None if limit.cost_nano is None else from_nano(limit.cost_nano),
+            )
+            for limit, used in await engine.limit_state()
+        ]
 
     @api.get("/prices", response_model=list[PriceOut])
     async def prices() -> Any:

@@ -8,19 +8,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from runtime.cost import keys
 from runtime.cost.api import router
-from runtime.cost.engine import CostEngine
+from runtime.cost.engine import CostEngine, UsageWindow
 from runtime.cost.metrics import CostMetrics
 from runtime.cost.settings import CostEngineSettings
 from runtime.service.app import create_app
 from runtime.service.auth import BearerAuth
-from runtime.service.redis import connect
+from runtime.service.redis import TRANSIENT_REDIS_ERRORS, Outage, connect, writable
 from runtime.service.tracing import setup_tracing
 
 __all__ = ["build_app"]
@@ -37,16 +39,21 @@ def build_app(settings: CostEngineSettings) -> FastAPI:
     registry = CollectorRegistry()
     metrics = CostMetrics(registry)
     redis = connect(settings)
-    engine = CostEngine(redis, cost, metrics)
+    window = UsageWindow(settings.usage_max_age_seconds, settings.usage_max_ahead_seconds)
+    engine = CostEngine(redis, cost, metrics, usage_window=window)
     setup_tracing("cost-engine", settings)
 
     async def background() -> None:
         # Other replicas record too: refresh the shared gauges and lapse stale reservations.
+        outage = Outage(log, "cost engine background refresh: Redis")
         while True:
             try:
                 await engine.sweep()
                 await engine.refresh_gauges()
-            except Exception:  # Redis away for a moment: /ready reports it; keep trying.
+                outage.recovered()
+            except TRANSIENT_REDIS_ERRORS as err:  # away for a moment: /ready reports it
+                outage.failed(err)
+            except Exception:
                 log.exception("cost engine background refresh failed")
             await asyncio.sleep(settings.metrics_refresh_seconds)
 
@@ -62,10 +69,9 @@ def build_app(settings: CostEngineSettings) -> FastAPI:
             await redis.aclose()
 
     async def ready() -> Mapping[str, tuple[bool, Any]]:
-        try:
-            return {"redis": (await engine.ping(), "ping")}
-        except Exception as err:  # the probe reports any failure, it never raises
-            return {"redis": (False, type(err).__name__)}
+        return {
+            "redis": await writable(redis, keys.probe(f"{socket.gethostname()}:{settings.port}"))
+        }
 
     app = create_app(
         title="agentops cost engine",
@@ -74,6 +80,7 @@ def build_app(settings: CostEngineSettings) -> FastAPI:
         ready=ready,
         lifespan=lifespan,
         max_body_bytes=settings.max_body_bytes,
+        auths=(auth,),
     )
     app.include_router(router(engine, auth))
     app.state.engine = engine

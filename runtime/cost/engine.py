@@ -21,7 +21,15 @@ from runtime.cost.alerts import BudgetAlert, BudgetAlerts
 from runtime.cost.analysis import ModelSpend, SpendAnalysis, analyse
 from runtime.cost.budgets import BudgetLine, all_budget_lines, budget_lines, over_share
 from runtime.cost.ledger import Ledger, UsageRecord, from_nano, idempotency_key, to_nano
-from runtime.cost.limits import Limit, LimitTooSmall, RateLimited, RateLimiter, limit_from_config
+from runtime.cost.limits import (
+    Limit,
+    LimitTooSmall,
+    RateLimited,
+    RateLimiter,
+    Used,
+    limit_from_config,
+    limited,
+)
 from runtime.cost.metrics import CostMetrics
 from runtime.cost.prices import PriceBook
 from runtime.cost.recommend import Recommendation, Task, recommend
@@ -29,7 +37,7 @@ from runtime.cost.reservations import BudgetExceeded, Reservation, Reservations
 from runtime.cost.settings import price_book
 from runtime.service.redis import reply
 
-__all__ = ["CostEngine", "Downgrade", "Recorded", "Reserved"]
+__all__ = ["AtOutsideWindow", "CostEngine", "Downgrade", "Recorded", "Reserved", "UsageWindow"]
 
 log = logging.getLogger("agentops.cost")
 
@@ -38,6 +46,40 @@ Clock = Callable[[], dt.datetime]
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _ms(at: dt.datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class UsageWindow:
+    """How far a usage record's `at` may lie from the engine's now: a call that ended long
+    ago or in the future is refused, never charged to another hour, day or month."""
+
+    max_age_s: int = 3600
+    max_ahead_s: int = 300
+
+    def check(self, at: dt.datetime, now: dt.datetime) -> None:
+        earliest = now - dt.timedelta(seconds=self.max_age_s)
+        latest = now + dt.timedelta(seconds=self.max_ahead_s)
+        # Compared as offsets from now: year 1 or 9999 in any zone overflows nothing.
+        if not earliest <= at <= latest:
+            raise AtOutsideWindow(self, earliest, latest)
+
+
+class AtOutsideWindow(ValueError):
+    """A usage `at` outside the configured window around now. The message names the window,
+    never the submitted value."""
+
+    def __init__(self, window: UsageWindow, earliest: dt.datetime, latest: dt.datetime) -> None:
+        self.window = window
+        self.earliest = earliest
+        self.latest = latest
+        super().__init__(
+            f"must lie within {window.max_age_s} s before and {window.max_ahead_s} s after the "
+            f"cost engine's time: between {earliest.isoformat()} and {latest.isoformat()}"
+        )
 
 
 @dataclass(frozen=True)
@@ -86,12 +128,14 @@ class CostEngine:
         metrics: CostMetrics,
         clock: Clock = _utcnow,
         book: PriceBook | None = None,
+        usage_window: UsageWindow | None = None,
     ) -> None:
         self.redis = redis
         self.cost = cost
         self.metrics = metrics
         self.clock = clock
         self.book = book or price_book(cost)
+        self.usage_window = usage_window or UsageWindow()
         self.ledger = Ledger(redis)
         self.limiter = RateLimiter(redis)
         self.reservations = Reservations(redis)
@@ -108,6 +152,22 @@ class CostEngine:
                 limit_from_config(keys.team_scope(team), self.cost.rate_limits.teams[team])
             )
         return found
+
+    def all_limits(self) -> list[Limit]:
+        """Every scope with a configured hourly limit: where a call can hold something."""
+        rate = self.cost.rate_limits
+        return limited(
+            [
+                limit_from_config(keys.PLATFORM, rate.overall),
+                *(limit_from_config(keys.team_scope(t), lim) for t, lim in rate.teams.items()),
+            ]
+        )
+
+    async def limit_state(self) -> list[tuple[Limit, Used]]:
+        """What every limited scope's hourly window counts now, beside its limits."""
+        found = self.all_limits()
+        used = await self.limiter.state([lim.scope for lim in found], _ms(self.clock()))
+        return list(zip(found, used, strict=True))
 
     async def downgrade_due(self, team: str | None) -> Downgrade | None:
         """The first budget whose spent + reserved has reached `downgradeAt`, if any."""
@@ -140,12 +200,19 @@ class CostEngine:
         output_tokens: int,
         at: dt.datetime | None = None,
     ) -> Recorded:
-        """Record one call's usage (priced here), settle its reservation, fire due alerts."""
-        at = at or self.clock()
+        """Record one call's usage (priced here), settle its reservation and its hourly-limit
+        hold to the actual amount, fire due alerts.
+
+        Raises AtOutsideWindow for an `at` outside the usage window, UnknownModelError.
+        """
+        now = self.clock()
+        at = at or now
+        self.usage_window.check(at, now)
         cost = self.book.cost(model, input_tokens, output_tokens, at=at)
         key = idempotency_key(task_id, attempt)
         usage = UsageRecord(key, model, agent_type, team, input_tokens, output_tokens, cost, at)
-        done = await self.ledger.record(usage)
+        scopes = [lim.scope for lim in limited(self.limits(team))]
+        done = await self.ledger.record(usage, scopes, _ms(now))
         if done.settled_reservation:
             self.metrics.reservations.labels("settled").inc()
         fired: list[BudgetAlert] = []
@@ -205,7 +272,14 @@ class CostEngine:
         limits = self.limits(team)
         tokens = max_input_tokens + max_output_tokens
         try:
-            await self.limiter.admit(key, tokens, amount, limits, int(now.timestamp() * 1000))
+            await self.limiter.admit(
+                key,
+                tokens,
+                amount,
+                limits,
+                _ms(now),
+                hold_ms=self.cost.reservation_timeout_seconds * 1000,
+            )
         except (RateLimited, LimitTooSmall) as err:
             self.metrics.rate_limited.labels(err.scope, err.dimension).inc()
             self.metrics.reservations.labels("refused_rate").inc()
@@ -221,7 +295,7 @@ class CostEngine:
             )
         except BudgetExceeded:
             # The call will not run: take back what the limiter counted for it.
-            await self.limiter.refund(key, tokens, amount, limits)
+            await self.limiter.release(key, [lim.scope for lim in limits], _ms(now))
             self.metrics.reservations.labels("refused_budget").inc()
             raise
         if held.expired_released:
@@ -236,7 +310,12 @@ class CostEngine:
         )
 
     async def release(self, task_id: str, attempt: int) -> bool:
-        released = await self.reservations.release(idempotency_key(task_id, attempt))
+        """The call did not happen: give back its budget reservation and everything it holds
+        against the hourly limits, in every limited scope."""
+        key = idempotency_key(task_id, attempt)
+        scopes = [lim.scope for lim in self.all_limits()]
+        held_limits = await self.limiter.release(key, scopes, _ms(self.clock()))
+        released = await self.reservations.release(key) or held_limits > 0
         if released:
             self.metrics.reservations.labels("released").inc()
         return released

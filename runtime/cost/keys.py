@@ -19,8 +19,11 @@ __all__ = [
     "alert_mark",
     "buckets",
     "ledger_field",
+    "limit_held",
+    "limit_holds",
     "limit_log",
     "limit_sums",
+    "probe",
     "seen",
     "team_scope",
     "usage",
@@ -68,6 +71,11 @@ def ledger_field(scope: str) -> str:
     raise ValueError(f"unknown budget scope {scope!r}")
 
 
+def probe(instance: str) -> str:
+    """A key /ready writes: a write, unlike a ping, fails while Redis is out of memory."""
+    return f"{PREFIX}:probe:{instance}"
+
+
 def seen(idempotency_key: str) -> str:
     return f"{PREFIX}:seen:{idempotency_key}"
 
@@ -80,6 +88,16 @@ def limit_log(scope: str) -> str:
 def limit_sums(scope: str) -> str:
     """Running sums (requests, tokens, cost) over the members of `limit_log(scope)`."""
     return f"{PREFIX}:limit:{scope}:sums"
+
+
+def limit_held(scope: str) -> str:
+    """Call id → its member of `limit_log(scope)` while the call holds its maximum there."""
+    return f"{PREFIX}:limit:{scope}:held"
+
+
+def limit_holds(scope: str) -> str:
+    """Ids of `limit_held(scope)` scored by when their hold lapses (unix ms)."""
+    return f"{PREFIX}:limit:{scope}:holds"
 
 
 def alert_mark(scope: str, window: str, bucket: str, threshold: str) -> str:

@@ -7,7 +7,8 @@ resolution is refused rather than rounded.
 
 Recording a call also settles the check-and-reserve made for it (same idempotency key), in the
 same script: the spend moves from "reserved" to "spent" without a moment where it counts twice
-or not at all.
+or not at all, and the hourly limits' hold of the call's maximum becomes its actual tokens and
+cost (limits.py), the rest returning at once.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from decimal import Decimal
 from redis.asyncio import Redis
 
 from runtime.cost import keys
+from runtime.cost.limits import LUA_LIMITS, WINDOW_S, scope_keys
+from runtime.cost.money import NANO, from_nano, to_nano
 from runtime.service.redis import decoded, reply
 
 __all__ = [
@@ -33,19 +36,18 @@ __all__ = [
     "to_nano",
 ]
 
-NANO = Decimal("1e9")
 # Replays arrive within minutes; keep the marks well past the longest window (a month).
 _SEEN_TTL_S = 40 * 24 * 3600
 # Hour buckets are only read for the current hour; day and month buckets feed reports.
 _TTL_S = {"hour": 3 * 24 * 3600, "day": 400 * 24 * 3600, "month": 800 * 24 * 3600}
 
-# KEYS: seen, hour, day, month, reserved, reservation expiry, reservations
-# ARGV: seen ttl, reservation id, team field, hour ttl, day ttl, month ttl, then field/amount
-# pairs. Amounts stay strings: Lua numbers print large integers as 1.5e+13, which HINCRBY
-# refuses.
-_RECORD = """
--- HINCRBY refuses "-0".
-local function neg(v) if v == '0' then return v end return '-' .. v end
+# KEYS: seen, hour, day, month, reserved, reservation expiry, reservations, then four per
+# limited scope (limits.scope_keys). ARGV: seen ttl, reservation id, team field, hour ttl, day
+# ttl, month ttl, now ms, limit window ms, tokens, nano, then field/amount pairs. Amounts stay
+# strings: Lua numbers print large integers as 1.5e+13, which HINCRBY refuses.
+_RECORD = (
+    LUA_LIMITS
+    + """
 local settled = 0
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) == false then
   return {0, 0, redis.call('HGET', KEYS[3], 'cost:total') or '0',
@@ -54,7 +56,7 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) == false then
           redis.call('HGET', KEYS[4], ARGV[3]) or '0'}
 end
 for b = 2, 4 do
-  for i = 7, #ARGV, 2 do
+  for i = 11, #ARGV, 2 do
     redis.call('HINCRBY', KEYS[b], ARGV[i], ARGV[i + 1])
   end
   redis.call('EXPIRE', KEYS[b], ARGV[2 + b])
@@ -68,22 +70,16 @@ if held then
   redis.call('ZREM', KEYS[6], ARGV[2])
   settled = 1
 end
+-- The hourly limits count what the call really used from now on, in the same step.
+for base = 7, #KEYS - 1, 4 do
+  settle(base, tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[2], ARGV[9], ARGV[10])
+end
 return {1, settled, redis.call('HGET', KEYS[3], 'cost:total'),
         redis.call('HGET', KEYS[3], ARGV[3]),
         redis.call('HGET', KEYS[4], 'cost:total'),
         redis.call('HGET', KEYS[4], ARGV[3])}
 """
-
-
-def to_nano(usd: Decimal) -> int:
-    scaled = usd * NANO
-    if scaled != scaled.to_integral_value():
-        raise ValueError(f"{usd} USD is finer than the ledger's nano-dollar resolution")
-    return int(scaled)
-
-
-def from_nano(nano: int) -> Decimal:
-    return Decimal(nano) / NANO
+)
 
 
 def idempotency_key(task_id: str, attempt: int) -> str:
@@ -141,8 +137,14 @@ class Ledger:
         self.redis = redis
         self._record = redis.register_script(_RECORD)
 
-    def script_call(self, usage: UsageRecord) -> tuple[list[str], list[str | int]]:
-        """The record script's KEYS and ARGV for one call (also what the benchmark replays)."""
+    def script_call(
+        self, usage: UsageRecord, limit_scopes: Sequence[str] = (), now_ms: int | None = None
+    ) -> tuple[list[str], list[str | int]]:
+        """The record script's KEYS and ARGV for one call (also what the benchmark replays).
+
+        `limit_scopes`: the limited scopes whose hourly window the call is settled in, at
+        `now_ms` (default: the record's `at`).
+        """
         nano = to_nano(usage.cost_usd)
         team_field = keys.ledger_field(keys.team_scope(usage.team))
         increments: dict[str, int] = {
@@ -167,6 +169,7 @@ class Ledger:
             keys.RESERVED,
             keys.RESERVATION_EXPIRY,
             keys.RESERVATIONS,
+            *scope_keys(limit_scopes),
         ]
         args: list[str | int] = [
             _SEEN_TTL_S,
@@ -175,14 +178,21 @@ class Ledger:
             _TTL_S["hour"],
             _TTL_S["day"],
             _TTL_S["month"],
+            int(usage.at.timestamp() * 1000) if now_ms is None else now_ms,
+            WINDOW_S * 1000,
+            str(usage.input_tokens + usage.output_tokens),
+            str(nano),
         ]
         for name, amount in increments.items():
             args += [name, str(amount)]
         return redis_keys, args
 
-    async def record(self, usage: UsageRecord) -> Recorded:
-        """Add one call to every window and settle its reservation, once per idempotency key."""
-        redis_keys, args = self.script_call(usage)
+    async def record(
+        self, usage: UsageRecord, limit_scopes: Sequence[str] = (), now_ms: int | None = None
+    ) -> Recorded:
+        """Add one call to every window and settle its reservation and its hourly-limit hold
+        to the actual amount, once per idempotency key."""
+        redis_keys, args = self.script_call(usage, limit_scopes, now_ms)
         return _recorded(await self._record(keys=redis_keys, args=args))
 
     async def record_many(self, usages: Sequence[UsageRecord]) -> list[Recorded]:

@@ -7,8 +7,14 @@ or none — so the limits hold across every engine replica and concurrent caller
 admitted anywhere it was refused. The window is exact (no fixed-window edges, no refill
 estimate): at no moment do the calls admitted within the last hour exceed a limit.
 
-A refusal carries `retry_after_s`: when enough of the oldest calls leave the window for this
-one to fit.
+A call is admitted at its maximum (reserved tokens and cost) and holds that maximum until it
+is settled: its usage record (the ledger's script, atomically with the spend) replaces the
+member by the call's actual tokens and cost at the same admission time, so the unused rest
+returns at once and the window counts what calls really used. A release (the call did not
+happen) or a hold that lapses unsettled returns everything, the request included.
+
+A refusal carries `retry_after_s`: when enough of the oldest calls are sure to leave the window
+for this one to fit.
 """
 
 from __future__ import annotations
@@ -21,63 +27,127 @@ from redis.asyncio import Redis
 
 from infra.config.cost import HourlyLimits
 from runtime.cost import keys
-from runtime.cost.ledger import to_nano
+from runtime.cost.money import to_nano
 from runtime.service.redis import reply
 
 __all__ = [
     "DIMENSIONS",
+    "LUA_LIMITS",
     "WINDOW_S",
     "Limit",
     "LimitTooSmall",
     "RateLimited",
     "RateLimiter",
+    "Used",
     "limit_from_config",
+    "limited",
+    "scope_keys",
 ]
 
 WINDOW_S = 3600
 DIMENSIONS = ("requests", "tokens", "cost")
 _NONE = -1
 
-# KEYS: log, sums per scope. ARGV: now ms, window ms, member, tokens, nano, then per scope the
-# three limits (-1: none). Returns {1} admitted, {2} already admitted (same member),
-# {0, scope index, dimension index, retry ms} refused, {-1, scope index, dimension index}
-# larger than the limit itself. Weights stay strings for HINCRBY (see ledger.py).
-_ADMIT = """
+# Shared by every script below. KEYS hold four keys per scope (log, sums, held, holds), the
+# scope's slice starting at `base`; each script first prunes what left the window and returns
+# every hold that lapsed unsettled. Weights stay strings for HINCRBY (see ledger.py).
+LUA_LIMITS = """
 -- HINCRBY refuses "-0".
 local function neg(v) if v == '0' then return v end return '-' .. v end
-local now, window, member = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local add = {'1', ARGV[4], ARGV[5]}
-local fields = {'requests', 'tokens', 'cost'}
-local scopes = #KEYS / 2
+local FIELDS = {'requests', 'tokens', 'cost'}
 local function weights(m)
   local t, c = string.match(m, '|(%d+)|(%d+)$')
   return {'1', t, c}
 end
+local function weigh(base, m, sign)
+  local w = weights(m)
+  for d = 1, 3 do
+    local v = w[d]
+    if sign < 0 then v = neg(v) end
+    redis.call('HINCRBY', KEYS[base + 2], FIELDS[d], v)
+  end
+end
+-- Takes one member out of the log and its weights out of the sums; 1 if it was there.
+local function take(base, m)
+  if redis.call('ZREM', KEYS[base + 1], m) == 1 then
+    weigh(base, m, -1)
+    return 1
+  end
+  return 0
+end
+-- Ends the hold of call `id` in one scope: its member, or nil if it held nothing there.
+local function unhold(base, id)
+  local m = redis.call('HGET', KEYS[base + 3], id)
+  if m then
+    redis.call('HDEL', KEYS[base + 3], id)
+    redis.call('ZREM', KEYS[base + 4], id)
+  end
+  return m
+end
+local function prune(base, now, window)
+  local log, sums = KEYS[base + 1], KEYS[base + 2]
+  local gone = redis.call('ZRANGEBYSCORE', log, '-inf', now - window)
+  for _, m in ipairs(gone) do weigh(base, m, -1) end
+  if #gone > 0 then redis.call('ZREMRANGEBYSCORE', log, '-inf', now - window) end
+  -- A hold that lapsed without a usage record returns everything it held.
+  local lapsed = redis.call('ZRANGEBYSCORE', KEYS[base + 4], '-inf', now)
+  for _, id in ipairs(lapsed) do
+    local m = unhold(base, id)
+    if m then take(base, m) end
+  end
+end
+local function keep(base, ttl)
+  for k = 1, 4 do redis.call('PEXPIRE', KEYS[base + k], ttl) end
+end
+-- Settles call `id` to what it really used: its held maximum (if still held and in the
+-- window) becomes the actual amount at the same admission time; a call that held nothing
+-- (its hold lapsed, or it never reserved) is counted from `now`.
+local function settle(base, now, window, id, tokens, nano)
+  prune(base, now, window)
+  local actual = id .. '|' .. tokens .. '|' .. nano
+  local m = unhold(base, id)
+  local score = now
+  if m then
+    local admitted = redis.call('ZSCORE', KEYS[base + 1], m)
+    if not admitted then return end
+    score = tonumber(admitted)
+    take(base, m)
+  end
+  if redis.call('ZADD', KEYS[base + 1], score, actual) == 1 then weigh(base, actual, 1) end
+  keep(base, window)
+end
+"""
+
+# ARGV: now ms, window ms, hold ms, id, tokens, nano, then per scope the three limits (-1:
+# none). Returns {1} admitted, {2} already admitted (same id), {0, scope index, dimension
+# index, retry ms} refused, {-1, scope index, dimension index} larger than the limit itself.
+_ADMIT = (
+    LUA_LIMITS
+    + """
+local now, window, hold, id = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local member = id .. '|' .. ARGV[5] .. '|' .. ARGV[6]
+local add = {1, tonumber(ARGV[5]), tonumber(ARGV[6])}
+local scopes = #KEYS / 4
 -- Callers' clocks race (a request stamped earlier may reach Redis later): time never runs
 -- backwards within a log, so a Retry-After never exceeds the window.
 for s = 1, scopes do
-  local newest = redis.call('ZRANGE', KEYS[2 * s - 1], -1, -1, 'WITHSCORES')
+  local newest = redis.call('ZRANGE', KEYS[4 * s - 3], -1, -1, 'WITHSCORES')
   if newest[2] and tonumber(newest[2]) > now then now = tonumber(newest[2]) end
 end
-for s = 1, scopes do
-  local log, sums = KEYS[2 * s - 1], KEYS[2 * s]
-  local gone = redis.call('ZRANGEBYSCORE', log, '-inf', now - window)
-  for _, m in ipairs(gone) do
-    local w = weights(m)
-    for d = 1, 3 do redis.call('HINCRBY', sums, fields[d], neg(w[d])) end
-  end
-  if #gone > 0 then redis.call('ZREMRANGEBYSCORE', log, '-inf', now - window) end
+for s = 1, scopes do prune(4 * (s - 1), now, window) end
+if redis.call('HEXISTS', KEYS[3], id) == 1 or redis.call('ZSCORE', KEYS[1], member) then
+  return {2}
 end
-if redis.call('ZSCORE', KEYS[1], member) then return {2} end
 for s = 1, scopes do
-  local log, sums = KEYS[2 * s - 1], KEYS[2 * s]
+  local log, sums = KEYS[4 * s - 3], KEYS[4 * s - 2]
   local current = redis.call('HMGET', sums, 'requests', 'tokens', 'cost')
   for d = 1, 3 do
-    local limit = tonumber(ARGV[5 + 3 * (s - 1) + d])
+    local limit = tonumber(ARGV[6 + 3 * (s - 1) + d])
     local used = tonumber(current[d] or '0')
-    if limit ~= -1 and used + tonumber(add[d]) > limit then
-      if tonumber(add[d]) > limit then return {-1, s, d} end
-      local need = used + tonumber(add[d]) - limit
+    if limit ~= -1 and used + add[d] > limit then
+      if add[d] > limit then return {-1, s, d} end
+      -- Entries are sure to leave when their hour ends (a hold may settle to less earlier).
+      local need = used + add[d] - limit
       local freed = 0
       local entries = redis.call('ZRANGE', log, 0, -1, 'WITHSCORES')
       for i = 1, #entries, 2 do
@@ -91,30 +161,48 @@ for s = 1, scopes do
   end
 end
 for s = 1, scopes do
-  local log, sums = KEYS[2 * s - 1], KEYS[2 * s]
-  redis.call('ZADD', log, now, member)
-  for d = 1, 3 do redis.call('HINCRBY', sums, fields[d], add[d]) end
-  redis.call('PEXPIRE', log, window)
-  redis.call('PEXPIRE', sums, window)
+  local base = 4 * (s - 1)
+  redis.call('ZADD', KEYS[base + 1], now, member)
+  weigh(base, member, 1)
+  redis.call('HSET', KEYS[base + 3], id, member)
+  redis.call('ZADD', KEYS[base + 4], now + hold, id)
+  keep(base, window + hold)
 end
 return {1}
 """
+)
 
-# KEYS: log, sums per scope; ARGV: member. Takes back an admission whose call never ran.
-_REFUND = """
-local function neg(v) if v == '0' then return v end return '-' .. v end
-local t, c = string.match(ARGV[1], '|(%d+)|(%d+)$')
-local refunded = 0
-for s = 1, #KEYS / 2 do
-  if redis.call('ZREM', KEYS[2 * s - 1], ARGV[1]) == 1 then
-    redis.call('HINCRBY', KEYS[2 * s], 'requests', '-1')
-    redis.call('HINCRBY', KEYS[2 * s], 'tokens', neg(t))
-    redis.call('HINCRBY', KEYS[2 * s], 'cost', neg(c))
-    refunded = refunded + 1
-  end
+# ARGV: now ms, window ms, id. Takes back everything a call held whose call never ran;
+# returns in how many scopes it held something.
+_RELEASE = (
+    LUA_LIMITS
+    + """
+local released = 0
+for s = 1, #KEYS / 4 do
+  local base = 4 * (s - 1)
+  prune(base, tonumber(ARGV[1]), tonumber(ARGV[2]))
+  local m = unhold(base, ARGV[3])
+  if m then released = released + take(base, m) end
 end
-return refunded
+return released
 """
+)
+
+# ARGV: now ms, window ms. The sums of each scope after pruning.
+_USED = (
+    LUA_LIMITS
+    + """
+local out = {}
+for s = 1, #KEYS / 4 do
+  local base = 4 * (s - 1)
+  prune(base, tonumber(ARGV[1]), tonumber(ARGV[2]))
+  local v = redis.call('HMGET', KEYS[base + 2], 'requests', 'tokens', 'cost')
+  for d = 1, 3 do table.insert(out, v[d] or '0') end
+  table.insert(out, redis.call('HLEN', KEYS[base + 3]))
+end
+return out
+"""
+)
 
 
 @dataclass(frozen=True)
@@ -175,34 +263,67 @@ def member(call_id: str, tokens: int, cost_nano: int) -> str:
     return f"{call_id}|{tokens}|{cost_nano}"
 
 
+@dataclass(frozen=True)
+class Used:
+    """What a scope's window counts now: held maxima of open calls plus settled actuals."""
+
+    requests: int
+    tokens: int
+    cost_nano: int
+    holds: int  # calls still holding their maximum (no usage record yet)
+
+
+def scope_keys(scopes: Sequence[str]) -> list[str]:
+    """The KEYS of the limit scripts: four per scope, in the order LUA_LIMITS expects."""
+    return [
+        k
+        for scope in scopes
+        for k in (
+            keys.limit_log(scope),
+            keys.limit_sums(scope),
+            keys.limit_held(scope),
+            keys.limit_holds(scope),
+        )
+    ]
+
+
+def limited(limits: Sequence[Limit]) -> list[Limit]:
+    return [lim for lim in limits if not lim.unlimited]
+
+
 class RateLimiter:
     def __init__(self, redis: Redis, window_s: int = WINDOW_S) -> None:
         self.redis = redis
         self.window_ms = window_s * 1000
         self._admit = redis.register_script(_ADMIT)
-        self._refund = redis.register_script(_REFUND)
-
-    @staticmethod
-    def _keys(limits: Sequence[Limit]) -> list[str]:
-        return [
-            k for lim in limits for k in (keys.limit_log(lim.scope), keys.limit_sums(lim.scope))
-        ]
+        self._release = redis.register_script(_RELEASE)
+        self._used = redis.register_script(_USED)
 
     async def admit(
-        self, call_id: str, tokens: int, cost_nano: int, limits: Sequence[Limit], now_ms: int
+        self,
+        call_id: str,
+        tokens: int,
+        cost_nano: int,
+        limits: Sequence[Limit],
+        now_ms: int,
+        hold_ms: int | None = None,
     ) -> bool:
-        """Admit one call into every scope's window; False if this call was admitted before.
+        """Admit one call's maximum into every scope's window and hold it there until the
+        call's usage record settles it to the actual amount (ledger.py), its release, or
+        `hold_ms` (default: the window) without either; False if this call was admitted before.
 
         Raises RateLimited or LimitTooSmall, having admitted it nowhere.
         """
-        limits = [lim for lim in limits if not lim.unlimited]
+        limits = limited(limits)
         if not limits:
             return True
-        args: list[str | int] = [now_ms, self.window_ms, member(call_id, tokens, cost_nano)]
-        args += [str(tokens), str(cost_nano)]
+        member(call_id, tokens, cost_nano)  # refuses an id the log could not parse
+        hold = self.window_ms if hold_ms is None else hold_ms
+        args: list[str | int] = [now_ms, self.window_ms, hold, call_id, str(tokens), str(cost_nano)]
         for lim in limits:
             args += [_NONE if v is None else v for v in lim.values()]
-        raw = [int(v) for v in await self._admit(keys=self._keys(limits), args=args)]
+        keys_ = scope_keys([lim.scope for lim in limits])
+        raw = [int(v) for v in await self._admit(keys=keys_, args=args)]
         if raw[0] in (1, 2):
             return raw[0] == 1
         scope = limits[raw[1] - 1]
@@ -215,18 +336,28 @@ class RateLimiter:
         # Seconds, rounded up: retrying at the advertised moment must succeed.
         raise RateLimited(scope.scope, dimension, ceiling, max(1, math.ceil(raw[3] / 1000)))
 
-    async def refund(
-        self, call_id: str, tokens: int, cost_nano: int, limits: Sequence[Limit]
-    ) -> int:
-        limits = [lim for lim in limits if not lim.unlimited]
-        if not limits:
+    async def release(self, call_id: str, scopes: Sequence[str], now_ms: int) -> int:
+        """Take back everything a call holds whose call never ran; in how many scopes it held."""
+        if not scopes:
             return 0
-        return int(
-            await self._refund(keys=self._keys(limits), args=[member(call_id, tokens, cost_nano)])
-        )
+        args: list[str | int] = [now_ms, self.window_ms, call_id]
+        return int(await self._release(keys=scope_keys(scopes), args=args))
 
-    async def used(self, scope: str) -> tuple[int, int, int]:
-        """Requests, tokens and nano-dollars admitted in the window (as of the last check)."""
-        values = await reply(self.redis.hmget(keys.limit_sums(scope), list(DIMENSIONS)))
-        requests, tokens, cost = (int(v or 0) for v in values)
-        return requests, tokens, cost
+    async def used(self, scope: str, now_ms: int | None = None) -> tuple[int, int, int]:
+        """Requests, tokens and nano-dollars counted in the window (as of the last check, or
+        as of `now_ms`, pruning first)."""
+        if now_ms is None:
+            values = await reply(self.redis.hmget(keys.limit_sums(scope), list(DIMENSIONS)))
+            requests, tokens, cost = (int(v or 0) for v in values)
+            return requests, tokens, cost
+        state = (await self.state([scope], now_ms))[0]
+        return state.requests, state.tokens, state.cost_nano
+
+    async def state(self, scopes: Sequence[str], now_ms: int) -> list[Used]:
+        """What each scope's window counts at `now_ms` (lapsed holds and old calls pruned)."""
+        if not scopes:
+            return []
+        raw = [
+            int(v) for v in await self._used(keys=scope_keys(scopes), args=[now_ms, self.window_ms])
+        ]
+        return [Used(*raw[i : i + 4]) for i in range(0, len(raw), 4)]

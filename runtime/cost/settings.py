@@ -32,6 +32,18 @@ class CostEngineSettings(ServiceSettings):
     cost_config_file: Path | None = Field(
         default=None, description="a file holding that JSON, instead of AGENTOPS_COST_CONFIG"
     )
+    usage_max_age_seconds: int = Field(
+        default=3600,
+        ge=0,
+        le=7 * 24 * 3600,
+        description="how far before now a usage record's `at` may lie",
+    )
+    usage_max_ahead_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=3600,
+        description="how far a usage record's `at` may lie ahead of now (clock skew)",
+    )
     metrics_refresh_seconds: float = Field(
         default=15, gt=0, le=300, description="how often spend gauges are re-read from Redis"
     )

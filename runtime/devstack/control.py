@@ -20,7 +20,7 @@ import httpx
 
 from runtime.devstack.layout import LOCALHOST, DevPlan, ProcessSpec
 
-__all__ = ["DevState", "free_ports", "read_state", "start", "stop"]
+__all__ = ["DevState", "free_ports", "read_state", "restart", "start", "stop"]
 
 STATE_FILE = "state.json"
 TOKENS = ("api", "agent", "webhook", "cost")
@@ -109,16 +109,7 @@ def start(
     record: DevState = {"started_at": time.time(), "tokens": tokens, "processes": []}
     try:
         for spec in dev.processes:
-            log = state / "logs" / f"{spec.name}.log"
-            with log.open("ab") as out:
-                process = subprocess.Popen(  # noqa: S603 - argv built by layout.plan, no shell
-                    spec.argv,
-                    env={**os.environ, **spec.env},
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    cwd=state,
-                    start_new_session=True,  # `dev down` outlives the terminal that ran `up`
-                )
+            process, log = _spawn(state, spec)
             record["processes"].append({**asdict(spec), "pid": process.pid, "log": str(log)})
             (state / STATE_FILE).write_text(json.dumps(record, indent=2))
             _wait_ready(spec, process, log)
@@ -128,6 +119,44 @@ def start(
         stop(state)
         raise
     return record
+
+
+def _spawn(state: Path, spec: ProcessSpec) -> tuple[subprocess.Popen[bytes], Path]:
+    log = state / "logs" / f"{spec.name}.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(  # noqa: S603 - argv built by layout.plan, no shell
+            spec.argv,
+            env={**os.environ, **spec.env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=state,
+            start_new_session=True,  # `dev down` outlives the terminal that ran `up`
+        )
+    return process, log
+
+
+def restart(state: Path, name: str) -> int:
+    """Start one recorded process again (after a crash, or to pick up a change) on its port
+    and data, wait until it is ready; its new PID."""
+    record = read_state(state)
+    if record is None:
+        raise RuntimeError(f"no local platform recorded in {state}")
+    entry = next((p for p in record["processes"] if p["name"] == name), None)
+    if entry is None:
+        raise RuntimeError(f"{name} is not a process of the local platform in {state}")
+    deadline = time.monotonic() + 5  # a process just killed may not be gone (or reaped) yet
+    while _alive(entry["pid"]):
+        with contextlib.suppress(ChildProcessError):  # reap it if `up` ran in this process
+            os.waitpid(entry["pid"], os.WNOHANG)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} is still running (pid {entry['pid']})")
+        time.sleep(0.05)
+    spec = ProcessSpec(**{f: entry[f] for f in ProcessSpec.__dataclass_fields__})
+    process, log = _spawn(state, spec)
+    entry["pid"] = process.pid
+    (state / STATE_FILE).write_text(json.dumps(record, indent=2))
+    _wait_ready(spec, process, log)
+    return process.pid
 
 
 def stop(state: Path, grace_s: float = 30) -> list[str]:

@@ -127,7 +127,7 @@ def plan(
                 "--appendonly",
                 "yes",
                 "--appendfsync",
-                "everysec",
+                cfg.redis.appendfsync.value,
                 "--save",
                 "",
                 "--protected-mode",

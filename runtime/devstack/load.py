@@ -35,6 +35,9 @@ class LoadReport:
     latencies_s: list[float]  # submit → finish, per finished task
     elapsed_s: float
     spend_by_model: dict[str, Decimal] = field(default_factory=dict)
+    # scope → what the cost engine's hourly window counted for this run (its /limits, after
+    # minus before): calls, USD, holds still open
+    limit_counted: dict[str, tuple[int, Decimal, int]] = field(default_factory=dict)
 
     @property
     def finished(self) -> int:

@@ -45,6 +45,30 @@ class DoctorSettings(BaseSettings):
         description="used memory / maxmemory that is critical: with noeviction, writes fail "
         "at 1.0, so the manager stops accepting tasks",
     )
+    redis_growth_sample_s: float = Field(
+        default=10,
+        gt=0,
+        le=300,
+        description="Redis memory growth: seconds between the two INFO samples the probe takes "
+        "(the rate the days-left figure extrapolates)",
+    )
+    redis_growth_noise_bytes: int = Field(
+        default=64 * 1024,
+        ge=0,
+        description="growth between the two samples at or below this is noise (client "
+        "buffers, allocator), not a trend: Redis counts as not growing",
+    )
+    redis_days_left_warning: float = Field(
+        default=14,
+        gt=0,
+        description="days until used memory reaches maxmemory at the sampled rate, below "
+        "which the report warns",
+    )
+    redis_days_left_critical: float = Field(
+        default=3,
+        gt=0,
+        description="days left below which it is critical: then writes (new tasks) are refused",
+    )
     secret_rotation_notice_days: int = Field(
         default=14,
         ge=0,
@@ -69,4 +93,6 @@ class DoctorSettings(BaseSettings):
             raise ValueError("http_error_rate_critical must be above http_error_rate_warning")
         if self.redis_memory_critical <= self.redis_memory_warning:
             raise ValueError("redis_memory_critical must be above redis_memory_warning")
+        if self.redis_days_left_critical >= self.redis_days_left_warning:
+            raise ValueError("redis_days_left_critical must be below redis_days_left_warning")
         return self

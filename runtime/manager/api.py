@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from opentelemetry import trace
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from runtime import endpoints
 from runtime.manager.constants import Priority
@@ -22,6 +22,7 @@ from runtime.manager.queue import QueueFull, TaskQueue, TaskRecord
 from runtime.manager.registry import AgentProfile, AgentRecord, AgentRegistry
 from runtime.manager.settings import AGENT_TYPE_PATTERN, ManagerSettings
 from runtime.service.auth import BearerAuth
+from runtime.service.validation import unencodable
 
 __all__ = ["ManagerState", "build_router"]
 
@@ -61,6 +62,17 @@ class TaskSubmission(BaseModel):
         description="kind of request; routes to an agent type when agent_type is not given",
     )
     payload: JsonValue = Field(description="the task's input, handed to the agent as is")
+
+    @field_validator("payload")
+    @classmethod
+    def _storable(cls, payload: JsonValue) -> JsonValue:
+        # JSON may escape a lone surrogate (\ud800); it is no Unicode text, so the task could
+        # be stored but never read back. Refused here, naming where (never what).
+        where = unencodable(payload, "payload")
+        if where is not None:
+            raise ValueError(f"{where} holds text that is not valid Unicode (a lone surrogate)")
+        return payload
+
     priority: Literal["low", "normal", "high"] = "normal"
     idempotency_key: str | None = Field(
         default=None,
@@ -208,8 +220,7 @@ def build_router(
         if agent_type not in s.agent_types:
             raise _problem(
                 _UNPROCESSABLE,
-                f"agent_type {agent_type!r} is not served here; "
-                f"allowed: {', '.join(s.agent_types)}",
+                f"agent_type is not served here; allowed: {', '.join(s.agent_types)}",
             )
         return agent_type
 
@@ -217,7 +228,7 @@ def build_router(
         """The agent as the registry has it now, pushed into this replica's balancer."""
         record = await state.registry.get(agent_id)
         if record is None:
-            raise _problem(status.HTTP_404_NOT_FOUND, f"agent {agent_id} is not registered")
+            raise _problem(status.HTTP_404_NOT_FOUND, "agent is not registered")
         state.dispatcher.balancer.upsert(record.state())
         state.dispatcher.wake.set()
         return AgentView.of(record)
@@ -232,8 +243,7 @@ def build_router(
             known = ", ".join(sorted(s.request_routes)) or "none configured"
             raise _problem(
                 _UNPROCESSABLE,
-                f"request_type {body.request_type!r} has no route to an agent type; "
-                f"routed request types: {known}",
+                f"request_type has no route to an agent type; routed request types: {known}",
             )
         return routed
 
@@ -292,7 +302,7 @@ def build_router(
     async def get_task(task_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]) -> TaskView:
         record = await state.queue.get(task_id)
         if record is None:
-            raise _problem(status.HTTP_404_NOT_FOUND, f"no task {task_id}")
+            raise _problem(status.HTTP_404_NOT_FOUND, "no such task")
         return TaskView.of(record)
 
     @router.post(
@@ -327,9 +337,7 @@ def build_router(
     async def heartbeat(agent_id: AgentId) -> Heartbeat:
         known = await state.registry.heartbeat(agent_id)
         if not known:
-            raise _problem(
-                status.HTTP_404_NOT_FOUND, f"agent {agent_id} is not registered: register again"
-            )
+            raise _problem(status.HTTP_404_NOT_FOUND, "agent is not registered: register again")
         return Heartbeat(registered=True)
 
     @router.post(
@@ -354,7 +362,7 @@ def build_router(
             agent_id, f"agent {agent_id} deregistered", s.retry_backoff_s, s.retry_backoff_max_s
         )
         if not await state.registry.deregister(agent_id):
-            raise _problem(status.HTTP_404_NOT_FOUND, f"agent {agent_id} is not registered")
+            raise _problem(status.HTTP_404_NOT_FOUND, "agent is not registered")
         state.dispatcher.balancer.remove(agent_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 

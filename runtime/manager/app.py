@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from redis.exceptions import RedisError
 
+from runtime.manager import constants as k
 from runtime.manager.api import ManagerState, build_router
 from runtime.manager.balancing import make_balancer
 from runtime.manager.dispatcher import Dispatcher
@@ -25,7 +26,7 @@ from runtime.manager.registry import AgentRegistry
 from runtime.manager.settings import ManagerSettings
 from runtime.service.app import create_app
 from runtime.service.auth import BearerAuth
-from runtime.service.redis import connect
+from runtime.service.redis import connect, writable
 from runtime.service.tracing import setup_tracing
 
 __all__ = ["create_manager_app"]
@@ -44,6 +45,8 @@ def create_manager_app(settings: ManagerSettings) -> FastAPI:
         redis,
         max_queued_per_type=settings.max_queued_per_type,
         max_attempts=settings.max_attempts,
+        retention_s=settings.task_retention_s,
+        dead_letter_cap=settings.dead_letter_cap,
         retry_after_s=settings.queue_full_retry_after_s,
         idempotency_ttl_s=settings.idempotency_ttl_s,
     )
@@ -96,11 +99,7 @@ def create_manager_app(settings: ManagerSettings) -> FastAPI:
             await redis.aclose()
 
     async def ready() -> Mapping[str, tuple[bool, Any]]:
-        try:
-            await redis.ping()
-            redis_ok: tuple[bool, Any] = (True, "ping ok")
-        except (RedisError, OSError) as err:
-            redis_ok = (False, f"unreachable: {type(err).__name__}")
+        redis_ok = await writable(redis, k.probe_key(settings.instance_id))
         dead = [t.get_name() for t in loops if t.done()]
         return {
             "redis": redis_ok,
@@ -116,6 +115,7 @@ def create_manager_app(settings: ManagerSettings) -> FastAPI:
         ready=ready,
         lifespan=lifespan,
         max_body_bytes=settings.max_body_bytes,
+        auths=(submitters, agents, alertmanager),
     )
     app.include_router(build_router(state, submitters, agents, alertmanager))
     return app

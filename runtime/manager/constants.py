@@ -22,6 +22,7 @@ __all__ = [
     "idempotency_key",
     "inbox",
     "priority_of",
+    "probe_key",
     "queued_counter",
     "ready_stream",
     "task_key",
@@ -83,6 +84,11 @@ def agent_of_inbox(stream: str) -> str:
 def agent_key(agent_id: str) -> str:
     """Hash: the agent's registration, load and observed quality."""
     return f"{PREFIX}:agent:{agent_id}"
+
+
+def probe_key(instance: str) -> str:
+    """A key /ready writes: a write, unlike a ping, fails while Redis is out of memory."""
+    return f"{PREFIX}:probe:{instance}"
 
 
 def queued_counter(agent_type: str) -> str:

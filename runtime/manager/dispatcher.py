@@ -29,6 +29,7 @@ from runtime.manager.queue import Assignment, Taken, TaskQueue
 from runtime.manager.registry import AgentRecord, AgentRegistry
 from runtime.manager.settings import ManagerSettings
 from runtime.service import redis as rd
+from runtime.service.redis import Outage
 
 __all__ = ["Dispatcher"]
 
@@ -124,8 +125,17 @@ class Dispatcher:
                 pairs.append((taken, agent.agent_id))
         if not pairs:
             return 0
-        with _tracer.start_as_current_span("dispatch", attributes={"tasks": len(pairs)}):
-            outcomes = await self.queue.assign_many(pairs)
+        try:
+            with _tracer.start_as_current_span("dispatch", attributes={"tasks": len(pairs)}):
+                outcomes = await self.queue.assign_many(pairs)
+        except BaseException:
+            # Redis went away mid-batch: hold them all again and give the agents their room
+            # back. One that did move is refused as already assigned on the next try.
+            for taken, agent_id in pairs:
+                self.balancer.on_release(agent_id)
+                self._held_ids.discard(taken.entry_id)
+                self._hold(taken, _type_of_ready(taken.stream))
+            raise
         assigned = 0
         for (taken, agent_id), outcome in zip(pairs, outcomes, strict=True):
             if outcome is Assignment.ASSIGNED:
@@ -195,6 +205,8 @@ class Dispatcher:
 
     def _count(self, event: dict[str, str]) -> None:
         agent_type = event.get("type", "unknown")
+        if event.get("abandoned") == "1":
+            self.metrics.abandoned.labels(agent_type).inc()
         if event["kind"] == "finished":
             usage = json.loads(event.get("usage") or "[]")
             self.metrics.finished(agent_type, event["status"], float(event["duration"]), usage)
@@ -239,6 +251,8 @@ class Dispatcher:
                 self._hold(taken, agent_type)
         queued = {t: await self.queue.queued(t) for t in s.agent_types}
         self.metrics.registry_view(s.agent_types, agents, queued)
+        self.metrics.dead_letters.set(await self.queue.dead_letters())
+        self.metrics.dead_letter_cap.set(s.dead_letter_cap)
 
     async def run_maintenance(self, stop: asyncio.Event) -> None:
         async def step() -> None:
@@ -254,17 +268,19 @@ def _type_of_ready(stream: str) -> str:
 
 
 async def _forever(stop: asyncio.Event, step: Callable[[], Awaitable[object]], name: str) -> None:
-    """Run `step` until stopped; a Redis outage pauses the loop, it does not end it."""
+    """Run `step` until stopped; a Redis outage pauses the loop (logged once), it does not
+    end it."""
     failures = 0
+    outage = Outage(log, f"{name} loop: Redis")
     while not stop.is_set():
         try:
             await step()
             failures = 0
+            outage.recovered()
         except (RedisError, OSError) as err:
             failures += 1
-            delay = min(5.0, 0.1 * 2**failures)
-            log.warning("%s loop: Redis unavailable (%s); retrying in %.1fs", name, err, delay)
-            await _wait(stop, delay)
+            outage.failed(err)
+            await _wait(stop, min(5.0, 0.1 * 2**failures))
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

@@ -77,6 +77,16 @@ class ManagerMetrics:
         self.emergency = Gauge(
             m.EMERGENCY_MODE, "1 while only high-priority tasks are admitted", registry=r
         )
+        self.abandoned = Counter(
+            m.ABANDONED,
+            "Attempts reclaimed mid-work from silent or gone agents (their work may run twice)",
+            ["agent_type"],
+            registry=r,
+        )
+        self.dead_letters = Gauge(m.DEAD_LETTERS, "Entries in the dead-letter stream", registry=r)
+        self.dead_letter_cap = Gauge(
+            m.DEAD_LETTER_CAP, "Dead-letter entries kept before the oldest are trimmed", registry=r
+        )
         self._outcomes: dict[str, deque[bool]] = {}
 
     def finished(

@@ -131,6 +131,9 @@ class TaskRecord:
     assigned_at: float | None
     started_at: float | None
     finished_at: float | None
+    # The attempt whose outcome is stored but not yet acknowledged (None: none finished).
+    outcome_attempt: int | None = None
+    max_attempts: int | None = None
 
     @classmethod
     def from_hash(cls, raw: dict[str, str]) -> TaskRecord:
@@ -155,6 +158,8 @@ class TaskRecord:
             assigned_at=num("assigned_at"),
             started_at=num("started_at"),
             finished_at=num("finished_at"),
+            outcome_attempt=int(raw["outcome_attempt"]) if raw.get("outcome_attempt") else None,
+            max_attempts=int(raw["max_attempts"]) if raw.get("max_attempts") else None,
         )
 
 
@@ -194,7 +199,11 @@ _START = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'assigned' then return 0 end
 if redis.call('HGET', KEYS[1], 'agent') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+-- An attempt that finished (its outcome is stored) and lost only its acknowledgement is
+-- finished by this delivery, not run again: no new attempt.
+if redis.call('HEXISTS', KEYS[1], 'outcome') == 0 then
+  redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+end
 redis.call('DECR', KEYS[2])
 local submitted = tonumber(redis.call('HGET', KEYS[1], 'submitted_at'))
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'kind', 'started',
@@ -203,14 +212,29 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'kind', 'started',
 return redis.call('HGETALL', KEYS[1])
 """
 
+# KEYS: task   ARGV: agent id, attempt, status, result, error, usage (JSON)
+# The attempt's outcome (result and usage together) becomes durable before anything is charged
+# or acknowledged: whatever happens next, this attempt is never run again.
+_FINISH = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+if redis.call('HGET', KEYS[1], 'agent') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'outcome') == 1 then return 1 end
+redis.call('HSET', KEYS[1], 'outcome', ARGV[3], 'outcome_attempt', ARGV[2], 'result', ARGV[4],
+           'error', ARGV[5], 'usage', ARGV[6])
+return 1
+"""
+
 # KEYS: inbox, task, agent, events
-# ARGV: group, entry, agent id, status, result, error, now, events cap, alpha, usage (JSON)
+# ARGV: group, entry, agent id, status, result, error, now, events cap, alpha, usage (JSON),
+#       retention (s) of tasks accepted without one
 _COMPLETE = """
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[2])
 if redis.call('HGET', KEYS[2], 'agent') ~= ARGV[3] then return 0 end
 redis.call('HSET', KEYS[2], 'status', ARGV[4], 'result', ARGV[5], 'error', ARGV[6],
            'finished_at', ARGV[7], 'usage', ARGV[10])
+redis.call('EXPIRE', KEYS[2], tonumber(redis.call('HGET', KEYS[2], 'retention_s') or ARGV[11]))
 local now = tonumber(ARGV[7])
 local submitted = tonumber(redis.call('HGET', KEYS[2], 'submitted_at'))
 local started = tonumber(redis.call('HGET', KEYS[2], 'started_at') or ARGV[7])
@@ -234,40 +258,67 @@ return 1
 
 # KEYS: inbox, task, delayed, dead, queued, agent, events
 # ARGV: group, entry, task id, now, first backoff (s), max attempts, reason, events cap,
-#       agent id, backoff cap (s), deferral delay (s; '' for a retry)
+#       agent id, backoff cap (s), deferral ('' a retry that spends the attempt | seconds to
+#       wait exactly | 'backoff': a dependency outage, waits with backoff and spends nothing),
+#       '1' when the entry was reclaimed from a silent or gone agent, retention (s), dead cap
+# The task's own policy (max_attempts, retention_s, dead_cap, recorded at submit) wins over the
+# caller's: every path honours what the task was accepted under.
 _REQUEUE = """
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 'gone' end
 redis.call('XDEL', KEYS[1], ARGV[2])
 if redis.call('EXISTS', KEYS[6]) == 1 then redis.call('HINCRBY', KEYS[6], 'load', -1) end
 local status = redis.call('HGET', KEYS[2], 'status')
-local deferred = ARGV[11] ~= ''
-if deferred and status == 'running' then
-  -- Deferred (a rate limit said "later"): the attempt it started is given back.
+local finished = redis.call('HEXISTS', KEYS[2], 'outcome') == 1
+local mode = ARGV[11]
+local deferred = mode ~= '' or finished
+local abandoned = '0'
+if finished then
+  -- Its attempt finished; only the usage record or the acknowledgement is missing: the next
+  -- delivery completes it from the stored outcome, spending nothing.
+elseif deferred and status == 'running' then
+  -- Deferred (a limit or an outage said "later"): the attempt it started is given back.
   redis.call('HINCRBY', KEYS[2], 'attempts', -1)
 elseif status == 'assigned' and not deferred then
   -- delivered but never started: the delivery counts as an attempt
   redis.call('HINCRBY', KEYS[2], 'attempts', 1)
+elseif status == 'running' and ARGV[12] == '1' then
+  -- reclaimed mid-work: the work may have run (and been paid for) without its outcome
+  abandoned = '1'
 end
 local attempts = tonumber(redis.call('HGET', KEYS[2], 'attempts') or '0')
+local max_attempts = tonumber(redis.call('HGET', KEYS[2], 'max_attempts') or ARGV[6])
 local agent_type = redis.call('HGET', KEYS[2], 'agent_type')
-if not deferred and attempts >= tonumber(ARGV[6]) then
+if not deferred and attempts >= max_attempts then
   if status == 'assigned' then redis.call('DECR', KEYS[5]) end
-  redis.call('XADD', KEYS[4], '*', 'task', ARGV[3], 'reason', ARGV[7])
+  local cap = tonumber(redis.call('HGET', KEYS[2], 'dead_cap') or ARGV[14])
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', cap, '*', 'task', ARGV[3], 'reason', ARGV[7])
   redis.call('HSET', KEYS[2], 'status', 'dead_lettered', 'error', ARGV[7], 'finished_at', ARGV[4])
+  redis.call('EXPIRE', KEYS[2], tonumber(redis.call('HGET', KEYS[2], 'retention_s') or ARGV[13]))
   local submitted = tonumber(redis.call('HGET', KEYS[2], 'submitted_at'))
   redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[8], '*', 'kind', 'finished', 'type', agent_type,
              'status', 'dead_lettered', 'agent', ARGV[9],
-             'duration', tostring(tonumber(ARGV[4]) - submitted))
+             'duration', tostring(tonumber(ARGV[4]) - submitted), 'abandoned', abandoned,
+             'task', ARGV[3])
   return 'dead'
 end
 if status == 'running' then redis.call('INCR', KEYS[5]) end
--- Exponential backoff from the attempts made so far, capped; a deferral waits as told.
-local delay = math.min(tonumber(ARGV[10]), tonumber(ARGV[5]) * 2 ^ math.max(0, attempts - 1))
-if deferred then delay = tonumber(ARGV[11]) end
+local delay
+if mode == 'backoff' then
+  local outages = redis.call('HINCRBY', KEYS[2], 'deferrals', 1)
+  delay = math.min(tonumber(ARGV[10]), tonumber(ARGV[5]) * 2 ^ (outages - 1))
+elseif mode ~= '' then
+  delay = tonumber(mode)
+elseif finished then
+  delay = 0
+else
+  -- Exponential backoff from the attempts made so far, capped.
+  delay = math.min(tonumber(ARGV[10]), tonumber(ARGV[5]) * 2 ^ math.max(0, attempts - 1))
+end
 redis.call('ZADD', KEYS[3], tonumber(ARGV[4]) + delay, ARGV[3])
-redis.call('HSET', KEYS[2], 'status', 'retrying', 'error', ARGV[7], 'agent', '')
+redis.call('HSET', KEYS[2], 'status', 'retrying', 'agent', '')
+if not finished then redis.call('HSET', KEYS[2], 'error', ARGV[7]) end
 redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[8], '*', 'kind', 'retry', 'type', agent_type,
-           'agent', ARGV[9])
+           'agent', ARGV[9], 'abandoned', abandoned, 'task', ARGV[3])
 return 'retry'
 """
 
@@ -288,21 +339,29 @@ class TaskQueue:
         self,
         redis: Redis,
         *,
-        max_queued_per_type: int,
-        max_attempts: int,
+        max_queued_per_type: int = 10_000,
+        max_attempts: int = 3,
         retry_after_s: int = 5,
         idempotency_ttl_s: int = 24 * 3600,
         events_cap: int = 100_000,
+        retention_s: int = 7 * 24 * 3600,
+        dead_letter_cap: int = 100_000,
     ) -> None:
+        """`max_attempts`, `retention_s` and `dead_letter_cap` are recorded in every task this
+        queue accepts (its attempt policy); the other paths (workers, reclaims) honour the
+        task's own and use theirs only for tasks accepted before a policy was recorded."""
         self.redis = redis
         self.max_queued = max_queued_per_type
         self.max_attempts = max_attempts
+        self.retention_s = retention_s
+        self.dead_letter_cap = dead_letter_cap
         self.retry_after_s = retry_after_s
         self.idempotency_ttl_s = idempotency_ttl_s
         self.events_cap = events_cap
         self._submit = redis.register_script(_SUBMIT)
         self._assign = redis.register_script(_ASSIGN)
         self._start = redis.register_script(_START)
+        self._finish = redis.register_script(_FINISH)
         self._complete = redis.register_script(_COMPLETE)
         self._requeue = redis.register_script(_REQUEUE)
         self._promote = redis.register_script(_PROMOTE)
@@ -345,6 +404,10 @@ class TaskQueue:
             "attempts": 0,
             "idempotency_key": idempotency_key or "",
             "submitted_at": repr(time.time()),
+            # The attempt policy travels with the task.
+            "max_attempts": self.max_attempts,
+            "retention_s": self.retention_s,
+            "dead_cap": self.dead_letter_cap,
         }
         flat = [str(x) for pair in fields.items() for x in pair]
         outcome, value = await self._submit(
@@ -493,6 +556,33 @@ class TaskQueue:
                 k.inbox(agent_id), k.WORKER_GROUP, agent_id, 0, list[Any](entries), justid=True
             )
 
+    async def finish(
+        self,
+        task: TaskRecord,
+        agent_id: str,
+        *,
+        result: Any = None,
+        error: str | None = None,
+        usage: Sequence[TokenUsage] = (),
+    ) -> bool:
+        """Make this attempt's outcome durable (result and usage together) before its usage is
+        charged and the task acknowledged: from here on it is never run again. False when the
+        attempt is no longer this agent's (reclaimed meanwhile)."""
+        status = TaskStatus.FAILED if error is not None else TaskStatus.SUCCEEDED
+        return bool(
+            await self._finish(
+                keys=[k.task_key(task.task_id)],
+                args=[
+                    agent_id,
+                    task.attempts,
+                    status.value,
+                    json.dumps(result),
+                    error or "",
+                    _usage_json(usage),
+                ],
+            )
+        )
+
     async def complete(
         self,
         entry: Taken,
@@ -518,7 +608,8 @@ class TaskQueue:
                     repr(time.time()),
                     self.events_cap,
                     STATS_ALPHA,
-                    json.dumps([u.as_json() for u in usage], separators=(",", ":")),
+                    _usage_json(usage),
+                    self.retention_s,
                 ],
             )
         )
@@ -538,12 +629,18 @@ class TaskQueue:
         backoff_max_s: float = 3600.0,
         *,
         defer_s: float | None = None,
+        outage: bool = False,
+        reclaimed: bool = False,
     ) -> str:
         """Give the task back for another attempt after `backoff_s` × 2^(attempts - 1), at most
-        `backoff_max_s` (or dead-letter it when out of attempts): 'retry' | 'dead' | 'gone'.
+        `backoff_max_s` (or dead-letter it when out of its attempts): 'retry' | 'dead' | 'gone'.
 
         With `defer_s` the task waits exactly that long and the attempt does not count: a rate
-        limit or a budget window that says "later" is no failure of the task."""
+        limit or a budget window that says "later" is no failure of the task. With `outage` (a
+        dependency such as the cost engine did not answer) the attempt does not count either,
+        and the task waits with its own backoff of outages. A task whose attempt already
+        finished is never dead-lettered or run again: it comes back to be acknowledged.
+        `reclaimed`: taken from a silent or gone agent (counted when it was mid-work)."""
         task_id = entry.task_id
         agent_id = k.agent_of_inbox(entry.stream)
         outcome = await self._requeue(
@@ -567,7 +664,10 @@ class TaskQueue:
                 self.events_cap,
                 agent_id,
                 backoff_max_s,
-                "" if defer_s is None else repr(max(0.0, defer_s)),
+                _deferral(defer_s, outage),
+                "1" if reclaimed else "0",
+                self.retention_s,
+                self.dead_letter_cap,
             ],
         )
         return rd.text(outcome)
@@ -595,6 +695,7 @@ class TaskQueue:
                 f"agent {agent_id} did not finish within {visibility_timeout_s:g}s",
                 backoff_s,
                 backoff_max_s,
+                reclaimed=True,
             )
         return outcomes
 
@@ -613,7 +714,7 @@ class TaskQueue:
         entries = {e.entry_id: e for e in undelivered}
         entries |= {rd.text(e): _entry(inbox, e, f) for e, f in claimed if f}
         return {
-            entry.task_id: await self.retry(entry, reason, backoff_s, backoff_max_s)
+            entry.task_id: await self.retry(entry, reason, backoff_s, backoff_max_s, reclaimed=True)
             for entry in entries.values()
         }
 
@@ -640,6 +741,9 @@ class TaskQueue:
         raw = await rd.hgetall(self.redis, k.task_key(task_id))
         return TaskRecord.from_hash(raw) if raw else None
 
+    async def dead_letters(self) -> int:
+        return int(await self.redis.xlen(k.DEAD_LETTERS))
+
     async def queued(self, agent_type: str) -> int:
         return int(await self.redis.get(k.queued_counter(agent_type)) or 0)
 
@@ -648,6 +752,16 @@ class TaskQueue:
         if agent_type is None:
             raise KeyError(f"no task {task_id}")
         return agent_type
+
+
+def _usage_json(usage: Sequence[TokenUsage]) -> str:
+    return json.dumps([u.as_json() for u in usage], separators=(",", ":"))
+
+
+def _deferral(defer_s: float | None, outage: bool) -> str:
+    if outage:
+        return "backoff"
+    return "" if defer_s is None else repr(max(0.0, defer_s))
 
 
 def _entry(stream: Any, entry_id: Any, fields: dict[Any, Any]) -> Taken:

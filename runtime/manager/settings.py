@@ -66,6 +66,18 @@ class ManagerSettings(ServiceSettings):
     retry_backoff_max_s: float = Field(
         default=60.0, ge=0, le=3600, description="longest retry delay (doubling from the first)"
     )
+    task_retention_s: int = Field(
+        default=7 * 24 * 3600,
+        ge=60,
+        le=400 * 24 * 3600,
+        description="how long a finished or dead-lettered task's record is kept",
+    )
+    dead_letter_cap: int = Field(
+        default=100_000,
+        ge=100,
+        le=10_000_000,
+        description="dead-letter stream length past which the oldest entries are trimmed",
+    )
     max_queued_per_type: int = Field(
         default=10_000, ge=1, le=10_000_000, description="queue bound per type (then 429)"
     )
@@ -124,10 +136,4 @@ class ManagerSettings(ServiceSettings):
             compatibility=self.score_compatibility_weight,
             complexity_fit=self.score_complexity_weight,
             slow_s=self.score_slow_seconds,
-        )
-
-    def backoff(self, attempts: int) -> float:
-        """Delay before retry number `attempts` (1-based): doubling, capped."""
-        return float(
-            min(self.retry_backoff_max_s, self.retry_backoff_s * 2 ** max(0, attempts - 1))
         )

@@ -9,8 +9,9 @@ was sent (a body may carry credentials).
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -21,16 +22,27 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
 )
+from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runtime import endpoints
+from runtime.service.auth import BearerAuth
+from runtime.service.redis import TRANSIENT_REDIS_ERRORS, Outage
 from runtime.telemetry import metrics as m
 
-__all__ = ["ReadyCheck", "create_app"]
+__all__ = ["UNAVAILABLE_RETRY_AFTER_S", "ReadyCheck", "ShellMetrics", "create_app"]
+
+log = logging.getLogger("agentops.service")
+
+# Retry-After of a 503 while Redis is unavailable: a restart, an AOF load or a failover takes
+# seconds; clients back off and come back, nothing they sent was taken.
+UNAVAILABLE_RETRY_AFTER_S = 2
+_PROBES = frozenset({endpoints.HEALTH, endpoints.READY, endpoints.METRICS})
 
 # name → (ok, detail); the details are what /ready shows an operator.
 ReadyCheck = Callable[[], Awaitable[Mapping[str, tuple[bool, Any]]]]
@@ -82,10 +94,13 @@ def _too_large(limit: int) -> JSONResponse:
 class _RequestMetrics:
     """Requests and their duration per route template (not per raw path: bounded labels)."""
 
-    def __init__(self, app: ASGIApp, requests: Counter, duration: Histogram) -> None:
+    def __init__(
+        self, app: ASGIApp, requests: Counter, duration: Histogram, outage: Outage
+    ) -> None:
         self.app = app
         self.requests = requests
         self.duration = duration
+        self.outage = outage
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -105,11 +120,25 @@ class _RequestMetrics:
         finally:
             route = scope.get("route")
             endpoint = getattr(route, "path", "unmatched")
+            if self.outage.active and code < 500 and endpoint not in _PROBES:
+                self.outage.recovered()  # an API call went through: the store is back
             if endpoint != endpoints.METRICS:
                 self.requests.labels(endpoint, scope["method"], str(code)).inc()
                 self.duration.labels(endpoint, scope["method"]).observe(
                     time.perf_counter() - started
                 )
+
+
+def _location(loc: Sequence[int | str], unknown: bool) -> str:
+    """Where the problem is, without echoing what was sent: the name of an unknown field and a
+    bad mapping key are the client's text, so they are left out."""
+    parts = [str(p) for p in loc if p != "body"]
+    if "[key]" in parts:
+        at = parts.index("[key]")
+        parts = [*parts[: at - 1], "[key]"]
+    if unknown and parts:
+        parts = parts[:-1]
+    return ".".join(parts)
 
 
 def _validation_body(err: RequestValidationError) -> tuple[int, dict[str, Any]]:
@@ -121,9 +150,32 @@ def _validation_body(err: RequestValidationError) -> tuple[int, dict[str, Any]]:
             problems.append({"field": "body", "error": f"malformed JSON at position {position}"})
             status = 400
             continue
-        location = ".".join(str(part) for part in e.get("loc", ()) if part != "body")
-        problems.append({"field": location or "body", "error": e.get("msg", "invalid")})
+        location = _location(e.get("loc", ()), e.get("type") == "extra_forbidden")
+        message = "unknown field" if e.get("type") == "extra_forbidden" else e.get("msg")
+        problems.append({"field": location or "body", "error": message or "invalid"})
     return status, {"detail": "invalid request", "errors": problems}
+
+
+class ShellMetrics:
+    """The series every runtime HTTP service exports through its shell."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            m.HTTP_REQUESTS,
+            "HTTP requests served",
+            ["endpoint", "method", "code"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            m.HTTP_DURATION,
+            "HTTP request duration in seconds",
+            ["endpoint", "method"],
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.token_file_ok = Gauge(
+            m.TOKEN_FILE_OK, "Token file readable", ["realm"], registry=registry
+        )
 
 
 def create_app(
@@ -134,15 +186,40 @@ def create_app(
     ready: ReadyCheck,
     lifespan: Lifespan | None = None,
     max_body_bytes: int,
+    auths: Sequence[BearerAuth] = (),
 ) -> FastAPI:
+    """`auths`: the service's token files; one that cannot be re-read makes it unready."""
     # `_created` series double every counter's cardinality and no dashboard reads them.
     disable_created_metrics()  # type: ignore[no-untyped-call]
     app = FastAPI(title=title, version=version, lifespan=lifespan)
+    outage = app.state.redis_outage = Outage(log, f"{title}: Redis")
+    shell = ShellMetrics(registry)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, err: RequestValidationError) -> JSONResponse:
         status, body = _validation_body(err)
         return JSONResponse(body, status_code=status)
+
+    async def _unavailable(_: Request, err: Exception) -> JSONResponse:
+        if not isinstance(err, TRANSIENT_REDIS_ERRORS):
+            raise err  # a bug, not an outage: the server error it is
+        outage.failed(err)
+        return JSONResponse(
+            {"detail": "the state store is unavailable; retry later"},
+            status_code=503,
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)},
+        )
+
+    app.add_exception_handler(RedisError, _unavailable)
+    app.add_exception_handler(OSError, _unavailable)
+
+    def token_checks() -> dict[str, tuple[bool, Any]]:
+        checks: dict[str, tuple[bool, Any]] = {}
+        for auth in auths:
+            ok, detail = auth.check()
+            shell.token_file_ok.labels(auth.realm).set(int(ok))
+            checks[f"tokens:{auth.realm}"] = (ok, detail)
+        return checks
 
     @app.get(endpoints.HEALTH, tags=["probes"])
     async def health() -> dict[str, str]:
@@ -150,8 +227,10 @@ def create_app(
 
     @app.get(endpoints.READY, tags=["probes"])
     async def ready_probe() -> JSONResponse:
-        checks = await ready()
+        checks = {**await ready(), **token_checks()}
         ok = all(passed for passed, _ in checks.values())
+        if ok:
+            outage.recovered()
         body = {
             "status": "ready" if ok else "not ready",
             "checks": {name: {"ok": passed, "detail": d} for name, (passed, d) in checks.items()},
@@ -160,18 +239,11 @@ def create_app(
 
     @app.get(endpoints.METRICS, tags=["probes"], include_in_schema=False)
     async def metrics() -> Response:
+        token_checks()
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    requests = Counter(
-        m.HTTP_REQUESTS, "HTTP requests served", ["endpoint", "method", "code"], registry=registry
+    app.add_middleware(
+        _RequestMetrics, requests=shell.requests, duration=shell.duration, outage=outage
     )
-    duration = Histogram(
-        m.HTTP_DURATION,
-        "HTTP request duration in seconds",
-        ["endpoint", "method"],
-        registry=registry,
-        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-    )
-    app.add_middleware(_RequestMetrics, requests=requests, duration=duration)
     app.add_middleware(_BodyLimit, limit=max_body_bytes)
     return app

@@ -4,16 +4,29 @@ every service shares."""
 from __future__ import annotations
 
 import inspect
+import logging
+import time
 from collections.abc import Awaitable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from pydantic import AnyUrl
 from redis.asyncio import Redis
 from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import (
+    ClusterDownError,
+    MasterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from runtime.service.settings import SENTINEL_SCHEME, ServiceSettings
 
 __all__ = [
+    "TRANSIENT_REDIS_ERRORS",
+    "Outage",
     "connect",
     "decoded",
     "hget",
@@ -22,12 +35,70 @@ __all__ = [
     "reply",
     "sentinel_target",
     "text",
+    "writable",
     "zrangebyscore",
 ]
 
 T = TypeVar("T")
 
 SENTINEL_PORT = 26379
+
+# "Redis cannot serve this now", not "this request is wrong": down or restarting (connection
+# errors, BusyLoadingError while it loads its data), out of memory, a replica or a failover in
+# progress. Callers back off and retry; the HTTP services answer 503 with Retry-After.
+TRANSIENT_REDIS_ERRORS: Final = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    MasterDownError,
+    TryAgainError,
+    ClusterDownError,
+    OSError,
+)
+
+
+class Outage:
+    """One log line when a dependency becomes unavailable and one when it is back, however
+    many requests or loop steps meet it in between."""
+
+    def __init__(self, logger: logging.Logger, what: str) -> None:
+        self.log = logger
+        self.what = what
+        self.since: float | None = None
+        self.refused = 0
+
+    @property
+    def active(self) -> bool:
+        return self.since is not None
+
+    def failed(self, err: BaseException) -> None:
+        self.refused += 1
+        if self.since is None:
+            self.since = time.monotonic()
+            self.log.warning("%s unavailable (%s): backing off until it is back", self.what, err)
+
+    def recovered(self) -> None:
+        if self.since is not None:
+            self.log.warning(
+                "%s back after %.1fs (%d calls met the outage)",
+                self.what,
+                time.monotonic() - self.since,
+                self.refused,
+            )
+            self.since, self.refused = None, 0
+
+
+async def writable(redis: Redis, probe_key: str) -> tuple[bool, str]:
+    """Whether Redis takes a write now: a ping answers while Redis is out of memory or
+    read-only, a write does not. For /ready."""
+    try:
+        await reply(redis.set(probe_key, "1", ex=60))
+    except OutOfMemoryError:
+        return False, "out of memory (maxmemory reached): writes refused"
+    except TRANSIENT_REDIS_ERRORS as err:
+        return False, f"unavailable: {type(err).__name__}"
+    return True, "write ok"
 
 
 def sentinel_target(url: AnyUrl) -> tuple[str, int]:

@@ -12,6 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
 
+from runtime.service.connections import read_deadline_protocol
 from runtime.service.settings import ServiceSettings
 
 __all__ = ["load_settings", "serve"]
@@ -43,6 +44,10 @@ def serve(settings_class: type[S], factory: Callable[[S], FastAPI]) -> None:
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
+        # Slow clients (issue 17): read deadlines, an idle limit and a cap on connections.
+        http=read_deadline_protocol(settings.header_timeout_s, settings.body_timeout_s),
+        timeout_keep_alive=settings.keep_alive_timeout_s,
+        limit_concurrency=settings.max_connections,
         # Kubernetes sends SIGTERM after preStop; in-flight requests get this long to finish.
         timeout_graceful_shutdown=20,
     )

@@ -69,6 +69,36 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=256 * 1024, ge=1024, le=16 * 1024 * 1024, description="largest request body"
     )
+    header_timeout_s: float = Field(
+        default=10,
+        gt=0,
+        le=300,
+        description=(
+            "a request's headers must arrive within this many seconds of the connection opening "
+            "(or the previous response); otherwise 408 and the connection is closed"
+        ),
+    )
+    body_timeout_s: float = Field(
+        default=30,
+        gt=0,
+        le=600,
+        description=(
+            "a request's whole body must arrive within this many seconds of its headers; "
+            "otherwise 408 and the connection is closed"
+        ),
+    )
+    keep_alive_timeout_s: int = Field(
+        default=5, gt=0, le=300, description="an idle keep-alive connection is closed after this"
+    )
+    max_connections: int = Field(
+        default=1024,
+        ge=2,
+        le=65536,
+        description=(
+            "open connections per process; a request arriving while this many are open "
+            "gets 503 (uvicorn's limit_concurrency)"
+        ),
+    )
     log_level: str = Field(
         default="info", pattern=r"^(debug|info|warning|error)$", description="log level"
     )

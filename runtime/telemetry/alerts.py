@@ -80,6 +80,11 @@ class AlertRule:
     action: str
     # Excluded from the hash because a mapping is not hashable; still compared by ==.
     labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # Alerts about the same problem this one makes redundant while it fires (Alertmanager
+    # inhibits them), for result series equal on `supersedes_on`; both alerts must carry
+    # those labels, or the inhibition would reach across problems.
+    supersedes: tuple[str, ...] = ()
+    supersedes_on: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if _ALERT_NAME.fullmatch(self.name) is None:
@@ -97,6 +102,8 @@ class AlertRule:
                 raise ValueError(f"{self.name}: invalid label name {key!r}")
             if key in _RESERVED_LABELS:
                 raise ValueError(f"{self.name}: label {key!r} is set by the catalogue")
+        if bool(self.supersedes) != bool(self.supersedes_on):
+            raise ValueError(f"{self.name}: supersedes needs supersedes_on labels and back")
         # A read-only copy: a caller's dict changed later must not change a frozen rule.
         object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))
 
@@ -218,6 +225,8 @@ def _agent_rules(t: AlertThresholds) -> tuple[AlertRule, ...]:
                 "The agent manager enters emergency mode on this alert; find the cause of the "
                 "failures, then confirm emergency mode ends once the alert resolves."
             ),
+            supersedes=("AgentSuccessRateLow",),
+            supersedes_on=("agent_type",),
         ),
         AlertRule(
             name="AgentLatencyP95High",
@@ -319,8 +328,9 @@ def _cost_rules(t: AlertThresholds) -> tuple[AlertRule, ...]:
         spend = f"max by (scope, window) ({_selector(m.SPEND_USD, window=window)})"
         # A zero budget would divide to +Inf and fire every threshold: treat it as "no budget".
         budget = f"max by (scope, window) ({_selector(m.BUDGET_USD, window=window)} > 0)"
-        for share in t.budget_thresholds:
+        for position, share in enumerate(t.budget_thresholds):
             exhausted = share >= 1
+            lower = tuple(budget_alert_name(s, window) for s in t.budget_thresholds[:position])
             rules.append(
                 AlertRule(
                     name=budget_alert_name(share, window),
@@ -343,6 +353,9 @@ def _cost_rules(t: AlertThresholds) -> tuple[AlertRule, ...]:
                         "models or pause non-urgent work before the budget runs out."
                     ),
                     labels={"threshold": str(share)},
+                    # The higher share of the same budget says everything the lower ones do.
+                    supersedes=lower,
+                    supersedes_on=("scope", "window") if lower else (),
                 )
             )
         platform = _selector(m.BUDGET_USD, scope="platform", window=window)
@@ -391,15 +404,60 @@ def _dependency_rules() -> tuple[AlertRule, ...]:
         ),
         AlertRule(
             name="VaultSealed",
-            expr=f"{m.VAULT_UNSEALED} == 0",
+            # A sealed Vault refuses the token Prometheus scrapes with, so its series vanish
+            # rather than read 0: absent() is what catches a whole sealed cluster.
+            # max per server: after unsealing, Vault keeps reporting a stale `cluster=""`
+            # series at 0 until its retention ends (seen on a real OpenBao server).
+            expr=(f"max by (instance) ({m.VAULT_UNSEALED}) == 0 or absent({m.VAULT_UNSEALED})"),
             for_="1m",
             severity="critical",
-            summary="Vault is sealed",
+            summary="Vault is sealed or not scraped",
             description=(
-                "Vault {{ $labels.instance }} is sealed: services cannot read secrets or renew "
-                "their leases."
+                "Vault {{ $labels.instance }} reports itself sealed, or no "
+                f"{m.VAULT_UNSEALED} series is scraped (a sealed Vault refuses the metrics "
+                "token): services cannot read secrets or renew their leases."
             ),
             action="Unseal Vault (auto-unseal key, or the unseal runbook) and find why it sealed.",
+        ),
+    )
+
+
+# Share of the dead-letter cap at which an operator is told, before the oldest are trimmed.
+DEAD_LETTER_WARN_SHARE = 0.8
+
+
+def _runtime_state_rules() -> tuple[AlertRule, ...]:
+    return (
+        AlertRule(
+            name="DeadLettersNearCap",
+            expr=(f"max({m.DEAD_LETTERS}) / max({m.DEAD_LETTER_CAP}) > {DEAD_LETTER_WARN_SHARE}"),
+            for_="10m",
+            severity="warning",
+            summary="The dead-letter stream is close to its cap",
+            description=(
+                f"More than {DEAD_LETTER_WARN_SHARE:.0%} of the dead-letter cap is used: past "
+                "the cap the oldest dead letters are trimmed and lost to inspection."
+            ),
+            action=(
+                "Inspect and replay or discard the dead letters (see the runbook), fix what "
+                "made them fail, or raise agents.manager.deadLetterCap."
+            ),
+        ),
+        AlertRule(
+            name="TokenFileUnreadable",
+            expr=f"min by (job, realm) ({m.TOKEN_FILE_OK}) == 0",
+            for_="5m",
+            severity="warning",
+            summary="A {{ $labels.realm }} token file cannot be read",
+            description=(
+                "{{ $labels.job }} cannot re-read its {{ $labels.realm }} token file (empty, "
+                "unreadable or invalid): it serves with the last good tokens and is unready, so "
+                "a rotation will lock callers out."
+            ),
+            action=(
+                "Check the Vault agent that renders the file and the KV entry behind it; "
+                "restore the tokens, then finish the rotation."
+            ),
         ),
     )
 
@@ -410,6 +468,7 @@ def build_catalogue(t: AlertThresholds) -> list[RuleGroup]:
         RuleGroup(name="agentops.agents", rules=_agent_rules(t)),
         RuleGroup(name="agentops.cost", rules=_cost_rules(t)),
         RuleGroup(name="agentops.dependencies", rules=_dependency_rules()),
+        RuleGroup(name="agentops.runtime", rules=_runtime_state_rules()),
     ]
     if t.pending_override is not None:
         pending = t.pending_override
@@ -427,6 +486,11 @@ def alert_names(groups: Iterable[RuleGroup]) -> tuple[str, ...]:
 
 def _check_unique(groups: Iterable[RuleGroup]) -> None:
     groups = list(groups)
+    known = set(alert_names(groups))
+    for rule in (r for g in groups for r in g.rules):
+        unknown = sorted(set(rule.supersedes) - known)
+        if unknown:
+            raise ValueError(f"{rule.name} supersedes alerts not in the catalogue: {unknown}")
     for kind, names in (
         ("rule group", [g.name for g in groups]),
         # Unique alert names let Alertmanager routes and the manager's webhook key on them.

@@ -635,6 +635,36 @@ def _runtime() -> dash.Dashboard:
                 width=_GRID_WIDTH,
             ).with_target(_query("A", worker_tokens, "{{agent_type}} {{model}}"))
         )
+        .with_row(dash.Row("Durability").id(103))
+        .with_panel(
+            _timeseries(
+                10,
+                "Dead letters and abandoned attempts",
+                "Entries in the dead-letter stream against its cap, and attempts reclaimed "
+                "mid-work from silent agents per second (the only way work runs twice).",
+                units.Short,
+                width=half,
+            )
+            .with_target(_query("A", f"max({m.DEAD_LETTERS})", "dead letters"))
+            .with_target(_query("B", f"max({m.DEAD_LETTER_CAP})", "cap"))
+            .with_target(
+                _query(
+                    "C", f"sum by (agent_type) ({_rate(m.ABANDONED)})", "{{agent_type}} abandoned"
+                )
+            )
+        )
+        .with_panel(
+            _timeseries(
+                11,
+                "Token files readable",
+                "1 while each service can re-read its bearer-token files; 0 means it serves "
+                "with its last good tokens and is unready.",
+                units.Short,
+                width=half,
+            ).with_target(
+                _query("A", f"min by (job, realm) ({m.TOKEN_FILE_OK})", "{{job}} {{realm}}")
+            )
+        )
     )
 
 

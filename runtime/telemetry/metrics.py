@@ -9,12 +9,15 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "ABANDONED",
     "AGENTS_HEALTHY",
     "AGENTS_REGISTERED",
     "AGENT_LAST_HEARTBEAT",
     "BUDGET_ALERTS",
     "BUDGET_USD",
     "COST_USD",
+    "DEAD_LETTERS",
+    "DEAD_LETTER_CAP",
     "DOWNGRADES",
     "EMERGENCY_MODE",
     "HISTOGRAMS",
@@ -35,6 +38,7 @@ __all__ = [
     "TASK_TOKENS",
     "TASK_WAIT",
     "TOKENS",
+    "TOKEN_FILE_OK",
     "VAULT_UNSEALED",
     "WORKER_IN_FLIGHT",
     "WORKER_TASKS",
@@ -73,6 +77,12 @@ AGENTS_HEALTHY: Final = f"{PREFIX}_agents_healthy"
 AGENT_LAST_HEARTBEAT: Final = f"{PREFIX}_agent_last_heartbeat_timestamp_seconds"
 # gauge 0/1
 EMERGENCY_MODE: Final = f"{PREFIX}_emergency_mode"
+# counter; labels: agent_type — attempts reclaimed mid-work from a silent or gone agent: the
+# only way one task's work runs (and may be paid for) twice
+ABANDONED: Final = f"{PREFIX}_tasks_abandoned_total"
+# gauges: entries in the dead-letter stream, and the cap past which the oldest are trimmed
+DEAD_LETTERS: Final = f"{PREFIX}_dead_letters"
+DEAD_LETTER_CAP: Final = f"{PREFIX}_dead_letter_cap"
 
 # Agent worker ----------------------------------------------------------------------------
 # counter; labels: agent_type, status (succeeded | failed | retried | deferred | lost)
@@ -89,6 +99,9 @@ WORKER_TOKENS: Final = f"{PREFIX}_worker_tokens_total"
 HTTP_REQUESTS: Final = f"{PREFIX}_http_requests_total"
 # histogram (seconds); labels: endpoint, method
 HTTP_DURATION: Final = f"{PREFIX}_http_request_duration_seconds"
+# gauge 0/1; labels: realm — 0 while a bearer-token file cannot be re-read (the service keeps
+# its last good tokens and is unready)
+TOKEN_FILE_OK: Final = f"{PREFIX}_token_file_ok"
 
 # Cost engine ---------------------------------------------------------------------------
 # counter; labels: agent_type, model, direction (input | output)

@@ -18,10 +18,10 @@ from importlib.metadata import version
 from typing import Any
 
 from fastapi import FastAPI
-from redis.exceptions import RedisError
 
+from runtime.manager.constants import probe_key
 from runtime.service.app import create_app
-from runtime.service.redis import connect
+from runtime.service.redis import connect, writable
 from runtime.service.tracing import setup_tracing
 from runtime.worker.handlers.base import Handler, load_handler
 from runtime.worker.manager_client import ManagerClient
@@ -73,11 +73,7 @@ def create_worker_app(settings: WorkerSettings) -> FastAPI:
 
     async def ready() -> Mapping[str, tuple[bool, Any]]:
         worker = holder.get("worker")
-        try:
-            await redis.ping()
-            redis_ok: tuple[bool, Any] = (True, "ping ok")
-        except (RedisError, OSError) as err:
-            redis_ok = (False, f"unreachable: {type(err).__name__}")
+        redis_ok = await writable(redis, probe_key(settings.agent_id))
         registered = worker is not None and worker.registered.is_set()
         draining = worker is not None and worker.draining
         return {

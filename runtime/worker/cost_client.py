@@ -16,7 +16,7 @@ import httpx
 from runtime import endpoints
 from runtime.manager.queue import TaskRecord, TokenUsage
 from runtime.service.settings import read_secret_file
-from runtime.worker.handlers.base import RetryableError, TaskFailed
+from runtime.worker.handlers.base import DependencyUnavailable, RetryableError, TaskFailed
 from runtime.worker.settings import WorkerSettings
 
 __all__ = ["CostClient", "single_model_usage"]
@@ -62,7 +62,7 @@ class CostClient:
         try:
             response = await self.http.post(path, json=body)
         except httpx.HTTPError as err:
-            raise RetryableError(f"cost engine unreachable: {type(err).__name__}") from None
+            raise DependencyUnavailable(f"cost engine unreachable: {type(err).__name__}") from None
         if response.status_code == 429:
             raise RetryableError(
                 f"cost engine rate limit: {response.json().get('detail')}",
@@ -71,7 +71,7 @@ class CostClient:
         if response.status_code == 402:
             raise TaskFailed(f"budget exhausted: {response.json().get('detail')}")
         if response.status_code >= 500:
-            raise RetryableError(f"cost engine error {response.status_code}")
+            raise DependencyUnavailable(f"cost engine answered {response.status_code}")
         if response.status_code >= 400:
             raise TaskFailed(f"cost engine refused {path}: {response.text[:300]}")
         return response

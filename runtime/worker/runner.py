@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import httpx
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from runtime.manager.queue import Taken, TaskQueue, TaskRecord, TokenUsage
+from runtime.service.redis import TRANSIENT_REDIS_ERRORS
 from runtime.worker.handlers.base import (
+    DependencyUnavailable,
     Handler,
-    HandlerResult,
     RetryableError,
     TaskContext,
     TaskFailed,
@@ -32,9 +36,56 @@ from runtime.worker.manager_client import ManagerClient, ManagerRefused
 from runtime.worker.metrics import WorkerMetrics
 from runtime.worker.settings import WorkerSettings
 
-__all__ = ["CostGate", "Worker"]
+__all__ = ["CostGate", "Outcome", "Worker", "task_usage"]
 
 log = logging.getLogger("agentops.worker")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one run of the handler came to."""
+
+    model: str | None  # the model the cost engine reserved for this attempt
+    output: object = None
+    error: str | None = None
+    usage: tuple[TokenUsage, ...] = ()
+    retry_reason: str | None = None  # set: the task comes back instead of finishing
+    defer_s: float | None = None  # a limit's "retry after": the attempt does not count
+    outage: bool = False  # a dependency did not answer: the attempt does not count
+
+
+def task_usage(task: TaskRecord, attempt: int) -> tuple[TokenUsage, ...]:
+    """The usage stored with the task's finished attempt (none for another attempt)."""
+    return task.usage if task.outcome_attempt == attempt else ()
+
+
+def _context(task: TaskRecord, model: str | None) -> TaskContext:
+    return TaskContext(
+        task_id=task.task_id,
+        attempt=task.attempts,
+        agent_type=task.agent_type,
+        request_type=task.request_type,
+        team=task.team,
+        complexity=task.complexity,
+        payload=task.payload,
+        model=model,
+    )
+
+
+def _with_model(output: object, model: str | None) -> object:
+    if model is not None and isinstance(output, dict):
+        return {**output, "model": model}
+    return output
+
+
+def _unstorable(output: object) -> str | None:
+    """Why an output cannot be stored as JSON text (None: it can)."""
+    try:
+        json.dumps(output, allow_nan=False).encode()
+    except (TypeError, ValueError) as err:  # NaN, a lone surrogate, a non-JSON type
+        return f"handler output is not storable JSON: {type(err).__name__}"
+    return None
 
 
 class CostGate(Protocol):
@@ -63,7 +114,8 @@ class Worker:
     ) -> None:
         self.settings = settings
         self.redis = redis
-        self.queue = TaskQueue(redis, max_queued_per_type=1, max_attempts=1)
+        # Submits nothing: every retry and reclaim honours the policy the task carries.
+        self.queue = TaskQueue(redis)
         self.manager = manager
         self.handler = handler
         self.metrics = metrics
@@ -158,78 +210,168 @@ class Worker:
             self._room.set()
 
     async def _attempt(self, entry: Taken) -> None:
-        s = self.settings
-        agent_id, agent_type = s.agent_id, s.agent_type
-        task = await self.queue.start(entry.task_id, agent_id, entry.agent_type)
+        agent_id = self.settings.agent_id
+        task = await self._persist(
+            "start", lambda: self.queue.start(entry.task_id, agent_id, entry.agent_type)
+        )
         if task is None:
-            await self.queue.discard(entry)  # reclaimed meanwhile: another attempt owns it
+            await self._persist("discard", lambda: self.queue.discard(entry))
+            return  # reclaimed meanwhile: another attempt owns it
+        if task.outcome_attempt is not None:
+            # An earlier attempt finished and lost only its usage record or acknowledgement:
+            # finish it from the stored outcome; the work is not run again.
+            self.metrics.tasks.labels(self.settings.agent_type, "refinished").inc()
+            attempt = task.outcome_attempt
+            await self._settle(entry, task, attempt, task_usage(task, attempt), None)
             return
+        outcome = await self._execute(task)
+        if outcome.retry_reason is not None:
+            await self._give_back(entry, task, outcome)
+            return
+        stored = await self._persist(
+            "finish",
+            lambda: self.queue.finish(
+                task, agent_id, result=outcome.output, error=outcome.error, usage=outcome.usage
+            ),
+        )
+        if not stored:
+            # Reclaimed while it ran: another attempt will run it. What this run spent was
+            # spent all the same, so it is recorded under this attempt's own key.
+            log.warning("task %s: reclaimed while it ran (attempt %d)", task.task_id, task.attempts)
+            await self._charge(task, task.attempts, outcome.usage, outcome.model)
+            await self._persist("discard", lambda: self.queue.discard(entry))
+            return
+        await self._settle(entry, task, task.attempts, outcome.usage, outcome.model)
+
+    async def _execute(self, task: TaskRecord) -> Outcome:
+        """Run the handler once: its output and usage, or why the task should come back."""
+        s = self.settings
         started = time.perf_counter()
-        result: HandlerResult | None = None
-        error: str | None = None
-        retry_reason: str | None = None
-        defer_s: float | None = None
         model: str | None = None
         try:
             # Inside the try: a rate limit retries later, an exhausted budget fails the task.
             model = await self.cost.choose_model(task, s.model) if self.cost else None
-            context = TaskContext(
-                task_id=task.task_id,
-                attempt=task.attempts,
-                agent_type=task.agent_type,
-                request_type=task.request_type,
-                team=task.team,
-                complexity=task.complexity,
-                payload=task.payload,
-                model=model,
+            result = await asyncio.wait_for(self.handler(_context(task, model)), s.task_timeout_s)
+            output = _with_model(result.output, model)
+            problem = _unstorable(output)
+            outcome = Outcome(
+                model, output=None if problem else output, error=problem, usage=result.usage
             )
-            result = await asyncio.wait_for(self.handler(context), s.task_timeout_s)
         except TimeoutError:
-            retry_reason = f"handler timed out after {s.task_timeout_s:g}s"
+            outcome = Outcome(model, retry_reason=f"handler timed out after {s.task_timeout_s:g}s")
+        except DependencyUnavailable as err:
+            outcome = Outcome(model, retry_reason=f"dependency unavailable: {err}", outage=True)
         except RetryableError as err:
-            retry_reason = f"retryable: {err}"
-            defer_s = err.defer_s
+            outcome = Outcome(model, retry_reason=f"retryable: {err}", defer_s=err.defer_s)
         except TaskFailed as err:
-            error = str(err) or type(err).__name__
+            outcome = Outcome(model, error=str(err) or type(err).__name__)
         except Exception as err:
-            error = f"handler error: {type(err).__name__}: {err}"
-            log.exception("task %s: handler raised", entry.task_id)
-        self.metrics.duration.labels(agent_type).observe(time.perf_counter() - started)
+            log.exception("task %s: handler raised", task.task_id)
+            outcome = Outcome(model, error=f"handler error: {type(err).__name__}: {err}")
+        self.metrics.duration.labels(s.agent_type).observe(time.perf_counter() - started)
+        for u in outcome.usage:
+            self.metrics.tokens.labels(s.agent_type, u.model, "input").inc(u.input_tokens)
+            self.metrics.tokens.labels(s.agent_type, u.model, "output").inc(u.output_tokens)
+        return outcome
 
-        usage = result.usage if result is not None else ()
-        for u in usage:
-            self.metrics.tokens.labels(agent_type, u.model, "input").inc(u.input_tokens)
-            self.metrics.tokens.labels(agent_type, u.model, "output").inc(u.output_tokens)
-        if self.cost is not None and usage:
-            # Before the acknowledgement: a crash between the two re-sends, never loses, usage.
-            await self._record(task, usage)
-        elif self.cost is not None and model is not None:
-            await self.cost.release(task, task.attempts)  # nothing spent: free the hold
+    async def _give_back(self, entry: Taken, task: TaskRecord, outcome: Outcome) -> None:
+        """A retryable failure: free the hold, then back to the queue (an outage or a limit
+        spends no attempt; anything else does, up to the task's max attempts)."""
+        s = self.settings
+        await self._charge(task, task.attempts, outcome.usage, outcome.model)
+        reason = outcome.retry_reason or "retry"
+        result = await self._persist(
+            "retry",
+            lambda: self.queue.retry(
+                entry,
+                reason,
+                s.retry_backoff_s,
+                s.retry_backoff_max_s,
+                defer_s=outcome.defer_s,
+                outage=outcome.outage,
+            ),
+        )
+        kind = "deferred" if outcome.defer_s or outcome.outage else "retried"
+        self.metrics.tasks.labels(s.agent_type, kind).inc()
+        log.info("task %s: %s → %s", entry.task_id, reason, result)
 
-        if retry_reason is not None:
-            outcome = await self.queue.retry(
-                entry, retry_reason, s.retry_backoff_s, s.retry_backoff_max_s, defer_s=defer_s
+    async def _settle(
+        self,
+        entry: Taken,
+        task: TaskRecord,
+        attempt: int,
+        usage: tuple[TokenUsage, ...],
+        model: str | None,
+    ) -> None:
+        """Charge the stored outcome's usage (idempotent per attempt), then acknowledge."""
+        try:
+            await self._charge(task, attempt, usage, model)
+        except DependencyUnavailable as err:
+            # The outcome is stored: the task comes back to be charged and acknowledged later.
+            await self._give_back(
+                entry, task, Outcome(model, retry_reason=f"usage not recorded: {err}", outage=True)
             )
-            self.metrics.tasks.labels(agent_type, "deferred" if defer_s else "retried").inc()
-            log.info("task %s: %s → %s", entry.task_id, retry_reason, outcome)
             return
-        output = result.output if result is not None else None
-        if model is not None and isinstance(output, dict):
-            output = {**output, "model": model}
-        if await self.queue.complete(entry, agent_id, result=output, error=error, usage=usage):
-            self.metrics.tasks.labels(agent_type, "failed" if error else "succeeded").inc()
+        stored = await self._persist("complete", lambda: self._complete(entry, task))
+        if stored is not None:
+            status = "failed" if stored.error is not None else "succeeded"
+            self.metrics.tasks.labels(self.settings.agent_type, status).inc()
 
-    async def _record(self, task: TaskRecord, usage: tuple[TokenUsage, ...]) -> None:
-        assert self.cost is not None
+    async def _complete(self, entry: Taken, task: TaskRecord) -> TaskRecord | None:
+        """Acknowledge with the stored outcome (the truth: this delivery may not have run it);
+        None when the task is no longer this agent's."""
+        stored = await self.queue.get(task.task_id)
+        if stored is None:
+            return None
+        done = await self.queue.complete(
+            entry,
+            self.settings.agent_id,
+            result=stored.result,
+            error=stored.error,
+            usage=stored.usage,
+        )
+        return stored if done else None
+
+    async def _charge(
+        self,
+        task: TaskRecord,
+        attempt: int,
+        usage: tuple[TokenUsage, ...],
+        model: str | None,
+    ) -> None:
+        """Record what an attempt spent (before its acknowledgement), or free its hold."""
+        if self.cost is None:
+            return
+        if not usage:
+            if model is not None:
+                await self.cost.release(task, attempt)  # nothing spent: free the hold
+            return
         delay = 0.2
-        for attempt in range(1, self.settings.usage_record_attempts + 1):
+        for left in range(self.settings.usage_record_attempts - 1, -1, -1):
             try:
-                await self.cost.record(task, task.attempts, self.settings.agent_type, usage)
+                await self.cost.record(task, attempt, self.settings.agent_type, usage)
                 return
-            except Exception as err:
-                if attempt == self.settings.usage_record_attempts:
+            except TaskFailed as err:
+                # Refused for good (a 4xx): charging it again would be refused again.
+                log.error("usage of %s refused by the cost engine: %s", task.task_id, err)
+                self.metrics.tasks.labels(self.settings.agent_type, "usage_refused").inc()
+                return
+            except DependencyUnavailable:
+                if not left:
                     raise
-                log.warning("usage of %s not recorded (%s); retrying", task.task_id, err)
+                log.warning("usage of %s not recorded yet; retrying", task.task_id)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _persist(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """A queue call retried through Redis outages (connection lost, loading, failover): a
+        state change this worker owes is never dropped on a reset connection."""
+        delay = 0.1
+        while True:
+            try:
+                return await call()
+            except TRANSIENT_REDIS_ERRORS as err:
+                log.warning("%s: Redis unavailable (%s); retrying in %.1fs", what, err, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 

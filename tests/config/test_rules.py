@@ -253,12 +253,36 @@ CASES: list[tuple[str, str, Mutation, str]] = [
         "pages",
     ),
     (
+        "staging",
+        "agentops:monitoring.alerting",
+        _set("monitoring.alerting.slack", _DELETE),
+        "every alert must reach people",
+    ),
+    (
+        "local",
+        "agentops:monitoring.alerting",
+        _set("monitoring.alerting", {"pagerduty": {"enabled": True}}),
+        "slack or email",
+    ),
+    (
         "local",
         "agentops:cluster",
         lambda raw: raw.update(cluster=stack_values("staging")["cluster"]),
         "no AWS layer",
     ),
     ("local", "agentops:redis.mode", _set("redis.mode", "elasticache"), "no AWS"),
+    (
+        "prod",
+        "agentops:redis.appendfsync",
+        _set("redis.appendfsync", "no"),
+        "prod fsyncs its AOF",
+    ),
+    (
+        "staging",
+        "agentops:redis.appendfsync",
+        _set("redis.appendfsync", "sometimes"),
+        "'always', 'everysec' or 'no'",
+    ),
     ("local", "agentops:localCluster", _set("localCluster", _DELETE), "required"),
     ("local", "agentops:vault.unseal", _set("vault.unseal", "awskms"), "no AWS KMS"),
     (
@@ -374,6 +398,14 @@ def test_rule_names_key(stack: str, key: str, mutate: Mutation, rule: str) -> No
     assert rule in message, message
 
 
+def test_prod_fsyncs_every_write_unless_its_stack_says_otherwise() -> None:
+    raw = copy.deepcopy(stack_values("prod"))
+    assert "appendfsync" not in raw["redis"], "prod takes the default"
+    assert load_from_mapping(raw).redis.appendfsync == "always"
+    raw["redis"]["appendfsync"] = "everysec"  # a deliberate, visible choice is allowed
+    assert load_from_mapping(raw).redis.appendfsync == "everysec"
+
+
 def test_message_shows_value_and_rule() -> None:
     message = _rejects("prod", _set("cluster.nodeGroups.1.maxSize", 2))
     assert "agentops:cluster.nodeGroups[1].maxSize = 2: must be ≥ minSize (3)" in message
@@ -408,3 +440,55 @@ def test_every_config_field_is_described() -> None:
     for row in render_reference().splitlines()[2:]:
         cells = [c.strip() for c in row.split("|")]
         assert cells[4], f"{cells[1]} has no description"
+
+
+def _override(model: str, per_1k_in: str, per_1k_out: str, since: str) -> dict[str, str]:
+    return {
+        "model": model,
+        "inputPer1kUsd": per_1k_in,
+        "outputPer1kUsd": per_1k_out,
+        "effectiveFrom": since,
+    }
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_downgrade_that_costs_more_is_refused_with_both_prices(stack: str) -> None:
+    # genai-prices: gpt-4o input costs twice gpt-5's, output the same.
+    message = _rejects(stack, _set("cost.downgrade", {"gpt-5": "gpt-4o"}))
+    assert "agentops:cost.downgrade.gpt-5 = 'gpt-4o'" in message
+    assert (
+        "gpt-4o costs 0.0025 / 0.01 USD per 1K input / output tokens, gpt-5 0.00125 / 0.01"
+        in message
+    )
+    # A dated override that makes the target dearer from a later day is refused for that day.
+    dearer_later = _set(
+        "cost.priceOverrides", [_override("gpt-5-mini", "0.002", "0.02", "2099-01-01")]
+    )
+    message = _rejects(stack, dearer_later)
+    assert "agentops:cost.downgrade.gpt-5 = 'gpt-5-mini'" in message
+    assert "on 2099-01-01: gpt-5-mini costs 0.002 / 0.02" in message
+
+
+def test_a_target_cheaper_for_every_token_estimate_is_accepted() -> None:
+    raw = copy.deepcopy(stack_values("staging"))
+    # Output dearer per token than gpt-5 (0.0102 > 0.01), but every task type's estimate is
+    # cheaper: input saves more than output adds.
+    _set("cost.priceOverrides", [_override("gpt-5-mini", "0.0001", "0.0102", "2020-01-01")])(raw)
+    assert load_from_mapping(raw).cost.downgrade["gpt-5"] == "gpt-5-mini"
+    # One task type with far more output than input tips it: refused, that type named.
+    tokens = {"general": {"input": 300, "output": 800}, "summary": {"input": 10, "output": 5000}}
+    _set("cost.recommendation.taskTokens", tokens)(raw)
+    with pytest.raises(ConfigError, match="no less for the token estimate of summary"):
+        load_from_mapping(raw)
+
+
+def test_default_downgrades_all_save_money() -> None:
+    from infra.config.cost import CostConfig
+    from runtime.cost.settings import price_book
+
+    cost = CostConfig.model_validate({"budget": {"dailyUsd": "1", "monthlyUsd": "30"}})
+    book = price_book(cost)
+    assert cost.downgrade, "the defaults map at least one model"
+    for source, target in cost.downgrade.items():
+        for tokens in ((1000, 0), (0, 1000)):
+            assert book.cost(target, *tokens) < book.cost(source, *tokens), (source, target)

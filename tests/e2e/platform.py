@@ -103,7 +103,13 @@ def e2e_stack(directory: Path, cost: dict[str, Any] | None = None) -> Path:
 
 @contextmanager
 def local_platform(
-    directory: Path, *, workers: int = 2, cost: dict[str, Any] | None = None, **worker_env: str
+    directory: Path,
+    *,
+    workers: int = 2,
+    cost: dict[str, Any] | None = None,
+    manager_env: dict[str, str] | None = None,
+    appendfsync: str = "everysec",
+    **worker_env: str,
 ) -> Iterator[LocalPlatform]:
     cfg = load_stack_config(e2e_stack(directory / "stack", cost), "local")
     options = DevOptions(
@@ -121,8 +127,11 @@ def local_platform(
             "AGENTOPS_MAINTENANCE_INTERVAL_S": "0.2",
             "AGENTOPS_REGISTRY_SYNC_S": "0.2",
             "AGENTOPS_RETRY_BACKOFF_S": "0.1",
+            **(manager_env or {}),
         }
     )
+    redis = dev.process("redis")
+    redis.argv[redis.argv.index("--appendfsync") + 1] = appendfsync
     start(state, dev)
     try:
         record = read_state(state)

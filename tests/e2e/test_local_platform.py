@@ -182,12 +182,12 @@ def test_a_team_over_its_budget_threshold_gets_the_downgraded_model(tmp_path: Pa
             assert record["status"] == "succeeded", record
             models.append(record["result"]["model"])
         assert models[0] == "gpt-5"
-        switch = models.index("gpt-4o")
-        assert set(models[:switch]) == {"gpt-5"} and set(models[switch:]) == {"gpt-4o"}
+        switch = models.index("gpt-5-mini")
+        assert set(models[:switch]) == {"gpt-5"} and set(models[switch:]) == {"gpt-5-mini"}
         _, _, by_team = ledger_today(platform)
         assert by_team["research"] >= Decimal("0.01"), "downgraded only past half the budget"
         downgrades = httpx.get(f"{platform.url('cost-engine')}/metrics").text
-        assert f'{m.DOWNGRADES}{{chosen="gpt-4o",requested="gpt-5"' in downgrades
+        assert f'{m.DOWNGRADES}{{chosen="gpt-5-mini",requested="gpt-5"' in downgrades
         eventually(
             "the downgrade series in Prometheus",
             lambda: (platform.scalar(f"sum({m.DOWNGRADES})") or 0) > 0,

@@ -255,5 +255,5 @@ def test_vault_outside_the_mesh_is_guarded_by_network_policy(stack: str) -> None
         if f.destination == vault and isinstance(f.source, Workload)
     }
     pools = {pool_workload(p.name) for p in cfg.agents.pools}
-    assert callers == {MANAGER, COST_ENGINE, "vault", *pools}
+    assert callers == {MANAGER, COST_ENGINE, "vault", "prometheus", *pools}
     assert Namespace.VAULT.value not in {w.namespace for w in workloads(cfg).values() if w.injected}

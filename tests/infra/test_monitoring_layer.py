@@ -82,13 +82,14 @@ def test_alertmanager_config_passes_amtool(stack: str, tmp_path: Path) -> None:
     names = {r["name"] for r in config["receivers"]}
     routes = {r["receiver"]: r for r in config["route"]["routes"]}
     assert routes["agent-manager"]["matchers"] == [f'alertname="{EMERGENCY_ALERT}"']
+    assert "null" not in names
     if stack == "prod":
-        assert {"pagerduty-critical", "slack-warnings", "email"} <= names
+        assert {"pagerduty-critical", "slack", "email"} <= names
         assert routes["pagerduty-critical"]["matchers"] == ['severity="critical"']
-        assert config["route"]["receiver"] == "email"
+        assert routes["email"]["matchers"] == ['severity=~"warning|critical"']
     else:
         assert "pagerduty-critical" not in names
-        assert routes["slack-warnings"]["matchers"] == ['severity="warning"']
+    assert routes["slack"]["matchers"] == ['severity=~"warning|critical"']
 
 
 def _leaves(value: Any, path: str = "") -> dict[str, Any]:
@@ -110,9 +111,9 @@ def test_receiver_secrets_are_redacted_in_the_plan(plans: dict[str, Plan]) -> No
     leaves = _leaves(values["alertmanager"]["config"])
     redacted = sorted(k for k, v in leaves.items() if v == REDACTED)
     assert redacted == [
-        ".receivers[2].pagerduty_configs[0].routing_key",
-        ".receivers[3].slack_configs[0].api_url",
-        ".receivers[4].email_configs[0].auth_password",
+        ".receivers[1].pagerduty_configs[0].routing_key",
+        ".receivers[2].slack_configs[0].api_url",
+        ".receivers[3].email_configs[0].auth_password",
     ]
     secrets = [r for r in plans["prod"].resources if r.type == "kubernetes:core/v1:Secret"]
     assert secrets

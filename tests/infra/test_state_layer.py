@@ -40,7 +40,7 @@ def test_staging_redis_is_replicated_with_sentinel_and_aof(plans: dict[str, Plan
     assert values["architecture"] == "replication"
     assert values["sentinel"]["enabled"] is True
     assert values["auth"]["existingSecret"] == "redis-auth"
-    assert "appendonly yes" in values["commonConfiguration"]
+    assert values["commonConfiguration"].splitlines() == ["appendonly yes", "appendfsync everysec"]
     assert values["metrics"]["enabled"] is True
     assert plan.outputs["redisUrl"] == (
         "redis+sentinel://redis.agentops-platform.svc.cluster.local:26379/mymaster/0"
@@ -57,3 +57,15 @@ def test_runtime_gets_the_url_without_password(plans: dict[str, Plan]) -> None:
                 (container,) = r.inputs["spec"]["template"]["spec"]["containers"]
                 env = {e["name"]: e.get("value") for e in container["env"]}
                 assert env["AGENTOPS_REDIS_URL"] == url
+
+
+def test_the_in_cluster_redis_fsyncs_as_its_stack_says(plans: dict[str, Plan]) -> None:
+    """staging chooses everysec in its stack file; local keeps the default, always."""
+    for stack, fsync in (("staging", "everysec"), ("local", "always")):
+        assert load_from_mapping(stack_values(stack)).redis.appendfsync == fsync
+        (release,) = [
+            r
+            for r in plans[stack].resources
+            if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs["name"] == "redis"
+        ]
+        assert f"appendfsync {fsync}" in release.inputs["values"]["commonConfiguration"], stack

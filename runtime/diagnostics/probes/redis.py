@@ -1,7 +1,14 @@
-"""Redis probe: PING, the server version, INFO memory and the eviction policy."""
+"""Redis probe: PING, the server version, INFO memory (twice: the growth rate) and the eviction
+policy.
+
+The growth rate comes from two INFO samples `redis_growth_sample_s` apart rather than from
+Prometheus: INFO answers the same for the in-cluster chart, ElastiCache and the local stack,
+none of which is sure to have its memory scraped. Its limit: a short window sees the current
+burst, not a daily trend, and growth below the noise floor counts as none."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, cast
 
@@ -10,7 +17,14 @@ import redis
 from runtime.diagnostics.check import Check
 from runtime.diagnostics.probes.errors import describe
 from runtime.diagnostics.rules import unreachable
-from runtime.diagnostics.rules.redis import RedisMemory, eviction_check, memory_check, ping_check
+from runtime.diagnostics.rules.redis import (
+    MemoryGrowth,
+    RedisMemory,
+    days_left_check,
+    eviction_check,
+    memory_check,
+    ping_check,
+)
 from runtime.diagnostics.settings import DoctorSettings
 from runtime.service.settings import read_secret_file
 
@@ -35,7 +49,13 @@ def redis_checks(url: str, password_file: Path | None, settings: DoctorSettings)
         client.ping()
         # redis-py types INFO as "awaitable or dict" for both clients; this one is sync.
         server = cast("dict[str, Any]", client.info("server"))
+        first = cast("dict[str, Any]", client.info("memory"))
+        started = time.monotonic()
+        time.sleep(settings.redis_growth_sample_s)
         memory = cast("dict[str, Any]", client.info("memory"))
+        growth = MemoryGrowth(
+            int(memory["used_memory"]) - int(first["used_memory"]), time.monotonic() - started
+        )
     except redis.RedisError as err:
         return [unreachable("redis.ping", "Redis", describe(err), advice)]
     finally:
@@ -48,5 +68,6 @@ def redis_checks(url: str, password_file: Path | None, settings: DoctorSettings)
     return [
         ping_check(str(server.get("redis_version", ""))),
         memory_check(measured, settings),
+        days_left_check(measured, growth, settings),
         eviction_check(measured),
     ]

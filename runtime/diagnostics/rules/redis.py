@@ -1,4 +1,5 @@
-"""Redis: it answers, its memory has room, and it never evicts the task queue."""
+"""Redis: it answers, its memory has room and for how many days, and it never evicts the
+task queue."""
 
 from __future__ import annotations
 
@@ -7,9 +8,19 @@ from dataclasses import dataclass
 from runtime.diagnostics.check import Check, Status
 from runtime.diagnostics.rules.common import RUNBOOK
 from runtime.diagnostics.settings import DoctorSettings
-from runtime.diagnostics.thresholds import Bounds, at_or_above
+from runtime.diagnostics.thresholds import Bounds, at_or_above, below
 
-__all__ = ["QUEUE_SAFE_POLICY", "RedisMemory", "eviction_check", "memory_check", "ping_check"]
+__all__ = [
+    "QUEUE_SAFE_POLICY",
+    "MemoryGrowth",
+    "RedisMemory",
+    "days_left_check",
+    "eviction_check",
+    "memory_check",
+    "ping_check",
+]
+
+_DAY_S = 86_400
 
 # Tasks, the agent registry and the ledger live in Redis: an evicted key is a lost task or
 # a forgotten charge. Only `noeviction` turns a full Redis into refused writes instead.
@@ -25,6 +36,18 @@ class RedisMemory:
     policy: str
 
 
+@dataclass(frozen=True)
+class MemoryGrowth:
+    """used_memory of two INFO samples `interval_s` apart: second minus first."""
+
+    grown_bytes: int
+    interval_s: float
+
+    @property
+    def per_day(self) -> float:
+        return self.grown_bytes / self.interval_s * _DAY_S
+
+
 def ping_check(version: str) -> Check:
     return Check(
         name="redis.ping",
@@ -35,8 +58,16 @@ def ping_check(version: str) -> Check:
     )
 
 
-def _mib(n: int) -> str:
+def _mib(n: float) -> str:
     return f"{n / 2**20:.1f} MiB"
+
+
+def _size(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if abs(n) >= 2**30 else _mib(n)
+
+
+def _rate(growth: MemoryGrowth) -> str:
+    return f"{_size(growth.per_day)}/day (+{growth.grown_bytes} B in {growth.interval_s:.1f} s)"
 
 
 def memory_check(memory: RedisMemory, settings: DoctorSettings) -> Check:
@@ -84,4 +115,50 @@ def eviction_check(memory: RedisMemory) -> Check:
         advice=None
         if safe
         else f"Set maxmemory-policy {QUEUE_SAFE_POLICY} (ElastiCache: in the parameter group).",
+    )
+
+
+def days_left_check(memory: RedisMemory, growth: MemoryGrowth, settings: DoctorSettings) -> Check:
+    """Days until used memory reaches maxmemory if it keeps growing as between the samples."""
+    bounds = Bounds(settings.redis_days_left_warning, settings.redis_days_left_critical)
+    name, threshold = (
+        "redis.memory_days_left",
+        (f"days to maxmemory ≥ {bounds.warning:g} (critical < {bounds.critical:g})"),
+    )
+    growing = growth.grown_bytes > settings.redis_growth_noise_bytes
+    if memory.maxmemory_bytes == 0:
+        return Check(
+            name=name,
+            status=Status.WARNING,
+            value=None,
+            threshold=threshold,
+            detail="memory unbounded (no maxmemory): no cap to count down to; growing "
+            + (_rate(growth) if growing else "not measurably"),
+            advice="Set maxmemory below the pod's memory limit, so a full Redis refuses "
+            "writes (503) instead of being OOM-killed.",
+        )
+    if not growing:
+        return Check(
+            name=name,
+            status=Status.HEALTHY,
+            value=None,
+            threshold=threshold,
+            detail=f"not growing: +{growth.grown_bytes} B in {growth.interval_s:.1f} s "
+            f"(noise floor {settings.redis_growth_noise_bytes} B)",
+        )
+    free = max(memory.maxmemory_bytes - memory.used_bytes, 0)
+    days = free / growth.per_day
+    status = below(days, bounds)
+    return Check(
+        name=name,
+        status=status,
+        value=round(days, 2),
+        threshold=threshold,
+        detail=f"{_size(free)} free, growing {_rate(growth)}",
+        advice=None
+        if status is Status.HEALTHY
+        else (
+            "Find what grows (`redis-cli --bigkeys`: task records past their retention, the "
+            "dead-letter stream), shorten the retention or raise maxmemory before it fills."
+        ),
     )

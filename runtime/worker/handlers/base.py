@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from runtime.worker.settings import WorkerSettings
 
 __all__ = [
+    "DependencyUnavailable",
     "Handler",
     "HandlerFactory",
     "HandlerResult",
@@ -65,6 +66,11 @@ class RetryableError(Exception):
     def __init__(self, message: str, defer_s: float | None = None) -> None:
         super().__init__(message)
         self.defer_s = defer_s
+
+
+class DependencyUnavailable(RetryableError):
+    """A platform dependency (the cost engine, Redis) did not answer: the task waits with
+    backoff and the attempt does not count. An outage is no failure of the task."""
 
 
 class Handler(Protocol):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +36,13 @@ class WorkSettings(BaseSettings):
         description="model whose usage is reported when the cost engine chose none",
     )
     output_tokens: int = Field(default=200, ge=0, le=1_000_000)
+    run_log: Path | None = Field(
+        default=None,
+        description=(
+            "file to append '<task id> <attempt>' to each time a task's work completes: "
+            "load and chaos tests count how often work really ran"
+        ),
+    )
 
 
 def fails(task_id: str, seed: str, rate: float) -> bool:
@@ -60,7 +69,18 @@ class WorkHandler:
             prompt = json.dumps(task.payload, sort_keys=True)
             # Roughly four characters a token, as providers' tokenizers average on English.
             usage = (TokenUsage(model, max(1, len(prompt) // 4), s.output_tokens),)
+        if s.run_log is not None:
+            _append(s.run_log, f"{task.task_id} {task.attempt}\n")
         return HandlerResult(output={"echo": task.payload, "attempt": task.attempt}, usage=usage)
+
+
+def _append(path: Path, line: str) -> None:
+    # One write of one line with O_APPEND: lines of concurrent workers never interleave.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
 
 
 def build(_: WorkerSettings) -> Handler:

@@ -52,6 +52,17 @@ def test_three_weeks_by_hand() -> None:
     assert "84.0 %" in kinds["budget_warning"].description
 
 
+@pytest.mark.parametrize("substitute_cost", [Decimal(180), Decimal(250)])
+def test_a_substitute_that_costs_as_much_or_more_is_never_suggested(
+    substitute_cost: Decimal,
+) -> None:
+    by_model = {"gpt-5": ModelSpend(Decimal(180), "gpt-4o", substitute_cost)}
+    a = analyse(SERIES, Decimal(252), Decimal(300), by_model)
+    [substitution] = [s for s in a.suggestions if s.kind == "model_substitution"]
+    assert "gpt-4o" not in substitution.action
+    assert substitution.potential_savings_usd is None
+
+
 def test_flat_spend_under_budget_suggests_nothing() -> None:
     series = list(zip(NOV[:7], [Decimal(5)] * 7, strict=True))
     a = analyse(

@@ -83,7 +83,7 @@ def test_retry_after_is_when_the_oldest_calls_leave_the_hour(redis: RedisServer)
         assert await limiter.used("platform") == (3, 0, 81)
         with pytest.raises(LimitTooSmall, match="exceeds platform's hourly limit of 100"):
             await limiter.admit("huge", 0, 101, [Limit("platform", cost_nano=100)], MS)
-        assert await limiter.refund("d", 0, 1, limits) == 1
+        assert await limiter.release("d", ["platform"], MS + 3_600_000) == 1
         assert await limiter.used("platform") == (2, 0, 80)
         await client.aclose()
 
@@ -223,11 +223,11 @@ def test_downgrade_once_past_the_share_is_visible_and_counted(redis: RedisServer
         for i in range(9):  # 9 USD of 10: 90 %
             await engine.record(f"old-{i}", 1, "gpt-4o", "coder", "research", 100_000, 75_000)
         after = await engine.reserve("t-2", 1, "research", "gpt-5", 1000, 1000)
-        assert (after.requested_model, after.model) == ("gpt-5", "gpt-4o")
+        assert (after.requested_model, after.model) == ("gpt-5", "gpt-5-mini")
         assert after.downgrade is not None and after.downgrade.scope == "platform"
         assert "past the downgrade share 0.9" in after.downgrade.reason
-        assert after.max_cost_usd == engine.book.cost("gpt-4o", 1000, 1000, at=T0)
-        labels = {"requested": "gpt-5", "chosen": "gpt-4o", "scope": "platform"}
+        assert after.max_cost_usd == engine.book.cost("gpt-5-mini", 1000, 1000, at=T0)
+        labels = {"requested": "gpt-5", "chosen": "gpt-5-mini", "scope": "platform"}
         assert registry.get_sample_value("agentops_model_downgrades_total", labels) == 1
         # A model with no downgrade target is used as asked.
         same = await engine.reserve("t-3", 1, "research", "gpt-4o", 1000, 1000)
@@ -235,3 +235,176 @@ def test_downgrade_once_past_the_share_is_visible_and_counted(redis: RedisServer
         await client.aclose()
 
     run(scenario())
+
+
+class Clock:
+    """A clock the test moves: the engine's `now` for limits, holds and the usage window."""
+
+    def __init__(self, at: dt.datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> dt.datetime:
+        return self.at
+
+
+HOURLY = CostConfig.model_validate(
+    {
+        "budget": {"dailyUsd": "1000", "monthlyUsd": "10000"},
+        "rateLimits": {"overall": {"costUsd": "1"}},
+        "reservationTimeoutSeconds": 60,
+    }
+)
+# gpt-4o at 2.50 / 10.00 USD per million: the most a call may cost is 0.1 USD, it costs 0.01.
+MAX_IN, MAX_OUT, REAL_IN, REAL_OUT = 20_000, 5_000, 2_000, 500
+
+
+def test_hourly_usd_admits_work_up_to_its_actual_spend(redis: RedisServer) -> None:
+    async def scenario() -> None:
+        client = Redis.from_url(redis.url)
+        clock = Clock(T0)
+        engine = CostEngine(client, HOURLY, CostMetrics(CollectorRegistry()), clock=clock)
+        assert engine.book.cost("gpt-4o", MAX_IN, MAX_OUT) == Decimal("0.1")
+        assert engine.book.cost("gpt-4o", REAL_IN, REAL_OUT) == Decimal("0.01")
+        admitted, refusal = 0, None
+        while refusal is None:  # one call a second, each recorded before the next
+            clock.at = T0 + dt.timedelta(seconds=admitted)
+            key = f"t-{admitted}"
+            try:
+                await engine.reserve(key, 1, "research", "gpt-4o", MAX_IN, MAX_OUT)
+            except RateLimited as err:
+                refusal = err
+                break
+            admitted += 1
+            await engine.record(key, 1, "gpt-4o", "coder", "research", REAL_IN, REAL_OUT)
+        # Held at its maximum, a call would stop the hour at 10 calls (1 / 0.1). Settled to the
+        # actual 0.01, calls are admitted while actual spend + one maximum fits: 0.90 + 0.1.
+        assert admitted == 91
+        spent = (await engine.ledger.totals("hour", T0)).cost_usd
+        assert spent == Decimal("0.91") >= Decimal(1) - Decimal("0.1")
+        [(_, used)] = await engine.limit_state()
+        assert (used.requests, used.cost_nano, used.holds) == (91, to_nano(spent), 0)
+        assert used.tokens == 91 * (REAL_IN + REAL_OUT)
+        # 0.01 must leave for the next maximum to fit: the first call, at T0 + 3600 s.
+        assert (refusal.dimension, refusal.retry_after_s) == ("cost", 3600 - 91)
+        clock.at = T0 + dt.timedelta(seconds=3599)
+        with pytest.raises(RateLimited):
+            await engine.reserve("late", 1, "research", "gpt-4o", MAX_IN, MAX_OUT)
+        clock.at = T0 + dt.timedelta(seconds=3600)
+        assert (await engine.reserve("late", 1, "research", "gpt-4o", MAX_IN, MAX_OUT)).model
+        await client.aclose()
+
+    run(scenario())
+
+
+def test_release_and_lapse_return_everything_and_late_usage_counts_its_actual(
+    redis: RedisServer,
+) -> None:
+    async def scenario() -> None:
+        client = Redis.from_url(redis.url)
+        clock = Clock(T0)
+        engine = CostEngine(client, HOURLY, CostMetrics(CollectorRegistry()), clock=clock)
+
+        async def window() -> tuple[int, int, int, int]:
+            [(_, used)] = await engine.limit_state()
+            return used.requests, used.tokens, used.cost_nano, used.holds
+
+        await engine.reserve("a", 1, "research", "gpt-4o", MAX_IN, MAX_OUT)
+        assert await window() == (1, MAX_IN + MAX_OUT, to_nano(Decimal("0.1")), 1)
+        # Released without a call: everything returns, the request too, and the budget hold.
+        assert await engine.release("a", 1)
+        assert await window() == (0, 0, 0, 0)
+        assert await engine.reservations.reserved("platform") == 0
+        # A hold never settled lapses after the reservation timeout (60 s) and returns all.
+        await engine.reserve("b", 1, "research", "gpt-4o", MAX_IN, MAX_OUT)
+        clock.at = T0 + dt.timedelta(seconds=59)
+        assert (await window())[3] == 1
+        clock.at = T0 + dt.timedelta(seconds=60)
+        assert await window() == (0, 0, 0, 0)
+        # Its usage, arriving late, still counts: its actual amount, from now.
+        clock.at = T0 + dt.timedelta(seconds=90)
+        await engine.record("b", 1, "gpt-4o", "coder", "research", REAL_IN, REAL_OUT)
+        assert await window() == (1, REAL_IN + REAL_OUT, to_nano(Decimal("0.01")), 0)
+        # A replayed record changes nothing; a record without a reservation counts as a call.
+        await engine.record("b", 1, "gpt-4o", "coder", "research", REAL_IN, REAL_OUT)
+        await engine.record("c", 1, "gpt-4o", "coder", "research", REAL_IN, REAL_OUT)
+        assert await window() == (2, 2 * (REAL_IN + REAL_OUT), to_nano(Decimal("0.02")), 0)
+        await client.aclose()
+
+    run(scenario())
+
+
+def test_concurrent_calls_settle_the_window_to_exactly_the_ledger(redis: RedisServer) -> None:
+    async def scenario() -> None:
+        clients = [Redis.from_url(redis.url) for _ in range(3)]
+        # Three engines (as replicas) on one Redis, calls of random real sizes in parallel.
+        engines = [
+            CostEngine(c, HOURLY, CostMetrics(CollectorRegistry()), clock=lambda: T0)
+            for c in clients
+        ]
+
+        async def call(i: int) -> bool:
+            engine = engines[i % 3]
+            try:
+                await engine.reserve(f"p-{i}", 1, "research", "gpt-4o", MAX_IN, MAX_OUT)
+            except RateLimited:
+                return False
+            if i % 7 == 0:  # some calls never happen
+                await engine.release(f"p-{i}", 1)
+                return False
+            await engine.record(
+                f"p-{i}", 1, "gpt-4o", "coder", "research", REAL_IN * (1 + i % 4), 0
+            )
+            return True
+
+        async def worker(w: int) -> list[bool]:  # 30 workers, 10 calls each, one at a time
+            return [await call(w * 10 + j) for j in range(10)]
+
+        done = [
+            ok for calls in await asyncio.gather(*(worker(w) for w in range(30))) for ok in calls
+        ]
+        spent = (await engines[0].ledger.totals("hour", T0)).cost_usd
+        [(_, used)] = await engines[0].limit_state()
+        assert used.holds == 0 and used.requests == sum(done)
+        assert used.cost_nano == to_nano(spent) <= to_nano(Decimal(1))
+        # Settled to actuals, far more than the 10 maxima that fit the hour were admitted.
+        assert sum(done) > 10
+        for c in clients:
+            await c.aclose()
+
+    run(scenario())
+
+
+def test_report_names_a_substitute_only_where_it_would_have_cost_less(
+    redis: RedisServer,
+) -> None:
+    # gpt-5-mini at 0.0001 / 0.0102 USD per 1K: cheaper than gpt-5 (0.00125 / 0.01) for every
+    # task type's estimate (the config accepts it), dearer for output-only usage.
+    override = {
+        "model": "gpt-5-mini",
+        "inputPer1kUsd": "0.0001",
+        "outputPer1kUsd": "0.0102",
+        "effectiveFrom": "2020-01-01",
+    }
+    cost = CostConfig.model_validate(
+        {"budget": {"dailyUsd": "100", "monthlyUsd": "300"}, "priceOverrides": [override]}
+    )
+
+    async def scenario(input_tokens: int, output_tokens: int) -> list[str]:
+        client = Redis.from_url(redis.url)
+        await client.flushall()
+        engine = CostEngine(client, cost, CostMetrics(CollectorRegistry()), clock=lambda: T0)
+        for i in range(10):
+            await engine.record(
+                f"r-{i}", 1, "gpt-5", "coder", "research", input_tokens, output_tokens
+            )
+        report = await engine.report(days=7)
+        await client.aclose()
+        [substitution] = [s for s in report.suggestions if s.kind == "model_substitution"]
+        assert substitution.potential_savings_usd is None or substitution.potential_savings_usd > 0
+        return [substitution.action, str(substitution.potential_savings_usd)]
+
+    # Output only: gpt-5-mini would have cost 0.102 vs 0.1 USD — not suggested.
+    assert run(scenario(0, 1000)) == ["route more of its tasks to a cheaper model", "None"]
+    # Input-heavy: it saves 10 × (0.00125 − 0.0001) = 0.0115 USD — suggested with that figure.
+    action, savings = run(scenario(1000, 0))
+    assert "gpt-5-mini" in action and Decimal(savings) == Decimal("0.0115")

@@ -38,8 +38,8 @@ def seed_score(model: str, task: Task) -> float:
         # base × (0.5 + complexity × 1.5) × token efficiency, rounded down
         ("code_generation", 0.5, 625, 2500, "gpt-5"),
         ("code_generation", 0.5, 687, 2750, "gpt-4o"),  # efficiency 1.1
-        ("security_analysis", 1.0, 1800, 2700, "claude-opus-4-1"),  # efficiency 0.9
-        ("general", 0.0, 150, 400, "claude-3-5-sonnet"),
+        ("security_analysis", 1.0, 1800, 2700, "claude-opus-4-5"),  # efficiency 0.9
+        ("general", 0.0, 150, 400, "claude-sonnet-4-5"),
         ("unknown-kind", 0.0, 150, 400, "gpt-5"),  # falls back to 'general'
     ],
 )
@@ -103,7 +103,7 @@ def test_budget_that_excludes_every_model_is_a_clear_error() -> None:
 @pytest.mark.parametrize(
     ("task", "winner", "downgraded_to"),
     [
-        (Task("code_generation", 0.9, 0.9, 0.1), "gpt-5", "gpt-4o"),
+        (Task("code_generation", 0.9, 0.9, 0.1), "gpt-5", "gpt-5-mini"),
         (Task("general", 0.1, 0.0, 1.0), "gpt-4o", None),  # gpt-4o has no downgrade
     ],
 )

@@ -4,6 +4,7 @@ replicas) on one real redis-server, driven over HTTP."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import signal
@@ -39,10 +40,12 @@ class Engine:
         return f"http://127.0.0.1:{self.port}"
 
 
-def start(redis: RedisServer, directory: Path, cost: dict[str, Any]) -> Engine:
+def start(
+    redis: RedisServer, directory: Path, cost: dict[str, Any], port: int | None = None
+) -> Engine:
     token_file = directory / "token"
     token_file.write_text(TOKEN + "\n")
-    port = free_port()
+    port = port or free_port()
     env = {
         **os.environ,
         "AGENTOPS_HOST": "127.0.0.1",
@@ -259,8 +262,9 @@ def test_api_contract(three: list[Engine]) -> None:
     assert httpx.post(f"{url}/usage", json=usage(1)).status_code == 401
     bad = {**usage(1), "model": "gpt-9"}
     answer = httpx.post(f"{url}/usage", json=bad, headers=AUTH)
-    assert answer.status_code == 422 and answer.json()["model"] == "gpt-9"
-    assert "gpt-9" in answer.json()["detail"]
+    assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "model"
+    assert "gpt-9" not in answer.text  # named, never echoed
+    assert "gpt-5" in answer.json()["errors"][0]["error"]  # what is allowed
     long_id = {**usage(1), "task_id": "x" * 200}
     answer = httpx.post(f"{url}/usage", json=long_id, headers=AUTH)
     assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "task_id"
@@ -283,13 +287,17 @@ def test_api_contract(three: list[Engine]) -> None:
         headers=AUTH,
     ).json()
     assert done["settled_reservation"]
-    # Past 90 % of the research team's day (0.5 USD): gpt-5 is downgraded to gpt-4o.
+    # Past 90 % of the research team's day (0.5 USD): gpt-5 is downgraded to gpt-5-mini.
     for i in range(100, 115):  # 0.083 (gpt-5) + 0.00125 + 15 × 0.025 = 0.459 USD
         httpx.post(f"{url}/usage", json=usage(i), headers=AUTH)
     down = httpx.post(
         f"{url}/reservations", json={**reservation(2, "research"), "model": "gpt-5"}, headers=AUTH
     ).json()
-    assert (down["requested_model"], down["model"], down["downgraded"]) == ("gpt-5", "gpt-4o", True)
+    assert (down["requested_model"], down["model"], down["downgraded"]) == (
+        "gpt-5",
+        "gpt-5-mini",
+        True,
+    )
     assert "team:research" in down["reason"]
     over = httpx.post(
         f"{url}/reservations", json=reservation(3, "research", tokens=100_000), headers=AUTH
@@ -310,3 +318,92 @@ def test_api_contract(three: list[Engine]) -> None:
     today = Decimal(report["series"][-1]["spend_usd"])
     assert Decimal(report["month_to_date_usd"]) >= today > 0
     assert set(report["by_model"]) == {"gpt-4o", "gpt-5"}
+
+
+@pytest.fixture
+def one(redis: RedisServer, tmp_path: Path) -> Iterator[Engine]:
+    engine = start(redis, tmp_path, BUDGETED)
+    try:
+        yield engine
+    finally:
+        stop(engine)
+
+
+def test_usage_at_must_lie_in_the_window_around_now(one: Engine, redis: RedisServer) -> None:
+    url = f"{one.url}/api/v1/usage"
+    now = dt.datetime.now(dt.UTC)
+
+    def at(i: int, value: str) -> httpx.Response:
+        return httpx.post(url, json={**usage(i), "at": value}, headers=AUTH)
+
+    outside = {
+        "back-dated": "2001-02-03T04:05:06+00:00",
+        "two hours ago": (now - dt.timedelta(hours=2)).isoformat(),
+        "ten minutes ahead": (now + dt.timedelta(minutes=10)).isoformat(),
+        "year 1": "0001-01-01T00:00:00+01:00",
+        "year 9999": "9999-12-31T23:59:59-01:00",
+    }
+    for i, (case, value) in enumerate(outside.items()):
+        answer = at(i, value)
+        assert answer.status_code == 422, (case, answer.status_code, answer.text)
+        [error] = answer.json()["errors"]
+        assert error["field"] == "at"
+        assert "3600 s before and 300 s after" in error["error"]
+        assert value not in answer.text  # never echoed
+    assert all(y not in answer.text for y in ("2001-02-03", "0001-01-01", "9999-12-31"))
+    # Nothing was charged anywhere, neither today nor on the old day.
+    client = Redis.from_url(redis.url)
+    assert not client.keys(f"{keys.PREFIX}:usage:*")
+    assert not client.keys(f"{keys.PREFIX}:seen:*")
+    client.close()
+    # Inside the window: recorded, in the hour it names.
+    inside = at(10, (now - dt.timedelta(minutes=50)).isoformat())
+    assert inside.status_code == 200 and inside.json()["recorded"]
+
+
+def test_no_4xx_body_echoes_a_submitted_value(one: Engine) -> None:
+    api = f"{one.url}/api/v1"
+    canary = "zz-canary-4711"
+    cases = [
+        ("post", "/usage", {**usage(1), "model": canary}),
+        ("post", "/usage", {**usage(1), "team": canary.upper()}),
+        ("post", "/usage", {**usage(1), "task_id": canary + " !"}),
+        ("post", "/usage", {**usage(1), "at": canary}),
+        ("post", "/usage", {**usage(1), "input_tokens": canary}),
+        ("post", "/reservations", {**reservation(1, "research"), "model": canary}),
+        ("post", "/reservations", {**reservation(1, "research"), "agent_type": canary + "/"}),
+        ("post", "/recommendations", {"task_type": canary, "budget_usd": canary}),
+        ("delete", f"/reservations/{canary}!/1", None),
+        ("get", f"/report?days={canary}", None),
+    ]
+    for method, path, body in cases:
+        answer = httpx.request(method, f"{api}{path}", json=body, headers=AUTH)
+        assert 400 <= answer.status_code < 500, (path, answer.status_code)
+        assert canary not in answer.text.lower(), (path, answer.text)
+
+
+def test_limits_endpoint_shows_the_hour_settled_to_actual_usage(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    engine = start(redis, tmp_path, LIMITED)
+    api = f"{engine.url}/api/v1"
+    try:
+        held = httpx.post(f"{api}/reservations", json=reservation(1, "research"), headers=AUTH)
+        assert held.status_code == 201
+        limits = {row["scope"]: row for row in httpx.get(f"{api}/limits", headers=AUTH).json()}
+        research = limits["team:research"]
+        assert (research["tokens"], research["open_holds"]) == (1000, 1)
+        assert Decimal(research["cost_usd"]) == Decimal("0.0025")
+        assert research["limit_tokens"] == 25_000
+        assert Decimal(research["limit_cost_usd"]) == Decimal("0.5")
+        assert limits["platform"]["limit_requests"] == 40
+        # The record settles the hold to the 400 tokens really used (0.001 USD).
+        body = {**usage(1), "task_id": "task-research-1", "input_tokens": 400}
+        assert httpx.post(f"{api}/usage", json=body, headers=AUTH).json()["settled_reservation"]
+        limits = {row["scope"]: row for row in httpx.get(f"{api}/limits", headers=AUTH).json()}
+        for scope in ("platform", "team:research"):
+            row = limits[scope]
+            assert (row["requests"], row["tokens"], row["open_holds"]) == (1, 400, 0)
+            assert Decimal(row["cost_usd"]) == Decimal("0.001")
+    finally:
+        stop(engine)

@@ -12,6 +12,8 @@ from tests.conftest import stack_values
 
 # Rates need two samples in their window: with a 1 s scrape, 20 s holds plenty.
 QUERY_WINDOW = "20s"
+# Redis memory growth: two INFO samples this far apart (production: 10 s).
+REDIS_GROWTH_SAMPLE_S = 1
 
 
 @pytest.fixture(scope="session")
@@ -26,4 +28,6 @@ def staging_expect() -> PlatformExpectations:
 
 @pytest.fixture
 def settings() -> DoctorSettings:
-    return DoctorSettings(query_window=QUERY_WINDOW, timeout_s=5)
+    return DoctorSettings(
+        query_window=QUERY_WINDOW, timeout_s=5, redis_growth_sample_s=REDIS_GROWTH_SAMPLE_S
+    )

@@ -20,7 +20,7 @@ import redis
 from infra.plan.stackfile import load_stack_config
 from runtime.diagnostics import EXIT_CRITICAL, EXIT_OK
 from tests.conftest import write_stack
-from tests.runtime.diagnostics.conftest import QUERY_WINDOW
+from tests.runtime.diagnostics.conftest import QUERY_WINDOW, REDIS_GROWTH_SAMPLE_S
 from tests.runtime.diagnostics.prometheus import PrometheusServer, prometheus_server
 from tests.runtime.diagnostics.runtime import LocalRuntime, local_runtime
 from tests.servers import BaoServer, bao_server, free_port
@@ -63,6 +63,7 @@ class Platform:
 def doctor(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTOPS_")}
     env["AGENTOPS_DOCTOR_QUERY_WINDOW"] = QUERY_WINDOW
+    env["AGENTOPS_DOCTOR_REDIS_GROWTH_SAMPLE_S"] = str(REDIS_GROWTH_SAMPLE_S)
     return subprocess.run(
         [AGENTOPS, "doctor", *args], env=env, capture_output=True, text=True, check=False
     )
@@ -116,6 +117,7 @@ def test_healthy_then_budget_spent_through_the_cost_engine(platform: Platform) -
     for expected in (
         "redis.ping",
         "redis.memory",
+        "redis.memory_days_left",
         "redis.eviction",
         "prometheus.targets",
         "prometheus.task_success_rate",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,15 +48,53 @@ def test_no_maxmemory_warns_and_an_evicting_policy_is_critical(
     assert checks["redis.memory"].status is Status.WARNING
     assert checks["redis.eviction"].status is Status.CRITICAL
     assert checks["redis.eviction"].value == "allkeys-lru"
+    unbounded = checks["redis.memory_days_left"]
+    assert (unbounded.status, unbounded.value) == (Status.WARNING, None)
+    assert "unbounded" in unbounded.detail
+
+
+def test_memory_growing_between_samples_gives_the_days_left(
+    server: RedisServer, settings: DoctorSettings
+) -> None:
+    client = redis.Redis.from_url(server.url)
+    client.config_set("maxmemory-policy", "noeviction")
+    used = int(client.info("memory")["used_memory"])
+    client.config_set("maxmemory", str(used + 100 * 2**30))  # beyond the RAM: only a number
+    stop = threading.Event()
+
+    def grow() -> None:  # about 5 MiB/s while the probe samples: 100 GiB last hours
+        writer, n = redis.Redis.from_url(server.url), 0
+        while not stop.wait(0.05):
+            writer.set(f"grow:{n}", b"x" * 256 * 2**10)
+            n += 1
+        writer.close()
+
+    grower = threading.Thread(target=grow)
+    grower.start()
+    try:
+        checks = _by_name(redis_checks(server.url, None, settings))
+    finally:
+        stop.set()
+        grower.join()
+    days = checks["redis.memory_days_left"]
+    assert days.status is Status.CRITICAL, days
+    assert isinstance(days.value, float) and 0 < days.value < settings.redis_days_left_critical
+    assert "100.0 GiB free" in days.detail and "/day" in days.detail and days.advice
+    # Growth stopped: the same Redis, sampled again, has no end date.
+    idle = _by_name(redis_checks(server.url, None, settings))["redis.memory_days_left"]
+    assert (idle.status, idle.value) == (Status.HEALTHY, None), idle
 
 
 def test_memory_near_maxmemory_is_critical(server: RedisServer, settings: DoctorSettings) -> None:
     client = redis.Redis.from_url(server.url)
     client.config_set("maxmemory-policy", "noeviction")
-    # Fill, then put the limit just above what is used: past the critical share, not full.
-    client.set("ballast", b"x" * 4 * 2**20)
+    # Fill (in small values: a large one's query buffer is counted, then freed while the probe
+    # samples), then put the limit halfway between the critical share and full.
+    for n in range(64):
+        client.set(f"ballast:{n}", b"x" * 64 * 2**10)
     used = int(client.info("memory")["used_memory"])
-    client.config_set("maxmemory", str(int(used / settings.redis_memory_critical) - 1024))
+    share = (settings.redis_memory_critical + 1) / 2
+    client.config_set("maxmemory", str(int(used / share)))
     memory = _by_name(redis_checks(server.url, None, settings))["redis.memory"]
     assert memory.status is Status.CRITICAL
     assert isinstance(memory.value, float) and memory.value >= settings.redis_memory_critical

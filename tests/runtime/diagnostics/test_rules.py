@@ -38,7 +38,9 @@ from runtime.diagnostics.rules.prometheus import (
 )
 from runtime.diagnostics.rules.redis import (
     QUEUE_SAFE_POLICY,
+    MemoryGrowth,
     RedisMemory,
+    days_left_check,
     eviction_check,
     memory_check,
 )
@@ -139,6 +141,63 @@ def test_redis_memory_against_the_settings_thresholds() -> None:
         assert check.value == round(used / limit, 4)
     unlimited = memory_check(RedisMemory(10, 0, QUEUE_SAFE_POLICY), SETTINGS)
     assert unlimited.status is Status.WARNING and "no maxmemory" in unlimited.detail
+
+
+DAY_S = 86_400
+
+
+def _growing(per_day: int, interval_s: float = 10) -> MemoryGrowth:
+    """Growth of `per_day` bytes a day, seen over one sampling interval."""
+    return MemoryGrowth(grown_bytes=round(per_day * interval_s / DAY_S), interval_s=interval_s)
+
+
+def test_redis_days_left_at_each_boundary() -> None:
+    warning, critical = SETTINGS.redis_days_left_warning, SETTINGS.redis_days_left_critical
+    per_day = 2**30  # 1 GiB a day: the free memory is the days left, in GiB
+    used = 10 * 2**30
+    at = {  # days of headroom → status (below the threshold is worse, as the alerts compare)
+        warning + 1: Status.HEALTHY,
+        warning: Status.HEALTHY,
+        warning - 0.5: Status.WARNING,
+        critical: Status.WARNING,
+        critical - 0.5: Status.CRITICAL,
+        0: Status.CRITICAL,
+    }
+    for days, status in at.items():
+        memory = RedisMemory(used, used + round(days * per_day), QUEUE_SAFE_POLICY)
+        check = days_left_check(memory, _growing(per_day, interval_s=DAY_S), SETTINGS)
+        assert check.name == "redis.memory_days_left"
+        assert check.status is status, days
+        assert check.value == pytest.approx(days, abs=0.01)
+        assert (check.advice is None) == (status is Status.HEALTHY)
+    full = days_left_check(
+        RedisMemory(used + 5, used, QUEUE_SAFE_POLICY), _growing(per_day), SETTINGS
+    )
+    assert (full.status, full.value) == (Status.CRITICAL, 0)
+
+
+def test_redis_not_growing_has_no_end_date() -> None:
+    memory = RedisMemory(2**20, 2**21, QUEUE_SAFE_POLICY)
+    for grown in (0, -4096, SETTINGS.redis_growth_noise_bytes):
+        check = days_left_check(memory, MemoryGrowth(grown, 5), SETTINGS)
+        assert (check.status, check.value) == (Status.HEALTHY, None), grown
+        assert "not growing" in check.detail
+    growing = days_left_check(
+        memory, MemoryGrowth(SETTINGS.redis_growth_noise_bytes + 1, 5), SETTINGS
+    )
+    assert growing.status is Status.CRITICAL  # 1 MiB free at over 13 KB/s: minutes
+
+
+def test_redis_without_maxmemory_is_unbounded_not_days_away() -> None:
+    check = days_left_check(RedisMemory(2**30, 0, QUEUE_SAFE_POLICY), _growing(2**30), SETTINGS)
+    assert (check.status, check.value) == (Status.WARNING, None)
+    assert "unbounded" in check.detail and "1.0 GiB/day" in check.detail
+    assert check.advice and "maxmemory" in check.advice
+
+
+def test_days_left_thresholds_are_ordered() -> None:
+    with pytest.raises(ValidationError, match="redis_days_left_critical"):
+        DoctorSettings(redis_days_left_warning=3, redis_days_left_critical=3)
 
 
 def test_only_noeviction_keeps_the_queue_safe() -> None:

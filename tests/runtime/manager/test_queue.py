@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import pytest
 from redis.asyncio import Redis
 
+from runtime.manager import constants as k
 from runtime.manager.constants import Priority
 from runtime.manager.queue import Assignment, QueueFull, TaskQueue, TaskStatus, TokenUsage
 from runtime.manager.registry import AgentProfile, AgentRegistry
@@ -156,9 +157,14 @@ def test_touched_work_is_not_reclaimed(redis: RedisServer) -> None:
         (taken,) = await q.take("coder", "m1")
         await q.assign(taken, "agent-1")
         (entry,) = await q.read_inbox("agent-1", count=1)
-        await asyncio.sleep(0.3)
+        # Idle for 100 s as far as Redis knows (XCLAIM's IDLE), without sleeping for it.
+        inbox = k.inbox("agent-1")
+        await client.xclaim(inbox, k.WORKER_GROUP, "agent-1", 0, [entry.entry_id], idle=100_000)
         await q.touch("agent-1", [entry.entry_id])
-        assert await q.reclaim_inbox("agent-1", visibility_timeout_s=0.2, backoff_s=0) == {}
+        assert await q.reclaim_inbox("agent-1", visibility_timeout_s=50, backoff_s=0) == {}
+        await client.xclaim(inbox, k.WORKER_GROUP, "agent-1", 0, [entry.entry_id], idle=100_000)
+        reclaimed = await q.reclaim_inbox("agent-1", visibility_timeout_s=50, backoff_s=0)
+        assert list(reclaimed) == [entry.task_id], "untouched, the same entry is reclaimed"
         await client.aclose()
 
     run(scenario())

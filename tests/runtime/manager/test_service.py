@@ -268,7 +268,9 @@ def test_emergency_mode_from_alertmanager_survives_a_restart(
 def test_drained_agent_gets_no_new_work_and_a_silent_one_is_unhealthy(
     redis: RedisServer, tokens: Tokens, tmp_path: Path
 ) -> None:
-    mgr = manager(redis, tokens, tmp_path)
+    # A silent agent is unhealthy after the TTL and forgotten after TTL + visibility: a long
+    # visibility keeps it in view (unhealthy) however slowly this test polls.
+    mgr = manager(redis, tokens, tmp_path, visibility_timeout_s=60)
     agents_api = f"{mgr.url}/api/v1/agents"
     auth = tokens.header("agent")
     with running(mgr):
@@ -343,7 +345,7 @@ def test_agent_killed_mid_task_its_task_is_finished_by_another(
         record = task(mgr, tokens, task_id)
         assert record["agent_id"] == "coder-rescuer"
         assert record["attempts"] == 2
-        assert "coder-doomed" in (record["error"] or "") or record["attempts"] == 2
+        assert record["error"] is None, "the success clears the reclaim's reason"
 
 
 def test_redis_restart_with_aof_loses_no_accepted_task(

@@ -334,17 +334,72 @@ def dependency_scenarios() -> list[Scenario]:
         Scenario(
             "vault-sealed",
             {sel(m.VAULT_UNSEALED, **vault): "1 1 0x10"},
-            (Check("VaultSealed", "6m", (Fires(vault),)),),
+            (Check("VaultSealed", "6m", (Fires({"instance": vault["instance"]}),)),),
+        ),
+        Scenario(
+            # Just unsealed: the server still reports a stale cluster="" series at 0.
+            "vault-unsealed-with-stale-series",
+            {
+                sel(m.VAULT_UNSEALED, cluster="", **vault): "0x10",
+                sel(m.VAULT_UNSEALED, cluster="vault-cluster-1", **vault): "1x10",
+            },
+            (Check("VaultSealed", "5m"),),
         ),
         Scenario(
             "vault-unsealed",
             {sel(m.VAULT_UNSEALED, **vault): "1x10"},
             (Check("VaultSealed", "5m"),),
         ),
+        Scenario(
+            # A sealed Vault answers the metrics scrape with 503: its series vanish.
+            "vault-metrics-gone",
+            {sel(m.REDIS_UP, **redis): "1x10", sel(m.VAULT_UNSEALED, **vault): "1 1"},
+            (Check("VaultSealed", "3m"), Check("VaultSealed", "9m", (Fires({}),))),
+        ),
     ]
 
 
-SCENARIOS = agent_scenarios() + token_scenarios() + budget_scenarios() + dependency_scenarios()
+def runtime_state_scenarios() -> list[Scenario]:
+    manager = {"instance": "manager-0:8080", "job": "agent-manager"}
+    cap = {sel(m.DEAD_LETTER_CAP, **manager): "1000x30"}
+    tokens = {"instance": "manager-0:8080", "job": "agent-manager", "realm": "tasks"}
+    return [
+        Scenario(
+            "dead-letters-near-cap",
+            {**cap, sel(m.DEAD_LETTERS, **manager): "810+5x30"},
+            (Check("DeadLettersNearCap", "18m", (Fires({}),)),),
+        ),
+        Scenario(
+            "dead-letters-far-from-cap",
+            {**cap, sel(m.DEAD_LETTERS, **manager): "700x20"},
+            (Check("DeadLettersNearCap", "18m"),),
+        ),
+        Scenario(
+            "token-file-unreadable",
+            {sel(m.TOKEN_FILE_OK, **tokens): "1 0x10"},
+            (
+                Check(
+                    "TokenFileUnreadable",
+                    "7m",
+                    (Fires({"job": "agent-manager", "realm": "tasks"}),),
+                ),
+            ),
+        ),
+        Scenario(
+            "token-file-fine",
+            {sel(m.TOKEN_FILE_OK, **tokens): "1x10"},
+            (Check("TokenFileUnreadable", "7m"),),
+        ),
+    ]
+
+
+SCENARIOS = (
+    agent_scenarios()
+    + token_scenarios()
+    + budget_scenarios()
+    + dependency_scenarios()
+    + runtime_state_scenarios()
+)
 
 
 # Only the template forms the catalogue uses; anything else fails here until taught.
@@ -616,6 +671,8 @@ def rule(**change: Any) -> AlertRule:
         ({"action": " "}, "action is empty"),
         ({"labels": {"severity": "critical"}}, "set by the catalogue"),
         ({"labels": {"bad-name": "x"}}, "invalid label name"),
+        ({"supersedes": ("RedisDown",)}, "supersedes needs supersedes_on"),
+        ({"supersedes_on": ("instance",)}, "supersedes needs supersedes_on"),
     ],
 )
 def test_invalid_rules_are_refused(change: dict[str, Any], message: str) -> None:
@@ -631,6 +688,27 @@ def test_rule_is_frozen_and_hashable() -> None:
     assert hash(r) == hash(rule(labels={"team": "a"}))
     with pytest.raises(TypeError):
         r.labels["team"] = "c"  # type: ignore[index]
+
+
+def test_superseding_an_unknown_alert_is_refused() -> None:
+    sealed = rule(supersedes=("VaultSlow",), supersedes_on=("instance",))
+    with pytest.raises(ValueError, match=r"VaultSealed supersedes alerts not in .*VaultSlow"):
+        render_rule_groups([RuleGroup("g", (sealed,))])
+
+
+def test_critical_alerts_supersede_only_their_own_warnings() -> None:
+    superseding = {r.name: (r.supersedes, r.supersedes_on) for r in RULES.values() if r.supersedes}
+    assert superseding == {
+        EMERGENCY_ALERT: (("AgentSuccessRateLow",), ("agent_type",)),
+        **{
+            budget_alert_name(share, window): (
+                tuple(budget_alert_name(s, window) for s in (0.5, 0.8, 0.9) if s < share),
+                ("scope", "window"),
+            )
+            for window in ("day", "month")
+            for share in (0.8, 0.9, 1.0)
+        },
+    }
 
 
 def test_duplicate_names_are_refused() -> None:

@@ -1,0 +1,116 @@
+"""What produces the series the alert catalogue reads beyond the runtime's own: Redis' exporter
+and Vault's telemetry endpoint, as pure values the monitoring and Vault layers render.
+
+- Redis in the cluster: the bitnami chart's exporter container (`metrics.enabled`) with its
+  ServiceMonitor. ElastiCache runs no exporter of its own, so the monitoring layer deploys
+  redis_exporter (chart `prometheus-redis-exporter`, pinned in `infra.versions.CHARTS`, which
+  pins the image) pointed at the primary endpoint over TLS (`rediss://`), with the auth token
+  from a Kubernetes Secret (a Pulumi secret; never in values).
+- Vault: Prometheus scrapes `/v1/sys/metrics?format=prometheus` on every server over TLS (the
+  Vault CA). Where the program configures Vault, it presents a token whose only policy reads
+  `sys/metrics` (Secret in the monitoring namespace); an unconfigured Vault (the local stack,
+  or before the second `pulumi up`) serves metrics without a token on its listener instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from infra.config import PlatformConfig
+from infra.platform.names import Namespace
+from infra.platform.runtime_secrets import CA_CONFIGMAP, VAULT_RELEASE
+from runtime import ports
+
+__all__ = [
+    "PROMETHEUS_POD",
+    "REDIS_EXPORTER_AUTH_SECRET",
+    "REDIS_EXPORTER_PORT",
+    "REDIS_EXPORTER_RELEASE",
+    "VAULT_METRICS_PATH",
+    "VAULT_METRICS_POLICY",
+    "VAULT_METRICS_POLICY_HCL",
+    "VAULT_METRICS_SECRET",
+    "VAULT_TELEMETRY_HCL",
+    "redis_exporter_values",
+    "vault_service_monitor",
+]
+
+PROMETHEUS_POD: Final = {"app.kubernetes.io/name": "prometheus"}
+REDIS_EXPORTER_RELEASE: Final = "redis-exporter"
+REDIS_EXPORTER_PORT: Final = 9121
+REDIS_EXPORTER_AUTH_SECRET: Final = "redis-exporter-auth"  # noqa: S105 - a Secret's name
+VAULT_METRICS_SECRET: Final = "vault-metrics-token"  # noqa: S105 - a Secret's name
+VAULT_METRICS_POLICY: Final = "prometheus-metrics"
+VAULT_METRICS_PATH: Final = "/v1/sys/metrics"
+VAULT_METRICS_POLICY_HCL: Final = 'path "sys/metrics" {\n  capabilities = ["read"]\n}\n'
+# Vault's server telemetry: keep Prometheus-format metrics for 30 s, no host in their names.
+VAULT_TELEMETRY_HCL: Final = (
+    'telemetry {\n  prometheus_retention_time = "30s"\n  disable_hostname = true\n}\n'
+)
+
+
+def redis_exporter_values(primary_endpoint: str) -> dict[str, Any]:
+    """Values of the ElastiCache exporter release: TLS address, token from a Secret, the same
+    hardening as the platform's own workloads, and a ServiceMonitor Prometheus selects."""
+    return {
+        "fullnameOverride": REDIS_EXPORTER_RELEASE,
+        "redisAddress": f"rediss://{primary_endpoint}:{ports.REDIS}",
+        "auth": {
+            "enabled": True,
+            "secret": {"name": REDIS_EXPORTER_AUTH_SECRET, "key": "password"},
+        },
+        "service": {"port": REDIS_EXPORTER_PORT},
+        "serviceMonitor": {"enabled": True, "interval": "15s"},
+        # Outside the mesh: it speaks TLS to ElastiCache itself, and Prometheus scrapes it
+        # without the mesh's certificates.
+        "podAnnotations": {"sidecar.istio.io/inject": "false"},
+        "podSecurityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 59000,
+            "runAsGroup": 59000,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "resources": {
+            "requests": {"cpu": "25m", "memory": "32Mi", "ephemeral-storage": "16Mi"},
+            "limits": {"cpu": "200m", "memory": "128Mi", "ephemeral-storage": "64Mi"},
+        },
+    }
+
+
+def vault_service_monitor(cfg: PlatformConfig) -> dict[str, Any]:
+    """Spec of the ServiceMonitor scraping every Vault server's telemetry."""
+    ns = Namespace.VAULT.value
+    endpoint: dict[str, Any] = {
+        "port": "https",
+        "scheme": "https",
+        "path": VAULT_METRICS_PATH,
+        "params": {"format": ["prometheus"]},
+        "interval": "30s",
+        "tlsConfig": {
+            "ca": {"configMap": {"name": CA_CONFIGMAP, "key": "ca.crt"}},
+            "serverName": f"{VAULT_RELEASE}.{ns}.svc",
+        },
+    }
+    if cfg.vault.configure:
+        endpoint["authorization"] = {
+            "type": "Bearer",
+            "credentials": {"name": VAULT_METRICS_SECRET, "key": "token"},
+        }
+    return {
+        "namespaceSelector": {"matchNames": [ns]},
+        # The chart's headless Service: one endpoint per server, sealed or not.
+        "selector": {
+            "matchLabels": {
+                "app.kubernetes.io/name": VAULT_RELEASE,
+                "app.kubernetes.io/instance": VAULT_RELEASE,
+                "vault-internal": "true",
+            }
+        },
+        "endpoints": [endpoint],
+    }
