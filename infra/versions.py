@@ -17,11 +17,13 @@ from typing import Final
 
 __all__ = [
     "ADDON_NAMES",
+    "ANALYZERS",
     "CHARTS",
     "ISTIO_CHARTS",
     "POD_SECURITY_STANDARD",
     "SUPPORTED_MINORS",
     "VERSIONS",
+    "Analyzer",
     "Chart",
     "MinorVersions",
     "for_minor",
@@ -139,6 +141,34 @@ CHARTS: Final = MappingProxyType(
         "jaeger": Chart("https://jaegertracing.github.io/helm-charts", "jaeger", "3.3.1"),
         "vault": Chart("https://helm.releases.hashicorp.com", "vault", "0.28.1"),
         "redis": Chart("oci://registry-1.docker.io/bitnamicharts", "redis", "20.1.0"),
+    }
+)
+
+
+@dataclass(frozen=True)
+class Analyzer:
+    """A third-party analyzer the tests build from the Go module proxy (scripts/ensure-go-tool)."""
+
+    module: str
+    version: str
+    package: str
+
+
+# The independent evaluators of the flow table (tests/flows). The proxy serves Istio only as
+# pseudo-versions of its main branch, not at release tags (1.27.0 is refused): istioctl is pinned
+# to the served commit nearest the stacks' Istio minor; its analyzers read 1.27 config unchanged.
+ANALYZERS: Final = MappingProxyType(
+    {
+        "netpol": Analyzer(
+            "github.com/np-guard/netpol-analyzer",
+            "v1.4.2",
+            "github.com/np-guard/netpol-analyzer/cmd/netpolicy",
+        ),
+        "istioctl": Analyzer(
+            "istio.io/istio",
+            "v0.0.0-20260423205519-b01690e6db7d",
+            "istio.io/istio/istioctl/cmd/istioctl",
+        ),
     }
 )
 

@@ -29,6 +29,10 @@ _POLICY = "arn:aws:iam::aws:policy/"
 _EKS_OIDC_THUMBPRINT = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280"
 # Created before the node groups: nodes cannot become Ready without pod networking.
 _BEFORE_NODES = ("vpc-cni", "kube-proxy")
+# Add-on configuration values. The VPC CNI enforces NetworkPolicies only with its network policy
+# agent on: without it every policy the namespaces layer derives from the flow table is inert
+# (the policy pack's eks-vpc-cni-network-policy fails such a plan).
+ADDON_CONFIGURATION = {"vpc-cni": {"enableNetworkPolicy": "true"}}
 NODE_ROLE_LABEL = "agentops.io/node-role"
 
 
@@ -284,6 +288,11 @@ class Cluster(pulumi.ComponentResource):
                 cluster_name=cluster.name,
                 addon_name=addon_name,
                 addon_version=version,
+                configuration_values=(
+                    json.dumps(ADDON_CONFIGURATION[addon_name], sort_keys=True)
+                    if addon_name in ADDON_CONFIGURATION
+                    else None
+                ),
                 service_account_role_arn=role_arn,
                 resolve_conflicts_on_create="OVERWRITE",
                 resolve_conflicts_on_update="PRESERVE",

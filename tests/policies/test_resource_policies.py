@@ -259,6 +259,14 @@ CASES: list[Case] = [
         "['audit', 'authenticator'] are off",
     ),
     (
+        "eks-vpc-cni-network-policy",
+        "aws:eks/addon:Addon",
+        lambda: {"addonName": "vpc-cni", "configurationValues": '{"enableNetworkPolicy": "true"}'},
+        lambda: {"addonName": "vpc-cni"},
+        {},
+        "without network policy enforcement",
+    ),
+    (
         "ec2-imdsv2-required",
         "aws:ec2/launchTemplate:LaunchTemplate",
         lambda: {"metadataOptions": {"httpTokens": "required"}},
