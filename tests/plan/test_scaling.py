@@ -231,3 +231,42 @@ def test_adapter_rule_serves_the_metric_every_hpa_reads(plans: dict[str, Plan], 
         assert rule["seriesQuery"].startswith(external["metric"]["name"] + "{")
         for label in external["metric"]["selector"]["matchLabels"]:
             assert f"by ({label})" in rule["metricsQuery"]
+
+
+def _container_resources(values: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """Every `resources` block of container shape (requests/limits, not a claim's storage)."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(values, dict):
+        for key, value in values.items():
+            here = f"{path}.{key}"
+            if (
+                key == "resources"
+                and isinstance(value, dict)
+                and "storage" not in value.get("requests", {})
+                and set(value) & {"requests", "limits"}
+            ):
+                found.append((here, value))
+            else:
+                found += _container_resources(value, here)
+    elif isinstance(values, list):
+        for i, value in enumerate(values):
+            found += _container_resources(value, f"{path}[{i}]")
+    return found
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_chart_containers_we_size_bound_their_ephemeral_storage(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    sized = {}
+    for name, release in _releases(plans[stack]).items():
+        for where, resources in _container_resources(release.get("values", {})):
+            sized[f"{name}{where}"] = resources
+    # metrics-server everywhere; the autoscaler on AWS; in-cluster Redis and Vault's charts.
+    assert any(k.startswith("metrics-server.") for k in sized)
+    assert any(k.startswith("vault.server.") for k in sized)
+    for where, resources in sized.items():
+        for part in ("requests", "limits"):
+            assert "ephemeral-storage" in resources.get(part, {}), f"{stack}: {where}.{part}"
+    agent = _releases(plans[stack])["vault"]["values"]["injector"]["agentDefaults"]
+    assert agent["ephemeralRequest"] and agent["ephemeralLimit"]
