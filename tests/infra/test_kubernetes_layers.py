@@ -11,7 +11,7 @@ from infra.config import load_from_mapping
 from infra.plan.document import Plan, PlanResource
 from infra.plan.output import manifest_body
 from infra.platform.names import APP_LABEL, POD_SECURITY, Namespace, PodSecurity, pool_workload
-from infra.platform.workloads import TRACK_LABEL
+from infra.platform.workloads import EPHEMERAL_STORAGE, TMP_SIZE, TRACK_LABEL
 from tests.conftest import STACKS, stack_values
 
 
@@ -67,7 +67,16 @@ def test_every_workload_is_hardened(plans: dict[str, Plan], stack: str) -> None:
             assert sc["readOnlyRootFilesystem"] is True, where
             assert sc["capabilities"] == {"drop": ["ALL"]}, where
             for part in ("requests", "limits"):
-                assert set(c["resources"][part]) == {"cpu", "memory"}, where
+                # A GPU pool adds nvidia.com/gpu (tests/plan/test_scaling.py).
+                assert set(c["resources"][part]) == {"cpu", "memory", "ephemeral-storage"}, where
+            assert c["resources"]["requests"]["ephemeral-storage"] == EPHEMERAL_STORAGE, where
+            assert c["resources"]["limits"]["ephemeral-storage"] == EPHEMERAL_STORAGE, where
+        # What the container writes to disk is bounded: /tmp by its sizeLimit, within the limit.
+        (tmp,) = [v for v in pod["volumes"] if v["name"] == "tmp"]
+        assert tmp["emptyDir"] == {"sizeLimit": TMP_SIZE}, where
+        vault_agent = d.inputs["spec"]["template"]["metadata"]["annotations"]
+        for part in ("requests", "limits"):
+            assert vault_agent[f"vault.hashicorp.com/agent-{part}-ephemeral"], where
             assert c["livenessProbe"]["httpGet"]["path"] == "/health", where
             assert c["readinessProbe"]["httpGet"]["path"] == "/ready", where
             image = c["image"]
