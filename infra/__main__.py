@@ -18,6 +18,7 @@ from infra.layers.monitoring import ElastiCacheTarget, Monitoring, MonitoringArg
 from infra.layers.namespaces import Namespaces, NamespacesArgs
 from infra.layers.network import Network, NetworkArgs
 from infra.layers.registry import Registry, RegistryArgs
+from infra.layers.scaling import AwsScaling, Scaling, ScalingArgs
 from infra.layers.state import AwsPlacement, Redis, RedisArgs
 from infra.layers.tagging import Tagging
 from infra.layers.vault import AwsIdentity, Vault, VaultArgs
@@ -35,6 +36,7 @@ repository_urls: dict[str, pulumi.Output[str]] | None = None
 placement: AwsPlacement | None = None
 aws_identity: AwsIdentity | None = None
 oidc: OidcIdentity | None = None
+aws_scaling: AwsScaling | None = None
 if cfg.network is not None and cfg.cluster is not None:
     region = pulumi.Config("aws").require("region")
     network = Network(
@@ -66,6 +68,9 @@ if cfg.network is not None and cfg.cluster is not None:
         tagging=tagging,
     )
     oidc = OidcIdentity(provider_arn=cluster.oidc_provider_arn, issuer_url=cluster.oidc_issuer_url)
+    aws_scaling = AwsScaling(
+        region=region, node_group_arns=cluster.node_group_arns, oidc=oidc, tagging=tagging
+    )
     aws_identity = AwsIdentity(
         oidc_provider_arn=cluster.oidc_provider_arn,
         oidc_issuer_url=cluster.oidc_issuer_url,
@@ -87,6 +92,10 @@ else:
     )
 
 namespaces = Namespaces("namespaces", NamespacesArgs(config=cfg, provider=kubernetes))
+Scaling(
+    "scaling",
+    ScalingArgs(config=cfg, provider=kubernetes, depends_on=namespaces.resources, aws=aws_scaling),
+)
 redis = Redis(
     "state",
     RedisArgs(config=cfg, provider=kubernetes, depends_on=namespaces.resources, aws=placement),

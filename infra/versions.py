@@ -17,11 +17,14 @@ from typing import Final
 
 __all__ = [
     "ADDON_NAMES",
+    "ANALYZERS",
     "CHARTS",
+    "CLUSTER_AUTOSCALER_CHARTS",
     "ISTIO_CHARTS",
     "POD_SECURITY_STANDARD",
     "SUPPORTED_MINORS",
     "VERSIONS",
+    "Analyzer",
     "Chart",
     "MinorVersions",
     "for_minor",
@@ -41,15 +44,31 @@ class MinorVersions:
     # Istio's charts (base, cni, istiod, gateway) share one version; each Istio minor supports
     # a window of Kubernetes minors, so it moves with the cluster.
     istio: str
+    # The cluster autoscaler supports exactly the Kubernetes minor it is built for: its chart
+    # version and the image tag of the same minor move with the cluster.
+    cluster_autoscaler_chart: str
+    cluster_autoscaler_image: str
 
 
-def _minor(minor: str, patch: str, addons: dict[str, str], istio: str) -> MinorVersions:
+def _minor(
+    minor: str,
+    patch: str,
+    addons: dict[str, str],
+    istio: str,
+    autoscaler: tuple[str, str],
+) -> MinorVersions:
     return MinorVersions(
-        minor=minor, kubernetes_patch=patch, addons=MappingProxyType(addons), istio=istio
+        minor=minor,
+        kubernetes_patch=patch,
+        addons=MappingProxyType(addons),
+        istio=istio,
+        cluster_autoscaler_chart=autoscaler[0],
+        cluster_autoscaler_image=autoscaler[1],
     )
 
 
 ISTIO_CHARTS: Final = "https://istio-release.storage.googleapis.com/charts"
+CLUSTER_AUTOSCALER_CHARTS: Final = "https://kubernetes.github.io/autoscaler"
 
 
 ADDON_NAMES: Final = ("vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver")
@@ -66,6 +85,7 @@ VERSIONS: Final[MappingProxyType[str, MinorVersions]] = MappingProxyType(
                 "aws-ebs-csi-driver": "v1.38.1-eksbuild.2",
             },
             "1.26.0",
+            ("9.46.6", "v1.32.1"),
         ),
         "1.33": _minor(
             "1.33",
@@ -77,6 +97,7 @@ VERSIONS: Final[MappingProxyType[str, MinorVersions]] = MappingProxyType(
                 "aws-ebs-csi-driver": "v1.44.0-eksbuild.1",
             },
             "1.27.0",
+            ("9.47.0", "v1.33.0"),
         ),
         "1.34": _minor(
             "1.34",
@@ -88,6 +109,7 @@ VERSIONS: Final[MappingProxyType[str, MinorVersions]] = MappingProxyType(
                 "aws-ebs-csi-driver": "v1.48.0-eksbuild.2",
             },
             "1.28.0",
+            ("9.50.1", "v1.34.0"),
         ),
         "1.35": _minor(
             "1.35",
@@ -99,6 +121,7 @@ VERSIONS: Final[MappingProxyType[str, MinorVersions]] = MappingProxyType(
                 "aws-ebs-csi-driver": "v1.51.1-eksbuild.1",
             },
             "1.29.0",
+            ("9.53.0", "v1.35.0"),
         ),
     }
 )
@@ -139,6 +162,40 @@ CHARTS: Final = MappingProxyType(
         "jaeger": Chart("https://jaegertracing.github.io/helm-charts", "jaeger", "3.3.1"),
         "vault": Chart("https://helm.releases.hashicorp.com", "vault", "0.28.1"),
         "redis": Chart("oci://registry-1.docker.io/bitnamicharts", "redis", "20.1.0"),
+        "metrics-server": Chart(
+            "https://kubernetes-sigs.github.io/metrics-server", "metrics-server", "3.12.2"
+        ),
+        "nvidia-device-plugin": Chart(
+            "https://nvidia.github.io/k8s-device-plugin", "nvidia-device-plugin", "0.17.0"
+        ),
+    }
+)
+
+
+@dataclass(frozen=True)
+class Analyzer:
+    """A third-party analyzer the tests build from the Go module proxy (scripts/ensure-go-tool)."""
+
+    module: str
+    version: str
+    package: str
+
+
+# The independent evaluators of the flow table (tests/flows). The proxy serves Istio only as
+# pseudo-versions of its main branch, not at release tags (1.27.0 is refused): istioctl is pinned
+# to the served commit nearest the stacks' Istio minor; its analyzers read 1.27 config unchanged.
+ANALYZERS: Final = MappingProxyType(
+    {
+        "netpol": Analyzer(
+            "github.com/np-guard/netpol-analyzer",
+            "v1.4.2",
+            "github.com/np-guard/netpol-analyzer/cmd/netpolicy",
+        ),
+        "istioctl": Analyzer(
+            "istio.io/istio",
+            "v0.0.0-20260423205519-b01690e6db7d",
+            "istio.io/istio/istioctl/cmd/istioctl",
+        ),
     }
 )
 

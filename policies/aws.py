@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -65,6 +66,24 @@ def _logging(args: ResourceValidationArgs, props: Mapping[str, Any], report: Rep
     missing = _REQUIRED_LOGS - set(props.get("enabledClusterLogTypes") or [])
     if missing:
         report(f"control-plane logs {sorted(missing)} are off")
+
+
+@_of_type("aws:eks/addon:Addon")
+def _cni_network_policy(
+    args: ResourceValidationArgs, props: Mapping[str, Any], report: Report
+) -> None:
+    if props.get("addonName") != "vpc-cni":
+        return
+    raw = props.get("configurationValues") or "{}"
+    try:
+        values = json.loads(raw) if isinstance(raw, str) else {}
+    except json.JSONDecodeError:
+        values = {}
+    if str(values.get("enableNetworkPolicy", "false")).lower() != "true":
+        report(
+            "the vpc-cni add-on runs without network policy enforcement: every NetworkPolicy "
+            f"of the cluster is inert (configurationValues={raw!r})"
+        )
 
 
 def _imdsv2(args: ResourceValidationArgs, report: Report) -> None:
@@ -188,6 +207,13 @@ POLICIES = [
         "The API, audit and authenticator logs of the control plane go to CloudWatch.",
         "Keep cluster.logTypes at least api, audit, authenticator.",
         _logging,
+    ),
+    resource_policy(
+        "eks-vpc-cni-network-policy",
+        "The vpc-cni add-on enforces NetworkPolicies (its network policy agent is on), so the "
+        "default deny and the flow table's allows hold on EKS.",
+        'Set the add-on\'s configurationValues to {"enableNetworkPolicy": "true"}.',
+        _cni_network_policy,
     ),
     resource_policy(
         "ec2-imdsv2-required",

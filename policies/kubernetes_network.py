@@ -140,9 +140,21 @@ def _strict_mtls(args: StackValidationArgs, report: ReportViolation) -> None:
     if modes.get((root, True)) != "STRICT":
         report(f"no mesh-wide PeerAuthentication with mtls STRICT in {root}", None)
     for p in _of(args.resources, _PEER_AUTH):
-        mode = ((p.props.get("spec") or {}).get("mtls") or {}).get("mode")
+        spec = p.props.get("spec") or {}
+        mode = (spec.get("mtls") or {}).get("mode")
         if mode in ("PERMISSIVE", "DISABLE"):
             report(f"PeerAuthentication {p.name} weakens mTLS to {mode}", p.urn)
+        # Single ports of one selected workload may accept plaintext (the API server's webhook
+        # calls), and only when the flow they carry is named.
+        if spec.get("portLevelMtls") and not (
+            (spec.get("selector") or {}).get("matchLabels")
+            and (_meta(p.props).get("annotations") or {}).get("agentops.io/flow")
+        ):
+            report(
+                f"PeerAuthentication {p.name} relaxes ports without a workload selector and "
+                "the flow (agentops.io/flow annotation) that needs it",
+                p.urn,
+            )
 
 
 POLICIES = [
@@ -196,7 +208,7 @@ POLICIES = [
     stack_policy(
         "istio-strict-mtls",
         "Where the mesh runs, a mesh-wide PeerAuthentication enforces STRICT mTLS and "
-        "none relaxes it.",
+        "none relaxes it, except single ports of a selected workload named by their flow.",
         "Keep the mesh layer's PeerAuthentication in istio-system at STRICT.",
         _strict_mtls,
         config={

@@ -116,6 +116,23 @@ def _resources(spec: Mapping[str, Any], _: Mapping[str, Any]) -> list[str]:
     return found
 
 
+def _ephemeral_storage(spec: Mapping[str, Any], _: Mapping[str, Any]) -> list[str]:
+    found = [
+        f"container {c.get('name')} has no ephemeral-storage {part}"
+        for c in containers(spec)
+        for part in ("requests", "limits")
+        if "ephemeral-storage" not in ((c.get("resources") or {}).get(part) or {})
+    ]
+    found += [
+        f"emptyDir volume {v.get('name')} has no sizeLimit"
+        for v in spec.get("volumes") or []
+        if isinstance(v.get("emptyDir"), Mapping)
+        and v["emptyDir"].get("medium") != "Memory"
+        and not v["emptyDir"].get("sizeLimit")
+    ]
+    return found
+
+
 def _probes(spec: Mapping[str, Any], _: Mapping[str, Any]) -> list[str]:
     return [
         f"container {c.get('name')} lacks a {probe}"
@@ -216,6 +233,15 @@ POLICIES = [
         "work and one workload cannot starve a node.",
         "Set resources.requests and resources.limits for cpu and memory (agents.*.resources).",
         _resources,
+    ),
+    _workload_policy(
+        "k8s-ephemeral-storage-limits",
+        "Every container states ephemeral-storage requests and limits and every disk-backed "
+        "emptyDir a sizeLimit, so the kubelet evicts the pod that fills the node's disk instead "
+        "of the node failing for every workload on it.",
+        "Set resources.requests and resources.limits for ephemeral-storage (what the container "
+        "writes: logs, emptyDirs) and emptyDir.sizeLimit.",
+        _ephemeral_storage,
     ),
     _workload_policy(
         "k8s-liveness-and-readiness-probes",

@@ -1,7 +1,7 @@
 """Typed stack configuration: pydantic models per layer, validated before any resource."""
 
 from infra.config.agents import AgentPoolConfig, AgentsConfig, ImageConfig, ResourcesConfig
-from infra.config.cluster import ClusterConfig, NodeGroupConfig, NodeGroupRole
+from infra.config.cluster import ClusterConfig, NodeGroupConfig, NodeGroupRole, TaintConfig
 from infra.config.cost import BudgetConfig, CostConfig
 from infra.config.errors import NAMESPACE, ConfigError
 from infra.config.loader import TOP_LEVEL_KEYS, load, load_from_mapping, require_secret
@@ -37,6 +37,7 @@ __all__ = [
     "ResourcesConfig",
     "SecretSpec",
     "TagsConfig",
+    "TaintConfig",
     "UnsealMode",
     "VaultConfig",
     "load",

@@ -200,6 +200,12 @@ class AgentPoolConfig(ConfigModel):
         default=1.0, ge=0, le=1, description="hardest task (0..1) the pool's agents take"
     )
     aws_policy_arns: list[str] = Field(default_factory=list, description=_AWS_POLICIES_HELP)
+    gpus: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="NVIDIA GPUs per replica (nvidia.com/gpu); runs the pool on the gpu node group",
+    )
 
     @field_validator("aws_policy_arns")
     @classmethod

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from infra import versions
 from infra.config.agents import AgentsConfig
 from infra.config.base import ConfigModel, RuleViolation
-from infra.config.cluster import ClusterConfig
+from infra.config.cluster import ClusterConfig, NodeGroupRole
 from infra.config.cost import CostConfig
 from infra.config.mesh import MeshConfig
 from infra.config.monitoring import MonitoringConfig
@@ -144,6 +144,21 @@ class PlatformConfig(ConfigModel):
                 "every alert must reach people: configure slack or email "
                 "(pagerduty pages critical alerts only)",
             )
+        return self
+
+    @model_validator(mode="after")
+    def _gpus_have_nodes(self) -> Self:
+        groups = self.cluster.node_groups if self.cluster is not None else []
+        if any(g.role is NodeGroupRole.GPU for g in groups):
+            return self
+        for i, pool in enumerate(self.agents.pools):
+            if pool.gpus:
+                raise RuleViolation(
+                    f"agents.pools[{i}].gpus",
+                    pool.gpus,
+                    "needs a node group with role gpu in cluster.nodeGroups; "
+                    "this stack has none (use 0)",
+                )
         return self
 
     @model_validator(mode="after")

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.config import PlatformConfig
-from infra.layers.cluster import NODE_ROLE_LABEL
+from infra.config import NodeGroupRole, PlatformConfig
 from infra.layers.irsa import IrsaRole, IrsaRoleArgs, OidcIdentity
 from infra.layers.tagging import Tagging
 from infra.platform.names import (
@@ -33,8 +32,11 @@ from infra.platform.runtime_secrets import (
     VAULT_TOKEN_VOLUME,
     injector_annotations,
 )
+from infra.platform.scheduling import GPU_RESOURCE, NODE_ROLE_LABEL, gpu_tolerations
 from infra.platform.workloads import (
+    EPHEMERAL_STORAGE,
     PRE_STOP_SLEEP_SECONDS,
+    TMP_SIZE,
     TRACK_LABEL,
     Workload,
     runtime_workloads,
@@ -147,9 +149,21 @@ class Agents(pulumi.ComponentResource):
                 automount_service_account_token=False,
                 opts=opts,
             )
+        gpus = {GPU_RESOURCE: str(w.gpus)} if w.gpus else {}
+        disk = {"ephemeral-storage": EPHEMERAL_STORAGE}
         resources = k8s.core.v1.ResourceRequirementsArgs(
-            requests={"cpu": w.resources.cpu_request, "memory": w.resources.memory_request},
-            limits={"cpu": w.resources.cpu_limit, "memory": w.resources.memory_limit},
+            requests={
+                "cpu": w.resources.cpu_request,
+                "memory": w.resources.memory_request,
+                **disk,
+                **gpus,
+            },
+            limits={
+                "cpu": w.resources.cpu_limit,
+                "memory": w.resources.memory_limit,
+                **disk,
+                **gpus,
+            },
         )
         probe_port = "http"
         container = k8s.core.v1.ContainerArgs(
@@ -234,7 +248,7 @@ class Agents(pulumi.ComponentResource):
             containers=[container],
             volumes=[
                 k8s.core.v1.VolumeArgs(
-                    name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="64Mi")
+                    name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=TMP_SIZE)
                 ),
                 k8s.core.v1.VolumeArgs(
                     name=VAULT_TOKEN_VOLUME,
@@ -255,7 +269,16 @@ class Agents(pulumi.ComponentResource):
                 ),
             ],
             topology_spread_constraints=spread,
-            node_selector={NODE_ROLE_LABEL: "agents"} if cfg.on_aws else None,
+            node_selector=(
+                {NODE_ROLE_LABEL: (NodeGroupRole.GPU if w.gpus else NodeGroupRole.AGENTS).value}
+                if cfg.on_aws
+                else None
+            ),
+            tolerations=(
+                [k8s.core.v1.TolerationArgs(**t) for t in gpu_tolerations(cfg.cluster)]
+                if w.gpus
+                else None
+            ),
         )
         deployment = k8s.apps.v1.Deployment(
             f"{prefix}-{w.name}",

@@ -17,19 +17,23 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from infra import versions
-from infra.config import ClusterConfig, NodeGroupConfig, NodeGroupRole
+from infra.config import ClusterConfig, NodeGroupConfig
 from infra.layers.irsa import IrsaRole, IrsaRoleArgs
 from infra.layers.shared import rotating_key
 from infra.layers.tagging import Tagging
+from infra.platform.scheduling import NODE_ROLE_LABEL, autoscaler_tags, node_taints
 
-__all__ = ["Cluster", "ClusterArgs", "kubeconfig"]
+__all__ = ["NODE_ROLE_LABEL", "Cluster", "ClusterArgs", "kubeconfig"]
 
 _POLICY = "arn:aws:iam::aws:policy/"
 # Root CA thumbprint of the EKS OIDC issuers; IAM ignores it for them but the API requires one.
 _EKS_OIDC_THUMBPRINT = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280"
 # Created before the node groups: nodes cannot become Ready without pod networking.
 _BEFORE_NODES = ("vpc-cni", "kube-proxy")
-NODE_ROLE_LABEL = "agentops.io/node-role"
+# Add-on configuration values. The VPC CNI enforces NetworkPolicies only with its network policy
+# agent on: without it every policy the namespaces layer derives from the flow table is inert
+# (the policy pack's eks-vpc-cni-network-policy fails such a plan).
+ADDON_CONFIGURATION = {"vpc-cni": {"enableNetworkPolicy": "true"}}
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,8 @@ class Cluster(pulumi.ComponentResource):
     oidc_issuer_url: pulumi.Output[str]
     kms_key_arn: pulumi.Output[str]
     node_security_group_id: pulumi.Output[str]
+    # ARN of each managed node group, by its config name: what the cluster autoscaler may scale.
+    node_group_arns: dict[str, pulumi.Output[str]]
     provider: k8s.Provider
 
     def __init__(
@@ -179,6 +185,9 @@ class Cluster(pulumi.ComponentResource):
             for group in cfg.node_groups
         ]
 
+        self.node_group_arns = {
+            group.name: ng.arn for group, ng in zip(cfg.node_groups, node_groups, strict=True)
+        }
         self.cluster_name = cluster.name
         self.endpoint = cluster.endpoint
         self.kubeconfig = pulumi.Output.secret(
@@ -284,6 +293,11 @@ class Cluster(pulumi.ComponentResource):
                 cluster_name=cluster.name,
                 addon_name=addon_name,
                 addon_version=version,
+                configuration_values=(
+                    json.dumps(ADDON_CONFIGURATION[addon_name], sort_keys=True)
+                    if addon_name in ADDON_CONFIGURATION
+                    else None
+                ),
                 service_account_role_arn=role_arn,
                 resolve_conflicts_on_create="OVERWRITE",
                 resolve_conflicts_on_update="PRESERVE",
@@ -358,15 +372,11 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
         labels = {**group.labels, NODE_ROLE_LABEL: group.role.value}
+        # Only pods that tolerate them land here (GPU groups: pods that ask for a GPU).
         taints = [
             aws.eks.NodeGroupTaintArgs(key=t.key, value=t.value, effect=t.effect)
-            for t in group.taints
+            for t in node_taints(group)
         ]
-        if group.role is NodeGroupRole.GPU and all(t.key != "nvidia.com/gpu" for t in group.taints):
-            # Only pods that ask for a GPU land on GPU nodes.
-            taints.append(
-                aws.eks.NodeGroupTaintArgs(key="nvidia.com/gpu", value="true", effect="NO_SCHEDULE")
-            )
         return aws.eks.NodeGroup(
             f"{name}-{group.name}",
             cluster_name=cluster.name,
@@ -389,7 +399,8 @@ class Cluster(pulumi.ComponentResource):
             ),
             labels=labels,
             taints=taints,
-            tags=tags(full),
+            # Auto-discovery by the cluster autoscaler, which scales within minSize..maxSize.
+            tags={**tags(full), **autoscaler_tags(args.config.name)},
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=addons,

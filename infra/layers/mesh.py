@@ -1,5 +1,5 @@
-"""Istio zero trust: strict mTLS, deny by default, identity-based allows, caller JWTs,
-and a gateway whose blue/green split comes from config.
+"""Istio: the charts, the security config derived from the flow table
+(infra/platform/mesh_policies.py), and a gateway whose blue/green split comes from config.
 """
 
 from __future__ import annotations
@@ -12,28 +12,19 @@ import pulumi_kubernetes as k8s
 
 from infra import versions
 from infra.config import PlatformConfig
-from infra.layers.monitoring import ALERTMANAGER_SERVICE_ACCOUNT, PROMETHEUS_SERVICE_ACCOUNT
+from infra.platform.mesh_policies import mesh_security
 from infra.platform.names import COST_ENGINE, MANAGER, Namespace, pool_workload
 from infra.platform.tracing import TELEMETRY_NAME, mesh_telemetry
 from infra.platform.workloads import TRACK_LABEL, Track
 from runtime import endpoints, ports
 
-__all__ = ["GATEWAY", "Mesh", "MeshArgs", "principal"]
+__all__ = ["GATEWAY", "Mesh", "MeshArgs"]
 
 GATEWAY = "istio-ingressgateway"
 
 
-def principal(namespace: str, service_account: str) -> str:
-    """The SPIFFE identity Istio gives a workload: what allow rules name."""
-    return f"cluster.local/ns/{namespace}/sa/{service_account}"
-
-
 def _fqdn(name: str, namespace: Namespace) -> str:
     return f"{name}.{namespace.value}.svc.cluster.local"
-
-
-def _paths(prefix: str) -> list[str]:
-    return [prefix, f"{prefix}/*"]
 
 
 @dataclass(frozen=True)
@@ -130,122 +121,23 @@ class Mesh(pulumi.ComponentResource):
                 opts=after,
             )
 
-        custom(
-            "mesh-mtls-strict",
-            "PeerAuthentication",
-            "security.istio.io",
-            ns,
-            {"mtls": {"mode": "STRICT"}},
-        )
+        # mTLS, deny by default, one allow per flow of the table (infra/platform/flows.py).
+        for obj in mesh_security(cfg):
+            group = "security.istio.io"
+            k8s.apiextensions.CustomResource(
+                f"{name}-{obj.namespace}-{obj.name}",
+                api_version=f"{group}/v1",
+                kind=obj.kind,
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=obj.name, namespace=obj.namespace, annotations=obj.annotations or None
+                ),
+                spec=obj.spec,
+                opts=after,
+            )
+
         telemetry = mesh_telemetry(cfg)
         if telemetry is not None:
             custom(TELEMETRY_NAME, "Telemetry", "telemetry.istio.io", ns, telemetry)
-        # An empty policy in the root namespace allows nothing: every path below is explicit.
-        custom("deny-all", "AuthorizationPolicy", "security.istio.io", ns, {})
-
-        platform, agents = Namespace.PLATFORM.value, Namespace.AGENTS.value
-        gateway_sa = principal(ns, GATEWAY)
-        prometheus = principal(Namespace.MONITORING.value, PROMETHEUS_SERVICE_ACCOUNT)
-        alertmanager = principal(Namespace.MONITORING.value, ALERTMANAGER_SERVICE_ACCOUNT)
-        manager = principal(platform, MANAGER)
-        workers = [principal(agents, pool_workload(p.name)) for p in cfg.agents.pools]
-        scrape = {
-            "from": [{"source": {"principals": [prometheus]}}],
-            "to": [{"operation": {"methods": ["GET"], "paths": [endpoints.METRICS]}}],
-        }
-        task_source: dict[str, Any] = {"principals": [gateway_sa]}
-        if mesh.jwt is not None:
-            # Both: the call came through the gateway and carries a valid caller JWT.
-            task_source["requestPrincipals"] = ["*"]
-        custom(
-            "allow-agent-manager",
-            "AuthorizationPolicy",
-            "security.istio.io",
-            platform,
-            {
-                "selector": {"matchLabels": {"app.kubernetes.io/name": MANAGER}},
-                "action": "ALLOW",
-                "rules": [
-                    {
-                        "from": [{"source": task_source}],
-                        "to": [
-                            {
-                                "operation": {
-                                    "methods": ["GET", "POST"],
-                                    "paths": _paths(endpoints.TASKS_API),
-                                }
-                            }
-                        ],
-                    },
-                    {
-                        "from": [{"source": {"principals": workers}}],
-                        "to": [{"operation": {"paths": _paths(endpoints.AGENTS_API)}}],
-                    },
-                    {
-                        "from": [{"source": {"principals": [alertmanager]}}],
-                        "to": [
-                            {"operation": {"methods": ["POST"], "paths": [endpoints.ALERT_WEBHOOK]}}
-                        ],
-                    },
-                    scrape,
-                ],
-            },
-        )
-        custom(
-            "allow-cost-engine",
-            "AuthorizationPolicy",
-            "security.istio.io",
-            platform,
-            {
-                "selector": {"matchLabels": {"app.kubernetes.io/name": COST_ENGINE}},
-                "action": "ALLOW",
-                "rules": [
-                    {
-                        "from": [{"source": {"principals": [manager, *workers]}}],
-                        "to": [{"operation": {"paths": _paths(endpoints.COST_API)}}],
-                    },
-                    scrape,
-                ],
-            },
-        )
-        # Workers take their tasks from their Redis inbox stream, not over HTTP: the only calls
-        # they accept are Prometheus' scrapes of /metrics.
-        custom(
-            "allow-agent-workers",
-            "AuthorizationPolicy",
-            "security.istio.io",
-            agents,
-            {"action": "ALLOW", "rules": [scrape]},
-        )
-        # The monitoring stack talks to itself (Grafana → Prometheus → Alertmanager).
-        custom(
-            "allow-monitoring-internal",
-            "AuthorizationPolicy",
-            "security.istio.io",
-            Namespace.MONITORING.value,
-            {
-                "action": "ALLOW",
-                "rules": [{"from": [{"source": {"namespaces": [Namespace.MONITORING.value]}}]}],
-            },
-        )
-        if mesh.jwt is not None:
-            custom(
-                "task-api-jwt",
-                "RequestAuthentication",
-                "security.istio.io",
-                platform,
-                {
-                    "selector": {"matchLabels": {"app.kubernetes.io/name": MANAGER}},
-                    "jwtRules": [
-                        {
-                            "issuer": mesh.jwt.issuer,
-                            "jwksUri": str(mesh.jwt.jwks_uri),
-                            **({"audiences": mesh.jwt.audiences} if mesh.jwt.audiences else {}),
-                            "forwardOriginalToken": False,
-                        }
-                    ],
-                },
-            )
 
         manager_host = _fqdn(MANAGER, Namespace.PLATFORM)
         hosts = [(MANAGER, Namespace.PLATFORM), (COST_ENGINE, Namespace.PLATFORM)] + [
@@ -288,7 +180,7 @@ class Mesh(pulumi.ComponentResource):
             "agent-manager-routes",
             "VirtualService",
             "networking.istio.io",
-            platform,
+            Namespace.PLATFORM.value,
             {
                 "hosts": mesh.hosts,
                 "gateways": [f"{ns}/agentops-gateway"],

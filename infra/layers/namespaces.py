@@ -106,7 +106,9 @@ class Namespaces(pulumi.ComponentResource):
                 k8s.networking.v1.NetworkPolicy(
                     f"{name}-{policy.namespace.value}-{policy.name}",
                     metadata=k8s.meta.v1.ObjectMetaArgs(
-                        name=policy.name, namespace=policy.namespace.value
+                        name=policy.name,
+                        namespace=policy.namespace.value,
+                        annotations=policy.annotations or None,
                     ),
                     spec=policy.spec,
                     opts=inside[policy.namespace],

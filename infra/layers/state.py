@@ -19,6 +19,7 @@ from infra.config import PlatformConfig, RedisMode
 from infra.layers.shared import pinned_chart, rotating_key
 from infra.layers.tagging import Tagging
 from infra.platform.names import Namespace
+from infra.platform.workloads import EPHEMERAL_STORAGE
 from runtime import ports
 
 __all__ = ["AwsPlacement", "Redis", "RedisArgs"]
@@ -85,12 +86,18 @@ class Redis(pulumi.ComponentResource):
             string_data={"redis-password": password.result},
             opts=inside,
         )
+        # Data is on the volume claim; on the node's disk the chart's tmp/log emptyDir and logs.
         resources = {
             "requests": {
                 "cpu": redis.resources.cpu_request,
                 "memory": redis.resources.memory_request,
+                "ephemeral-storage": EPHEMERAL_STORAGE,
             },
-            "limits": {"cpu": redis.resources.cpu_limit, "memory": redis.resources.memory_limit},
+            "limits": {
+                "cpu": redis.resources.cpu_limit,
+                "memory": redis.resources.memory_limit,
+                "ephemeral-storage": EPHEMERAL_STORAGE,
+            },
         }
         persistence = {"enabled": True, "size": f"{redis.storage_gi}Gi"}
         k8s.helm.v3.Release(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import cast
+from typing import Final, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -43,6 +43,7 @@ from infra.platform.runtime_secrets import (
     VAULT_RELEASE,
 )
 from infra.platform.vault_access import TRANSIT_MOUNT, VAULT_AUDIENCE, vault_identities
+from infra.platform.workloads import LOGS_EPHEMERAL_STORAGE
 
 __all__ = ["AwsIdentity", "Vault", "VaultArgs"]
 
@@ -51,6 +52,11 @@ SERVICE_ACCOUNT = "vault"
 TLS_SECRET = "vault-tls"  # noqa: S105 - a Secret's name
 _TLS_DIR = "/vault/userconfig/vault-tls"
 _CERT_DAYS = 365
+# Ephemeral storage of chart containers that write nothing but their logs.
+_DISK_ONLY: Final = {
+    "requests": {"ephemeral-storage": LOGS_EPHEMERAL_STORAGE},
+    "limits": {"ephemeral-storage": LOGS_EPHEMERAL_STORAGE},
+}
 
 
 @dataclass(frozen=True)
@@ -149,9 +155,15 @@ class Vault(pulumi.ComponentResource):
                         "memRequest": VAULT_AGENT_RESOURCES["requests"]["memory"],
                         "cpuLimit": VAULT_AGENT_RESOURCES["limits"]["cpu"],
                         "memLimit": VAULT_AGENT_RESOURCES["limits"]["memory"],
+                        "ephemeralRequest": VAULT_AGENT_RESOURCES["requests"]["ephemeral"],
+                        "ephemeralLimit": VAULT_AGENT_RESOURCES["limits"]["ephemeral"],
                     },
+                    # The injector writes only its logs; CPU and memory come from the LimitRange.
+                    "resources": _DISK_ONLY,
                 },
                 "server": {
+                    # Raft data is on its volume claim; on the node's disk only its logs.
+                    "resources": _DISK_ONLY,
                     "serviceAccount": {"name": SERVICE_ACCOUNT, "annotations": sa_annotations},
                     "dataStorage": {"enabled": True, "size": f"{cfg.vault.storage_gi}Gi"},
                     "extraEnvironmentVars": {"VAULT_CACERT": f"{_TLS_DIR}/ca.crt"},

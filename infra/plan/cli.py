@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
 
-from infra.plan.diff import diff_plans, render_markdown
+from infra.plan.diff import diff_flows, diff_plans, render_markdown
 from infra.plan.document import Plan
+from infra.plan.output import FLOWS_FILE
 from infra.plan.summary import summary_tree
 from infra.plan.upgrade import assess_upgrade, render_upgrade
 
@@ -75,6 +77,12 @@ def plan(
         raise typer.Exit(code=max(failed.values()))
 
 
+def _flows(plan: Path) -> list[dict[str, Any]]:
+    """The flow table written beside a plan (none for plans older than the table)."""
+    path = (plan.parent if plan.is_file() else plan) / FLOWS_FILE
+    return cast(list[dict[str, Any]], json.loads(path.read_text())) if path.exists() else []
+
+
 def diff(
     base: Annotated[Path, typer.Argument(help="base plan directory or plan.json")],
     head: Annotated[Path, typer.Argument(help="head plan directory or plan.json")],
@@ -89,7 +97,7 @@ def diff(
     except (FileNotFoundError, ValueError) as err:
         _errors.print(f"[red]{err}[/red]")
         raise typer.Exit(code=2) from None
-    markdown = render_markdown(changes)
+    markdown = render_markdown(changes, diff_flows(_flows(base), _flows(head)))
     upgrade = assess_upgrade(changes)
     if upgrade is not None:
         # The upgrade goes first in the comment: it is what a reviewer must see.

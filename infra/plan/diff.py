@@ -119,9 +119,59 @@ def _show(value: Any) -> str:
     return "`" + text.replace("`", "'").replace("|", "\\|") + "`"
 
 
-def render_markdown(d: PlanDiff) -> str:
+@dataclass(frozen=True)
+class FlowChanges:
+    """Flows of the table a plan adds or removes: new paths into and out of the cluster."""
+
+    added: list[dict[str, Any]]
+    removed: list[dict[str, Any]]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed)
+
+
+def _flow_key(row: dict[str, Any]) -> str:
+    return json.dumps({k: v for k, v in row.items() if k != "why"}, sort_keys=True)
+
+
+def diff_flows(base: list[dict[str, Any]], head: list[dict[str, Any]]) -> FlowChanges:
+    a = {_flow_key(r): r for r in base}
+    b = {_flow_key(r): r for r in head}
+    return FlowChanges(
+        added=[b[k] for k in sorted(set(b) - set(a))],
+        removed=[a[k] for k in sorted(set(a) - set(b))],
+    )
+
+
+def _peer(p: dict[str, Any]) -> str:
+    if "network" in p:
+        return f"{p['network']} ({p['cidr']})"
+    return f"{p['namespace']}/{p['workload']}"
+
+
+def render_flows(changes: FlowChanges) -> str:
+    lines = [
+        "#### Flows",
+        "",
+        "| | flow | from | to | ports | paths |",
+        "|---|---|---|---|---|---|",
+    ]
+    for sign, rows in (("+", changes.added), ("-", changes.removed)):
+        lines += [
+            f"| {sign} | `{r['name']}` | `{_peer(r['from'])}` | `{_peer(r['to'])}` "
+            f"| {r['protocol']} {','.join(map(str, r['ports']))} | {' '.join(r['paths'])} |"
+            for r in rows
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(d: PlanDiff, flows: FlowChanges | None = None) -> str:
     title = d.head.stack if d.base.stack == d.head.stack else f"{d.base.stack} → {d.head.stack}"
     lines = [f"### Plan diff: `{title}`", ""]
+    if flows is not None and not flows.empty:
+        # New paths into the cluster come before anything else.
+        lines += [render_flows(flows)]
     if d.empty:
         lines.append("No changes: both plans register the same resources with the same inputs.")
         return "\n".join(lines) + "\n"

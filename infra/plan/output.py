@@ -23,6 +23,10 @@ _REQUIRED_SECRET_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
+# The stack's flow table (infra/platform/flows.py), written next to plan.json.
+FLOWS_FILE = "flows.json"
+
+
 def manifest_path(resource: PlanResource) -> Path:
     meta: dict[str, Any] = resource.inputs.get("metadata") or {}
     namespace = meta.get("namespace") or "_cluster"

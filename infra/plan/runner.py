@@ -6,6 +6,7 @@ Pulumi's runtime keeps global state, so one process plans one stack:
 
 from __future__ import annotations
 
+import json
 import runpy
 import sys
 from pathlib import Path
@@ -19,10 +20,11 @@ from infra.config import NAMESPACE, ConfigError
 from infra.config import load as load_config
 from infra.plan.document import Plan
 from infra.plan.mock_cloud import MockCloud
-from infra.plan.output import write_plan
+from infra.plan.output import FLOWS_FILE, write_plan
 from infra.plan.policy_check import check_plan, format_violations, load_pack_config
 from infra.plan.recorder import RecordingMonitor
 from infra.plan.stackfile import read_stack_file
+from infra.platform.flows import flow_table
 from policies import ALL_POLICIES
 
 __all__ = ["EXIT_CONFIG", "EXIT_POLICY", "plan_stack"]
@@ -81,6 +83,10 @@ def main(argv: list[str]) -> int:
         print(f"{stack}: {err}", file=sys.stderr)
         return EXIT_CONFIG
     write_plan(plan, out)
+    # The connectivity report: every flow the stack's policies let through, and why.
+    (out / FLOWS_FILE).write_text(
+        json.dumps(flow_table(load_config()), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
     violations = check_plan(plan, ALL_POLICIES, load_pack_config(stack))
     if violations:
         print(f"{stack}: policy violations\n{format_violations(violations)}", file=sys.stderr)

@@ -87,9 +87,11 @@ MANAGER_WEBHOOK_TOKEN: Final = f"{secret_prefix(MANAGER, Namespace.PLATFORM)}/al
 
 # The injected agent's requests and limits (init container and sidecar alike). Small: it renders
 # a few files and renews one Vault token. The namespace quotas add them per replica.
+# Its files go to an in-memory emptyDir (counted as memory); on disk it writes only its logs,
+# which the kubelet rotates at 10Mi × 5 files.
 VAULT_AGENT_RESOURCES: Final = {
-    "requests": {"cpu": "25m", "memory": "32Mi"},
-    "limits": {"cpu": "100m", "memory": "64Mi"},
+    "requests": {"cpu": "25m", "memory": "32Mi", "ephemeral": "64Mi"},
+    "limits": {"cpu": "100m", "memory": "64Mi", "ephemeral": "64Mi"},
 }
 VAULT_AGENT_CPU_REQUEST_MILLIS: Final = cpu_millis(VAULT_AGENT_RESOURCES["requests"]["cpu"])
 VAULT_AGENT_CPU_LIMIT_MILLIS: Final = cpu_millis(VAULT_AGENT_RESOURCES["limits"]["cpu"])
@@ -159,6 +161,8 @@ def injector_annotations(
         f"{_PREFIX}/agent-requests-mem": VAULT_AGENT_RESOURCES["requests"]["memory"],
         f"{_PREFIX}/agent-limits-cpu": VAULT_AGENT_RESOURCES["limits"]["cpu"],
         f"{_PREFIX}/agent-limits-mem": VAULT_AGENT_RESOURCES["limits"]["memory"],
+        f"{_PREFIX}/agent-requests-ephemeral": VAULT_AGENT_RESOURCES["requests"]["ephemeral"],
+        f"{_PREFIX}/agent-limits-ephemeral": VAULT_AGENT_RESOURCES["limits"]["ephemeral"],
         f"{_PREFIX}/template-static-secret-render-interval": _RENDER_INTERVAL,
     }
     for f in files:

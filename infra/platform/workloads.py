@@ -37,8 +37,12 @@ from runtime.telemetry import metrics
 from runtime.worker.settings import WorkerSettings
 
 __all__ = [
+    "CONTAINER_LOGS_MIB",
     "DRAIN_MARGIN_SECONDS",
+    "EPHEMERAL_STORAGE",
+    "LOGS_EPHEMERAL_STORAGE",
     "PRE_STOP_SLEEP_SECONDS",
+    "TMP_SIZE",
     "TRACK_LABEL",
     "WORKER_TERMINATION_GRACE_SECONDS",
     "Autoscaling",
@@ -57,6 +61,20 @@ WORKER_TERMINATION_GRACE_SECONDS: Final = 120
 # What the worker still does after its drain and before the kubelet's SIGKILL: deregister from
 # the manager and settle the last usage records.
 DRAIN_MARGIN_SECONDS: Final = 10
+
+# What a runtime container writes to its node's disk. The root filesystem is read-only, so the
+# writable layer stays empty; what is left is /tmp (an emptyDir, capped at TMP_SIZE) and
+# stdout/stderr, which the kubelet keeps as rotated files (EKS' defaults: containerLogMaxSize
+# 10Mi × containerLogMaxFiles 5). Requests equal limits: the scheduler reserves the disk a pod
+# may fill, and the kubelet evicts the one pod that exceeds it instead of the node filling up.
+TMP_SIZE_MIB: Final = 64
+CONTAINER_LOGS_MIB: Final = 10 * 5
+# Slack for the overlay's own metadata and files a library writes under /tmp at import.
+_EPHEMERAL_SLACK_MIB: Final = 14
+TMP_SIZE: Final = f"{TMP_SIZE_MIB}Mi"
+EPHEMERAL_STORAGE: Final = f"{TMP_SIZE_MIB + CONTAINER_LOGS_MIB + _EPHEMERAL_SLACK_MIB}Mi"
+# A container that writes nothing but its logs (the add-ons the scaling layer installs).
+LOGS_EPHEMERAL_STORAGE: Final = f"{CONTAINER_LOGS_MIB + _EPHEMERAL_SLACK_MIB}Mi"
 
 # The files each service reads, by the setting that names them.
 _REDIS_PASSWORD = SecretFile("redis-password", REDIS_SECRET_PATH, key="password")
@@ -115,6 +133,8 @@ class Workload:
     app: str = ""
     track: Track | None = None
     aws_policy_arns: tuple[str, ...] = ()
+    # NVIDIA GPUs per replica: requested and limited, and the pod runs on the gpu node group.
+    gpus: int = 0
 
     @property
     def identity(self) -> str:
@@ -295,6 +315,7 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
                 termination_grace_seconds=WORKER_TERMINATION_GRACE_SECONDS,
                 aws_policy_arns=tuple(pool.aws_policy_arns),
                 secret_files=(_REDIS_PASSWORD, *worker_files.values()),
+                gpus=pool.gpus,
             )
         )
     return found

@@ -295,7 +295,7 @@ local agent_type = redis.call('HGET', KEYS[2], 'agent_type')
 if not deferred and attempts >= max_attempts then
   if status == 'assigned' then redis.call('DECR', KEYS[5]) end
   local cap = tonumber(redis.call('HGET', KEYS[2], 'dead_cap') or ARGV[14])
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', cap, '*', 'task', ARGV[3], 'reason', ARGV[7])
+  redis.call('XADD', KEYS[4], 'MAXLEN', cap, '*', 'task', ARGV[3], 'reason', ARGV[7])
   redis.call('HSET', KEYS[2], 'status', 'dead_lettered', 'error', ARGV[7], 'finished_at', ARGV[4])
   redis.call('EXPIRE', KEYS[2], tonumber(redis.call('HGET', KEYS[2], 'retention_s') or ARGV[13]))
   local submitted = tonumber(redis.call('HGET', KEYS[2], 'submitted_at'))

@@ -11,7 +11,7 @@ from infra.config import load_from_mapping
 from infra.plan.document import Plan, PlanResource
 from infra.plan.output import manifest_body
 from infra.platform.names import APP_LABEL, POD_SECURITY, Namespace, PodSecurity, pool_workload
-from infra.platform.workloads import TRACK_LABEL
+from infra.platform.workloads import EPHEMERAL_STORAGE, TMP_SIZE, TRACK_LABEL
 from tests.conftest import STACKS, stack_values
 
 
@@ -72,7 +72,16 @@ def test_every_workload_is_hardened(plans: dict[str, Plan], stack: str) -> None:
             assert sc["readOnlyRootFilesystem"] is True, where
             assert sc["capabilities"] == {"drop": ["ALL"]}, where
             for part in ("requests", "limits"):
-                assert set(c["resources"][part]) == {"cpu", "memory"}, where
+                # A GPU pool adds nvidia.com/gpu (tests/plan/test_scaling.py).
+                assert set(c["resources"][part]) == {"cpu", "memory", "ephemeral-storage"}, where
+            assert c["resources"]["requests"]["ephemeral-storage"] == EPHEMERAL_STORAGE, where
+            assert c["resources"]["limits"]["ephemeral-storage"] == EPHEMERAL_STORAGE, where
+        # What the container writes to disk is bounded: /tmp by its sizeLimit, within the limit.
+        (tmp,) = [v for v in pod["volumes"] if v["name"] == "tmp"]
+        assert tmp["emptyDir"] == {"sizeLimit": TMP_SIZE}, where
+        vault_agent = d.inputs["spec"]["template"]["metadata"]["annotations"]
+        for part in ("requests", "limits"):
+            assert vault_agent[f"vault.hashicorp.com/agent-{part}-ephemeral"], where
             assert c["livenessProbe"]["httpGet"]["path"] == "/health", where
             assert c["readinessProbe"]["httpGet"]["path"] == "/ready", where
             image = c["image"]
@@ -173,15 +182,12 @@ def _allows(policy: dict[str, Any], direction: str, port: int) -> bool:
 def test_explicit_allows_exist(plans: dict[str, Plan], stack: str) -> None:
     p = {k: {"spec": v["spec"]} for k, v in keyed(plans[stack], "NetworkPolicy").items()}
     platform, agents = Namespace.PLATFORM.value, Namespace.AGENTS.value
-    assert _allows(p[(platform, "allow-manager-api")], "ingress", 8080)
-    sources = p[(platform, "allow-manager-api")]["spec"]["ingress"][0]["from"]
-    assert any(
-        s.get("podSelector", {}).get("matchLabels") == {"istio": "ingressgateway"} for s in sources
-    ), "gateway → manager"
+    assert _allows(p[(platform, "in-gateway-to-manager")], "ingress", 8080)
+    (source,) = p[(platform, "in-gateway-to-manager")]["spec"]["ingress"][0]["from"]
+    assert source["podSelector"]["matchLabels"]["istio"] == "ingressgateway", "gateway → manager"
     # Tasks reach workers through their Redis inbox streams: nothing calls a worker but
     # Prometheus, so there is no manager → agents path.
-    assert (platform, "allow-manager-to-agents") not in p
-    assert (agents, "allow-from-manager") not in p
+    assert not [k for k in p if k[0] == platform and "manager-to-agent" in k[1]]
     worker_ingress = [
         rule
         for (ns, _), policy in p.items()
@@ -194,17 +200,21 @@ def test_explicit_allows_exist(plans: dict[str, Plan], stack: str) -> None:
         for rule in worker_ingress
         for peer in rule["from"]
     ), "only Prometheus reaches the agents namespace"
-    assert _allows(p[(agents, "allow-redis")], "egress", 6379)
-    https = p[(agents, "allow-https-egress")]["spec"]["egress"][0]
+    pool = "agent-code-generator"
+    redis = "elasticache" if stack == "prod" else "redis"
+    assert _allows(p[(agents, f"out-{pool}-to-{redis}")], "egress", 6379)
+    https = p[(agents, f"out-{pool}-to-model-providers")]["spec"]["egress"][0]
     assert https["ports"] == [{"port": 443, "protocol": "TCP"}]
     assert https["to"][0]["ipBlock"]["except"] == ["169.254.169.254/32"]
     for ns in (platform, agents):
-        assert _allows(p[(ns, "allow-dns")], "egress", 53)
-        assert _allows(p[(ns, "allow-prometheus-scrape")], "ingress", 8080)
+        assert _allows(p[(ns, f"out-dns-udp-{ns}")], "egress", 53)
+    assert _allows(p[(agents, f"in-prometheus-scrapes-{pool}")], "ingress", 8082)
 
 
 def test_elasticache_redis_is_reached_inside_the_vpc(plans: dict[str, Plan]) -> None:
-    policy = keyed(plans["prod"], "NetworkPolicy")[(Namespace.AGENTS.value, "allow-redis")]
+    policy = keyed(plans["prod"], "NetworkPolicy")[
+        (Namespace.AGENTS.value, "out-agent-code-generator-to-elasticache")
+    ]
     assert policy["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "10.30.0.0/16"}}]
 
 

@@ -11,6 +11,8 @@ from infra.config.errors import ConfigError
 from infra.layers.mesh import GATEWAY
 from infra.layers.monitoring import ALERTMANAGER_SERVICE_ACCOUNT, PROMETHEUS_SERVICE_ACCOUNT
 from infra.plan.document import Plan
+from infra.platform.flows import Workload, flows, workloads
+from infra.platform.mesh_policies import CALLER_JWT_HEADER
 from infra.platform.names import Namespace
 from infra.platform.tracing import (
     COLLECTOR_SERVICE,
@@ -45,15 +47,33 @@ def _principals(policy: dict[str, Any]) -> set[str]:
 def test_strict_mtls_and_deny_by_default(plans: dict[str, Plan], stack: str) -> None:
     mesh = Namespace.MESH.value
     peer = _crs(plans[stack], "PeerAuthentication")
-    assert peer == {(mesh, "mesh-mtls-strict"): {"mtls": {"mode": "STRICT"}}}
+    assert peer[(mesh, "mesh-mtls-strict")] == {"mtls": {"mode": "STRICT"}}
+    # The only relaxations: single ports of selected workloads that a plaintext caller (the API
+    # server's webhooks and aggregated API, sidecars' own spans) must reach, each named by its flow.
+    table = {f.name: f for f in flows(load_from_mapping(stack_values(stack)))}
+    for (_, name), spec in peer.items():
+        if name == "mesh-mtls-strict":
+            continue
+        assert spec["mtls"] == {"mode": "STRICT"} and spec["selector"]["matchLabels"]
+        relaxed = {int(p) for p in spec["portLevelMtls"]}
+        carried = {
+            p
+            for f in table.values()
+            if f.plaintext
+            for p in f.mesh_ports
+            if isinstance(f.destination, Workload)
+            and f.destination.label_map == spec["selector"]["matchLabels"]
+        }
+        assert relaxed == carried, name
     authz = _crs(plans[stack], "AuthorizationPolicy")
     assert authz[(mesh, "deny-all")] == {}
     for key, spec in authz.items():
         if key == (mesh, "deny-all"):
             continue
         assert spec["action"] == "ALLOW"
+        assert key[1].removeprefix("flow-") in table, f"{key} carries no flow of the table"
         for rule in spec["rules"]:
-            assert rule.get("from"), f"{key} allows any caller"
+            assert rule["to"][0]["operation"]["ports"], f"{key} allows every port"
 
 
 @pytest.mark.parametrize("stack", AWS)
@@ -64,15 +84,19 @@ def test_allows_name_existing_service_accounts(plans: dict[str, Plan], stack: st
         for r in plan.resources
         if r.is_kubernetes_object and r.inputs["kind"] == "ServiceAccount"
     }
-    # Created by the charts (gateway, Prometheus, Alertmanager), not by our manifests.
+    # Created by the charts (gateway, Prometheus, Alertmanager, ...), not by our manifests.
     charted = {
-        f"cluster.local/ns/{Namespace.MESH.value}/sa/{GATEWAY}",
-        f"cluster.local/ns/{Namespace.MONITORING.value}/sa/{PROMETHEUS_SERVICE_ACCOUNT}",
-        f"cluster.local/ns/{Namespace.MONITORING.value}/sa/{ALERTMANAGER_SERVICE_ACCOUNT}",
+        w.principal
+        for w in workloads(load_from_mapping(stack_values(stack))).values()
+        if w.principal is not None
     }
+    assert f"cluster.local/ns/{Namespace.MESH.value}/sa/{GATEWAY}" in charted
     named = set().union(*(_principals(s) for s in _crs(plan, "AuthorizationPolicy").values()))
     assert named <= accounts | charted
-    assert charted <= named
+    assert {
+        f"cluster.local/ns/{Namespace.MONITORING.value}/sa/{PROMETHEUS_SERVICE_ACCOUNT}",
+        f"cluster.local/ns/{Namespace.MONITORING.value}/sa/{ALERTMANAGER_SERVICE_ACCOUNT}",
+    } <= named
 
 
 @pytest.mark.parametrize("stack", AWS)
@@ -83,16 +107,16 @@ def test_task_api_requires_gateway_and_caller_jwt(plans: dict[str, Plan], stack:
     (rule,) = _crs(plans[stack], "RequestAuthentication")[(platform, "task-api-jwt")]["jwtRules"]
     assert rule["issuer"] == cfg.mesh.jwt.issuer
     assert rule["jwksUri"] == str(cfg.mesh.jwt.jwks_uri)
-    manager = _crs(plans[stack], "AuthorizationPolicy")[(platform, "allow-agent-manager")]
-    task_rules = [
-        r for r in manager["rules"] if endpoints.TASKS_API in r["to"][0]["operation"]["paths"]
-    ]
-    (task_rule,) = task_rules
+    # The caller's JWT has its own header: Authorization stays the manager's platform token.
+    assert rule["fromHeaders"] == [{"name": CALLER_JWT_HEADER}]
+    policy = _crs(plans[stack], "AuthorizationPolicy")[(platform, "flow-gateway-to-manager")]
+    (task_rule,) = policy["rules"]
     (source,) = task_rule["from"]
     assert source["source"] == {
         "principals": [f"cluster.local/ns/{Namespace.MESH.value}/sa/{GATEWAY}"],
-        "requestPrincipals": ["*"],
+        "requestPrincipals": [f"{cfg.mesh.jwt.issuer}/*"],
     }
+    assert endpoints.TASKS_API in task_rule["to"][0]["operation"]["paths"]
 
 
 @pytest.mark.parametrize("stack", AWS)
@@ -127,15 +151,19 @@ def test_local_stack_has_no_mesh(plans: dict[str, Plan]) -> None:
 @pytest.mark.parametrize("stack", AWS)
 def test_workers_accept_only_prometheus(plans: dict[str, Plan], stack: str) -> None:
     # Tasks reach workers through their Redis inbox streams; no one calls a worker but the
-    # scraper, so the manager has no rule on the agents namespace.
-    workers = _crs(plans[stack], "AuthorizationPolicy")[
-        (Namespace.AGENTS.value, "allow-agent-workers")
-    ]
-    assert _principals(workers) == {
-        f"cluster.local/ns/{Namespace.MONITORING.value}/sa/{PROMETHEUS_SERVICE_ACCOUNT}"
+    # scraper, so no policy in the agents namespace names another caller.
+    agents = {
+        name: spec
+        for (ns, name), spec in _crs(plans[stack], "AuthorizationPolicy").items()
+        if ns == Namespace.AGENTS.value
     }
-    (rule,) = workers["rules"]
-    assert rule["to"] == [{"operation": {"methods": ["GET"], "paths": [endpoints.METRICS]}}]
+    assert agents
+    prometheus = f"cluster.local/ns/{Namespace.MONITORING.value}/sa/{PROMETHEUS_SERVICE_ACCOUNT}"
+    for spec in agents.values():
+        assert _principals(spec) == {prometheus}
+        (rule,) = spec["rules"]
+        operation = rule["to"][0]["operation"]
+        assert (operation["methods"], operation["paths"]) == (["GET"], [endpoints.METRICS])
 
 
 @pytest.mark.parametrize("stack", AWS)

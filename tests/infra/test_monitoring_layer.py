@@ -124,8 +124,12 @@ def test_receiver_secrets_are_redacted_in_the_plan(plans: dict[str, Plan]) -> No
 def test_charts_are_pinned_from_the_version_table(plans: dict[str, Plan], stack: str) -> None:
     releases = [r for r in plans[stack].resources if r.type == "kubernetes:helm.sh/v3:Release"]
     pinned = {(c.repository, c.name): c.version for c in versions.CHARTS.values()}
-    istio = versions.for_minor(stack_values(stack)["cluster"]["kubernetesVersion"]).istio
+    minor = versions.for_minor(stack_values(stack)["cluster"]["kubernetesVersion"])
+    istio = minor.istio
     pinned |= {(versions.ISTIO_CHARTS, c): istio for c in ("base", "cni", "istiod", "gateway")}
+    pinned[(versions.CLUSTER_AUTOSCALER_CHARTS, "cluster-autoscaler")] = (
+        minor.cluster_autoscaler_chart
+    )
     assert releases
     for release in releases:
         key = (release.inputs["repositoryOpts"]["repo"], release.inputs["chart"])

@@ -109,14 +109,18 @@ def test_diff_lists_added_and_removed(tmp_path: Path) -> None:
 
     base, head = _plan_pair(tmp_path, gpu_pool)
     d = diff_plans(base, head)
-    assert {r.name for r in d.added} == {"cluster-gpu"}
+    # A GPU node group brings the device plugin onto its nodes, and the autoscaler's rights
+    # widen to exactly that group.
+    assert {r.name for r in d.added} == {"cluster-gpu", "scaling-nvidia-device-plugin"}
     assert {r.type for r in d.added} == {
         "aws:eks/nodeGroup:NodeGroup",
         "aws:ec2/launchTemplate:LaunchTemplate",
+        "kubernetes:helm.sh/v3:Release",
     }
-    assert not d.removed and not d.changed
+    assert not d.removed
+    assert {c.name for c in d.changed} == {"scaling-cluster-autoscaler-irsa-inline"}
     back = diff_plans(head, base)
-    assert {r.name for r in back.removed} == {"cluster-gpu"}
+    assert {r.name for r in back.removed} == {"cluster-gpu", "scaling-nvidia-device-plugin"}
     assert "| - | `aws:eks/nodeGroup:NodeGroup` | `cluster-gpu` |" in render_markdown(back)
 
 

@@ -62,6 +62,15 @@ def test_next_minor_moves_exactly_the_versions(staging_at: dict[str, Path]) -> N
     istio = (versions.for_minor("1.33").istio, versions.for_minor("1.34").istio)
     for release in ("istio-base", "istio-cni", "istiod", "istio-ingressgateway"):
         expected[f"mesh-{release}"] = {"inputs.version": istio}
+    # The cluster autoscaler is built for one minor: its chart and image move with the cluster.
+    before, after = versions.for_minor("1.33"), versions.for_minor("1.34")
+    expected["scaling-cluster-autoscaler"] = {
+        "inputs.version": (before.cluster_autoscaler_chart, after.cluster_autoscaler_chart),
+        "inputs.values.image.tag": (
+            before.cluster_autoscaler_image,
+            after.cluster_autoscaler_image,
+        ),
+    }
     assert moved == expected
     assert all(c.replacement is None for c in d.changed), "an upgrade replaces nothing"
 

@@ -57,8 +57,8 @@ def _container(**overrides: Any) -> dict[str, Any]:
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "resources": {
-            "requests": {"cpu": "1", "memory": "1Gi"},
-            "limits": {"cpu": "1", "memory": "1Gi"},
+            "requests": {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "128Mi"},
+            "limits": {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "128Mi"},
         },
         "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}},
         "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}},
@@ -144,6 +144,22 @@ CASES: list[Case] = [
         lambda: deployment(resources={"requests": {"cpu": "1"}}),
         {},
         "no requests for ['memory']",
+    ),
+    (
+        "k8s-ephemeral-storage-limits",
+        DEPLOYMENT,
+        lambda: deployment({"volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]}),
+        lambda: deployment(resources={"requests": {"cpu": "1"}, "limits": {"cpu": "1"}}),
+        {},
+        "container app has no ephemeral-storage limits",
+    ),
+    (
+        "k8s-ephemeral-storage-limits",
+        DEPLOYMENT,
+        lambda: deployment({"volumes": [{"name": "m", "emptyDir": {"medium": "Memory"}}]}),
+        lambda: deployment({"volumes": [{"name": "tmp", "emptyDir": {}}]}),
+        {},
+        "emptyDir volume tmp has no sizeLimit",
     ),
     (
         "k8s-liveness-and-readiness-probes",
@@ -257,6 +273,14 @@ CASES: list[Case] = [
         lambda: {"enabledClusterLogTypes": ["api"]},
         {},
         "['audit', 'authenticator'] are off",
+    ),
+    (
+        "eks-vpc-cni-network-policy",
+        "aws:eks/addon:Addon",
+        lambda: {"addonName": "vpc-cni", "configurationValues": '{"enableNetworkPolicy": "true"}'},
+        lambda: {"addonName": "vpc-cni"},
+        {},
+        "without network policy enforcement",
     ),
     (
         "ec2-imdsv2-required",

@@ -177,4 +177,39 @@ def test_public_endpoint_and_missing_limits_are_named(plans: dict[str, Plan]) ->
         if r.is_kubernetes_object and r.inputs["kind"] == "Deployment":
             r.inputs["spec"]["template"]["spec"]["containers"][0]["resources"].pop("limits")
     found = check_plan(plan, ALL_POLICIES, load_pack_config("prod"))
-    assert {v.policy for v in found} == {"k8s-resource-requests-and-limits"}
+    assert {v.policy for v in found} == {
+        "k8s-resource-requests-and-limits",
+        "k8s-ephemeral-storage-limits",
+    }
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod", "local"])
+def test_container_without_ephemeral_storage_limit_fails_the_plan(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    """Every stack's plan passes; without one container's ephemeral-storage limit, or with the
+    runtime's /tmp unbounded, the same plan fails on the policy, blocking, naming the object."""
+    assert not [
+        v
+        for v in check_plan(plans[stack], ALL_POLICIES, load_pack_config(stack))
+        if v.policy == "k8s-ephemeral-storage-limits"
+    ]
+    plan = copy.deepcopy(plans[stack])
+    deployments = [
+        r for r in plan.resources if r.is_kubernetes_object and r.inputs["kind"] == "Deployment"
+    ]
+    first, second = deployments[0], deployments[1]
+    first.inputs["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"].pop(
+        "ephemeral-storage"
+    )
+    for volume in second.inputs["spec"]["template"]["spec"]["volumes"]:
+        volume.get("emptyDir", {}).pop("sizeLimit", None)
+    found = [
+        v
+        for v in check_plan(plan, ALL_POLICIES, load_pack_config(stack))
+        if v.policy == "k8s-ephemeral-storage-limits"
+    ]
+    assert {v.urn for v in found} == {first.urn, second.urn}, found
+    assert all(v.blocking for v in found)
+    assert any("has no ephemeral-storage limits" in v.message for v in found)
+    assert any("emptyDir volume tmp has no sizeLimit" in v.message for v in found)

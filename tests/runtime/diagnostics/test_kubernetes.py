@@ -88,7 +88,8 @@ def test_missing_network_policies_and_a_missing_deployment(
     apps = kubernetes.client.AppsV1Api(client.client)
     platform, agents = staging_expect.namespaces[:2]
     net.delete_namespaced_network_policy(DEFAULT_DENY, platform)
-    net.delete_namespaced_network_policy("allow-dns", agents)
+    dns = f"out-dns-udp-{agents}"  # one allow of the flow table (infra/platform/flows.py)
+    net.delete_namespaced_network_policy(dns, agents)
     cost = next(d for d in staging_expect.deployments if d.service == "cost-engine")
     apps.delete_namespaced_deployment(cost.name, cost.namespace)
     try:
@@ -104,11 +105,11 @@ def test_missing_network_policies_and_a_missing_deployment(
         no_deny = checks[f"kubernetes.networkpolicies/{platform}"]
         assert no_deny.status is Status.CRITICAL and DEFAULT_DENY in no_deny.detail
         no_dns = checks[f"kubernetes.networkpolicies/{agents}"]
-        assert no_dns.status is Status.WARNING and "allow-dns" in no_dns.detail
+        assert no_dns.status is Status.WARNING and dns in no_dns.detail
         assert checks[f"kubernetes.deployment/{cost.ref}"].status is Status.CRITICAL
     finally:
         _restore(client, manifests, "NetworkPolicy", DEFAULT_DENY)
-        _restore(client, manifests, "NetworkPolicy", "allow-dns")
+        _restore(client, manifests, "NetworkPolicy", dns)
         _restore(client, manifests, "Deployment", cost.name)
     restored = _checks(kube, staging_expect)
     assert restored[f"kubernetes.networkpolicies/{platform}"].status is Status.HEALTHY

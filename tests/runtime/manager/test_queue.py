@@ -354,3 +354,27 @@ def test_a_deferred_task_waits_as_told_and_keeps_its_attempt(redis: RedisServer)
         await client.aclose()
 
     run(scenario())
+
+
+def test_dead_letters_are_capped_and_dead_records_expire(redis: RedisServer) -> None:
+    async def scenario() -> None:
+        client, q = queue(
+            redis, max_queued_per_type=1000, max_attempts=1, dead_letter_cap=100, retention_s=3600
+        )
+        await register(client)
+        for i in range(150):
+            await q.submit("coder", {"i": i})
+        while taken := await q.take("coder", "m1", count=50):
+            for t in taken:
+                await q.assign(t, "agent-1")
+        for entry in await q.read_inbox("agent-1", count=200):
+            await q.start(entry.task_id, "agent-1")
+            assert await q.retry(entry, "handler crashed", backoff_s=0) == "dead"
+        assert await q.dead_letters() == 100, "the oldest beyond the cap are trimmed"
+        (newest,) = await client.xrevrange(k.DEAD_LETTERS, count=1)
+        record = await q.get(newest[1][b"task"].decode())
+        assert record is not None and record.status.value == "dead_lettered"
+        assert 3500 < await client.ttl(k.task_key(record.task_id)) <= 3600
+        await client.aclose()
+
+    run(scenario())

@@ -1,0 +1,861 @@
+"""The flow table: every connection the platform needs, per stack, and why.
+
+Pure data derived from the config. The NetworkPolicies (`network_policies.py`) and the Istio
+authorization (`mesh_policies.py`) are generated from it and from nothing else; the analyzers
+in tests/flows prove that exactly these flows get through.
+
+A workload is what a policy can select: pods of one namespace with given labels (empty labels:
+every pod of the namespace) and, where the mesh sees it, the SPIFFE identity of its service
+account. Chart workloads carry the labels and service accounts their charts render at the
+versions pinned in infra/versions.py; the template each comes from is named next to it.
+A network is an address range outside the pods: the API server, the nodes, the internet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Final
+
+from infra.config import PlatformConfig, RedisMode, UnsealMode
+from infra.platform.names import (
+    APP_LABEL,
+    COMPONENT_LABEL,
+    COST_ENGINE,
+    MANAGER,
+    Namespace,
+    pool_workload,
+)
+from runtime import endpoints, ports
+
+__all__ = [
+    "DNS_PORT",
+    "INJECTED",
+    "Flow",
+    "Network",
+    "Peer",
+    "Protocol",
+    "Workload",
+    "flow_table",
+    "flows",
+    "networks",
+    "workloads",
+]
+
+INSTANCE_LABEL: Final = "app.kubernetes.io/instance"
+KUBE_SYSTEM: Final = "kube-system"
+IMDS: Final = "169.254.169.254/32"
+ANYWHERE: Final = "0.0.0.0/0"
+DNS_PORT: Final = 53
+HTTPS: Final = 443
+# Ports Istio's sidecar serves itself (merged metrics, health, Envoy stats): outside the inbound
+# chain, so no AuthorizationPolicy decides them.
+SIDECAR_OWN_PORTS: Final = frozenset({15020, 15021, 15090})
+ENVOY_METRICS: Final = 15020
+
+# Namespaces whose pods get an Istio sidecar where the mesh runs. Not the mesh itself, and not
+# Vault: it terminates its own TLS and its raft peers must reach each other without a proxy.
+INJECTED: Final = (Namespace.PLATFORM, Namespace.AGENTS, Namespace.MONITORING)
+
+
+class Protocol(StrEnum):
+    TCP = "TCP"
+    UDP = "UDP"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Pods a policy selects: namespace + labels (empty: all of the namespace)."""
+
+    key: str
+    namespace: str
+    labels: tuple[tuple[str, str], ...]
+    service_account: str | None
+    source: str  # where the labels and the service account come from
+    injected: bool = False  # an Istio proxy authorizes calls into it (sidecar or gateway)
+    host_network: bool = False  # runs in the node's network: NetworkPolicies cannot select it
+    edge: bool = False  # the ingress gateway: takes callers' TLS, not the mesh's mTLS
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        return dict(self.labels)
+
+    @property
+    def principal(self) -> str | None:
+        """The SPIFFE identity Istio gives the workload (None outside the mesh)."""
+        if not self.injected or self.service_account is None:
+            return None
+        return f"cluster.local/ns/{self.namespace}/sa/{self.service_account}"
+
+
+@dataclass(frozen=True)
+class Network:
+    """Addresses outside the pods."""
+
+    key: str
+    cidr: str
+    excepted: tuple[str, ...] = ()
+    why: str = ""
+
+
+Peer = Workload | Network
+
+
+@dataclass(frozen=True)
+class Flow:
+    name: str
+    source: Peer
+    destination: Peer
+    ports: tuple[int, ...]
+    why: str
+    protocol: Protocol = Protocol.TCP
+    methods: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    # The caller must also present a JWT the mesh validates (RequestAuthentication).
+    caller_jwt: bool = False
+    # Sent by a sidecar itself (outside its own redirection): plaintext, no peer identity.
+    from_sidecar: bool = False
+
+    @property
+    def mesh_ports(self) -> tuple[int, ...]:
+        """Ports of this flow the destination's sidecar authorizes (empty: the mesh sees none)."""
+        if not isinstance(self.destination, Workload) or not self.destination.injected:
+            return ()
+        return tuple(p for p in self.ports if p not in SIDECAR_OWN_PORTS)
+
+    @property
+    def plaintext(self) -> bool:
+        """Arrives without Istio mTLS: from outside the mesh or from a sidecar itself."""
+        return (
+            self.from_sidecar or not isinstance(self.source, Workload) or not self.source.injected
+        )
+
+
+def _labels(**pairs: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(pairs.items()))
+
+
+def _with(*pairs: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(pairs))
+
+
+@dataclass
+class _Catalogue:
+    """The stack's workloads and networks, by key."""
+
+    cfg: PlatformConfig
+    found: dict[str, Workload] = field(default_factory=dict)
+
+    def add(
+        self,
+        key: str,
+        namespace: str,
+        labels: tuple[tuple[str, str], ...],
+        service_account: str | None,
+        source: str,
+        *,
+        host_network: bool = False,
+        proxy: bool = False,
+    ) -> Workload:
+        # `proxy`: an Envoy of its own (the gateway), authorized by the mesh like a sidecar.
+        injected = self.cfg.mesh.enabled and (
+            proxy or (not host_network and namespace in {ns.value for ns in INJECTED})
+        )
+        w = Workload(
+            key, namespace, labels, service_account, source, injected, host_network, edge=proxy
+        )
+        self.found[key] = w
+        return w
+
+
+def networks(cfg: PlatformConfig) -> dict[str, Network]:
+    vpc = str(cfg.network.vpc_cidr) if cfg.network is not None else None
+    internet = Network("internet", ANYWHERE, (IMDS,), "anywhere but the node's instance metadata")
+    return {
+        "internet": internet,
+        # EKS serves the API through ENIs in the cluster's subnets; a local cluster's control
+        # plane has no address the config knows, so it is anywhere but the metadata service.
+        "api-server": Network(
+            "api-server",
+            vpc or ANYWHERE,
+            () if vpc else (IMDS,),
+            "the Kubernetes API server (EKS control-plane ENIs in the VPC)",
+        ),
+        "nodes": Network(
+            "nodes", vpc or ANYWHERE, () if vpc else (IMDS,), "the nodes: kubelet, host network"
+        ),
+        "vpc": Network("vpc", vpc or ANYWHERE, () if vpc else (IMDS,), "inside the VPC"),
+    }
+
+
+def workloads(cfg: PlatformConfig) -> dict[str, Workload]:
+    """Every workload of the stack, ours and the charts', by key."""
+    c = _Catalogue(cfg)
+    platform, agents = Namespace.PLATFORM.value, Namespace.AGENTS.value
+    mesh, monitoring, vault = (
+        Namespace.MESH.value,
+        Namespace.MONITORING.value,
+        Namespace.VAULT.value,
+    )
+    ours = "infra/layers/agents.py: app.kubernetes.io/name and ServiceAccount = the service"
+    c.add(MANAGER, platform, _labels(**{APP_LABEL: MANAGER}), MANAGER, ours)
+    c.add(COST_ENGINE, platform, _labels(**{APP_LABEL: COST_ENGINE}), COST_ENGINE, ours)
+    for pool in cfg.agents.pools:
+        name = pool_workload(pool.name)
+        c.add(name, agents, _labels(**{APP_LABEL: name}), name, ours)
+    for ns in (platform, agents, *(n.value for n in _layer_namespaces(cfg))):
+        c.add(f"pods:{ns}", ns, (), None, "every pod of the namespace")
+    c.add(
+        "kube-dns",
+        KUBE_SYSTEM,
+        _labels(**{"k8s-app": "kube-dns"}),
+        "coredns",
+        "EKS coredns add-on / kubeadm CoreDNS Deployment",
+    )
+
+    if cfg.redis.mode is RedisMode.IN_CLUSTER:
+        bitnami = f"bitnami/redis {_chart('redis')} templates/{{master,replicas,sentinel}}/"
+        redis = {INSTANCE_LABEL: "redis", APP_LABEL: "redis"}
+        sa = "redis"  # serviceAccount.create: true, name = common.names.fullname
+        if cfg.redis.in_cluster.sentinel:
+            # Sentinel mode: one StatefulSet `redis-node` runs redis + sentinel in every pod.
+            c.add(
+                "redis-node",
+                platform,
+                _labels(**redis, **{COMPONENT_LABEL: "node"}),
+                sa,
+                bitnami + "statefulset.yaml",
+            )
+        else:
+            c.add(
+                "redis-master",
+                platform,
+                _labels(**redis, **{COMPONENT_LABEL: "master"}),
+                sa,
+                bitnami + "application.yaml",
+            )
+            c.add(
+                "redis-replicas",
+                platform,
+                _labels(**redis, **{COMPONENT_LABEL: "replica"}),
+                sa,
+                bitnami + "statefulset.yaml",
+            )
+
+    if cfg.mesh.enabled:
+        istio = f"istio/istio {_istio(cfg)} manifests/charts"
+        c.add(
+            "ingress-gateway",
+            mesh,
+            # The gateway chart labels its pods with `values.labels` and app/istio = release.
+            _labels(app="istio-ingressgateway", istio="ingressgateway"),
+            "istio-ingressgateway",
+            f"{istio}/gateway/templates/deployment.yaml (serviceAccount = release name)",
+            proxy=True,
+        )
+        c.add(
+            "istiod",
+            mesh,
+            _labels(app="istiod", istio="pilot"),
+            "istiod",
+            f"{istio}/istio-control/istio-discovery/templates/deployment.yaml",
+        )
+        c.add(
+            "istio-cni",
+            mesh,
+            _labels(**{"k8s-app": "istio-cni-node"}),
+            "istio-cni",
+            f"{istio}/istio-cni/templates/daemonset.yaml (hostNetwork)",
+            host_network=True,
+        )
+
+    if cfg.vault.enabled:
+        hashicorp = f"hashicorp/vault {_chart('vault')} templates/"
+        c.add(
+            "vault",
+            vault,
+            _labels(**{APP_LABEL: "vault", INSTANCE_LABEL: "vault", COMPONENT_LABEL: "server"}),
+            "vault",  # server.serviceAccount.name (infra/layers/vault.py)
+            hashicorp + "server-statefulset.yaml",
+        )
+        c.add(
+            "vault-agent-injector",
+            vault,
+            _labels(
+                **{
+                    APP_LABEL: "vault-agent-injector",
+                    INSTANCE_LABEL: "vault",
+                    COMPONENT_LABEL: "webhook",
+                }
+            ),
+            "vault-agent-injector",
+            hashicorp + "injector-deployment.yaml",
+        )
+
+    if cfg.monitoring.enabled:
+        kps = f"prometheus-community/kube-prometheus-stack {_chart('kube-prometheus-stack')}"
+        c.add(
+            "prometheus",
+            monitoring,
+            _labels(**{APP_LABEL: "prometheus", "prometheus": "kube-prometheus-stack-prometheus"}),
+            "kube-prometheus-stack-prometheus",
+            f"{kps} templates/prometheus/prometheus.yaml (operator-set pod labels)",
+        )
+        c.add(
+            "alertmanager",
+            monitoring,
+            _labels(
+                **{APP_LABEL: "alertmanager", "alertmanager": "kube-prometheus-stack-alertmanager"}
+            ),
+            "kube-prometheus-stack-alertmanager",
+            f"{kps} templates/alertmanager/alertmanager.yaml (operator-set pod labels)",
+        )
+        c.add(
+            "prometheus-operator",
+            monitoring,
+            _labels(app="kube-prometheus-stack-operator", release="kube-prometheus-stack"),
+            "kube-prometheus-stack-operator",
+            f"{kps} templates/prometheus-operator/deployment.yaml",
+        )
+        c.add(
+            "grafana",
+            monitoring,
+            _labels(**{APP_LABEL: "grafana", INSTANCE_LABEL: "kube-prometheus-stack"}),
+            "kube-prometheus-stack-grafana",
+            f"{kps} charts/grafana templates/_pod.tpl",
+        )
+        c.add(
+            "kube-state-metrics",
+            monitoring,
+            _labels(**{APP_LABEL: "kube-state-metrics", INSTANCE_LABEL: "kube-prometheus-stack"}),
+            "kube-prometheus-stack-kube-state-metrics",
+            f"{kps} charts/kube-state-metrics templates/deployment.yaml",
+        )
+        c.add(
+            "node-exporter",
+            monitoring,
+            _labels(
+                **{APP_LABEL: "prometheus-node-exporter", INSTANCE_LABEL: "kube-prometheus-stack"}
+            ),
+            "kube-prometheus-stack-prometheus-node-exporter",
+            f"{kps} charts/prometheus-node-exporter templates/daemonset.yaml (hostNetwork)",
+            host_network=True,
+        )
+        c.add(
+            "prometheus-adapter",
+            monitoring,
+            _labels(**{APP_LABEL: "prometheus-adapter", INSTANCE_LABEL: "prometheus-adapter"}),
+            "prometheus-adapter",
+            f"prometheus-community/prometheus-adapter {_chart('prometheus-adapter')} "
+            "templates/deployment.yaml",
+        )
+        if cfg.redis.mode is not RedisMode.IN_CLUSTER:
+            c.add(
+                "redis-exporter",
+                monitoring,
+                _labels(
+                    **{APP_LABEL: "prometheus-redis-exporter", INSTANCE_LABEL: "redis-exporter"}
+                ),
+                "redis-exporter",
+                "prometheus-community/prometheus-redis-exporter "
+                f"{_chart('prometheus-redis-exporter')} templates/deployment.yaml "
+                "(fullnameOverride redis-exporter, infra/platform/metric_producers.py)",
+            )
+        if cfg.monitoring.tracing:
+            c.add(
+                "otel-collector",
+                monitoring,
+                _labels(
+                    **{
+                        APP_LABEL: "opentelemetry-collector",
+                        INSTANCE_LABEL: "otel-collector",
+                        COMPONENT_LABEL: "standalone-collector",
+                    }
+                ),
+                "otel-collector-opentelemetry-collector",
+                "open-telemetry/opentelemetry-collector "
+                f"{_chart('opentelemetry-collector')} templates/deployment.yaml",
+            )
+            c.add(
+                "jaeger",
+                monitoring,
+                _labels(
+                    **{
+                        APP_LABEL: "jaeger",
+                        INSTANCE_LABEL: "jaeger",
+                        COMPONENT_LABEL: "all-in-one",
+                    }
+                ),
+                "jaeger",
+                f"jaegertracing/jaeger {_chart('jaeger')} templates/allinone-deploy.yaml",
+            )
+    return c.found
+
+
+def _chart(name: str) -> str:
+    from infra.versions import CHARTS
+
+    return CHARTS[name].version
+
+
+def _istio(cfg: PlatformConfig) -> str:
+    from infra.versions import for_minor
+
+    return for_minor(cfg.kubernetes_version).istio
+
+
+def _layer_namespaces(cfg: PlatformConfig) -> Iterator[Namespace]:
+    if cfg.mesh.enabled:
+        yield Namespace.MESH
+    if cfg.monitoring.enabled:
+        yield Namespace.MONITORING
+    if cfg.vault.enabled:
+        yield Namespace.VAULT
+
+
+def _paths(prefix: str) -> tuple[str, ...]:
+    return (prefix, f"{prefix}/*")
+
+
+def flows(cfg: PlatformConfig) -> list[Flow]:
+    """Every connection the stack needs. Adding a pool adds exactly that pool's flows."""
+    w = workloads(cfg)
+    net = networks(cfg)
+    out: list[Flow] = []
+    add = out.append
+    manager, cost = w[MANAGER], w[COST_ENGINE]
+    pools = [w[pool_workload(p.name)] for p in cfg.agents.pools]
+    runtime = [manager, cost, *pools]
+    mesh_on = cfg.mesh.enabled
+
+    # ---- every namespace: DNS ---------------------------------------------------------------
+    for key in sorted(k for k in w if k.startswith("pods:")):
+        ns = w[key].namespace
+        for proto in (Protocol.UDP, Protocol.TCP):
+            add(
+                Flow(
+                    f"dns-{proto.value.lower()}-{ns}",
+                    w[key],
+                    w["kube-dns"],
+                    (DNS_PORT,),
+                    "every pod resolves Service names through CoreDNS",
+                    protocol=proto,
+                )
+            )
+
+    # ---- the task API and the runtime's own calls -------------------------------------------
+    if mesh_on:
+        gateway = w["ingress-gateway"]
+        add(
+            Flow(
+                "internet-to-gateway",
+                net["internet"],
+                gateway,
+                (80, 443),
+                "callers reach the task API through the ingress gateway (HTTP redirects to TLS)",
+            )
+        )
+        add(
+            Flow(
+                "lb-health-to-gateway",
+                net["vpc"],
+                gateway,
+                (15021,),
+                "the load balancer's health checks of the gateway's readiness port",
+            )
+        )
+        add(
+            Flow(
+                "gateway-to-manager",
+                gateway,
+                manager,
+                (ports.MANAGER_HTTP,),
+                "the task API, routed by the VirtualService (blue/green)",
+                methods=("GET", "POST"),
+                paths=_paths(endpoints.TASKS_API),
+                caller_jwt=cfg.mesh.jwt is not None,
+            )
+        )
+    for pool in pools:
+        add(
+            Flow(
+                f"{pool.key}-to-manager",
+                pool,
+                manager,
+                (ports.MANAGER_HTTP,),
+                "workers register, heartbeat and report results on the agent API",
+                paths=_paths(endpoints.AGENTS_API),
+            )
+        )
+    for caller in (manager, *pools):
+        add(
+            Flow(
+                f"{caller.key}-to-cost-engine",
+                caller,
+                cost,
+                (ports.COST_ENGINE_HTTP,),
+                "usage, budgets, reservations and model recommendations",
+                paths=_paths(endpoints.COST_API),
+            )
+        )
+    for pool in pools:
+        add(
+            Flow(
+                f"{pool.key}-to-model-providers",
+                pool,
+                net["internet"],
+                (HTTPS,),
+                "agents call model providers (and AWS APIs through IRSA) over HTTPS",
+            )
+        )
+
+    # ---- Redis: the queues and the ledger ----------------------------------------------------
+    out.extend(_redis_flows(cfg, w, net, runtime))
+
+    # ---- Vault ---------------------------------------------------------------------------------
+    if cfg.vault.enabled:
+        out.extend(_vault_flows(cfg, w, net, runtime))
+
+    # ---- the mesh's control plane --------------------------------------------------------------
+    if mesh_on:
+        out.extend(_mesh_flows(cfg, w, net))
+
+    # ---- monitoring ----------------------------------------------------------------------------
+    if cfg.monitoring.enabled:
+        out.extend(_monitoring_flows(cfg, w, net, runtime))
+    names = [f.name for f in out]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise ValueError(f"flow names must be unique: {sorted(duplicates)}")
+    return out
+
+
+def _redis_flows(
+    cfg: PlatformConfig, w: dict[str, Workload], net: dict[str, Network], runtime: list[Workload]
+) -> Iterator[Flow]:
+    if cfg.redis.mode is not RedisMode.IN_CLUSTER:
+        for client in runtime:
+            yield Flow(
+                f"{client.key}-to-elasticache",
+                client,
+                net["vpc"],
+                (ports.REDIS,),
+                "queues, inbox streams and the usage ledger in ElastiCache (in the VPC)",
+            )
+        return
+    sentinel = cfg.redis.in_cluster.sentinel
+    primary = w["redis-node"] if sentinel else w["redis-master"]
+    redis_ports = (ports.REDIS, 26379) if sentinel else (ports.REDIS,)
+    for client in runtime:
+        yield Flow(
+            f"{client.key}-to-redis",
+            client,
+            primary,
+            redis_ports,
+            "queues, inbox streams and the usage ledger (Sentinel names the primary)"
+            if sentinel
+            else "queues, inbox streams and the usage ledger",
+        )
+    if sentinel:
+        yield Flow(
+            "redis-node-peers",
+            primary,
+            primary,
+            redis_ports,
+            "replication and Sentinel's quorum between the Redis pods",
+        )
+    else:
+        yield Flow(
+            "redis-replicas-to-master",
+            w["redis-replicas"],
+            primary,
+            (ports.REDIS,),
+            "replicas follow the primary",
+        )
+
+
+def _vault_flows(
+    cfg: PlatformConfig, w: dict[str, Workload], net: dict[str, Network], runtime: list[Workload]
+) -> Iterator[Flow]:
+    vault, injector = w["vault"], w["vault-agent-injector"]
+    for client in runtime:
+        yield Flow(
+            f"{client.key}-to-vault",
+            client,
+            vault,
+            (8200,),
+            "the injected Vault Agent and the runtime log in (Kubernetes auth) and read KV",
+        )
+    yield Flow("vault-peers", vault, vault, (8200, 8201), "raft replication and request forwarding")
+    yield Flow(
+        "vault-to-api-server",
+        vault,
+        net["api-server"],
+        (HTTPS,),
+        "TokenReview of the Kubernetes auth method",
+    )
+    if cfg.vault.unseal is UnsealMode.AWS_KMS:
+        yield Flow(
+            "vault-to-aws-kms",
+            vault,
+            net["internet"],
+            (HTTPS,),
+            "auto-unseal with AWS KMS (and STS for IRSA)",
+        )
+    yield Flow(
+        "api-server-to-vault-injector",
+        net["api-server"],
+        injector,
+        (8080,),
+        "the mutating admission webhook that injects the Vault Agent",
+    )
+    yield Flow(
+        "vault-injector-to-api-server",
+        injector,
+        net["api-server"],
+        (HTTPS,),
+        "the injector watches its webhook configuration and pods",
+    )
+
+
+def _mesh_flows(
+    cfg: PlatformConfig, w: dict[str, Workload], net: dict[str, Network]
+) -> Iterator[Flow]:
+    istiod, gateway = w["istiod"], w["ingress-gateway"]
+    proxies = [gateway, *(w[f"pods:{ns.value}"] for ns in INJECTED if f"pods:{ns.value}" in w)]
+    for proxy in proxies:
+        yield Flow(
+            f"{proxy.key.replace('pods:', '')}-to-istiod",
+            proxy,
+            istiod,
+            (15012,),
+            "sidecars and the gateway fetch config (xDS) and workload certificates",
+        )
+    yield Flow(
+        "api-server-to-istiod",
+        net["api-server"],
+        istiod,
+        (15017,),
+        "sidecar injection and config validation webhooks",
+    )
+    yield Flow(
+        "istiod-to-api-server",
+        istiod,
+        net["api-server"],
+        (HTTPS,),
+        "istiod watches the cluster's services, endpoints and Istio config",
+    )
+    if cfg.monitoring.enabled:
+        yield Flow(
+            "prometheus-to-istiod",
+            w["prometheus"],
+            istiod,
+            (15014,),
+            "control-plane metrics",
+        )
+        if cfg.monitoring.tracing:
+            for proxy in proxies:
+                yield Flow(
+                    f"{proxy.key.replace('pods:', '')}-spans-to-otel",
+                    proxy,
+                    w["otel-collector"],
+                    (4317,),
+                    "Envoy sends trace spans (meshConfig extension provider otel)",
+                    from_sidecar=True,
+                )
+    yield Flow(
+        "istio-cni-to-api-server",
+        w["istio-cni"],
+        net["api-server"],
+        (HTTPS,),
+        "the CNI node agent watches pods (host network: outside NetworkPolicies)",
+    )
+
+
+def _monitoring_flows(
+    cfg: PlatformConfig, w: dict[str, Workload], net: dict[str, Network], runtime: list[Workload]
+) -> Iterator[Flow]:
+    prom, am = w["prometheus"], w["alertmanager"]
+    metrics = (endpoints.METRICS,)
+    for target in runtime:
+        port = {MANAGER: ports.MANAGER_HTTP, COST_ENGINE: ports.COST_ENGINE_HTTP}.get(
+            target.key, ports.WORKER_HTTP
+        )
+        yield Flow(
+            f"prometheus-scrapes-{target.key}",
+            prom,
+            target,
+            (port,),
+            "the runtime's /metrics (the queue length feeds the HPAs)",
+            methods=("GET",),
+            paths=metrics,
+        )
+    if cfg.mesh.enabled:
+        for ns in INJECTED:
+            yield Flow(
+                f"prometheus-scrapes-envoy-{ns.value}",
+                prom,
+                w[f"pods:{ns.value}"],
+                (ENVOY_METRICS,),
+                "Istio's merged sidecar metrics",
+            )
+    if cfg.redis.mode is RedisMode.IN_CLUSTER:
+        for key in ("redis-node", "redis-master", "redis-replicas"):
+            if key in w:
+                yield Flow(
+                    f"prometheus-scrapes-{key}",
+                    prom,
+                    w[key],
+                    (9121,),
+                    "the Redis exporter sidecar",
+                )
+    if "redis-exporter" in w:
+        # ElastiCache runs no exporter: redis_exporter in the monitoring namespace reads it.
+        yield Flow(
+            "prometheus-scrapes-redis-exporter",
+            prom,
+            w["redis-exporter"],
+            (9121,),
+            "Redis metrics for the alert catalogue (ElastiCache)",
+        )
+        yield Flow(
+            "redis-exporter-to-elasticache",
+            w["redis-exporter"],
+            net["vpc"],
+            (ports.REDIS,),
+            "the exporter reads INFO from the ElastiCache primary over TLS",
+        )
+    if cfg.vault.enabled:
+        yield Flow(
+            "prometheus-scrapes-vault",
+            prom,
+            w["vault"],
+            (8200,),
+            "Vault's telemetry (/v1/sys/metrics) for the alert catalogue",
+        )
+    scraped = (
+        ("alertmanager", 9093),
+        ("grafana", 3000),
+        ("kube-state-metrics", 8080),
+        ("prometheus-operator", 10250),
+    )
+    for key, port in scraped:
+        yield Flow(f"prometheus-scrapes-{key}", prom, w[key], (port,), "the chart's ServiceMonitor")
+    yield Flow(
+        "prometheus-scrapes-nodes",
+        prom,
+        net["nodes"],
+        (9100, 10250),
+        "node-exporter (host network) and the kubelet's cAdvisor",
+    )
+    yield Flow(
+        "prometheus-to-alertmanager",
+        prom,
+        am,
+        (9093,),
+        "firing alerts",
+        methods=("POST",),
+        paths=("/api/v2/alerts",),
+    )
+    yield Flow(
+        "alertmanager-to-manager",
+        am,
+        w[MANAGER],
+        (ports.MANAGER_HTTP,),
+        "the critical success-rate alert switches the manager to emergency mode",
+        methods=("POST",),
+        paths=(endpoints.ALERT_WEBHOOK,),
+    )
+    yield Flow(
+        "alertmanager-to-receivers",
+        am,
+        net["internet"],
+        (HTTPS, 587),
+        "Slack and PagerDuty over HTTPS, e-mail over SMTP submission",
+    )
+    yield Flow(
+        "grafana-to-prometheus",
+        w["grafana"],
+        prom,
+        (9090,),
+        "dashboards query Prometheus",
+        paths=("/api/v1/*",),
+    )
+    yield Flow(
+        "adapter-to-prometheus",
+        w["prometheus-adapter"],
+        prom,
+        (9090,),
+        "the queue length behind the external-metrics API",
+        methods=("GET", "POST"),
+        paths=("/api/v1/*",),
+    )
+    yield Flow(
+        "api-server-to-adapter",
+        net["api-server"],
+        w["prometheus-adapter"],
+        (6443,),
+        "the aggregated external-metrics API the HPAs read",
+    )
+    yield Flow(
+        "api-server-to-prometheus-operator",
+        net["api-server"],
+        w["prometheus-operator"],
+        (10250,),
+        "the admission webhook validating PrometheusRules",
+    )
+    for key in ("prometheus", "prometheus-operator", "kube-state-metrics", "prometheus-adapter"):
+        yield Flow(
+            f"{key}-to-api-server",
+            w[key],
+            net["api-server"],
+            (HTTPS,),
+            "service discovery, the operator's reconciliation, object state, TokenReview",
+        )
+    yield Flow(
+        "grafana-to-api-server",
+        w["grafana"],
+        net["api-server"],
+        (HTTPS,),
+        "the dashboard sidecar reads the dashboards' ConfigMaps",
+    )
+    if cfg.monitoring.tracing:
+        yield Flow(
+            "otel-to-jaeger",
+            w["otel-collector"],
+            w["jaeger"],
+            (4317,),
+            "the collector exports traces to Jaeger over OTLP",
+        )
+
+
+def _describe(peer: Peer) -> dict[str, Any]:
+    if isinstance(peer, Network):
+        return {"network": peer.key, "cidr": peer.cidr, "except": list(peer.excepted)}
+    return {
+        "workload": peer.key,
+        "namespace": peer.namespace,
+        "labels": peer.label_map,
+        "identity": peer.principal,
+        "source": peer.source,
+    }
+
+
+def flow_table(cfg: PlatformConfig) -> list[dict[str, Any]]:
+    """The table as JSON-ready rows: what `agentops plan` writes next to plan.json."""
+    return [
+        {
+            "name": f.name,
+            "from": _describe(f.source),
+            "to": _describe(f.destination),
+            "protocol": f.protocol.value,
+            "ports": list(f.ports),
+            "methods": list(f.methods),
+            "paths": list(f.paths),
+            "callerJwt": f.caller_jwt,
+            "meshAuthorized": bool(f.mesh_ports),
+            "why": f.why,
+        }
+        for f in flows(cfg)
+    ]

@@ -1,0 +1,259 @@
+"""The mesh's decision for every flow of the table, and for flows that must be refused, evaluated
+over the plans' rendered Istio objects with Istio's documented semantics (tests/flows/istio_authz).
+
+The first cases are the defects of issue 19: the gateway refused everything (root deny-all, no
+allow), staging's Redis in an injected namespace had no allow, the caller JWT and the platform
+token fought over one header, and the API server's webhook and aggregated-API calls were
+plaintext against STRICT mTLS.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from infra.config import PlatformConfig, load_from_mapping
+from infra.plan.document import Plan
+from infra.platform.flows import Flow, Network, Workload, flows, workloads
+from infra.platform.mesh_policies import CALLER_JWT_HEADER, ROOT_NAMESPACE
+from infra.platform.names import COST_ENGINE, MANAGER, Namespace, pool_workload
+from runtime import endpoints, ports
+from tests.conftest import stack_values
+from tests.flows.istio_authz import Decision, MeshConfig, Request, decide
+
+MESHED = ("staging", "prod")
+
+
+def _objects(plan: Plan, kind: str) -> list[dict[str, Any]]:
+    return [
+        r.inputs
+        for r in plan.resources
+        if r.is_kubernetes_object and r.inputs["kind"] == kind and ".istio.io/" in r.type
+    ]
+
+
+def _mesh(plan: Plan) -> MeshConfig:
+    return MeshConfig(
+        ROOT_NAMESPACE,
+        _objects(plan, "AuthorizationPolicy"),
+        _objects(plan, "RequestAuthentication"),
+        _objects(plan, "PeerAuthentication"),
+    )
+
+
+def _address(n: Network) -> str:
+    """An address of the network outside its exceptions."""
+    block = ipaddress.ip_network(n.cidr)
+    for host in (block.network_address + 1, block.network_address + 2**24 + 1):
+        if not any(host in ipaddress.ip_network(e) for e in n.excepted):
+            return str(host)
+    raise AssertionError(n)
+
+
+def _concrete(path: str) -> str:
+    return path.replace("*", "item") if path.endswith("*") else path
+
+
+def _requests(flow: Flow, cfg: PlatformConfig) -> Iterator[Request]:
+    dst = flow.destination
+    assert isinstance(dst, Workload)
+    src = flow.source
+    principal = None if flow.plaintext or not isinstance(src, Workload) else src.principal
+    if principal is None and isinstance(src, Workload) and not flow.plaintext:
+        principal = f"cluster.local/ns/{src.namespace}/sa/default"  # any pod of the namespace
+    source_ip = _address(src) if isinstance(src, Network) else "10.0.0.10"
+    token = None
+    if flow.caller_jwt and cfg.mesh.jwt is not None:
+        token = (cfg.mesh.jwt.issuer, "caller-1")
+    methods = flow.methods or (("GET",) if flow.paths else (None,))
+    for port in flow.mesh_ports:
+        for method in methods:
+            for path in flow.paths or (None,):
+                yield Request(
+                    dst.namespace,
+                    dst.label_map,
+                    port,
+                    source_ip,
+                    principal=principal,
+                    method=method,
+                    path=_concrete(path) if path else ("/" if method else None),
+                    token=token,
+                    token_header=CALLER_JWT_HEADER,
+                    gateway=dst.edge,
+                )
+
+
+@pytest.mark.parametrize("stack", MESHED)
+def test_every_flow_the_mesh_sees_is_allowed(plans: dict[str, Plan], stack: str) -> None:
+    cfg = load_from_mapping(stack_values(stack))
+    mesh = _mesh(plans[stack])
+    seen = [f for f in flows(cfg) if f.mesh_ports]
+    assert seen
+    refused = [
+        (f.name, r.port, r.method, r.path, decide(r, mesh))
+        for f in seen
+        for r in _requests(f, cfg)
+        if decide(r, mesh) is not Decision.ALLOW
+    ]
+    assert refused == []
+
+
+def _w(cfg: PlatformConfig, key: str) -> Workload:
+    return workloads(cfg)[key]
+
+
+def _call(
+    cfg: PlatformConfig,
+    src: str | None,
+    dst: str,
+    port: int,
+    method: str | None = "GET",
+    path: str | None = "/",
+    *,
+    token: tuple[str, str] | None = None,
+    header: str = CALLER_JWT_HEADER,
+    ip: str = "10.0.0.10",
+) -> Request:
+    target = _w(cfg, dst)
+    return Request(
+        target.namespace,
+        target.label_map,
+        port,
+        ip,
+        principal=_w(cfg, src).principal if src else None,
+        method=method,
+        path=path,
+        token=token,
+        token_header=header,
+        gateway=target.edge,
+    )
+
+
+@pytest.mark.parametrize("stack", MESHED)
+def test_defect_gateway_takes_callers(plans: dict[str, Plan], stack: str) -> None:
+    cfg = load_from_mapping(stack_values(stack))
+    mesh = _mesh(plans[stack])
+    outside = "203.0.113.7"
+    assert decide(_call(cfg, None, "ingress-gateway", 443, ip=outside), mesh) is Decision.ALLOW
+    assert decide(_call(cfg, None, "ingress-gateway", 80, ip=outside), mesh) is Decision.ALLOW
+    # Envoy's admin and stats ports are not listeners callers may use.
+    assert decide(_call(cfg, None, "ingress-gateway", 15000, ip=outside), mesh) is Decision.DENY
+
+
+def test_defect_staging_redis_reached_by_the_runtime(plans: dict[str, Plan]) -> None:
+    cfg = load_from_mapping(stack_values("staging"))
+    mesh = _mesh(plans["staging"])
+    clients = [MANAGER, COST_ENGINE, *(pool_workload(p.name) for p in cfg.agents.pools)]
+    for client in clients:
+        for port in (ports.REDIS, 26379):
+            req = _call(cfg, client, "redis-node", port, None, None)
+            assert decide(req, mesh) is Decision.ALLOW, (client, port)
+    for stranger in ("grafana", "alertmanager", "prometheus"):
+        req = _call(cfg, stranger, "redis-node", ports.REDIS, None, None)
+        assert decide(req, mesh) is Decision.DENY, stranger
+
+
+@pytest.mark.parametrize("stack", MESHED)
+def test_defect_caller_jwt_and_platform_token_use_separate_headers(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    cfg = load_from_mapping(stack_values(stack))
+    assert cfg.mesh.jwt is not None
+    mesh = _mesh(plans[stack])
+    issuer = cfg.mesh.jwt.issuer
+    task = endpoints.TASKS_API
+
+    def submit(**kwargs: Any) -> Decision:
+        return decide(_call(cfg, "ingress-gateway", MANAGER, 8080, "POST", task, **kwargs), mesh)
+
+    # Accepted: a valid caller JWT in X-Caller-JWT; Authorization (the manager's platform
+    # token) is a header the mesh neither reads nor strips.
+    assert submit(token=(issuer, "alice")) is Decision.ALLOW
+    # Refused: no JWT; a JWT of another issuer; a JWT only in Authorization (not where the
+    # mesh looks for it, so no caller identity).
+    assert submit() is Decision.DENY
+    assert submit(token=("https://evil.example.com/", "alice")) is Decision.UNAUTHENTICATED
+    assert submit(token=(issuer, "alice"), header="Authorization") is Decision.DENY
+    (rule,) = mesh.authentication[0]["spec"]["jwtRules"]
+    assert [h["name"].lower() for h in rule["fromHeaders"]] != ["authorization"]
+
+
+@pytest.mark.parametrize("stack", MESHED)
+def test_defect_api_server_reaches_webhooks_and_external_metrics(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    cfg = load_from_mapping(stack_values(stack))
+    mesh = _mesh(plans[stack])
+    assert cfg.network is not None
+    control_plane = str(cfg.network.vpc_cidr.network_address + 5)
+    for target, port in (("prometheus-adapter", 6443), ("prometheus-operator", 10250)):
+        # Plaintext (no peer certificate) from the control plane's ENIs: accepted on that port.
+        assert decide(_call(cfg, None, target, port, ip=control_plane), mesh) is Decision.ALLOW
+        # From outside the VPC, or on another port of the workload: refused.
+        assert decide(_call(cfg, None, target, port, ip="203.0.113.7"), mesh) is Decision.DENY
+        assert decide(_call(cfg, None, target, 9999, ip=control_plane), mesh) is Decision.DENY
+
+
+@pytest.mark.parametrize("stack", MESHED)
+def test_must_be_refused(plans: dict[str, Plan], stack: str) -> None:
+    cfg = load_from_mapping(stack_values(stack))
+    assert cfg.mesh.jwt is not None
+    mesh = _mesh(plans[stack])
+    pool = pool_workload(cfg.agents.pools[0].name)
+    jwt = (cfg.mesh.jwt.issuer, "alice")
+    refused = {
+        # wrong identity: a worker or Grafana on the task API, the manager on a worker
+        "worker submits tasks": _call(cfg, pool, MANAGER, 8080, "POST", endpoints.TASKS_API),
+        "grafana on the task API": _call(cfg, "grafana", MANAGER, 8080, "GET", endpoints.TASKS_API),
+        "manager calls a worker": _call(cfg, MANAGER, pool, ports.WORKER_HTTP, "POST", "/tasks"),
+        # agent → manager admin paths: emergency mode, the API docs
+        "worker posts alerts": _call(cfg, pool, MANAGER, 8080, "POST", endpoints.ALERT_WEBHOOK),
+        "worker reads the docs": _call(cfg, pool, MANAGER, 8080, "GET", "/openapi.json"),
+        # wrong path / method through the gateway, even with a valid JWT
+        "gateway to the agent API": _call(
+            cfg, "ingress-gateway", MANAGER, 8080, "POST", endpoints.AGENTS_API, token=jwt
+        ),
+        "gateway to the webhook": _call(
+            cfg, "ingress-gateway", MANAGER, 8080, "POST", endpoints.ALERT_WEBHOOK, token=jwt
+        ),
+        "gateway deletes a task": _call(
+            cfg, "ingress-gateway", MANAGER, 8080, "DELETE", f"{endpoints.TASKS_API}/1", token=jwt
+        ),
+        # Prometheus only reads /metrics
+        "prometheus posts tasks": _call(
+            cfg, "prometheus", MANAGER, 8080, "POST", endpoints.TASKS_API
+        ),
+        # Alertmanager only posts its webhook
+        "alertmanager reads tasks": _call(
+            cfg, "alertmanager", MANAGER, 8080, "GET", endpoints.TASKS_API
+        ),
+        # plaintext from inside the VPC straight at the manager
+        "plaintext to the manager": _call(cfg, None, MANAGER, 8080, "GET", endpoints.TASKS_API),
+        # the cost engine takes no calls from the gateway
+        "gateway to the cost engine": _call(
+            cfg, "ingress-gateway", COST_ENGINE, 8081, "GET", endpoints.COST_API + "/usage"
+        ),
+    }
+    allowed = {name: decide(req, mesh) for name, req in refused.items()}
+    assert {n: d for n, d in allowed.items() if d is Decision.ALLOW} == {}
+
+
+@pytest.mark.parametrize("stack", MESHED)
+def test_vault_outside_the_mesh_is_guarded_by_network_policy(stack: str) -> None:
+    # Vault terminates its own TLS and has no sidecar: the mesh does not decide calls into it.
+    # Only its clients (and its peers) have a flow to it; the NetworkPolicy analyzer
+    # (test_netpol_analyzer) shows every other pair refused.
+    cfg = load_from_mapping(stack_values(stack))
+    vault = workloads(cfg)["vault"]
+    assert not vault.injected
+    callers = {
+        f.source.key
+        for f in flows(cfg)
+        if f.destination == vault and isinstance(f.source, Workload)
+    }
+    pools = {pool_workload(p.name) for p in cfg.agents.pools}
+    assert callers == {MANAGER, COST_ENGINE, "vault", "prometheus", *pools}
+    assert Namespace.VAULT.value not in {w.namespace for w in workloads(cfg).values() if w.injected}
