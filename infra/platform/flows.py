@@ -27,6 +27,7 @@ from infra.platform.names import (
     Namespace,
     pool_workload,
 )
+from infra.platform.tracing import OTLP_HTTP
 from runtime import endpoints, ports
 
 __all__ = [
@@ -828,6 +829,14 @@ def _monitoring_flows(
             (4317,),
             "the collector exports traces to Jaeger over OTLP",
         )
+        for source in runtime:
+            yield Flow(
+                f"{source.key}-spans-to-otel",
+                source,
+                w["otel-collector"],
+                (OTLP_HTTP,),
+                "the runtime exports its spans over OTLP/HTTP (infra/platform/tracing.py)",
+            )
 
 
 def _describe(peer: Peer) -> dict[str, Any]:

@@ -44,6 +44,7 @@ def test_adding_a_pool_adds_exactly_its_flows(plan_dirs: dict[str, Path], tmp_pa
         "agent-translator-to-redis",
         "agent-translator-to-vault",
         "prometheus-scrapes-agent-translator",
+        "agent-translator-spans-to-otel",
     }
     # Every other flow is unchanged, row for row.
     assert [r for r in head if r["name"] not in added] == base
