@@ -85,7 +85,8 @@ DEAD_LETTERS: Final = f"{PREFIX}_dead_letters"
 DEAD_LETTER_CAP: Final = f"{PREFIX}_dead_letter_cap"
 
 # Agent worker ----------------------------------------------------------------------------
-# counter; labels: agent_type, status (succeeded | failed | retried | deferred | lost)
+# counter; labels: agent_type, status (succeeded | failed | retried | deferred | lost |
+# refinished: completed from a stored outcome | usage_refused: a usage record refused for good)
 WORKER_TASKS: Final = f"{PREFIX}_worker_tasks_total"
 # histogram (seconds the handler ran); labels: agent_type
 WORKER_TASK_DURATION: Final = f"{PREFIX}_worker_task_duration_seconds"
