@@ -35,7 +35,6 @@ from runtime.cost.prices import PriceBook
 from runtime.cost.recommend import Recommendation, Task, recommend
 from runtime.cost.reservations import BudgetExceeded, Reservation, Reservations
 from runtime.cost.settings import price_book
-from runtime.service.redis import reply
 
 __all__ = ["AtOutsideWindow", "CostEngine", "Downgrade", "Recorded", "Reserved", "UsageWindow"]
 
@@ -374,6 +373,3 @@ class CostEngine:
         if released:
             self.metrics.reservations.labels("expired").inc(released)
         return released
-
-    async def ping(self) -> bool:
-        return bool(await reply(self.redis.ping()))

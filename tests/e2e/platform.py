@@ -109,7 +109,6 @@ def local_platform(
     cost: dict[str, Any] | None = None,
     manager_env: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
-    appendfsync: str = "everysec",
     **worker_env: str,
 ) -> Iterator[LocalPlatform]:
     cfg = load_stack_config(e2e_stack(directory / "stack", cost), "local")
@@ -135,8 +134,6 @@ def local_platform(
     for process in dev.processes:
         if process.role in ("service", "worker"):
             process.env.update(env or {})
-    redis = dev.process("redis")
-    redis.argv[redis.argv.index("--appendfsync") + 1] = appendfsync
     start(state, dev)
     try:
         record = read_state(state)

@@ -137,7 +137,6 @@ def test_chaos_loses_nothing_and_charges_only_real_work(tmp_path: Path) -> None:
     with local_platform(
         tmp_path,
         workers=len(WORKERS),
-        appendfsync="always",  # a Redis crash loses no acknowledged write (see the docs)
         cost={"reservationTimeoutSeconds": 10},
         manager_env={"AGENTOPS_HEARTBEAT_TTL_S": "5", "AGENTOPS_VISIBILITY_TIMEOUT_S": "6"},
         AGENTOPS_WORK_LATENCY_MS="250",
@@ -161,6 +160,8 @@ def test_chaos_loses_nothing_and_charges_only_real_work(tmp_path: Path) -> None:
         assert not failures, failures
         ids = list(load.accepted.values())
         db = redis_of(platform)
+        # The local stack fsyncs every write (redis.appendfsync): a Redis crash lost nothing.
+        assert db.config_get("appendfsync") == {"appendfsync": "always"}
         final = eventually(
             "every accepted task finished",
             lambda: (
