@@ -2,8 +2,8 @@
 table is allowed, and nothing else is.
 
 The analyzer is np-guard's netpol-analyzer (k8snetpolicy), built from the Go module proxy at the
-version infra/versions.py pins (scripts/ensure-go-tool netpol). Its verdicts are written to
-.pytest_cache/netpol-<stack>.txt for the closing note.
+version infra/versions.py pins (scripts/ensure-go-tool netpol), through the runner `agentops
+plan` uses for its connectivity report (infra/plan/connectivity.py).
 """
 
 from __future__ import annotations
@@ -13,23 +13,19 @@ from pathlib import Path
 import pytest
 
 from infra.config import load_from_mapping
-from infra.platform.flows import flows, networks
-from infra.platform.names import enabled_namespaces
-from tests.conftest import REPO, STACKS, stack_values
-from tests.flows.netpol import Analysis, analyze, analyzer, compare, write_inputs
+from infra.plan.connectivity import go_tool, netpol_analysis
+from infra.plan.netpol import Analysis
+from tests.conftest import STACKS, stack_values
 
 
 @pytest.fixture(scope="session")
 def netpol() -> Path:
-    return analyzer()
+    return go_tool("netpol")
 
 
 def _analysis(stack: str, plan_dir: Path, netpol: Path, out: Path) -> Analysis:
     cfg = load_from_mapping(stack_values(stack))
-    table = flows(cfg)
-    inputs = write_inputs(plan_dir / "manifests", out, table)
-    owned = {ns.value for ns in enabled_namespaces(cfg)}
-    return compare(analyze(netpol, inputs), inputs, table, owned, networks(cfg)["nodes"])
+    return netpol_analysis(cfg, plan_dir / "manifests", out, netpol)
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -37,16 +33,6 @@ def test_every_flow_allowed_and_nothing_else(
     plan_dirs: dict[str, Path], netpol: Path, tmp_path: Path, stack: str
 ) -> None:
     result = _analysis(stack, plan_dirs[stack], netpol, tmp_path)
-    report = REPO / ".pytest_cache" / f"netpol-{stack}.txt"
-    report.parent.mkdir(exist_ok=True)
-    report.write_text(
-        f"{stack}: {len(result.entities)} workloads, {len(result.connections)} allowed "
-        f"connections; flows allowed {result.allowed_flows}, refused "
-        f"{len(result.refused_flows)}; pairs denied {result.denied_pairs}; "
-        f"allowed outside the table {len(result.unexpected)}\n"
-        + "".join(f"refused: {f}\n" for f in result.refused_flows)
-        + "".join(f"unexpected: {u}\n" for u in result.unexpected)
-    )
     assert result.refused_flows == []
     assert result.unexpected == []
     assert result.denied_pairs > 0
