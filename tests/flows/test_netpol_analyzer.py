@@ -15,6 +15,7 @@ import pytest
 from infra.config import load_from_mapping
 from infra.plan.connectivity import go_tool, netpol_analysis
 from infra.plan.netpol import Analysis
+from infra.platform.names import Namespace
 from tests.conftest import STACKS, stack_values
 
 
@@ -73,3 +74,24 @@ def test_an_extra_allow_is_seen_outside_the_table(
     result = _analysis("staging", tmp_path, netpol, tmp_path / "inputs")
     assert result.unexpected
     assert all(u.endswith("TCP 9999") for u in result.unexpected)
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_agents_reach_vault_on_its_api_port_only(
+    plan_dirs: dict[str, Path], netpol: Path, tmp_path: Path, stack: str
+) -> None:
+    # The analyzer's own connection list: every agent pool → every Vault server pod is TCP 8200
+    # and nothing else (not the raft/forwarding port 8201, which only Vault's peers reach).
+    result = _analysis(stack, plan_dirs[stack], netpol, tmp_path)
+    prefix = f"{Namespace.VAULT.value}/standin-vault-"
+    servers = [e for e in result.entities if e.removeprefix(prefix).isdigit()]
+    into_vault = [
+        c
+        for c in result.connections
+        if c.src.startswith(f"{Namespace.AGENTS.value}/") and c.dst in servers
+    ]
+    cfg = load_from_mapping(stack_values(stack))
+    assert len(into_vault) == len(cfg.agents.pools) * len(servers) > 0
+    assert all(c.ports == frozenset({("TCP", 8200)}) for c in into_vault), into_vault
+    peers = [c for c in result.connections if c.src in servers and c.dst in servers]
+    assert peers and all(("TCP", 8201) in c.ports for c in peers)
