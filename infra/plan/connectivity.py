@@ -243,7 +243,8 @@ def flow_requests(flow: Flow, cfg: PlatformConfig) -> Iterator[Request]:
     token = None
     if flow.caller_jwt and cfg.mesh.jwt is not None:
         token = (cfg.mesh.jwt.issuer, "caller-1")
-    methods = flow.methods or (("GET",) if flow.paths else (None,))
+    # A flow with paths but no methods takes any: a read and a write stand for them.
+    methods = flow.methods or (("GET", "POST") if flow.paths else (None,))
     for port in flow.mesh_ports:
         for method in methods:
             for path in flow.paths or (None,):
