@@ -21,7 +21,7 @@ import json
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -368,30 +368,38 @@ def write_report(cfg: PlatformConfig, plan_dir: Path, *, build: bool = False) ->
     return found
 
 
-def summary(found: Mapping[str, Any]) -> list[str]:
-    """One line per analyzer, for the plan's console output."""
-    lines = []
-    n = found["netpol"]
-    if n["status"] == "ran":
-        lines.append(
-            f"netpol-analyzer: {n['flowsAllowed']}/{found['flows']} flows allowed, "
-            f"{len(n['flowsRefused'])} refused, {n['pairsDenied']} pairs denied, "
+_Line = Callable[[Mapping[str, Any], int], str]
+_SUMMARIES: Final[dict[str, tuple[str, _Line]]] = {
+    "netpol": (
+        "netpol-analyzer",
+        lambda n, flows: (
+            f"{n['flowsAllowed']}/{flows} flows allowed, {len(n['flowsRefused'])} refused, "
+            f"{n['pairsDenied']} pairs denied, "
             f"{len(n['allowedOutsideTable'])} allowed outside the table"
-        )
-    else:
-        lines.append(f"netpol-analyzer NOT RUN: {n['reason']}")
-    a = found["authz"]
-    if a["status"] == "ran":
-        lines.append(
-            f"mesh authorization: {a['allowed']}/{a['requests']} requests of {a['flows']} "
-            f"flows allowed, {len(a['refused'])} refused"
-        )
-    else:
-        lines.append(f"mesh authorization not run: {a['reason']}")
-    i = found["istioctl"]
-    if i["status"] == "ran":
-        lines.append(f"istioctl analyze: exit {i['exitCode']}, {len(i['findings'])} findings")
-    else:
-        shout = "not run" if "no mesh" in i["reason"] else "NOT RUN"
-        lines.append(f"istioctl analyze {shout}: {i['reason']}")
+        ),
+    ),
+    "authz": (
+        "mesh authorization",
+        lambda a, _: (
+            f"{a['allowed']}/{a['requests']} requests of {a['flows']} flows allowed, "
+            f"{len(a['refused'])} refused"
+        ),
+    ),
+    "istioctl": (
+        "istioctl analyze",
+        lambda i, _: f"exit {i['exitCode']}, {len(i['findings'])} findings",
+    ),
+}
+
+
+def summary(found: Mapping[str, Any]) -> list[str]:
+    """One line per analyzer, for the plan's console output; a missing tool in capitals."""
+    lines = []
+    for key, (label, line) in _SUMMARIES.items():
+        section = found[key]
+        if section["status"] == "ran":
+            lines.append(f"{label}: {line(section, found['flows'])}")
+        else:
+            shout = "not run" if "no mesh" in section["reason"] else "NOT RUN"
+            lines.append(f"{label} {shout}: {section['reason']}")
     return lines
