@@ -8,6 +8,7 @@ plan` uses for its connectivity report (infra/plan/connectivity.py).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,46 @@ def test_agents_reach_vault_on_its_api_port_only(
     assert all(c.ports == frozenset({("TCP", 8200)}) for c in into_vault), into_vault
     peers = [c for c in result.connections if c.src in servers and c.dst in servers]
     assert peers and all(("TCP", 8201) in c.ports for c in peers)
+
+
+def test_kube_system_addons_are_covered(
+    plan_dirs: dict[str, Path], netpol: Path, tmp_path: Path
+) -> None:
+    # kube-system is not ours: no policy of ours selects its pods, so the scaling add-ons'
+    # flows pass by default, and none of these pods reaches ours or is reached from ours.
+    result = _analysis("staging", plan_dirs["staging"], netpol, tmp_path / "as-planned")
+    addons = [e for e in result.entities if e.startswith("kube-system/") and "kube-dns" not in e]
+    assert {a.split("/")[1] for a in addons} == {
+        "standin-metrics-server-0",
+        "standin-cluster-autoscaler-0",
+    }
+    owned = [e for e in result.entities if not e.startswith("kube-system/")]
+    touching = [
+        c
+        for c in result.connections
+        if (c.src in addons and c.dst in owned) or (c.src in owned and c.dst in addons)
+    ]
+    assert touching == []
+
+    # Were kube-system to deny by default, the analyzer refuses exactly the flows into and
+    # out of it: the comparison covers them, it does not skip them.
+    manifests = tmp_path / "denied" / "manifests"
+    shutil.copytree(plan_dirs["staging"] / "manifests", manifests)
+    (manifests / "kube-system").mkdir()
+    (manifests / "kube-system" / "networkpolicy-default-deny.yaml").write_text(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+        "metadata: {name: default-deny, namespace: kube-system}\n"
+        "spec: {podSelector: {}, policyTypes: [Ingress, Egress]}\n"
+    )
+    denied = _analysis("staging", tmp_path / "denied", netpol, tmp_path / "denied-inputs")
+    assert {
+        "api-server-to-metrics-server",
+        "metrics-server-to-kubelets",
+        "metrics-server-to-api-server",
+        "cluster-autoscaler-to-api-server",
+        "cluster-autoscaler-to-aws",
+    } <= set(denied.refused_flows)
+    assert all(
+        f.startswith(("dns-", "api-server-to-metrics", "metrics-server-", "cluster-autoscaler-"))
+        for f in denied.refused_flows
+    ), denied.refused_flows
