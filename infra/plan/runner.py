@@ -16,8 +16,8 @@ from pulumi.runtime import settings
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.config import NAMESPACE, ConfigError
-from infra.config import load as load_config
+from contracts.config import NAMESPACE, ConfigError
+from contracts.config import load as load_config
 from infra.plan.document import Plan
 from infra.plan.mock_cloud import MockCloud
 from infra.plan.output import FLOWS_FILE, write_plan

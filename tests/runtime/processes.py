@@ -70,7 +70,7 @@ class ServiceProcess:
         }
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "runtime.cli", "serve", self.service],
+                [sys.executable, "-m", "ops.cli", "serve", self.service],
                 env=env,
                 cwd=REPO,
                 stdout=out,
