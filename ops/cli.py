@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ops.diagnostics.cli import doctor_command
+from runtime.cli import serve_app
 
 if TYPE_CHECKING:
     from decimal import Decimal
@@ -66,31 +67,7 @@ def diff_command(
     diff(base, head, output)
 
 
-serve_app = typer.Typer(
-    help="Run a runtime service; its settings come from AGENTOPS_* environment variables.",
-    no_args_is_help=True,
-)
 app.add_typer(serve_app, name="serve")
-
-
-@serve_app.command("manager")
-def serve_manager_command() -> None:
-    """The agent manager: task API, agent registry, dispatch (port 8080 by default)."""
-    from contracts.settings.manager import ManagerSettings
-    from runtime.manager.app import create_manager_app
-    from runtime.service.serve import serve
-
-    serve(ManagerSettings, create_manager_app)
-
-
-@serve_app.command("worker")
-def serve_worker_command() -> None:
-    """An agent worker of one pool: runs the tasks the manager assigns (port 8082)."""
-    from contracts.settings.worker import WorkerSettings
-    from runtime.service.serve import serve
-    from runtime.worker.app import create_worker_app
-
-    serve(WorkerSettings, create_worker_app)
 
 
 dev_app = typer.Typer(
@@ -329,16 +306,6 @@ def cost_prices_command(
         errors.print(f"[red]{err}[/red]")
         raise typer.Exit(code=2) from None
     Console().print(price_table(book.table()))
-
-
-@serve_app.command("cost-engine")
-def serve_cost_engine_command() -> None:
-    """The cost engine: usage ledger, budgets, limits, model routing (port 8081)."""
-    from contracts.settings.cost import CostEngineSettings
-    from runtime.cost.app import build_app
-    from runtime.service.serve import serve
-
-    serve(CostEngineSettings, build_app)
 
 
 @cost_app.command("report")

@@ -4,7 +4,7 @@ from contracts.config.agents import AgentPoolConfig, AgentsConfig, ImageConfig, 
 from contracts.config.cluster import ClusterConfig, NodeGroupConfig, NodeGroupRole, TaintConfig
 from contracts.config.cost import BudgetConfig, CostConfig
 from contracts.config.errors import NAMESPACE, ConfigError
-from contracts.config.loader import TOP_LEVEL_KEYS, load, load_from_mapping, require_secret
+from contracts.config.loader import TOP_LEVEL_KEYS, load_from_mapping
 from contracts.config.mesh import MeshConfig
 from contracts.config.monitoring import MonitoringConfig
 from contracts.config.network import NatMode, NetworkConfig
@@ -40,7 +40,5 @@ __all__ = [
     "TaintConfig",
     "UnsealMode",
     "VaultConfig",
-    "load",
     "load_from_mapping",
-    "require_secret",
 ]

@@ -7,8 +7,8 @@ from typing import Annotated, Self
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
+from contracts.balancing import Strategy
 from contracts.config.base import ConfigModel, DnsLabel, RuleViolation
-from runtime.manager.balancing import Strategy
 
 __all__ = [
     "DEFAULT_HANDLER",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import pulumi
 from pydantic import ValidationError
 
 from contracts.config.base import RuleViolation
@@ -15,10 +14,11 @@ __all__ = ["NAMESPACE", "ConfigError", "format_validation_error"]
 NAMESPACE = "agentops"
 
 
-class ConfigError(pulumi.RunError):
+class ConfigError(Exception):
     """The stack configuration is invalid; raised before any resource is registered.
 
-    A `pulumi.RunError` so the engine prints the message alone, without a traceback.
+    A plain exception, so the services that validate config never load Pulumi; the Pulumi
+    program raises `infra.stack_config.StackConfigError`, which is also a `pulumi.RunError`.
     """
 
     def __init__(self, problems: Sequence[str]) -> None:

@@ -15,8 +15,8 @@ from typing import Self
 from pydantic import Field, field_validator, model_validator
 
 from contracts import ports
+from contracts.balancing import ScoreWeights, Strategy
 from contracts.settings.service import ServiceSettings
-from runtime.manager.balancing import ScoreWeights, Strategy
 
 __all__ = ["AGENT_TYPE_PATTERN", "ManagerSettings"]
 

@@ -113,7 +113,7 @@ def plan(
         }
         return {**kept, **local, "AGENTOPS_PORT": str(port), **extra}
 
-    serve = [python, "-m", "ops.cli", "serve"]
+    serve = [python, "-m", "runtime", "serve"]
     processes = [
         ProcessSpec(
             "redis",

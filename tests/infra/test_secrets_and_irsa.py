@@ -41,7 +41,8 @@ def test_missing_required_secret_is_a_clear_error() -> None:
     proc = _run(
         """
         import pulumi
-        from contracts.config import ConfigError, require_secret
+        from contracts.config import ConfigError
+        from infra.stack_config import require_secret
         from infra.plan.mock_cloud import MockCloud
         pulumi.runtime.set_mocks(MockCloud("eu-west-1", "prod"), project="agentops", stack="prod")
         pulumi.runtime.set_all_config({}, [])
@@ -64,7 +65,7 @@ def test_set_secret_is_returned_as_secret_output() -> None:
         """
         import pulumi
         from pulumi.runtime.sync_await import _sync_await
-        from contracts.config import require_secret
+        from infra.stack_config import require_secret
         from infra.plan.mock_cloud import MockCloud
         pulumi.runtime.set_mocks(MockCloud("eu-west-1", "prod"), project="agentops", stack="prod")
         pulumi.runtime.set_all_config(
