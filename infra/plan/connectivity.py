@@ -28,7 +28,7 @@ from typing import Any, Final
 
 import yaml
 
-from infra.config import PlatformConfig
+from contracts.config import PlatformConfig
 from infra.plan.istio_authz import Decision, MeshConfig, Request, decide
 from infra.plan.netpol import Analysis, analyze, compare, write_inputs
 from infra.plan.runner import REPO_ROOT

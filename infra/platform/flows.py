@@ -2,12 +2,13 @@
 
 Pure data derived from the config. The NetworkPolicies (`network_policies.py`) and the Istio
 authorization (`mesh_policies.py`) are generated from it and from nothing else; the analyzers
-in tests/flows prove that exactly these flows get through.
+in infra/plan/connectivity.py (run by `agentops plan` and tests/flows) prove that exactly these
+flows get through.
 
 A workload is what a policy can select: pods of one namespace with given labels (empty labels:
 every pod of the namespace) and, where the mesh sees it, the SPIFFE identity of its service
 account. Chart workloads carry the labels and service accounts their charts render at the
-versions pinned in infra/versions.py; the template each comes from is named next to it.
+versions pinned in contracts/versions.py; the template each comes from is named next to it.
 A network is an address range outside the pods: the API server, the nodes, the internet.
 """
 
@@ -18,7 +19,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from infra.config import PlatformConfig, RedisMode, UnsealMode
+from contracts import endpoints, ports
+from contracts.config import PlatformConfig, RedisMode, UnsealMode
 from infra.platform.names import (
     APP_LABEL,
     COMPONENT_LABEL,
@@ -29,7 +31,6 @@ from infra.platform.names import (
 )
 from infra.platform.scheduling import AUTOSCALER_SERVICE_ACCOUNT
 from infra.platform.tracing import OTLP_HTTP
-from runtime import endpoints, ports
 
 __all__ = [
     "DNS_PORT",
@@ -412,7 +413,7 @@ def _scaling_workloads(c: _Catalogue) -> None:
         "templates/_helpers.tpl (selectorLabels, serviceAccountName), deployment.yaml",
     )
     if c.cfg.cluster is not None:
-        from infra.versions import for_minor
+        from contracts.versions import for_minor
 
         chart = for_minor(c.cfg.kubernetes_version).cluster_autoscaler_chart
         c.add(
@@ -427,13 +428,13 @@ def _scaling_workloads(c: _Catalogue) -> None:
 
 
 def _chart(name: str) -> str:
-    from infra.versions import CHARTS
+    from contracts.versions import CHARTS
 
     return CHARTS[name].version
 
 
 def _istio(cfg: PlatformConfig) -> str:
-    from infra.versions import for_minor
+    from contracts.versions import for_minor
 
     return for_minor(cfg.kubernetes_version).istio
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.config import load_from_mapping
+from contracts.config import load_from_mapping
 from infra.plan.connectivity import go_tool, istioctl_inputs, run_istioctl
 from tests.conftest import stack_values
 

@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from infra.config import PlatformConfig, load_from_mapping
+from contracts import endpoints, ports
+from contracts.config import PlatformConfig, load_from_mapping
 from infra.plan.connectivity import flow_decisions, mesh_config
 from infra.plan.istio_authz import Decision, MeshConfig, Request, decide
 from infra.platform.flows import Workload, flows, workloads
 from infra.platform.mesh_policies import CALLER_JWT_HEADER
 from infra.platform.names import COST_ENGINE, MANAGER, Namespace, pool_workload
-from runtime import endpoints, ports
 from tests.conftest import stack_values
 
 MESHED = ("staging", "prod")

@@ -2,7 +2,7 @@
 table is allowed, and nothing else is.
 
 The analyzer is np-guard's netpol-analyzer (k8snetpolicy), built from the Go module proxy at the
-version infra/versions.py pins (scripts/ensure-go-tool netpol), through the runner `agentops
+version contracts/versions.py pins (scripts/ensure-go-tool netpol), through the runner `agentops
 plan` uses for its connectivity report (infra/plan/connectivity.py).
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import load_from_mapping
+from contracts.config import load_from_mapping
 from infra.plan.connectivity import go_tool, netpol_analysis
 from infra.plan.netpol import Analysis
 from infra.platform.names import Namespace
