@@ -12,7 +12,13 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Final
 
-from infra.config import Environment, ImageConfig, PlatformConfig, ResourcesConfig
+from infra.config import (
+    AgentPoolConfig,
+    Environment,
+    ImageConfig,
+    PlatformConfig,
+    ResourcesConfig,
+)
 from infra.platform.names import COST_ENGINE, MANAGER, Namespace, pool_workload
 from infra.platform.runtime_secrets import (
     AGENT_TOKEN,
@@ -20,6 +26,7 @@ from infra.platform.runtime_secrets import (
     COST_ENGINE_TOKEN,
     MANAGER_API_TOKENS,
     MANAGER_WEBHOOK_TOKEN,
+    PROVIDER_KEY_FILE,
     REDIS_SECRET_PATH,
     VAULT_ADDRESS,
     VAULT_CA_FILE,
@@ -34,6 +41,7 @@ from runtime.secrets.settings import VaultSettings
 from runtime.service.environment import settings_env
 from runtime.service.settings import ServiceSettings
 from runtime.telemetry import metrics
+from runtime.worker.handlers.llm import LLMSettings
 from runtime.worker.settings import WorkerSettings
 
 __all__ = [
@@ -49,6 +57,7 @@ __all__ = [
     "Track",
     "Workload",
     "drain_timeout_seconds",
+    "provider_key_file",
     "runtime_workloads",
 ]
 
@@ -186,6 +195,29 @@ def _service_env(
     }
 
 
+def provider_key_file(pool: AgentPoolConfig) -> SecretFile | None:
+    """The file an llm pool's API key is rendered into: that one field of its KV entry."""
+    if pool.provider is None:
+        return None
+    key = pool.provider.key
+    return SecretFile(PROVIDER_KEY_FILE, key.path, key=key.field)
+
+
+def _provider_env(pool: AgentPoolConfig) -> dict[str, str]:
+    """The LLM handler's settings: the provider's base URL, the pool's model and the key file."""
+    key_file = provider_key_file(pool)
+    if pool.provider is None or key_file is None:
+        return {}
+    return settings_env(
+        LLMSettings,
+        {
+            "base_url": str(pool.provider.base_url),
+            "model": pool.model,
+            "api_key_file": key_file.path,
+        },
+    )
+
+
 def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
     agents = cfg.agents
     manager_url = _service_url(MANAGER, Namespace.PLATFORM, ports.MANAGER_HTTP)
@@ -289,6 +321,7 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
         }
         if pool.model is not None:
             values["model"] = pool.model
+        key_file = provider_key_file(pool)
         found.append(
             Workload(
                 name=name,
@@ -299,7 +332,10 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
                 port=ports.WORKER_HTTP,
                 args=("serve", "worker"),
                 settings=WorkerSettings,
-                env=_service_env(cfg, WorkerSettings, name, worker_files, values),
+                env={
+                    **_service_env(cfg, WorkerSettings, name, worker_files, values),
+                    **_provider_env(pool),
+                },
                 replicas=None,
                 autoscaling=Autoscaling(
                     min_replicas=pool.min_replicas,
@@ -314,7 +350,11 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
                 # In-flight tasks finish before the pod goes (the worker drains on SIGTERM).
                 termination_grace_seconds=WORKER_TERMINATION_GRACE_SECONDS,
                 aws_policy_arns=tuple(pool.aws_policy_arns),
-                secret_files=(_REDIS_PASSWORD, *worker_files.values()),
+                secret_files=(
+                    _REDIS_PASSWORD,
+                    *worker_files.values(),
+                    *((key_file,) if key_file is not None else ()),
+                ),
                 gpus=pool.gpus,
             )
         )
