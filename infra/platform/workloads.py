@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Final
 
+from pydantic_settings import BaseSettings
+
 from infra.config import (
     AgentPoolConfig,
     Environment,
@@ -144,6 +146,8 @@ class Workload:
     aws_policy_arns: tuple[str, ...] = ()
     # NVIDIA GPUs per replica: requested and limited, and the pod runs on the gpu node group.
     gpus: int = 0
+    # Settings models the container reads besides `settings` (a handler's, e.g. LLMSettings).
+    extra_settings: tuple[type[BaseSettings], ...] = ()
 
     @property
     def identity(self) -> str:
@@ -356,6 +360,7 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
                     *((key_file,) if key_file is not None else ()),
                 ),
                 gpus=pool.gpus,
+                extra_settings=(LLMSettings,) if pool.provider is not None else (),
             )
         )
     return found

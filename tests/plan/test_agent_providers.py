@@ -170,7 +170,7 @@ def test_a_pool_reaches_only_its_providers_host_on_443(plans: dict[str, Plan], s
         # Inside the cluster: the namespaces of the Services its flows reach.
         assert {h for h in egress["hosts"] if not h.startswith("./")} >= {
             "kube-system/*",
-            "platform/*",
+            f"{Namespace.PLATFORM.value}/*",
         }
 
 
