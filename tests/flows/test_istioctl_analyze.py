@@ -33,6 +33,9 @@ KINDS = {
     "DestinationRule",
     "Gateway",
     "VirtualService",
+    # Egress by name: a pool's provider host and its REGISTRY_ONLY outbound.
+    "ServiceEntry",
+    "Sidecar",
 }
 
 
@@ -134,3 +137,22 @@ def test_istioctl_analyze_sees_a_broken_reference(
     )
     assert proc.returncode != 0
     assert "no-such-gateway" in proc.stdout + proc.stderr
+
+
+def test_istioctl_analyze_validates_the_pools_egress_sidecars(
+    plan_dirs: dict[str, Path], istioctl: Path, tmp_path: Path
+) -> None:
+    """The Sidecars and ServiceEntries are among what it reads: a host without its namespace
+    (`api.openai.com` for `./api.openai.com`) is a schema error."""
+    inputs = _inputs("staging", plan_dirs["staging"] / "manifests", tmp_path)
+    text = inputs.read_text()
+    assert "kind: Sidecar" in text and "kind: ServiceEntry" in text
+    inputs.write_text(text.replace("- ./api.openai.com", "- api.openai.com"))
+    proc = subprocess.run(
+        [str(istioctl), "analyze", "--use-kube=false", "--all-namespaces", str(inputs)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "host must be of form namespace/dnsName" in proc.stdout + proc.stderr
