@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Final
 
-from infra.config.agents import cpu_millis, memory_bytes
+from contracts.config.agents import KV_PLATFORM_AREA, KV_POOLS_AREA, cpu_millis, memory_bytes
 from infra.platform.names import MANAGER, Namespace
 
 __all__ = [
@@ -71,8 +71,8 @@ SECRETS_DIR: Final = "/vault/secrets"
 
 # KV v2 paths (under the stack's `vault.kvMount`).
 # The KV areas: the platform services' and shared runtime secrets, and the pools' own subtrees.
-PLATFORM_AREA: Final = "platform"
-POOLS_AREA: Final = "pools"
+PLATFORM_AREA: Final = KV_PLATFORM_AREA
+POOLS_AREA: Final = KV_POOLS_AREA
 REDIS_SECRET_PATH: Final = f"{PLATFORM_AREA}/redis"
 # Shared between services: the token workers present to the manager's agent API, and the one
 # they present to the cost engine. The program generates both (vault layer).

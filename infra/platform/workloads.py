@@ -14,13 +14,22 @@ from typing import Final
 
 from pydantic_settings import BaseSettings
 
-from infra.config import (
+from contracts import ports
+from contracts.config import (
     AgentPoolConfig,
     Environment,
     ImageConfig,
     PlatformConfig,
     ResourcesConfig,
 )
+from contracts.settings.cost import CostEngineSettings
+from contracts.settings.environment import settings_env
+from contracts.settings.llm import LLMSettings
+from contracts.settings.manager import ManagerSettings
+from contracts.settings.service import ServiceSettings
+from contracts.settings.vault import VaultSettings
+from contracts.settings.worker import WorkerSettings
+from contracts.telemetry import metrics
 from infra.platform.names import COST_ENGINE, MANAGER, Namespace, pool_workload
 from infra.platform.runtime_secrets import (
     AGENT_TOKEN,
@@ -36,15 +45,6 @@ from infra.platform.runtime_secrets import (
     SecretFile,
 )
 from infra.platform.tracing import trace_settings
-from runtime import ports
-from runtime.cost.settings import CostEngineSettings
-from runtime.manager.settings import ManagerSettings
-from runtime.secrets.settings import VaultSettings
-from runtime.service.environment import settings_env
-from runtime.service.settings import ServiceSettings
-from runtime.telemetry import metrics
-from runtime.worker.handlers.llm import LLMSettings
-from runtime.worker.settings import WorkerSettings
 
 __all__ = [
     "CONTAINER_LOGS_MIB",

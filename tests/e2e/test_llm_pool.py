@@ -9,14 +9,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from contracts.settings.environment import env_name
+from contracts.settings.llm import LLMSettings
+from contracts.settings.worker import WorkerSettings
 from infra.plan.stackfile import load_stack_config
 from infra.platform.names import pool_workload
 from infra.platform.runtime_secrets import PROVIDER_KEY_FILE
 from infra.platform.vault_access import vault_identities
 from infra.platform.workloads import runtime_workloads
-from runtime.service.environment import env_name
-from runtime.worker.handlers.llm import LLMSettings
-from runtime.worker.settings import WorkerSettings
 from tests.e2e.platform import eventually, local_platform
 from tests.e2e.test_local_platform import expected_cost, ledger_today
 from tests.runtime.worker.standin import provider

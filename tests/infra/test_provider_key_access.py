@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import PlatformConfig, load_from_mapping
+from contracts.config import PlatformConfig, load_from_mapping
 from infra.platform.runtime_secrets import PROVIDER_KEY_FILE
 from infra.platform.vault_access import vault_identities
 from infra.platform.workloads import provider_key_file

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from infra.config import PlatformConfig, load_from_mapping
-from infra.config.agents import DEFAULT_HANDLER, LLM_HANDLER
+from contracts.config import PlatformConfig, load_from_mapping
+from contracts.config.agents import DEFAULT_HANDLER, LLM_HANDLER
 from infra.plan.document import Plan
 from infra.platform.flows import IMDS
 from infra.platform.names import Namespace, pool_workload
