@@ -91,17 +91,21 @@ def _inputs(stack: str, manifests: Path, out: Path) -> Path:
     return target
 
 
-@pytest.mark.parametrize("stack", MESHED)
-def test_istioctl_analyze_finds_nothing(
-    plan_dirs: dict[str, Path], istioctl: Path, tmp_path: Path, stack: str
-) -> None:
-    inputs = _inputs(stack, plan_dirs[stack] / "manifests", tmp_path)
-    proc = subprocess.run(
+def _analyze(istioctl: Path, inputs: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [str(istioctl), "analyze", "--use-kube=false", "--all-namespaces", str(inputs)],
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+@pytest.mark.parametrize("stack", MESHED)
+def test_istioctl_analyze_finds_nothing(
+    plan_dirs: dict[str, Path], istioctl: Path, tmp_path: Path, stack: str
+) -> None:
+    inputs = _inputs(stack, plan_dirs[stack] / "manifests", tmp_path)
+    proc = _analyze(istioctl, inputs)
     report = REPO / ".pytest_cache" / f"istioctl-analyze-{stack}.txt"
     report.parent.mkdir(exist_ok=True)
     report.write_text(proc.stdout + proc.stderr)
@@ -129,12 +133,7 @@ def test_istioctl_analyze_sees_a_broken_reference(
         },
     }
     inputs.write_text(inputs.read_text() + "---\n" + yaml.safe_dump(broken))
-    proc = subprocess.run(
-        [str(istioctl), "analyze", "--use-kube=false", "--all-namespaces", str(inputs)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = _analyze(istioctl, inputs)
     assert proc.returncode != 0
     assert "no-such-gateway" in proc.stdout + proc.stderr
 
@@ -148,11 +147,6 @@ def test_istioctl_analyze_validates_the_pools_egress_sidecars(
     text = inputs.read_text()
     assert "kind: Sidecar" in text and "kind: ServiceEntry" in text
     inputs.write_text(text.replace("- ./api.openai.com", "- api.openai.com"))
-    proc = subprocess.run(
-        [str(istioctl), "analyze", "--use-kube=false", "--all-namespaces", str(inputs)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = _analyze(istioctl, inputs)
     assert proc.returncode != 0
     assert "host must be of form namespace/dnsName" in proc.stdout + proc.stderr
