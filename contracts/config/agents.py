@@ -16,6 +16,7 @@ __all__ = [
     "KV_PLATFORM_AREA",
     "KV_POOLS_AREA",
     "LLM_HANDLER",
+    "LOAD_TEST_LABEL",
     "AgentPoolConfig",
     "AgentsConfig",
     "ImageConfig",
@@ -42,6 +43,9 @@ RequestType = Annotated[
 # The worker's built-in deterministic handler (runtime/worker/handlers/work.py): demo and load
 # tests; it echoes the payload and books a synthetic usage.
 DEFAULT_HANDLER = "runtime.worker.handlers.work:build"
+# The pod label that marks a load-test pool (`loadTest: true`): the policy pack lets prod run
+# the work handler only under it.
+LOAD_TEST_LABEL = "agentops.io/load-test"
 # One chat completion on an OpenAI-compatible provider (runtime/worker/handlers/llm.py).
 LLM_HANDLER = "runtime.worker.handlers.llm:build"
 # The handlers a pool may name by a short word, besides an import path of its own.

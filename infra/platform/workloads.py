@@ -22,6 +22,7 @@ from contracts.config import (
     PlatformConfig,
     ResourcesConfig,
 )
+from contracts.config.agents import LOAD_TEST_LABEL
 from contracts.settings.cost import CostEngineSettings
 from contracts.settings.environment import settings_env
 from contracts.settings.llm import LLMSettings
@@ -350,7 +351,10 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
                     queue_selector={"agent_type": pool.name},
                     queue_per_replica=pool.target_queue_length,
                 ),
-                labels={"agentops.io/agent-type": pool.name},
+                labels={
+                    "agentops.io/agent-type": pool.name,
+                    **({LOAD_TEST_LABEL: "true"} if pool.load_test else {}),
+                },
                 # In-flight tasks finish before the pod goes (the worker drains on SIGTERM).
                 termination_grace_seconds=WORKER_TERMINATION_GRACE_SECONDS,
                 aws_policy_arns=tuple(pool.aws_policy_arns),

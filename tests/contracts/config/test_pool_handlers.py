@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from contracts.config import ConfigError, load_from_mapping
-from contracts.config.agents import DEFAULT_HANDLER, LLM_HANDLER
+from contracts.config.agents import DEFAULT_HANDLER, LLM_HANDLER, LOAD_TEST_LABEL
 from tests.conftest import STACKS, stack_values
 
 OPENAI = {
@@ -58,6 +58,12 @@ def test_prod_refuses_a_work_pool_unless_it_says_it_is_a_load_test() -> None:
     load_test = _pool("prod", 1, handler="work", provider=None, model=None, loadTest=True)
     pool = load_from_mapping(load_test).agents.pools[1]
     assert (pool.handler, pool.load_test) == (DEFAULT_HANDLER, True)
+    # Its pods carry the label the policy pack's k8s-prod-real-agents looks for.
+    from infra.platform.workloads import runtime_workloads
+
+    labels = {w.name: w.labels for w in runtime_workloads(load_from_mapping(load_test))}
+    assert labels["agent-security-scanner"][LOAD_TEST_LABEL] == "true"
+    assert LOAD_TEST_LABEL not in labels["agent-code-generator"]
     # Staging and local run demo pools without the flag.
     for stack in ("staging", "local"):
         assert load_from_mapping(stack_values(stack))
