@@ -117,6 +117,9 @@ _ISTIOCTL_KINDS: Final = {
     "DestinationRule",
     "Gateway",
     "VirtualService",
+    # Egress by name: a pool's provider host and its REGISTRY_ONLY outbound.
+    "ServiceEntry",
+    "Sidecar",
 }
 
 

@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from contracts import endpoints, ports
-from contracts.config import PlatformConfig, RedisMode, UnsealMode
+from contracts.config import AgentPoolConfig, PlatformConfig, RedisMode, UnsealMode
 from infra.platform.names import (
     APP_LABEL,
     COMPONENT_LABEL,
@@ -119,6 +119,10 @@ class Flow:
     caller_jwt: bool = False
     # Sent by a sidecar itself (outside its own redirection): plaintext, no peer identity.
     from_sidecar: bool = False
+    # DNS names the destination (a network) must have: NetworkPolicies cannot say it (they allow
+    # the network's addresses on these ports); the mesh does (a ServiceEntry for each name and
+    # REGISTRY_ONLY outbound for the source, see mesh_policies.mesh_egress).
+    hosts: tuple[str, ...] = ()
 
     @property
     def mesh_ports(self) -> tuple[int, ...]:
@@ -533,16 +537,8 @@ def flows(cfg: PlatformConfig) -> list[Flow]:
                 paths=_paths(endpoints.COST_API),
             )
         )
-    for pool in pools:
-        add(
-            Flow(
-                f"{pool.key}-to-model-providers",
-                pool,
-                net["internet"],
-                (HTTPS,),
-                "agents call model providers (and AWS APIs through IRSA) over HTTPS",
-            )
-        )
+    for pool_cfg, pool in zip(cfg.agents.pools, pools, strict=True):
+        out.extend(_pool_egress(pool_cfg, pool, net))
 
     # ---- Redis: the queues and the ledger ----------------------------------------------------
     out.extend(_redis_flows(cfg, w, net, runtime))
@@ -566,6 +562,34 @@ def flows(cfg: PlatformConfig) -> list[Flow]:
     if duplicates:
         raise ValueError(f"flow names must be unique: {sorted(duplicates)}")
     return out
+
+
+def _pool_egress(pool_cfg: AgentPoolConfig, pool: Workload, net: dict[str, Network]) -> list[Flow]:
+    """What a pool reaches outside the cluster: its own provider's host (llm handler) and, with
+    IRSA rights, the AWS APIs. A pool on the work handler without AWS rights reaches neither."""
+    found = []
+    if pool_cfg.provider is not None:
+        found.append(
+            Flow(
+                f"{pool.key}-to-model-provider",
+                pool,
+                net["internet"],
+                (pool_cfg.provider.port,),
+                f"the llm handler calls its provider {pool_cfg.provider.base_url} (this host only)",
+                hosts=(pool_cfg.provider.host,),
+            )
+        )
+    if pool_cfg.aws_policy_arns:
+        found.append(
+            Flow(
+                f"{pool.key}-to-aws-apis",
+                pool,
+                net["internet"],
+                (HTTPS,),
+                "the pool's IRSA role calls AWS APIs (STS and the services its policies name)",
+            )
+        )
+    return found
 
 
 def _redis_flows(
@@ -944,6 +968,7 @@ def flow_table(cfg: PlatformConfig) -> list[dict[str, Any]]:
             "methods": list(f.methods),
             "paths": list(f.paths),
             "callerJwt": f.caller_jwt,
+            "hosts": list(f.hosts),
             "meshAuthorized": bool(f.mesh_ports),
             "why": f.why,
         }

@@ -30,7 +30,10 @@ def test_plan_writes_the_flow_table(plan_dirs: dict[str, Path]) -> None:
 def test_adding_a_pool_adds_exactly_its_flows(plan_dirs: dict[str, Path], tmp_path: Path) -> None:
     def add_pool(config: dict[str, Any]) -> None:
         pools = config["agentops:agents"]["pools"]
+        # A demo pool (work handler, no AWS rights): nothing outside the cluster. An llm pool
+        # adds its provider's flow besides (tests/plan/test_agent_providers.py).
         extra = copy.deepcopy(pools[-1])
+        assert extra.get("handler", "work") == "work" and not extra.get("awsPolicyArns")
         extra["name"] = "translator"
         pools.append(extra)
 
@@ -43,7 +46,6 @@ def test_adding_a_pool_adds_exactly_its_flows(plan_dirs: dict[str, Path], tmp_pa
     assert added == {
         "agent-translator-to-manager",
         "agent-translator-to-cost-engine",
-        "agent-translator-to-model-providers",
         "agent-translator-to-redis",
         "agent-translator-to-vault",
         "prometheus-scrapes-agent-translator",

@@ -56,3 +56,17 @@ def test_istioctl_analyze_sees_a_broken_reference(
     result = run_istioctl(istioctl, inputs)
     assert result.exit_code != 0
     assert "no-such-gateway" in result.output
+
+
+def test_istioctl_analyze_validates_the_pools_egress_sidecars(
+    plan_dirs: dict[str, Path], istioctl: Path, tmp_path: Path
+) -> None:
+    """The Sidecars and ServiceEntries are among what it reads: a host without its namespace
+    (`api.openai.com` for `./api.openai.com`) is a schema error."""
+    inputs = _inputs("staging", plan_dirs["staging"] / "manifests", tmp_path)
+    text = inputs.read_text()
+    assert "kind: Sidecar" in text and "kind: ServiceEntry" in text
+    inputs.write_text(text.replace("- ./api.openai.com", "- api.openai.com"))
+    result = run_istioctl(istioctl, inputs)
+    assert result.exit_code != 0
+    assert "host must be of form namespace/dnsName" in result.output
