@@ -159,7 +159,10 @@ async def http_floor(manager: str, requests: int, concurrency: int) -> float:
         return requests / (time.perf_counter() - started)
 
 
-async def arq_run(port: int, tasks: int, concurrency: int) -> tuple[float, list[float]]:
+async def arq_run(
+    port: int, tasks: int, concurrency: int, finish: bool = False
+) -> tuple[float, list[float]]:
+    """arq's no-op jobs/s and enqueue→start latencies (enqueue→finish with `finish`)."""
     from arq import create_pool
     from arq.connections import RedisSettings
     from arq.jobs import Job
@@ -181,7 +184,8 @@ async def arq_run(port: int, tasks: int, concurrency: int) -> tuple[float, list[
         while info is None:
             await asyncio.sleep(0.05)
             info = await job.result_info()
-        waits.append((info.start_time - info.enqueue_time).total_seconds())
+        end = info.finish_time if finish else info.start_time
+        waits.append((end - info.enqueue_time).total_seconds())
     elapsed = time.perf_counter() - started
     await pool.aclose()
     return tasks / elapsed, waits
