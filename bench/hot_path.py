@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import math
 import os
@@ -145,8 +146,8 @@ class WrkResult:
 
 
 def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
 def wrk(
@@ -171,7 +172,7 @@ def wrk(
             time.sleep(0.05)
         wrk.send_signal(signal.SIGINT)
     out, _ = wrk.communicate(timeout=seconds + 30)
-    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    pct = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+[a-z]+)", out, re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return WrkResult(
         requests=int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
@@ -192,7 +193,15 @@ def profiled(pids: dict[str, int], directory: Path | None) -> Iterator[None]:
     directory.mkdir(parents=True, exist_ok=True)
     spies = {
         name: subprocess.Popen(  # noqa: S603 - py-spy of our venv, our own pids
-            [PY_SPY_BIN, "record", "-p", str(pid), "-o", str(directory / f"{name}.txt"), *PY_SPY],
+            [
+                PY_SPY_BIN,
+                "record",
+                "-p",
+                str(pid),
+                "-o",
+                str(directory / f"{_file(name)}.txt"),
+                *PY_SPY,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -206,7 +215,11 @@ def profiled(pids: dict[str, int], directory: Path | None) -> Iterator[None]:
         for spy in spies.values():
             spy.wait(timeout=60)
         for name in pids:
-            print(summary(name, directory / f"{name}.txt"))
+            print(summary(name, directory / f"{_file(name)}.txt"))
+
+
+def _file(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9-]+", "_", name).strip("_")
 
 
 def summary(name: str, collapsed: Path, top: int = 12) -> str:
@@ -226,13 +239,17 @@ def summary(name: str, collapsed: Path, top: int = 12) -> str:
         }:
             ours[frame] = ours.get(frame, 0) + n
     lines = [f"\npy-spy {name}: {samples} samples holding the GIL; top own / our code inclusive"]
-    for (f1, n1), (f2, n2) in zip(
+    for (f1, n1), (f2, n2) in itertools.zip_longest(
         sorted(own.items(), key=lambda x: -x[1])[:top],
         sorted(ours.items(), key=lambda x: -x[1])[:top],
-        strict=False,
+        fillvalue=("", 0),
     ):
         lines.append(f"  {n1 / samples:6.1%} {f1[:58]:58}  {n2 / samples:6.1%} {f2[:58]}")
     return "\n".join(lines)
+
+
+def _ours(path: str) -> bool:
+    return "runtime/" in path and "-packages/" not in path and not path.endswith("/cli.py")
 
 
 def _frame(text: str) -> tuple[str, str]:
@@ -339,8 +356,8 @@ def arq_best(server: RedisServer, tasks: int, concurrency: int) -> tuple[float, 
         )
         try:
             time.sleep(1.0)
-            asyncio.run(Redis.from_url(server.url).delete("arq:queue"))
             asyncio.run(arq_run(server.port, 300, concurrency))  # warm-up
+            asyncio.run(_drop_arq_keys(server.url))  # the job ids are used again
             rate, waits = asyncio.run(arq_run(server.port, tasks, concurrency, finish=True))
             asyncio.run(_drop_arq_keys(server.url))
         finally:
@@ -517,12 +534,15 @@ def main() -> None:
                 f"\nwrk GET /health (2 threads, {c} connections): {floor.rate:,.0f} req/s, "
                 f"p50 {floor.p50_ms:.1f} ms, p99 {floor.p99_ms:.1f} ms  [load {load()}]"
             )
-            sink, _ = asyncio.run(
-                wrk_tasks(
-                    server.url, mgr, token, script,
-                    agent_type=SINK, tasks=0, seconds=args.seconds, connections=c, wait=False,
-                )
-            )  # fmt: skip
+            pids = p["pids"]
+            assert isinstance(pids, dict)
+            with profiled({"manager (POST /api/v1/tasks)": pids["manager"]}, args.profile):
+                sink, _ = asyncio.run(
+                    wrk_tasks(
+                        server.url, mgr, token, script, agent_type=SINK, tasks=0,
+                        seconds=args.seconds, connections=c, wait=False,
+                    )
+                )  # fmt: skip
             print(
                 f"wrk POST /api/v1/tasks (no worker for the type): {sink.rate:,.0f} req/s, "
                 f"p50 {sink.p50_ms:.1f} ms, p99 {sink.p99_ms:.1f} ms, non-2xx {sink.errors}, "
@@ -534,8 +554,6 @@ def main() -> None:
                 wrk_tasks(server.url, mgr, token, script,
                           agent_type=GOVERNED, tasks=200, seconds=60, connections=c)
             )  # fmt: skip
-            pids = p["pids"]
-            assert isinstance(pids, dict)
             spied = {n: pids[n] for n in ("manager", "cost", f"{GOVERNED}-0")}
             with profiled(spied, args.profile):
                 gov, rows = asyncio.run(

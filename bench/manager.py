@@ -144,8 +144,8 @@ async def ours_http(
 
 
 async def http_floor(manager: str, requests: int, concurrency: int) -> float:
-    """Requests/s of the manager's `GET /health` (no Redis, no body) with the same client:
-    what this machine's loopback and httpx allow any HTTP path, ours included."""
+    """Requests/s of the manager's `GET /health` (no Redis, no body) with the same client
+    (httpx): the client's own ceiling, far below the server's (bench/hot_path.py, wrk)."""
     gate = asyncio.Semaphore(concurrency)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=manager, limits=limits) as http:
@@ -261,8 +261,9 @@ def main() -> None:
     for name, (rate, waits) in results.items():
         print(row(name, rate, waits, reference))
     print(
-        f"\nHTTP floor on this machine: GET /health of the same manager, same client: "
-        f"{floor:,.0f} requests/s (the task API's ceiling here)."
+        f"\nGET /health of the same manager with the same client (httpx): {floor:,.0f} "
+        "requests/s. This bounds the client, not the manager: bench/hot_path.py measures "
+        "the server with wrk."
     )
     print("\nBalancer selection (score_based / weighted_round_robin), µs:\n")
     print("| strategy | agents | p50 µs | p99 µs |")
