@@ -94,17 +94,15 @@ class TraceContextMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Only the propagators' own headers matter; a request without any (most, when the
-        # caller does not trace) runs as is: no copy of its headers, no context switch.
-        carried: Mapping[str, str] = (
-            {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in _CARRIED}
-            if scope["type"] == "http"
-            else {}
-        )
-        if not carried:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        token = context.attach(propagate.extract(carried))
+        # Only the propagators' own headers matter: a request without any (most, when the
+        # caller does not trace) starts from an empty context without copying its headers.
+        carried: Mapping[str, str] = {
+            k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in _CARRIED
+        }
+        token = context.attach(propagate.extract(carried) if carried else context.Context())
         try:
             await self.app(scope, receive, send)
         finally:
