@@ -18,8 +18,9 @@ import httpx
 from pydantic import AnyHttpUrl, Field, JsonValue
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts.settings.service import read_secret_file
+from contracts.settings.worker import WorkerSettings
 from runtime.manager.queue import TokenUsage
-from runtime.service.settings import read_secret_file
 from runtime.worker.handlers.base import (
     Handler,
     HandlerResult,
@@ -27,7 +28,6 @@ from runtime.worker.handlers.base import (
     TaskContext,
     TaskFailed,
 )
-from runtime.worker.settings import WorkerSettings
 
 __all__ = ["LLMHandler", "LLMSettings", "build", "messages_of"]
 
