@@ -49,7 +49,7 @@ from redis.asyncio import Redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.manager import ARQ_WORKER, arq_run
-from runtime.devstack.load import percentile
+from ops.devstack.load import percentile
 from runtime.manager import constants as k
 from runtime.manager.queue import TaskQueue
 from tests.runtime.processes import ServiceProcess, Tokens, manager_env, worker_env
@@ -561,7 +561,14 @@ def main() -> None:
                               agent_type=GOVERNED, tasks=args.tasks, seconds=300, connections=c)
                 )  # fmt: skip
             rate, waits = through(rows)
-            figures.append(Figure("ours, governed path (HTTP, 2 workers)", rate, waits, "wrk"))
+            figures.append(
+                Figure(
+                    "ours, governed path (HTTP, 2 workers)",
+                    rate,
+                    waits,
+                    f"the services (wrk submitted {gov.rate:,.0f} req/s)",
+                )
+            )
             print(
                 f"governed path: {len(rows)} tasks, {rate:,.0f} tasks/s, submit→finish p50 "
                 f"{ms(waits, 0.5)} ms p99 {ms(waits, 0.99)} ms (wrk submit {gov.rate:,.0f} "
@@ -587,15 +594,24 @@ def main() -> None:
             asyncio.run(queue_level(server.url, 300, c))  # warm-up
             qrate, qwaits = asyncio.run(queue_level(server.url, args.tasks, c))
             figures.append(
-                Figure("ours, queue level (2 workers)", qrate, qwaits, "the queue's Python client")
+                Figure(
+                    "ours, queue level (2 workers)",
+                    qrate,
+                    qwaits,
+                    "manager + workers; submitter: the queue's Python client, as arq's",
+                )
             )
             print(f"queue level: {qrate:,.0f} tasks/s  [load {load()}]")
         arate, awaits, asettings = arq_best(server, args.tasks, c)
-        figures.append(Figure("arq 0.28 no-op", arate, awaits, "arq's Python client and worker"))
+        figures.append(
+            Figure("arq 0.28 no-op", arate, awaits, "arq's worker; submitter: arq's client")
+        )
         print(f"arq: {arate:,.0f} jobs/s ({asettings})  [load {load()}]")
         if not args.skip_celery:
             crate, cwaits = celery_run(server, args.tasks, root)
-            figures.append(Figure("Celery 5.5 no-op, prefork -c 2", crate, cwaits, "celery"))
+            figures.append(
+                Figure("Celery 5.5 no-op, prefork -c 2", crate, cwaits, "celery (sync client)")
+            )
             print(f"celery: {crate:,.0f} tasks/s  [load {load()}]")
         bench = redis_benchmark(server.port)
         print(
