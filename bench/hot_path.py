@@ -48,10 +48,9 @@ from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.manager import ARQ_WORKER, arq_run
+from bench.manager import ARQ_WORKER, arq_run, submit_queued
 from ops.devstack.load import percentile
 from runtime.manager import constants as k
-from runtime.manager.queue import TaskQueue
 from tests.runtime.processes import ServiceProcess, Tokens, manager_env, worker_env
 from tests.servers import RedisServer, redis_server
 
@@ -330,14 +329,7 @@ async def wrk_tasks(
 
 async def queue_level(redis_url: str, tasks: int, concurrency: int) -> tuple[float, list[float]]:
     redis = Redis.from_url(redis_url)
-    queue = TaskQueue(redis, max_queued_per_type=10_000_000, max_attempts=3)
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(i: int) -> str:
-        async with gate:
-            return (await queue.submit(PLAIN, {"i": i})).task_id
-
-    ids = list(await asyncio.gather(*(one(i) for i in range(tasks))))
+    ids = await submit_queued(redis, PLAIN, tasks, concurrency)
     rows = await timings(redis, ids, poll_s=0.05)
     await redis.aclose()
     return through(rows)

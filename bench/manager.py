@@ -104,20 +104,22 @@ async def measured(
     return len(ids) / elapsed, waits
 
 
-async def ours_queue_level(url: str, tasks: int, concurrency: int) -> tuple[float, list[float]]:
-    redis = Redis.from_url(url)
+async def submit_queued(redis: Redis, agent_type: str, tasks: int, concurrency: int) -> list[str]:
+    """Submit no-op tasks through the task queue's client, as arq's `enqueue_job` submits."""
     queue = TaskQueue(redis, max_queued_per_type=10_000_000, max_attempts=3)
     gate = asyncio.Semaphore(concurrency)
 
     async def one(i: int) -> str:
         async with gate:
-            return (await queue.submit(TYPE, {"i": i})).task_id
+            return (await queue.submit(agent_type, {"i": i})).task_id
 
-    async def submit_all() -> list[str]:
-        return list(await asyncio.gather(*(one(i) for i in range(tasks))))
+    return list(await asyncio.gather(*(one(i) for i in range(tasks))))
 
+
+async def ours_queue_level(url: str, tasks: int, concurrency: int) -> tuple[float, list[float]]:
+    redis = Redis.from_url(url)
     try:
-        return await measured(url, submit_all)
+        return await measured(url, lambda: submit_queued(redis, TYPE, tasks, concurrency))
     finally:
         await redis.aclose()
 
