@@ -13,10 +13,10 @@ __all__ = ["render_once", "token_for"]
 
 
 def token_for(server: BaoServer, *policies: str) -> str:
-    """A token as the Kubernetes-auth role issues it: `policies` plus Vault's `default` (which
-    lets a token look itself up and renew, and reads no secret)."""
+    """A token as the Kubernetes-auth role issues it: exactly `policies`, no `default` (the
+    identity's own policy lets it look itself up and renew)."""
     args = [f"-policy={p}" for p in policies]
-    proc = server.bao("token", "create", "-ttl=1h", *args, "-format=json")
+    proc = server.bao("token", "create", "-no-default-policy", "-ttl=1h", *args, "-format=json")
     assert proc.returncode == 0, proc.stderr
     token: str = json.loads(proc.stdout)["auth"]["client_token"]
     return token
