@@ -1,4 +1,5 @@
-"""Renders the runtime settings tables (docs/runtime-settings.md) from the settings models.
+"""Renders the runtime settings tables (docs/runtime-settings.md) from the settings models,
+and the Redis key-layout table (docs/architecture.md) from each service's `keys.LAYOUT`.
 
 The same models the services read and the Pulumi program builds the Deployments' environment
 from (infra/platform/workloads.py), so the documentation cannot drift from either.
@@ -19,18 +20,34 @@ from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
 
 from infra.config.reference import replace_section, type_name
+from runtime.cost import keys as cost_keys
 from runtime.cost.settings import CostEngineSettings
+from runtime.manager import keys as manager_keys
 from runtime.manager.settings import ManagerSettings
 from runtime.secrets.settings import VaultSettings
 from runtime.service.environment import env_names
 from runtime.worker.settings import WorkerSettings
 
-__all__ = ["PAGE", "PAGE_END", "PAGE_START", "SERVICES", "render_settings", "update_page"]
+__all__ = [
+    "KEYS_END",
+    "KEYS_PAGE",
+    "KEYS_START",
+    "PAGE",
+    "PAGE_END",
+    "PAGE_START",
+    "SERVICES",
+    "render_key_layout",
+    "render_settings",
+    "update_page",
+]
 
 # The docs page the tables are generated into, relative to the repository root.
 PAGE: Final = Path("docs/runtime-settings.md")
 PAGE_START: Final = "<!-- runtime-settings:start -->\n"
 PAGE_END: Final = "<!-- runtime-settings:end -->"
+KEYS_PAGE: Final = Path("docs/architecture.md")
+KEYS_START: Final = "<!-- redis-keys:start -->\n"
+KEYS_END: Final = "<!-- redis-keys:end -->"
 
 # (heading, the model it documents), in the order the page shows them.
 SERVICES: Final[tuple[tuple[str, type[BaseSettings]], ...]] = (
@@ -82,8 +99,27 @@ def render_settings() -> str:
     return "\n".join(lines)
 
 
-def update_page(path: Path = PAGE) -> None:
+def render_key_layout() -> str:
+    """One table per service: its group (hash tag), then each key, what it holds and which
+    scripts touch it together with other keys of the group."""
+    lines: list[str] = []
+    for service, module in (("manager and workers", manager_keys), ("cost engine", cost_keys)):
+        lines += [
+            f"#### {service}: group `{module.GROUP}`, prefix `{module.PREFIX}`",
+            "",
+            "| key | type | holds | scripts touching it with others |",
+            "|---|---|---|---|",
+        ]
+        for row in module.LAYOUT:
+            scripts = ", ".join(row.scripts) or "—"
+            lines.append(f"| `{row.pattern}` | {row.kind} | {row.holds} | {scripts} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def update_page(path: Path = PAGE, keys_path: Path = KEYS_PAGE) -> None:
     replace_section(path, PAGE_START, PAGE_END, render_settings())
+    replace_section(keys_path, KEYS_START, KEYS_END, render_key_layout())
 
 
 if __name__ == "__main__":
