@@ -3,12 +3,15 @@ every service shares."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, cast
+from weakref import WeakKeyDictionary
 
 from pydantic import AnyUrl
 from redis.asyncio import Redis
@@ -20,7 +23,9 @@ from redis.exceptions import (
     MasterDownError,
     OutOfMemoryError,
     ReadOnlyError,
+    RedisClusterException,
     RedisError,
+    SlotNotCoveredError,
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -87,6 +92,7 @@ TRANSIENT_REDIS_ERRORS: Final = (
     MasterDownError,
     TryAgainError,
     ClusterDownError,
+    SlotNotCoveredError,  # a cluster client between a lost primary and its promoted replica
     NotReplicated,
     OSError,
 )
@@ -235,11 +241,38 @@ async def run_script_batch(
         cluster_pipe: Any = redis.pipeline()
         for ks, a in calls:
             cluster_pipe.eval(script.script, len(ks), *ks, *a)
-        return list(await cluster_pipe.execute())
+        async with _topology_errors_transient():
+            return list(await cluster_pipe.execute())
     pipe = redis.pipeline(transaction=False)
     for ks, a in calls:
         await script(keys=list(ks), args=list(a), client=pipe)
     return list(await pipe.execute())
+
+
+@contextlib.asynccontextmanager
+async def _topology_errors_transient() -> AsyncIterator[None]:
+    """A cluster client that lost every node it knew while a replica is promoted says so with
+    a bare RedisClusterException: an outage like a refused connection, not a bug."""
+    try:
+        yield
+    except SlotNotCoveredError:
+        raise
+    except RedisClusterException as err:
+        if "cannot be connected" not in str(err):
+            raise
+        raise RedisConnectionError(str(err)) from err
+
+
+_TOPOLOGY_LOCKS: WeakKeyDictionary[RedisCluster, asyncio.Lock] = WeakKeyDictionary()
+
+
+async def _relearn_topology(cluster: RedisCluster) -> None:
+    """A slot's primary was lost: learn the new topology (once, however many calls met it) so
+    the caller's retry finds the promoted replica."""
+    lock = _TOPOLOGY_LOCKS.setdefault(cluster, asyncio.Lock())
+    async with lock:
+        with contextlib.suppress(*TRANSIENT_REDIS_ERRORS, RedisClusterException):
+            await cluster.nodes_manager.initialize()
 
 
 async def replicated(
@@ -258,7 +291,11 @@ async def replicated(
     if replicas <= 0:
         return await script(keys=list(keys), args=list(args))
     if isinstance(redis, RedisCluster):
-        node = redis.get_node_from_key(keys[0])
+        try:
+            node = redis.get_node_from_key(keys[0])
+        except SlotNotCoveredError:
+            await _relearn_topology(redis)
+            raise
         pipe: Any = redis.pipeline()
         pipe.eval(script.script, len(keys), *keys, *args)
         pipe.execute_command("WAIT", replicas, timeout_ms, target_nodes=node)
@@ -266,7 +303,8 @@ async def replicated(
         pipe = redis.pipeline(transaction=False)
         await script(keys=list(keys), args=list(args), client=pipe)
         pipe.execute_command("WAIT", replicas, timeout_ms)
-    result, confirmed = await pipe.execute()
+    async with _topology_errors_transient():
+        result, confirmed = await pipe.execute()
     if int(confirmed) < replicas:
         raise NotReplicated(
             f"{int(confirmed)} of {replicas} replicas confirmed the write within {timeout_ms} ms"
