@@ -31,7 +31,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from runtime.service.settings import CLUSTER_SCHEMES, SENTINEL_SCHEME, ServiceSettings
+from contracts.settings.service import CLUSTER_SCHEMES, SENTINEL_SCHEME, ServiceSettings
 
 __all__ = [
     "NO_REPLICAS",

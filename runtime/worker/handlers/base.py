@@ -18,7 +18,7 @@ from pydantic import JsonValue
 from runtime.manager.queue import TokenUsage
 
 if TYPE_CHECKING:
-    from runtime.worker.settings import WorkerSettings
+    from contracts.settings.worker import WorkerSettings
 
 __all__ = [
     "DependencyUnavailable",

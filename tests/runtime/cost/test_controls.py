@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import pytest
 from prometheus_client import CollectorRegistry
 
-from infra.config.cost import CostConfig
+from contracts.config.cost import CostConfig
 from runtime.cost.alerts import BudgetAlerts
 from runtime.cost.budgets import BudgetLine
 from runtime.cost.engine import CostEngine

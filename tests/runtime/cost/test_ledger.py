@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from contracts.prices import PriceBook, PricedModel
 from runtime.cost.ledger import Ledger, UsageRecord, to_nano
-from runtime.cost.prices import PriceBook, PricedModel
 from runtime.service.redis import connect_url
 from tests.redis_backends import Backend, backends
 
@@ -143,7 +143,7 @@ def test_pipelined_batches_are_exact_and_idempotent(redis: Backend) -> None:
 def test_cli_report_from_redis_prints_and_charts(redis: Backend, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from runtime.cli import app
+    from ops.cli import app
     from tests.conftest import REPO
 
     today = dt.datetime.now(dt.UTC)

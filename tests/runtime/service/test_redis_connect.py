@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from redis.exceptions import RedisClusterException
 
+from contracts.settings.service import ServiceSettings
 from runtime.cost import keys as cost_keys
 from runtime.manager import keys as k
 from runtime.service.keys import slot
 from runtime.service.redis import connect, sentinel_target
-from runtime.service.settings import ServiceSettings
 from tests.servers import RedisClusterServers, free_port
 
 PASSWORD = "sentinel-test-password-0123456789"
