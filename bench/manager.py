@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.balancer import measure
 from ops.devstack.load import percentile
+from runtime.manager import keys as k
 from runtime.manager.balancing import Strategy
 from runtime.manager.queue import TaskQueue
 from tests.runtime.processes import (
@@ -76,7 +77,7 @@ async def wait_finished(redis: Redis, ids: list[str]) -> None:
     while pending:
         pipe = redis.pipeline(transaction=False)
         for task_id in pending:
-            pipe.hget(f"agentops:task:{task_id}", "status")
+            pipe.hget(k.task_key(task_id), "status")
         statuses = await pipe.execute()
         pending = [i for i, s in zip(pending, statuses, strict=True) if s != b"succeeded"]
         if pending:
@@ -86,7 +87,7 @@ async def wait_finished(redis: Redis, ids: list[str]) -> None:
 async def latencies(redis: Redis, ids: list[str]) -> list[float]:
     pipe = redis.pipeline(transaction=False)
     for task_id in ids:
-        pipe.hmget(f"agentops:task:{task_id}", ["submitted_at", "started_at"])
+        pipe.hmget(k.task_key(task_id), ["submitted_at", "started_at"])
     return [float(s) - float(q) for q, s in await pipe.execute()]
 
 

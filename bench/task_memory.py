@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtime.manager import constants as k
+from runtime.manager import keys as k
 from runtime.manager.queue import TaskQueue, TokenUsage
 from runtime.manager.registry import AgentProfile, AgentRegistry
 from tests.servers import redis_server

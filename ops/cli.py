@@ -384,14 +384,14 @@ def _report_from_redis(redis_url: str, cost: CostConfig, days: int) -> ReportOut
     import asyncio
 
     from prometheus_client import CollectorRegistry
-    from redis.asyncio import Redis
 
     from runtime.cost.api import report_out
     from runtime.cost.engine import CostEngine
     from runtime.cost.metrics import CostMetrics
+    from runtime.service.redis import connect_url
 
     async def read() -> ReportOut:
-        client = Redis.from_url(redis_url)
+        client = connect_url(redis_url)
         try:
             engine = CostEngine(client, cost, CostMetrics(CollectorRegistry()))
             return report_out(await engine.report(days), cost.budget.daily_usd)

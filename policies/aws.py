@@ -118,6 +118,19 @@ def _elasticache(args: ResourceValidationArgs, props: Mapping[str, Any], report:
         report("Redis accepts clients without an auth token")
 
 
+@_of_type("aws:elasticache/replicationGroup:ReplicationGroup")
+def _cluster_replicas(
+    args: ResourceValidationArgs, props: Mapping[str, Any], report: Report
+) -> None:
+    if environment(args) != "prod" or props.get("clusterMode") != "enabled":
+        return
+    if int(props.get("replicasPerNodeGroup") or 0) < 1:
+        report(
+            "Redis cluster mode without replicas (replicasPerNodeGroup 0): a lost node loses "
+            "its shard's accepted tasks and usage, and nothing can confirm a write"
+        )
+
+
 @_of_type("aws:kms/key:Key")
 def _rotation(args: ResourceValidationArgs, props: Mapping[str, Any], report: Report) -> None:
     symmetric = props.get("customerMasterKeySpec", "SYMMETRIC_DEFAULT") == "SYMMETRIC_DEFAULT"
@@ -238,6 +251,14 @@ POLICIES = [
         "ElastiCache encrypts in transit and at rest and requires an auth token.",
         "Set transitEncryptionEnabled, atRestEncryptionEnabled and an authToken.",
         _elasticache,
+    ),
+    resource_policy(
+        "elasticache-cluster-replicas-prod",
+        "In prod a Redis Cluster has a replica per shard: failover without loss, WAIT-confirmed "
+        "acceptance.",
+        "Set redis.elasticache.replicasPerNodeGroup ≥ 1.",
+        _cluster_replicas,
+        config=ENVIRONMENT_SCHEMA,
     ),
     resource_policy(
         "kms-key-rotation",

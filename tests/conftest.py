@@ -16,6 +16,8 @@ import yaml
 from infra.plan.document import Plan, PlanResource
 from tests.kubeapi import kube  # noqa: F401  (the real control plane, for every test folder)
 
+pytest_plugins = ["tests.redis_backends"]
+
 REPO = Path(__file__).resolve().parents[1]
 STACKS = ("staging", "prod", "local")
 

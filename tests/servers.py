@@ -17,7 +17,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BaoServer", "RedisServer", "bao_binary", "bao_server", "free_port", "redis_server"]
+__all__ = [
+    "BaoServer",
+    "RedisClusterServers",
+    "RedisServer",
+    "bao_binary",
+    "bao_server",
+    "free_port",
+    "redis_cluster",
+    "redis_server",
+]
 
 
 def free_port() -> int:
@@ -32,10 +41,15 @@ class RedisServer:
     directory: Path
     process: subprocess.Popen[bytes]
     appendfsync: str
+    extra: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
 
     def _start(self) -> None:
         binary = shutil.which("redis-server")
@@ -61,10 +75,11 @@ class RedisServer:
                 "no",
                 "--loglevel",
                 "warning",
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
@@ -89,14 +104,111 @@ class RedisServer:
 
 
 @contextmanager
-def redis_server(directory: Path, appendfsync: str = "everysec") -> Iterator[RedisServer]:
+def redis_server(
+    directory: Path, appendfsync: str = "everysec", extra: tuple[str, ...] = ()
+) -> Iterator[RedisServer]:
     directory.mkdir(parents=True, exist_ok=True)
-    server = RedisServer(free_port(), directory, None, appendfsync)  # type: ignore[arg-type]
+    server = RedisServer(free_port(), directory, None, appendfsync, extra)  # type: ignore[arg-type]
     server._start()
     try:
         yield server
     finally:
         server.stop(signal.SIGKILL)
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free and valid too."""
+    while True:
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+
+
+@dataclass
+class RedisClusterServers:
+    """A Redis Cluster of real redis-servers on 127.0.0.1: 3 primaries, 1 replica each."""
+
+    nodes: list[RedisServer]
+
+    @property
+    def url(self) -> str:
+        """The runtime's URL form for a cluster: any node; the client learns the rest."""
+        return f"redis+cluster://{self.nodes[0].address}"
+
+    def cli(self, node: RedisServer, *args: str) -> str:
+        binary = shutil.which("redis-cli")
+        assert binary, "redis-cli is missing: run scripts/ensure-apt"
+        argv = [binary, "-h", "127.0.0.1", "-p", str(node.port), *args]
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+
+    def primaries(self) -> list[RedisServer]:
+        return [n for n in self.nodes if n.process.poll() is None and self._role(n) == "master"]
+
+    def _role(self, node: RedisServer) -> str:
+        return self.cli(node, "ROLE").split("\n", 1)[0].strip()
+
+    def flush(self) -> None:
+        for node in self.primaries():
+            self.cli(node, "FLUSHALL")
+
+    def wait_ok(self, timeout_s: float = 30) -> None:
+        """Until every running node says cluster_state:ok and sees 3 primaries with slots."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            running = [n for n in self.nodes if n.process.poll() is None]
+            infos = [self.cli(n, "CLUSTER", "INFO") for n in running]
+            if all("cluster_state:ok" in i and "cluster_size:3" in i for i in infos):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("the Redis Cluster did not converge")
+
+
+@contextmanager
+def redis_cluster(directory: Path, node_timeout_ms: int = 2000) -> Iterator[RedisClusterServers]:
+    """Six cluster-mode redis-servers joined by `redis-cli --cluster create … --cluster-replicas
+    1`; stopped by PID. `node_timeout_ms` is how long a silent primary takes to be failed over."""
+    cluster = RedisClusterServers([])
+    extra = (
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-node-timeout",
+        str(node_timeout_ms),
+    )
+    try:
+        for i in range(6):
+            node_dir = directory / f"node-{i}"
+            node_dir.mkdir(parents=True, exist_ok=True)
+            node = RedisServer(_cluster_port(), node_dir, None, "everysec", extra)  # type: ignore[arg-type]
+            node._start()
+            cluster.nodes.append(node)
+        binary = shutil.which("redis-cli")
+        assert binary, "redis-cli is missing: run scripts/ensure-apt"
+        subprocess.run(
+            [
+                binary,
+                "--cluster",
+                "create",
+                *(n.address for n in cluster.nodes),
+                "--cluster-replicas",
+                "1",
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            check=True,
+        )
+        cluster.wait_ok()
+        yield cluster
+    finally:
+        for node in cluster.nodes:
+            node.stop(signal.SIGKILL)
 
 
 def bao_binary() -> str:

@@ -66,6 +66,25 @@ class ElastiCacheConfig(ConfigModel):
         default=2, ge=1, le=6, description="primary + replicas across AZs (≥ 2)"
     )
     engine_version: str = Field(default="7.1", pattern=r"^\d+\.\d+$", description="Redis version")
+    cluster_mode: bool = Field(
+        default=False,
+        description=(
+            "Redis Cluster (cluster mode enabled): the keyspace sharded over numNodeGroups "
+            "shards, the runtime given the configuration endpoint (rediss+cluster://)"
+        ),
+    )
+    num_node_groups: int = Field(
+        default=3, ge=1, le=90, description="shards when clusterMode is on"
+    )
+    replicas_per_node_group: int = Field(
+        default=1,
+        ge=0,
+        le=5,
+        description=(
+            "replicas of each shard when clusterMode is on; the runtime waits for one of them "
+            "to confirm every accepted write (WAIT) when there is one"
+        ),
+    )
     snapshot_retention_days: int = Field(default=7, ge=0, le=35, description="daily snapshots kept")
 
 
@@ -88,9 +107,22 @@ class RedisConfig(ConfigModel):
         ),
     )
 
+    @property
+    def replicas_to_confirm(self) -> int:
+        """Replicas that must confirm an accepted write (the runtime's redis_min_replicas):
+        1 wherever this Redis has a replica, 0 where it has none."""
+        if self.mode is RedisMode.IN_CLUSTER:
+            replicas = self.in_cluster.replicas
+        elif self.elasticache.cluster_mode:
+            replicas = self.elasticache.replicas_per_node_group
+        else:
+            replicas = self.elasticache.num_cache_clusters - 1
+        return 1 if replicas > 0 else 0
+
     @model_validator(mode="after")
     def _multi_az(self) -> Self:
-        if self.mode is RedisMode.ELASTICACHE and self.elasticache.num_cache_clusters < 2:
+        ec = self.elasticache
+        if self.mode is RedisMode.ELASTICACHE and not ec.cluster_mode and ec.num_cache_clusters < 2:
             raise RuleViolation(
                 "elasticache.numCacheClusters",
                 self.elasticache.num_cache_clusters,

@@ -1,4 +1,5 @@
-"""Renders the runtime settings tables (docs/runtime-settings.md) from the settings models.
+"""Renders the runtime settings tables (docs/runtime-settings.md) from the settings models,
+(the Redis key-layout table is rendered by `runtime.service.key_layout`).
 
 The same models the services read and the Pulumi program builds the Deployments' environment
 from (infra/platform/workloads.py), so the documentation cannot drift from either.
@@ -26,7 +27,14 @@ from contracts.settings.manager import ManagerSettings
 from contracts.settings.vault import VaultSettings
 from contracts.settings.worker import WorkerSettings
 
-__all__ = ["PAGE", "PAGE_END", "PAGE_START", "SERVICES", "render_settings", "update_page"]
+__all__ = [
+    "PAGE",
+    "PAGE_END",
+    "PAGE_START",
+    "SERVICES",
+    "render_settings",
+    "update_page",
+]
 
 # The docs page the tables are generated into, relative to the repository root.
 PAGE: Final = Path("docs/runtime-settings.md")

@@ -15,16 +15,29 @@ from typing import Annotated, Final
 from pydantic import AnyUrl, Field, UrlConstraints, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["SENTINEL_SCHEME", "RedisUrl", "ServiceSettings", "TraceExporter", "read_secret_file"]
+__all__ = [
+    "CLUSTER_SCHEMES",
+    "SENTINEL_SCHEME",
+    "RedisUrl",
+    "ServiceSettings",
+    "TraceExporter",
+    "read_secret_file",
+]
 
 # The in-cluster Redis runs replication with Sentinel: the services ask Sentinel for the
 # current master (`redis+sentinel://<sentinel>:26379/<master set>/<db>`, as the state layer
 # renders it) instead of a fixed address that a failover would leave pointing at a replica.
 SENTINEL_SCHEME: Final = "redis+sentinel"
+# Redis Cluster (ElastiCache cluster mode): the URL names one node, best the configuration
+# endpoint; the client learns the slots from it and follows MOVED, failovers and resharding.
+# `rediss+cluster` speaks TLS. A cluster has one database, 0.
+CLUSTER_SCHEMES: Final = ("redis+cluster", "rediss+cluster")
 RedisUrl = Annotated[
     AnyUrl,
     UrlConstraints(
-        allowed_schemes=["redis", "rediss", SENTINEL_SCHEME], host_required=True, default_port=6379
+        allowed_schemes=["redis", "rediss", SENTINEL_SCHEME, *CLUSTER_SCHEMES],
+        host_required=True,
+        default_port=6379,
     ),
 ]
 
@@ -59,8 +72,30 @@ class ServiceSettings(BaseSettings):
     redis_url: RedisUrl = Field(
         default=AnyUrl("redis://127.0.0.1:6379/0"),
         description=(
-            "Redis URL without a password (the password comes from a file); "
-            "redis+sentinel://HOST:PORT/MASTER-SET/DB asks Sentinel for the master"
+            "Redis URL without a password (the password comes from a file): "
+            "redis://HOST:PORT/DB (rediss:// for TLS) a standalone primary; "
+            "redis+sentinel://HOST:PORT/MASTER-SET/DB asks Sentinel for the master; "
+            "redis+cluster://HOST:PORT (rediss+cluster:// for TLS) a Redis Cluster through "
+            "any node or the configuration endpoint, following its topology"
+        ),
+    )
+    redis_min_replicas: int = Field(
+        default=0,
+        ge=0,
+        le=5,
+        description=(
+            "replicas that must confirm (Redis WAIT) a submit, a usage record or a "
+            "reservation before it is answered as accepted; 0 answers on the primary's write; "
+            "the platform sets 1 wherever Redis has a replica"
+        ),
+    )
+    redis_replica_timeout_ms: int = Field(
+        default=500,
+        ge=10,
+        le=30_000,
+        description=(
+            "how long WAIT waits for those replicas; past it the caller gets 503 with "
+            "Retry-After and retries under the same idempotency key"
         ),
     )
     redis_password_file: Path | None = Field(

@@ -17,6 +17,7 @@ import pulumi_random as random
 
 from contracts import ports
 from contracts.config import PlatformConfig, RedisMode
+from contracts.config.state import ElastiCacheConfig
 from infra.layers.shared import pinned_chart, rotating_key
 from infra.layers.tagging import Tagging
 from infra.platform.names import Namespace
@@ -187,7 +188,7 @@ class Redis(pulumi.ComponentResource):
             engine="redis",
             engine_version=ec.engine_version,
             node_type=ec.node_type,
-            num_cache_clusters=ec.num_cache_clusters,
+            **_shape(ec),
             automatic_failover_enabled=True,
             multi_az_enabled=True,
             transit_encryption_enabled=True,
@@ -202,7 +203,25 @@ class Redis(pulumi.ComponentResource):
             tags=tags(f"{name}-redis"),
             opts=child,
         )
+        if ec.cluster_mode:
+            # The configuration endpoint: the runtime learns the shards from it.
+            self.elasticache_endpoint = replication.configuration_endpoint_address
+            return pulumi.Output.concat(
+                "rediss+cluster://", replication.configuration_endpoint_address, f":{ports.REDIS}"
+            )
         self.elasticache_endpoint = replication.primary_endpoint_address
         return pulumi.Output.concat(
             "rediss://", replication.primary_endpoint_address, f":{ports.REDIS}/0"
         )
+
+
+def _shape(ec: ElastiCacheConfig) -> dict[str, object]:
+    """Cluster mode: shards and replicas per shard; otherwise one primary and its replicas."""
+    if ec.cluster_mode:
+        return {
+            "cluster_mode": "enabled",
+            "parameter_group_name": f"default.redis{ec.engine_version.split('.')[0]}.cluster.on",
+            "num_node_groups": ec.num_node_groups,
+            "replicas_per_node_group": ec.replicas_per_node_group,
+        }
+    return {"num_cache_clusters": ec.num_cache_clusters}

@@ -151,6 +151,12 @@ class MockCloud(pulumi.runtime.Mocks):
 
     def _replication_group(self, resource_id: str, state: dict[str, Any], h: str) -> dict[str, Any]:
         domain = f"{resource_id}.{h[:6]}.{self.region}.cache.amazonaws.com"
+        if state.get("clusterMode") == "enabled":
+            # Cluster mode has one configuration endpoint and no primary (as AWS answers).
+            return {
+                "configurationEndpointAddress": f"clustercfg.{domain}",
+                "arn": self._arn("elasticache", f"replicationgroup:{resource_id}"),
+            }
         return {
             "primaryEndpointAddress": f"master.{domain}",
             "readerEndpointAddress": f"replica.{domain}",

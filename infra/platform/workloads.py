@@ -191,6 +191,8 @@ def _service_env(
     common = {
         "environment": cfg.environment.value,
         "redis_password_file": _REDIS_PASSWORD.path,
+        # A task, a usage record, a reservation count as accepted once a replica has them.
+        "redis_min_replicas": cfg.redis.replicas_to_confirm,
         **trace_settings(cfg),
     }
     paths = {setting: f.path for setting, f in files.items()}

@@ -97,6 +97,8 @@ def plan(
     local = {
         "AGENTOPS_HOST": LOCALHOST,
         "AGENTOPS_REDIS_URL": redis_url,
+        # One redis-server without a replica: nothing to wait for.
+        "AGENTOPS_REDIS_MIN_REPLICAS": "0",
         "AGENTOPS_MANAGER_URL": manager_url,
         "AGENTOPS_COST_ENGINE_URL": cost_url,
         "AGENTOPS_API_TOKEN_FILE": str(secrets / "api.token"),

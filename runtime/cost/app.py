@@ -22,7 +22,13 @@ from runtime.cost.engine import CostEngine, UsageWindow
 from runtime.cost.metrics import CostMetrics
 from runtime.service.app import create_app
 from runtime.service.auth import BearerAuth
-from runtime.service.redis import TRANSIENT_REDIS_ERRORS, Outage, connect, writable
+from runtime.service.redis import (
+    TRANSIENT_REDIS_ERRORS,
+    Outage,
+    Replication,
+    connect,
+    writable,
+)
 from runtime.service.tracing import setup_tracing
 
 __all__ = ["build_app"]
@@ -40,7 +46,9 @@ def build_app(settings: CostEngineSettings) -> FastAPI:
     metrics = CostMetrics(registry)
     redis = connect(settings)
     window = UsageWindow(settings.usage_max_age_seconds, settings.usage_max_ahead_seconds)
-    engine = CostEngine(redis, cost, metrics, usage_window=window)
+    engine = CostEngine(
+        redis, cost, metrics, usage_window=window, replication=Replication.of(settings)
+    )
     setup_tracing("cost-engine", settings)
 
     async def background() -> None:

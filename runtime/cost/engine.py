@@ -35,6 +35,7 @@ from runtime.cost.limits import (
 from runtime.cost.metrics import CostMetrics
 from runtime.cost.recommend import Recommendation, Task, recommend
 from runtime.cost.reservations import BudgetExceeded, Reservation, Reservations
+from runtime.service.redis import NO_REPLICAS, Replication
 
 __all__ = ["AtOutsideWindow", "CostEngine", "Downgrade", "Recorded", "Reserved", "UsageWindow"]
 
@@ -128,6 +129,7 @@ class CostEngine:
         clock: Clock = _utcnow,
         book: PriceBook | None = None,
         usage_window: UsageWindow | None = None,
+        replication: Replication = NO_REPLICAS,
     ) -> None:
         self.redis = redis
         self.cost = cost
@@ -135,9 +137,9 @@ class CostEngine:
         self.clock = clock
         self.book = book or price_book(cost)
         self.usage_window = usage_window or UsageWindow()
-        self.ledger = Ledger(redis)
+        self.ledger = Ledger(redis, replication)
         self.limiter = RateLimiter(redis)
-        self.reservations = Reservations(redis)
+        self.reservations = Reservations(redis, replication)
         self.alerts = BudgetAlerts(redis, cost.alert_thresholds)
         for line in all_budget_lines(cost):
             metrics.budget.labels(line.scope, line.window).set(float(from_nano(line.budget_nano)))

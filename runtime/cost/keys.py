@@ -1,7 +1,12 @@
-"""Every Redis key the cost engine uses, in one place (arq's constants.py pattern).
+"""The cost engine's Redis key layout: every key it uses, spelled here only.
 
-All keys share the `agentops:cost:` prefix so an operator can find, size or flush them. The
-Lua scripts receive these names as KEYS; no script builds a key from data it reads.
+All of them form one group, `agentops:{cost}` (see `runtime.service.keys`), so an operator can
+find, size or flush them, and so a cluster keeps them in one slot: recording a call settles its
+reservation, adds it to the hour, day and month ledgers and turns the hourly limits' hold into
+its actual cost, for the platform and the team, in one script; a reservation checks every
+budget window and the held amounts in one script. Splitting the group (per scope and window)
+would split those steps. The Lua scripts receive these names as KEYS; no script builds a key
+from data it reads. `LAYOUT` is the table of what the group holds.
 """
 
 from __future__ import annotations
@@ -9,8 +14,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Final
 
+from runtime.service.keys import KeyLayout, keyspace
+
 __all__ = [
     "EVENTS",
+    "GROUP",
+    "LAYOUT",
     "PLATFORM",
     "PREFIX",
     "RESERVATIONS",
@@ -29,7 +38,8 @@ __all__ = [
     "usage",
 ]
 
-PREFIX: Final = "agentops:cost"
+GROUP: Final = "cost"
+PREFIX: Final = keyspace(GROUP)
 # id → "<nano-dollars>|<team>" of every open reservation.
 RESERVATIONS: Final = f"{PREFIX}:reservations"
 # id scored by its expiry (unix ms): the order in which unconfirmed reservations lapse.
@@ -102,3 +112,30 @@ def limit_holds(scope: str) -> str:
 
 def alert_mark(scope: str, window: str, bucket: str, threshold: str) -> str:
     return f"{PREFIX}:alerted:{scope}:{window}:{bucket}:{threshold}"
+
+
+_RECORD = ("record",)
+LAYOUT: Final = (
+    KeyLayout(seen("<idempotency key>"), "string", "a recorded call (replays no-op)", _RECORD),
+    KeyLayout(
+        usage("<hour|day|month>", "<bucket>"),
+        "hash",
+        "spend, tokens, calls per model / agent type / team in one window",
+        ("record", "reserve"),
+    ),
+    KeyLayout(RESERVATIONS, "hash", "open reservation → amount|team", ("reserve", "record")),
+    KeyLayout(RESERVATION_EXPIRY, "zset", "reservation → when it lapses", ("reserve", "record")),
+    KeyLayout(RESERVED, "hash", "scope → amount held by open reservations", ("reserve", "record")),
+    KeyLayout(
+        limit_log("<scope>"), "zset", "calls admitted in the sliding hour", ("admit", "record")
+    ),
+    KeyLayout(limit_sums("<scope>"), "hash", "requests, tokens, cost of that hour", ("admit",)),
+    KeyLayout(limit_held("<scope>"), "hash", "call → its held maximum", ("admit", "record")),
+    KeyLayout(limit_holds("<scope>"), "zset", "call → when its hold lapses", ("admit", "record")),
+    KeyLayout(
+        alert_mark("<scope>", "<window>", "<bucket>", "<threshold>"),
+        "string",
+        "a budget alert fired once",
+    ),
+    KeyLayout(EVENTS, "stream", "budget alerts fired"),
+)

@@ -23,7 +23,14 @@ from redis.asyncio import Redis
 from runtime.cost import keys
 from runtime.cost.limits import LUA_LIMITS, WINDOW_S, scope_keys
 from runtime.cost.money import NANO, from_nano, to_nano
-from runtime.service.redis import decoded, reply
+from runtime.service.redis import (
+    NO_REPLICAS,
+    Replication,
+    decoded,
+    replicated,
+    reply,
+    run_script_batch,
+)
 
 __all__ = [
     "NANO",
@@ -133,8 +140,10 @@ class WindowTotals:
 
 
 class Ledger:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, replication: Replication = NO_REPLICAS) -> None:
+        """`replication`: replicas that must confirm a record before it is answered."""
         self.redis = redis
+        self.replication = replication
         self._record = redis.register_script(_RECORD)
 
     def script_call(
@@ -193,15 +202,14 @@ class Ledger:
         """Add one call to every window and settle its reservation and its hourly-limit hold
         to the actual amount, once per idempotency key."""
         redis_keys, args = self.script_call(usage, limit_scopes, now_ms)
-        return _recorded(await self._record(keys=redis_keys, args=args))
+        return _recorded(
+            await replicated(self.redis, self._record, redis_keys, args, self.replication)
+        )
 
     async def record_many(self, usages: Sequence[UsageRecord]) -> list[Recorded]:
         """Record a batch in one round trip (pipelined); each record stays atomic on its own."""
-        pipe = self.redis.pipeline(transaction=False)
-        for usage in usages:
-            redis_keys, args = self.script_call(usage)
-            await self._record(keys=redis_keys, args=args, client=pipe)
-        return [_recorded(raw) for raw in await pipe.execute()]
+        calls = [self.script_call(usage) for usage in usages]
+        return [_recorded(raw) for raw in await run_script_batch(self.redis, self._record, calls)]
 
     async def totals(self, window: str, at: dt.datetime) -> WindowTotals:
         raw = await reply(self.redis.hgetall(keys.usage(window, keys.buckets(at)[window])))

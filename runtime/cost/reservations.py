@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from runtime.cost import keys
 from runtime.cost.budgets import BudgetLine
-from runtime.service.redis import reply, text
+from runtime.service.redis import NO_REPLICAS, Replication, replicated, reply, text
 
 __all__ = ["BudgetExceeded", "Reservation", "Reservations"]
 
@@ -118,8 +118,10 @@ class BudgetExceeded(Exception):
 
 
 class Reservations:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, replication: Replication = NO_REPLICAS) -> None:
+        """`replication`: replicas that must confirm a reservation before it is answered."""
         self.redis = redis
+        self.replication = replication
         self._reserve = redis.register_script(_RESERVE)
         self._sweep = redis.register_script(_SWEEP)
         self._release = redis.register_script(_RELEASE)
@@ -149,7 +151,7 @@ class Reservations:
         ]
         for line in lines:
             args += [line.scope, keys.ledger_field(line.scope), str(line.budget_nano)]
-        raw = await self._reserve(keys=redis_keys, args=args)
+        raw = await replicated(self.redis, self._reserve, redis_keys, args, self.replication)
         status, expired = int(raw[0]), int(raw[1])
         if status == 0:
             raise BudgetExceeded(lines[int(raw[2]) - 1], int(raw[3]), int(raw[4]), amount_nano)

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from redis.exceptions import RedisError
 
 from contracts.settings.manager import ManagerSettings
-from runtime.manager import constants as k
+from runtime.manager import keys as k
 from runtime.manager.api import ManagerState, build_router
 from runtime.manager.balancing import make_balancer
 from runtime.manager.dispatcher import Dispatcher
@@ -26,7 +26,7 @@ from runtime.manager.queue import TaskQueue
 from runtime.manager.registry import AgentRegistry
 from runtime.service.app import create_app
 from runtime.service.auth import BearerAuth
-from runtime.service.redis import connect, writable
+from runtime.service.redis import Replication, connect, writable
 from runtime.service.tracing import setup_tracing
 
 __all__ = ["create_manager_app"]
@@ -49,6 +49,7 @@ def create_manager_app(settings: ManagerSettings) -> FastAPI:
         dead_letter_cap=settings.dead_letter_cap,
         retry_after_s=settings.queue_full_retry_after_s,
         idempotency_ttl_s=settings.idempotency_ttl_s,
+        replication=Replication.of(settings),
     )
     registry = AgentRegistry(redis, heartbeat_ttl_s=settings.heartbeat_ttl_s)
     balancer = make_balancer(settings.strategy, settings.score_weights())

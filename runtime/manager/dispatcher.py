@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from contracts.settings.manager import ManagerSettings
-from runtime.manager import constants as k
+from runtime.manager import keys as k
 from runtime.manager.balancing import Balancer, TaskRequest
 from runtime.manager.metrics import ManagerMetrics
 from runtime.manager.queue import Assignment, Taken, TaskQueue
@@ -103,7 +103,7 @@ class Dispatcher:
         }
         if wants:
             for taken in await self.queue.take_ready(wants, self.consumer, block_ms):
-                self._hold(taken, _type_of_ready(taken.stream))
+                self._hold(taken, k.type_of_ready(taken.stream))
         elif block_ms:
             # No room anywhere: wait for a completion or a new agent, not a busy loop.
             await _wait(self.wake, block_ms / 1000)
@@ -134,7 +134,7 @@ class Dispatcher:
             for taken, agent_id in pairs:
                 self.balancer.on_release(agent_id)
                 self._held_ids.discard(taken.entry_id)
-                self._hold(taken, _type_of_ready(taken.stream))
+                self._hold(taken, k.type_of_ready(taken.stream))
             raise
         assigned = 0
         for (taken, agent_id), outcome in zip(pairs, outcomes, strict=True):
@@ -150,13 +150,13 @@ class Dispatcher:
                 if state is not None:
                     self.balancer.upsert(replace(state, draining=True))
                 self._held_ids.discard(taken.entry_id)
-                self._hold(taken, _type_of_ready(taken.stream))
+                self._hold(taken, k.type_of_ready(taken.stream))
         return assigned
 
     async def run_dispatch(self, stop: asyncio.Event) -> None:
         # A restarted replica first takes back what it held before it went down.
         for taken in await self.queue.held_by(self.consumer, self.settings.agent_types):
-            self._hold(taken, _type_of_ready(taken.stream))
+            self._hold(taken, k.type_of_ready(taken.stream))
         await _forever(stop, lambda: self.dispatch_once(block_ms=100), "dispatch")
 
     # -- task events ---------------------------------------------------------------------
@@ -260,11 +260,6 @@ class Dispatcher:
             await _wait(stop, self.settings.maintenance_interval_s)
 
         await _forever(stop, step, "maintenance")
-
-
-def _type_of_ready(stream: str) -> str:
-    # agentops:ready:<type>:<priority>
-    return stream.split(":")[-2]
 
 
 async def _forever(stop: asyncio.Event, step: Callable[[], Awaitable[object]], name: str) -> None:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 
 from contracts.telemetry.alerts import EMERGENCY_ALERT
-from runtime.manager import constants as k
+from runtime.manager import keys as k
 from runtime.manager.constants import Priority
 from runtime.service import redis as rd
 

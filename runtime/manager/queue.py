@@ -21,15 +21,24 @@ import json
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from enum import IntEnum, StrEnum
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from runtime.manager import constants as k
+from runtime.manager import keys as k
+from runtime.manager import scripts
 from runtime.manager.constants import Priority
+from runtime.manager.tasks import (
+    STATS_ALPHA,
+    Assignment,
+    QueueFull,
+    SubmitResult,
+    Taken,
+    TaskRecord,
+    TaskStatus,
+    TokenUsage,
+)
 from runtime.service import redis as rd
 from runtime.service.tracing import current_traceparent
 
@@ -46,296 +55,6 @@ __all__ = [
 ]
 
 
-class TaskStatus(StrEnum):
-    QUEUED = "queued"
-    ASSIGNED = "assigned"
-    RUNNING = "running"
-    RETRYING = "retrying"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    DEAD_LETTERED = "dead_lettered"
-
-
-# Weight of the newest completion in an agent's success rate and response time.
-STATS_ALPHA = 0.2
-
-
-class Assignment(IntEnum):
-    AGENT_UNAVAILABLE = -1  # deregistered or draining: choose another agent
-    ALREADY_ASSIGNED = 0  # another dispatcher moved it first
-    ASSIGNED = 1
-
-
-class QueueFull(Exception):
-    """The type's queue is at its bound; the caller should retry after `retry_after_s`."""
-
-    def __init__(self, agent_type: str, queued: int, retry_after_s: int) -> None:
-        self.agent_type = agent_type
-        self.queued = queued
-        self.retry_after_s = retry_after_s
-        super().__init__(f"queue for {agent_type} is full ({queued} tasks waiting)")
-
-
-@dataclass(frozen=True)
-class TokenUsage:
-    """Tokens one model call of a task spent, as its provider reported them."""
-
-    model: str
-    input_tokens: int
-    output_tokens: int
-
-    def as_json(self) -> dict[str, Any]:
-        return {"model": self.model, "input": self.input_tokens, "output": self.output_tokens}
-
-    @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> TokenUsage:
-        return cls(str(raw["model"]), int(raw["input"]), int(raw["output"]))
-
-
-@dataclass(frozen=True)
-class SubmitResult:
-    task_id: str
-    created: bool  # False: the idempotency key named an earlier task
-
-
-@dataclass(frozen=True)
-class Taken:
-    """A stream entry held until it is acknowledged: a ready task a dispatcher holds until it
-    assigns it (or crashes), or an inbox task an agent holds until it completes it."""
-
-    stream: str
-    entry_id: str
-    task_id: str
-    # Routing hints of a ready entry (the balancer's score needs them).
-    request_type: str | None = None
-    complexity: float = 0.5
-    # The task's type, on inbox entries.
-    agent_type: str | None = None
-
-
-@dataclass(frozen=True)
-class TaskRecord:
-    task_id: str
-    agent_type: str
-    request_type: str | None
-    team: str
-    complexity: float
-    priority: Priority
-    payload: Any
-    status: TaskStatus
-    attempts: int
-    agent_id: str | None
-    result: Any
-    error: str | None
-    usage: tuple[TokenUsage, ...]
-    submitted_at: float
-    assigned_at: float | None
-    started_at: float | None
-    finished_at: float | None
-    # The attempt whose outcome is stored but not yet acknowledged (None: none finished).
-    outcome_attempt: int | None = None
-    max_attempts: int | None = None
-    # W3C `traceparent` of the submit span: the attempt that runs the task continues its trace.
-    traceparent: str | None = None
-
-    @classmethod
-    def from_hash(cls, raw: dict[str, str]) -> TaskRecord:
-        def num(key: str) -> float | None:
-            return float(raw[key]) if raw.get(key) else None
-
-        return cls(
-            task_id=raw["id"],
-            agent_type=raw["agent_type"],
-            request_type=raw.get("request_type") or None,
-            team=raw.get("team", "default"),
-            complexity=float(raw.get("complexity", "0.5")),
-            priority=Priority(int(raw["priority"])),
-            payload=json.loads(raw["payload"]),
-            status=TaskStatus(raw["status"]),
-            attempts=int(raw.get("attempts", "0")),
-            agent_id=raw.get("agent") or None,
-            result=json.loads(raw["result"]) if raw.get("result") else None,
-            error=raw.get("error") or None,
-            usage=tuple(TokenUsage.from_json(u) for u in json.loads(raw.get("usage") or "[]")),
-            submitted_at=float(raw["submitted_at"]),
-            assigned_at=num("assigned_at"),
-            started_at=num("started_at"),
-            finished_at=num("finished_at"),
-            outcome_attempt=int(raw["outcome_attempt"]) if raw.get("outcome_attempt") else None,
-            max_attempts=int(raw["max_attempts"]) if raw.get("max_attempts") else None,
-            traceparent=raw.get("traceparent") or None,
-        )
-
-
-_SUBMIT = """
-if ARGV[4] == '1' then
-  local existing = redis.call('GET', KEYS[1])
-  if existing then return {'existing', existing} end
-end
-local queued = tonumber(redis.call('GET', KEYS[4]) or '0')
-if queued >= tonumber(ARGV[2]) then return {'full', tostring(queued)} end
-local fields = {}
-for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', KEYS[2], unpack(fields))
-redis.call('XADD', KEYS[3], '*', 'task', ARGV[1], 'rt', ARGV[5], 'cx', ARGV[6])
-redis.call('INCR', KEYS[4])
-if ARGV[4] == '1' then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3]) end
-return {'created', ARGV[1]}
-"""
-
-# Every script that moves a task also keeps the agent's load (tasks it holds) and appends an
-# event the managers turn into metrics; an agent hash that is gone (deregistered) is left alone.
-
-# KEYS: ready, inbox, task, agent   ARGV: group, entry, task id, agent id, now
-_ASSIGN = """
-if redis.call('HGET', KEYS[4], 'draining') ~= '0' then return -1 end
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('XDEL', KEYS[1], ARGV[2])
--- The type travels with the entry: the agent needs no lookup to start it.
-redis.call('XADD', KEYS[2], '*', 'task', ARGV[3], 'type', redis.call('HGET', KEYS[3], 'agent_type'))
-redis.call('HSET', KEYS[3], 'status', 'assigned', 'agent', ARGV[4], 'assigned_at', ARGV[5])
-redis.call('HINCRBY', KEYS[4], 'load', 1)
-return 1
-"""
-
-# KEYS: task, queued, events   ARGV: agent id, now, events cap → the task's hash, or 0
-_START = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'assigned' then return 0 end
-if redis.call('HGET', KEYS[1], 'agent') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[2])
--- An attempt that finished (its outcome is stored) and lost only its acknowledgement is
--- finished by this delivery, not run again: no new attempt.
-if redis.call('HEXISTS', KEYS[1], 'outcome') == 0 then
-  redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-end
-redis.call('DECR', KEYS[2])
-local submitted = tonumber(redis.call('HGET', KEYS[1], 'submitted_at'))
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'kind', 'started',
-           'type', redis.call('HGET', KEYS[1], 'agent_type'),
-           'wait', tostring(tonumber(ARGV[2]) - submitted))
-return redis.call('HGETALL', KEYS[1])
-"""
-
-# KEYS: task   ARGV: agent id, attempt, status, result, error, usage (JSON)
-# The attempt's outcome (result and usage together) becomes durable before anything is charged
-# or acknowledged: whatever happens next, this attempt is never run again.
-_FINISH = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
-if redis.call('HGET', KEYS[1], 'agent') ~= ARGV[1] then return 0 end
-if redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then return 0 end
-if redis.call('HEXISTS', KEYS[1], 'outcome') == 1 then return 1 end
-redis.call('HSET', KEYS[1], 'outcome', ARGV[3], 'outcome_attempt', ARGV[2], 'result', ARGV[4],
-           'error', ARGV[5], 'usage', ARGV[6])
-return 1
-"""
-
-# KEYS: inbox, task, agent, events
-# ARGV: group, entry, agent id, status, result, error, now, events cap, alpha, usage (JSON),
-#       retention (s) of tasks accepted without one
-_COMPLETE = """
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('XDEL', KEYS[1], ARGV[2])
-if redis.call('HGET', KEYS[2], 'agent') ~= ARGV[3] then return 0 end
-redis.call('HSET', KEYS[2], 'status', ARGV[4], 'result', ARGV[5], 'error', ARGV[6],
-           'finished_at', ARGV[7], 'usage', ARGV[10])
-redis.call('EXPIRE', KEYS[2], tonumber(redis.call('HGET', KEYS[2], 'retention_s') or ARGV[11]))
-local now = tonumber(ARGV[7])
-local submitted = tonumber(redis.call('HGET', KEYS[2], 'submitted_at'))
-local started = tonumber(redis.call('HGET', KEYS[2], 'started_at') or ARGV[7])
-if redis.call('EXISTS', KEYS[3]) == 1 then
-  redis.call('HINCRBY', KEYS[3], 'load', -1)
-  -- Exponentially weighted: recent behaviour counts most, one outlier does not dominate.
-  local alpha = tonumber(ARGV[9])
-  local ok = 0
-  if ARGV[4] == 'succeeded' then ok = 1 end
-  local rate = tonumber(redis.call('HGET', KEYS[3], 'success_rate') or '1')
-  local avg = tonumber(redis.call('HGET', KEYS[3], 'avg_response_s') or '0')
-  redis.call('HSET', KEYS[3], 'success_rate', tostring((1 - alpha) * rate + alpha * ok),
-             'avg_response_s', tostring((1 - alpha) * avg + alpha * (now - started)))
-end
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'kind', 'finished',
-           'type', redis.call('HGET', KEYS[2], 'agent_type'), 'status', ARGV[4],
-           'agent', ARGV[3], 'duration', tostring(now - submitted),
-           'exec', tostring(now - started), 'usage', ARGV[10])
-return 1
-"""
-
-# KEYS: inbox, task, delayed, dead, queued, agent, events
-# ARGV: group, entry, task id, now, first backoff (s), max attempts, reason, events cap,
-#       agent id, backoff cap (s), deferral ('' a retry that spends the attempt | seconds to
-#       wait exactly | 'backoff': a dependency outage, waits with backoff and spends nothing),
-#       '1' when the entry was reclaimed from a silent or gone agent, retention (s), dead cap
-# The task's own policy (max_attempts, retention_s, dead_cap, recorded at submit) wins over the
-# caller's: every path honours what the task was accepted under.
-_REQUEUE = """
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 'gone' end
-redis.call('XDEL', KEYS[1], ARGV[2])
-if redis.call('EXISTS', KEYS[6]) == 1 then redis.call('HINCRBY', KEYS[6], 'load', -1) end
-local status = redis.call('HGET', KEYS[2], 'status')
-local finished = redis.call('HEXISTS', KEYS[2], 'outcome') == 1
-local mode = ARGV[11]
-local deferred = mode ~= '' or finished
-local abandoned = '0'
-if finished then
-  -- Its attempt finished; only the usage record or the acknowledgement is missing: the next
-  -- delivery completes it from the stored outcome, spending nothing.
-elseif deferred and status == 'running' then
-  -- Deferred (a limit or an outage said "later"): the attempt it started is given back.
-  redis.call('HINCRBY', KEYS[2], 'attempts', -1)
-elseif status == 'assigned' and not deferred then
-  -- delivered but never started: the delivery counts as an attempt
-  redis.call('HINCRBY', KEYS[2], 'attempts', 1)
-elseif status == 'running' and ARGV[12] == '1' then
-  -- reclaimed mid-work: the work may have run (and been paid for) without its outcome
-  abandoned = '1'
-end
-local attempts = tonumber(redis.call('HGET', KEYS[2], 'attempts') or '0')
-local max_attempts = tonumber(redis.call('HGET', KEYS[2], 'max_attempts') or ARGV[6])
-local agent_type = redis.call('HGET', KEYS[2], 'agent_type')
-if not deferred and attempts >= max_attempts then
-  if status == 'assigned' then redis.call('DECR', KEYS[5]) end
-  local cap = tonumber(redis.call('HGET', KEYS[2], 'dead_cap') or ARGV[14])
-  redis.call('XADD', KEYS[4], 'MAXLEN', cap, '*', 'task', ARGV[3], 'reason', ARGV[7])
-  redis.call('HSET', KEYS[2], 'status', 'dead_lettered', 'error', ARGV[7], 'finished_at', ARGV[4])
-  redis.call('EXPIRE', KEYS[2], tonumber(redis.call('HGET', KEYS[2], 'retention_s') or ARGV[13]))
-  local submitted = tonumber(redis.call('HGET', KEYS[2], 'submitted_at'))
-  redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[8], '*', 'kind', 'finished', 'type', agent_type,
-             'status', 'dead_lettered', 'agent', ARGV[9],
-             'duration', tostring(tonumber(ARGV[4]) - submitted), 'abandoned', abandoned,
-             'task', ARGV[3])
-  return 'dead'
-end
-if status == 'running' then redis.call('INCR', KEYS[5]) end
-local delay
-if mode == 'backoff' then
-  local outages = redis.call('HINCRBY', KEYS[2], 'deferrals', 1)
-  delay = math.min(tonumber(ARGV[10]), tonumber(ARGV[5]) * 2 ^ (outages - 1))
-elseif mode ~= '' then
-  delay = tonumber(mode)
-elseif finished then
-  delay = 0
-else
-  -- Exponential backoff from the attempts made so far, capped.
-  delay = math.min(tonumber(ARGV[10]), tonumber(ARGV[5]) * 2 ^ math.max(0, attempts - 1))
-end
-redis.call('ZADD', KEYS[3], tonumber(ARGV[4]) + delay, ARGV[3])
-redis.call('HSET', KEYS[2], 'status', 'retrying', 'agent', '')
-if not finished then redis.call('HSET', KEYS[2], 'error', ARGV[7]) end
-redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[8], '*', 'kind', 'retry', 'type', agent_type,
-           'agent', ARGV[9], 'abandoned', abandoned, 'task', ARGV[3])
-return 'retry'
-"""
-
-# KEYS: delayed, task, ready   ARGV: task id
-_PROMOTE = """
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-local hints = redis.call('HMGET', KEYS[2], 'request_type', 'complexity')
-redis.call('XADD', KEYS[3], '*', 'task', ARGV[1], 'rt', hints[1] or '', 'cx', hints[2] or '0.5')
-redis.call('HSET', KEYS[2], 'status', 'queued')
-return 1
-"""
-
-
 class TaskQueue:
     """The queue's operations; every instance (manager replica, worker) shares Redis only."""
 
@@ -350,11 +69,14 @@ class TaskQueue:
         events_cap: int = 100_000,
         retention_s: int = 7 * 24 * 3600,
         dead_letter_cap: int = 100_000,
+        replication: rd.Replication = rd.NO_REPLICAS,
     ) -> None:
         """`max_attempts`, `retention_s` and `dead_letter_cap` are recorded in every task this
         queue accepts (its attempt policy); the other paths (workers, reclaims) honour the
-        task's own and use theirs only for tasks accepted before a policy was recorded."""
+        task's own and use theirs only for tasks accepted before a policy was recorded.
+        `replication`: replicas that must confirm a submit before it counts as accepted."""
         self.redis = redis
+        self.replication = replication
         self.max_queued = max_queued_per_type
         self.max_attempts = max_attempts
         self.retention_s = retention_s
@@ -362,13 +84,14 @@ class TaskQueue:
         self.retry_after_s = retry_after_s
         self.idempotency_ttl_s = idempotency_ttl_s
         self.events_cap = events_cap
-        self._submit = redis.register_script(_SUBMIT)
-        self._assign = redis.register_script(_ASSIGN)
-        self._start = redis.register_script(_START)
-        self._finish = redis.register_script(_FINISH)
-        self._complete = redis.register_script(_COMPLETE)
-        self._requeue = redis.register_script(_REQUEUE)
-        self._promote = redis.register_script(_PROMOTE)
+        self._submit = redis.register_script(scripts.SUBMIT)
+        self._assign = redis.register_script(scripts.ASSIGN)
+        self._start = redis.register_script(scripts.START)
+        self._finish = redis.register_script(scripts.FINISH)
+        self._complete = redis.register_script(scripts.COMPLETE)
+        self._requeue = redis.register_script(scripts.REQUEUE)
+        self._promote = redis.register_script(scripts.PROMOTE)
+        self._discard = redis.register_script(scripts.DISCARD)
         self._groups: set[tuple[str, str]] = set()
 
     async def _group(self, stream: str, group: str) -> None:
@@ -416,14 +139,16 @@ class TaskQueue:
             "traceparent": current_traceparent(),
         }
         flat = [str(x) for pair in fields.items() for x in pair]
-        outcome, value = await self._submit(
-            keys=[
+        outcome, value = await rd.replicated(
+            self.redis,
+            self._submit,
+            [
                 k.idempotency_key(idempotency_key or "-"),
                 k.task_key(task_id),
                 ready,
                 k.queued_counter(agent_type),
             ],
-            args=[
+            [
                 task_id,
                 self.max_queued,
                 self.idempotency_ttl_s,
@@ -432,6 +157,7 @@ class TaskQueue:
                 repr(complexity),
                 *flat,
             ],
+            self.replication,
         )
         outcome, value = rd.text(outcome), rd.text(value)
         if outcome == "full":
@@ -512,20 +238,17 @@ class TaskQueue:
         """`assign` for a batch in one round trip."""
         for _, agent_id in pairs:
             await self._group(k.inbox(agent_id), k.WORKER_GROUP)
-        pipe = self.redis.pipeline(transaction=False)
         now = repr(time.time())
-        for taken, agent_id in pairs:
-            await self._assign(
-                keys=[
-                    taken.stream,
-                    k.inbox(agent_id),
-                    k.task_key(taken.task_id),
-                    k.agent_key(agent_id),
-                ],
-                args=[k.DISPATCH_GROUP, taken.entry_id, taken.task_id, agent_id, now],
-                client=pipe,
+        calls = [
+            (
+                [taken.stream, k.inbox(agent_id), k.task_key(taken.task_id), k.agent_key(agent_id)],
+                [k.DISPATCH_GROUP, taken.entry_id, taken.task_id, agent_id, now],
             )
-        return [Assignment(int(r)) for r in await pipe.execute()]
+            for taken, agent_id in pairs
+        ]
+        return [
+            Assignment(int(r)) for r in await rd.run_script_batch(self.redis, self._assign, calls)
+        ]
 
     async def read_inbox(
         self, agent_id: str, count: int, block_ms: int | None = None
@@ -622,10 +345,7 @@ class TaskQueue:
 
     async def discard(self, entry: Taken) -> None:
         """Drop an inbox entry whose task is no longer this agent's (reclaimed meanwhile)."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.xack(entry.stream, k.WORKER_GROUP, entry.entry_id)
-        pipe.xdel(entry.stream, entry.entry_id)
-        await pipe.execute()
+        await self._discard(keys=[entry.stream], args=[k.WORKER_GROUP, entry.entry_id])
 
     async def retry(
         self,

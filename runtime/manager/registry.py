@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
-from runtime.manager import constants as k
+from runtime.manager import keys as k
 from runtime.manager.balancing import AgentState
 from runtime.service import redis as rd
 
@@ -38,6 +38,15 @@ _HEARTBEAT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 return 1
+"""
+
+
+# KEYS: agent, agents, heartbeats   ARGV: agent id → 1 when the agent was registered
+_DEREGISTER = """
+local deleted = redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return deleted
 """
 
 
@@ -88,6 +97,7 @@ class AgentRegistry:
         self.heartbeat_ttl_s = heartbeat_ttl_s
         self._register = redis.register_script(_REGISTER)
         self._heartbeat = redis.register_script(_HEARTBEAT)
+        self._deregister = redis.register_script(_DEREGISTER)
 
     async def register(self, profile: AgentProfile) -> None:
         now = time.time()
@@ -127,11 +137,9 @@ class AgentRegistry:
         return True
 
     async def deregister(self, agent_id: str) -> bool:
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(k.agent_key(agent_id))
-        pipe.srem(k.AGENTS, agent_id)
-        pipe.zrem(k.HEARTBEATS, agent_id)
-        deleted, *_ = await pipe.execute()
+        deleted = await self._deregister(
+            keys=[k.agent_key(agent_id), k.AGENTS, k.HEARTBEATS], args=[agent_id]
+        )
         return bool(deleted)
 
     async def get(self, agent_id: str) -> AgentRecord | None:

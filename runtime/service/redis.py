@@ -3,36 +3,51 @@ every service shares."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Mapping
-from typing import Any, Final, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar, cast
+from weakref import WeakKeyDictionary
 
 from pydantic import AnyUrl
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.sentinel import Sentinel
+from redis.commands.core import AsyncScript
 from redis.exceptions import (
     ClusterDownError,
     MasterDownError,
     OutOfMemoryError,
     ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    SlotNotCoveredError,
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from contracts.settings.service import SENTINEL_SCHEME, ServiceSettings
+from contracts.settings.service import CLUSTER_SCHEMES, SENTINEL_SCHEME, ServiceSettings
 
 __all__ = [
+    "NO_REPLICAS",
     "TRANSIENT_REDIS_ERRORS",
+    "NotReplicated",
     "Outage",
+    "Replication",
     "connect",
+    "connect_url",
     "decoded",
     "hget",
     "hgetall",
     "hmget",
+    "replicated",
     "reply",
+    "run_script_batch",
     "sentinel_target",
     "text",
     "writable",
@@ -42,6 +57,29 @@ __all__ = [
 T = TypeVar("T")
 
 SENTINEL_PORT = 26379
+
+
+class NotReplicated(RedisError):
+    """A write the primary took but fewer replicas than required confirmed within the timeout:
+    a failover could still lose it, so it is not answered as accepted. Transient: the caller
+    retries under the same idempotency key, which makes the retry find the write."""
+
+
+@dataclass(frozen=True)
+class Replication:
+    """How many replicas must confirm an accepting write (a submit, a usage record, a
+    reservation) and how long to wait for them: `ServiceSettings.redis_min_replicas`."""
+
+    replicas: int = 0
+    timeout_ms: int = 500
+
+    @classmethod
+    def of(cls, settings: ServiceSettings) -> Replication:
+        return cls(settings.redis_min_replicas, settings.redis_replica_timeout_ms)
+
+
+NO_REPLICAS: Final = Replication()
+
 
 # "Redis cannot serve this now", not "this request is wrong": down or restarting (connection
 # errors, BusyLoadingError while it loads its data), out of memory, a replica or a failover in
@@ -54,6 +92,8 @@ TRANSIENT_REDIS_ERRORS: Final = (
     MasterDownError,
     TryAgainError,
     ClusterDownError,
+    SlotNotCoveredError,  # a cluster client between a lost primary and its promoted replica
+    NotReplicated,
     OSError,
 )
 
@@ -110,9 +150,18 @@ def sentinel_target(url: AnyUrl) -> tuple[str, int]:
 
 
 def connect(settings: ServiceSettings, *, max_connections: int = 64) -> Redis:
-    # One pool per process, shared by every request: no connection per call.
-    url = settings.redis_url
-    password = settings.redis_password()
+    """The service's pool (one per process, shared by every request: no connection per call)."""
+    return connect_url(
+        settings.redis_url, settings.redis_password(), max_connections=max_connections
+    )
+
+
+def connect_url(
+    url: AnyUrl | str, password: str | None = None, *, max_connections: int = 64
+) -> Redis:
+    """A client for a standalone primary, a Sentinel-watched master or a cluster, as the URL's
+    scheme says (see `ServiceSettings.redis_url`)."""
+    url = AnyUrl(url) if isinstance(url, str) else url
     options: dict[str, Any] = {
         "max_connections": max_connections,
         "health_check_interval": 15,
@@ -129,6 +178,19 @@ def connect(settings: ServiceSettings, *, max_connections: int = 64) -> Redis:
         )
         master_client: Redis = sentinel.master_for(master, db=db, password=password, **options)
         return master_client
+    if url.scheme in CLUSTER_SCHEMES:
+        # The client maps slots to nodes from any node it reaches and refreshes the map on
+        # MOVED or a lost node, so a promoted replica is followed without a restart.
+        cluster = RedisCluster(
+            host=url.host or "",
+            port=url.port or 6379,
+            password=password,
+            ssl=url.scheme == CLUSTER_SCHEMES[1],
+            **options,
+        )
+        # Not a subclass of Redis, but the same command API: every caller is typed against
+        # Redis, and the few cluster differences (pipelines of scripts) are handled here.
+        return cast(Redis, cluster)
     client: Redis = Redis.from_url(str(url), password=password, **options)
     return client
 
@@ -167,3 +229,84 @@ async def zrangebyscore(
     redis: Redis, key: str, low: float | str, high: float | str, count: int
 ) -> list[str]:
     return [text(v) for v in await reply(redis.zrangebyscore(key, low, high, 0, count))]
+
+
+async def run_script_batch(
+    redis: Redis, script: AsyncScript, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]
+) -> list[Any]:
+    """Several calls of one script (`(keys, args)` each) in one round trip. A cluster's
+    pipeline does not load scripts a node has not seen (after a failover the promoted replica
+    knows none), so there each call carries the script's text (EVAL, cached by the node)."""
+    if isinstance(redis, RedisCluster):
+        cluster_pipe: Any = redis.pipeline()
+        for ks, a in calls:
+            cluster_pipe.eval(script.script, len(ks), *ks, *a)
+        async with _topology_errors_transient():
+            return list(await cluster_pipe.execute())
+    pipe = redis.pipeline(transaction=False)
+    for ks, a in calls:
+        await script(keys=list(ks), args=list(a), client=pipe)
+    return list(await pipe.execute())
+
+
+@contextlib.asynccontextmanager
+async def _topology_errors_transient() -> AsyncIterator[None]:
+    """A cluster client that lost every node it knew while a replica is promoted says so with
+    a bare RedisClusterException: an outage like a refused connection, not a bug."""
+    try:
+        yield
+    except SlotNotCoveredError:
+        raise
+    except RedisClusterException as err:
+        if "cannot be connected" not in str(err):
+            raise
+        raise RedisConnectionError(str(err)) from err
+
+
+_TOPOLOGY_LOCKS: WeakKeyDictionary[RedisCluster, asyncio.Lock] = WeakKeyDictionary()
+
+
+async def _relearn_topology(cluster: RedisCluster) -> None:
+    """A slot's primary was lost: learn the new topology (once, however many calls met it) so
+    the caller's retry finds the promoted replica."""
+    lock = _TOPOLOGY_LOCKS.setdefault(cluster, asyncio.Lock())
+    async with lock:
+        with contextlib.suppress(*TRANSIENT_REDIS_ERRORS, RedisClusterException):
+            await cluster.nodes_manager.initialize()
+
+
+async def replicated(
+    redis: Redis,
+    script: AsyncScript,
+    keys: Sequence[str],
+    args: Sequence[Any],
+    replication: Replication,
+) -> Any:
+    """Run a write script and answer only once `replication.replicas` replicas confirmed it
+    (Redis WAIT); NotReplicated past its timeout. WAIT counts the writes of its own
+    connection, so the script and WAIT go in one pipeline, which holds one connection (on a
+    cluster, one connection to the node of the script's slot). With 0 replicas: the script
+    alone."""
+    replicas, timeout_ms = replication.replicas, replication.timeout_ms
+    if replicas <= 0:
+        return await script(keys=list(keys), args=list(args))
+    if isinstance(redis, RedisCluster):
+        try:
+            node = redis.get_node_from_key(keys[0])
+        except SlotNotCoveredError:
+            await _relearn_topology(redis)
+            raise
+        pipe: Any = redis.pipeline()
+        pipe.eval(script.script, len(keys), *keys, *args)
+        pipe.execute_command("WAIT", replicas, timeout_ms, target_nodes=node)
+    else:
+        pipe = redis.pipeline(transaction=False)
+        await script(keys=list(keys), args=list(args), client=pipe)
+        pipe.execute_command("WAIT", replicas, timeout_ms)
+    async with _topology_errors_transient():
+        result, confirmed = await pipe.execute()
+    if int(confirmed) < replicas:
+        raise NotReplicated(
+            f"{int(confirmed)} of {replicas} replicas confirmed the write within {timeout_ms} ms"
+        )
+    return result

@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from contracts.settings.worker import WorkerSettings
-from runtime.manager.constants import probe_key
+from runtime.manager.keys import probe_key
 from runtime.service.app import create_app
 from runtime.service.redis import connect, writable
 from runtime.service.tracing import setup_tracing

@@ -24,7 +24,7 @@ import redis as redis_client
 
 from ops.devstack.control import restart
 from runtime.cost import keys as cost_keys
-from runtime.manager import constants as k
+from runtime.manager import keys as k
 from tests.e2e.platform import LocalPlatform, eventually, local_platform
 
 TASKS = 400

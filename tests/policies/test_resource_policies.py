@@ -344,6 +344,14 @@ CASES: list[Case] = [
         "without an auth token",
     ),
     (
+        "elasticache-cluster-replicas-prod",
+        "aws:elasticache/replicationGroup:ReplicationGroup",
+        lambda: {"clusterMode": "enabled", "numNodeGroups": 3, "replicasPerNodeGroup": 1},
+        lambda: {"clusterMode": "enabled", "numNodeGroups": 3, "replicasPerNodeGroup": 0},
+        {"environment": "prod"},
+        "cluster mode without replicas",
+    ),
+    (
         "kms-key-rotation",
         "aws:kms/key:Key",
         lambda: {"enableKeyRotation": True},

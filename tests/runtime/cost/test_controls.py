@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
 
 from contracts.config.cost import CostConfig
 from runtime.cost.alerts import BudgetAlerts
@@ -21,7 +19,8 @@ from runtime.cost.ledger import to_nano
 from runtime.cost.limits import Limit, LimitTooSmall, RateLimited, RateLimiter
 from runtime.cost.metrics import CostMetrics
 from runtime.cost.reservations import BudgetExceeded, Reservations
-from tests.servers import RedisServer, redis_server
+from runtime.service.redis import connect_url
+from tests.redis_backends import Backend, backends
 
 T = TypeVar("T")
 T0 = dt.datetime(2026, 11, 24, 10, 0, tzinfo=dt.UTC)
@@ -32,15 +31,12 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    with redis_server(tmp_path) as server:
-        yield server
+redis = backends()
 
 
-def test_limits_admit_exactly_the_limit_under_concurrency(redis: RedisServer) -> None:
+def test_limits_admit_exactly_the_limit_under_concurrency(redis: Backend) -> None:
     async def scenario() -> None:
-        client = Redis.from_url(redis.url)
+        client = connect_url(redis.url)
         limiter = RateLimiter(client)
         limits = [Limit("platform", requests=25), Limit("team:research", tokens=1000)]
         outcomes = await asyncio.gather(
@@ -58,9 +54,9 @@ def test_limits_admit_exactly_the_limit_under_concurrency(redis: RedisServer) ->
     run(scenario())
 
 
-def test_retry_after_is_when_the_oldest_calls_leave_the_hour(redis: RedisServer) -> None:
+def test_retry_after_is_when_the_oldest_calls_leave_the_hour(redis: Backend) -> None:
     async def scenario() -> None:
-        client = Redis.from_url(redis.url)
+        client = connect_url(redis.url)
         limiter = RateLimiter(client)
         limits = [Limit("platform", requests=3, cost_nano=100)]
         await limiter.admit("a", 0, 10, limits, MS)
@@ -94,12 +90,12 @@ LINES = [BudgetLine("platform", "day", to_nano(Decimal(100)))]
 
 
 def test_fifty_parallel_reservations_at_95_percent_stay_within_budget(
-    redis: RedisServer,
+    redis: Backend,
 ) -> None:
     cost = CostConfig.model_validate({"budget": {"dailyUsd": "100", "monthlyUsd": "3000"}})
 
     async def scenario() -> None:
-        client = Redis.from_url(redis.url)
+        client = connect_url(redis.url)
         engine = CostEngine(client, cost, CostMetrics(CollectorRegistry()), clock=lambda: T0)
         # Spend 95 USD for real through the ledger: 95 calls of gpt-4o at exactly 1 USD
         # would need tokens to match; instead record calls until 95 % is reached exactly.
@@ -135,9 +131,9 @@ def test_fifty_parallel_reservations_at_95_percent_stay_within_budget(
     run(scenario())
 
 
-def test_unconfirmed_reservation_is_released_after_its_timeout(redis: RedisServer) -> None:
+def test_unconfirmed_reservation_is_released_after_its_timeout(redis: Backend) -> None:
     async def scenario() -> None:
-        client = Redis.from_url(redis.url)
+        client = connect_url(redis.url)
         book = Reservations(client)
         first = await book.reserve("task-1:1", "research", to_nano(Decimal(80)), LINES, T0, 60)
         assert first.created
@@ -169,11 +165,11 @@ def test_unconfirmed_reservation_is_released_after_its_timeout(redis: RedisServe
     run(scenario())
 
 
-def test_alerts_fire_once_per_threshold_and_window_across_restarts(redis: RedisServer) -> None:
+def test_alerts_fire_once_per_threshold_and_window_across_restarts(redis: Backend) -> None:
     line = BudgetLine("team:research", "day", to_nano(Decimal(100)))
 
     async def scenario() -> None:
-        client = Redis.from_url(redis.url)
+        client = connect_url(redis.url)
         alerts = BudgetAlerts(client, [0.5, 0.8, 0.9, 1.0])
         assert await alerts.check([(line, to_nano(Decimal(49)))], T0) == []
         fired = await alerts.check([(line, to_nano(Decimal(85)))], T0)
@@ -208,13 +204,13 @@ def test_alerts_fire_once_per_threshold_and_window_across_restarts(redis: RedisS
     run(scenario())
 
 
-def test_downgrade_once_past_the_share_is_visible_and_counted(redis: RedisServer) -> None:
+def test_downgrade_once_past_the_share_is_visible_and_counted(redis: Backend) -> None:
     cost = CostConfig.model_validate(
         {"budget": {"dailyUsd": "10", "monthlyUsd": "300"}, "downgradeAt": 0.9}
     )
 
     async def scenario() -> None:
-        client = Redis.from_url(redis.url)
+        client = connect_url(redis.url)
         registry = CollectorRegistry()
         engine = CostEngine(client, cost, CostMetrics(registry), clock=lambda: T0)
         before = await engine.reserve("t-1", 1, "research", "gpt-5", 1000, 1000)
@@ -258,9 +254,9 @@ HOURLY = CostConfig.model_validate(
 MAX_IN, MAX_OUT, REAL_IN, REAL_OUT = 20_000, 5_000, 2_000, 500
 
 
-def test_hourly_usd_admits_work_up_to_its_actual_spend(redis: RedisServer) -> None:
+def test_hourly_usd_admits_work_up_to_its_actual_spend(redis: Backend) -> None:
     async def scenario() -> None:
-        client = Redis.from_url(redis.url)
+        client = connect_url(redis.url)
         clock = Clock(T0)
         engine = CostEngine(client, HOURLY, CostMetrics(CollectorRegistry()), clock=clock)
         assert engine.book.cost("gpt-4o", MAX_IN, MAX_OUT) == Decimal("0.1")
@@ -297,10 +293,10 @@ def test_hourly_usd_admits_work_up_to_its_actual_spend(redis: RedisServer) -> No
 
 
 def test_release_and_lapse_return_everything_and_late_usage_counts_its_actual(
-    redis: RedisServer,
+    redis: Backend,
 ) -> None:
     async def scenario() -> None:
-        client = Redis.from_url(redis.url)
+        client = connect_url(redis.url)
         clock = Clock(T0)
         engine = CostEngine(client, HOURLY, CostMetrics(CollectorRegistry()), clock=clock)
 
@@ -333,9 +329,9 @@ def test_release_and_lapse_return_everything_and_late_usage_counts_its_actual(
     run(scenario())
 
 
-def test_concurrent_calls_settle_the_window_to_exactly_the_ledger(redis: RedisServer) -> None:
+def test_concurrent_calls_settle_the_window_to_exactly_the_ledger(redis: Backend) -> None:
     async def scenario() -> None:
-        clients = [Redis.from_url(redis.url) for _ in range(3)]
+        clients = [connect_url(redis.url) for _ in range(3)]
         # Three engines (as replicas) on one Redis, calls of random real sizes in parallel.
         engines = [
             CostEngine(c, HOURLY, CostMetrics(CollectorRegistry()), clock=lambda: T0)
@@ -375,7 +371,7 @@ def test_concurrent_calls_settle_the_window_to_exactly_the_ledger(redis: RedisSe
 
 
 def test_report_names_a_substitute_only_where_it_would_have_cost_less(
-    redis: RedisServer,
+    redis: Backend,
 ) -> None:
     # gpt-5-mini at 0.0001 / 0.0102 USD per 1K: cheaper than gpt-5 (0.00125 / 0.01) for every
     # task type's estimate (the config accepts it), dearer for output-only usage.
@@ -390,7 +386,7 @@ def test_report_names_a_substitute_only_where_it_would_have_cost_less(
     )
 
     async def scenario(input_tokens: int, output_tokens: int) -> list[str]:
-        client = Redis.from_url(redis.url)
+        client = connect_url(redis.url)
         await client.flushall()
         engine = CostEngine(client, cost, CostMetrics(CollectorRegistry()), clock=lambda: T0)
         for i in range(10):

@@ -5,25 +5,21 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import multiprocessing
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from redis.asyncio import Redis
 
 from contracts.prices import PriceBook, PricedModel
 from runtime.cost.ledger import Ledger, UsageRecord, to_nano
-from tests.servers import RedisServer, redis_server
+from runtime.service.redis import connect_url
+from tests.redis_backends import Backend, backends
 
 AT = dt.datetime(2026, 11, 24, 13, 30, tzinfo=dt.UTC)
 BOOK = PriceBook([PricedModel("gpt-5", "openai"), PricedModel("gpt-4o", "openai")])
 
 
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    with redis_server(tmp_path) as server:
-        yield server
+redis = backends()
 
 
 def usage(
@@ -42,9 +38,9 @@ def usage(
     )
 
 
-def test_sums_are_exact_and_replays_count_once(redis: RedisServer) -> None:
+def test_sums_are_exact_and_replays_count_once(redis: Backend) -> None:
     async def scenario() -> None:
-        client = Redis.from_url(redis.url)
+        client = connect_url(redis.url)
         ledger = Ledger(client)
         records = [usage(i, model="gpt-5" if i % 3 else "gpt-4o") for i in range(200)]
         assert all([(await ledger.record(r)).recorded for r in records])
@@ -66,9 +62,9 @@ def test_sums_are_exact_and_replays_count_once(redis: RedisServer) -> None:
     asyncio.run(scenario())
 
 
-def test_windows_and_daily_series(redis: RedisServer) -> None:
+def test_windows_and_daily_series(redis: Backend) -> None:
     async def scenario() -> None:
-        client = Redis.from_url(redis.url)
+        client = connect_url(redis.url)
         ledger = Ledger(client)
         yesterday = AT - dt.timedelta(days=1)
         await ledger.record(usage(1, at=yesterday))
@@ -90,7 +86,7 @@ def test_windows_and_daily_series(redis: RedisServer) -> None:
 
 def _recorder(url: str, worker: int, calls: int) -> None:
     async def main() -> None:
-        client = Redis.from_url(url)
+        client = connect_url(url, max_connections=400)
         ledger = Ledger(client)
         # Every process reports every call (as retries would), and many at once.
         await asyncio.gather(*(ledger.record(usage(i)) for i in range(calls)))
@@ -99,7 +95,7 @@ def _recorder(url: str, worker: int, calls: int) -> None:
     asyncio.run(main())
 
 
-def test_concurrent_recorders_in_three_processes_lose_nothing(redis: RedisServer) -> None:
+def test_concurrent_recorders_in_three_processes_lose_nothing(redis: Backend) -> None:
     calls = 300
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_recorder, args=(redis.url, w, calls)) for w in range(3)]
@@ -110,7 +106,7 @@ def test_concurrent_recorders_in_three_processes_lose_nothing(redis: RedisServer
         assert p.exitcode == 0
 
     async def check() -> None:
-        client = Redis.from_url(redis.url)
+        client = connect_url(redis.url)
         totals = await Ledger(client).totals("day", AT)
         assert totals.calls == calls
         assert totals.cost_usd == sum((usage(i).cost_usd for i in range(calls)), Decimal(0))
@@ -127,9 +123,9 @@ def test_money_is_never_rounded() -> None:
         UsageRecord("k", "gpt-5", "t", "team", 1, 1, Decimal(0), dt.datetime(2026, 1, 1))
 
 
-def test_pipelined_batches_are_exact_and_idempotent(redis: RedisServer) -> None:
+def test_pipelined_batches_are_exact_and_idempotent(redis: Backend) -> None:
     async def scenario() -> None:
-        client = Redis.from_url(redis.url)
+        client = connect_url(redis.url)
         ledger = Ledger(client)
         records = [usage(i) for i in range(150)]
         done = await ledger.record_many(records[:100])
@@ -144,7 +140,7 @@ def test_pipelined_batches_are_exact_and_idempotent(redis: RedisServer) -> None:
     asyncio.run(scenario())
 
 
-def test_cli_report_from_redis_prints_and_charts(redis: RedisServer, tmp_path: Path) -> None:
+def test_cli_report_from_redis_prints_and_charts(redis: Backend, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from ops.cli import app
@@ -153,7 +149,7 @@ def test_cli_report_from_redis_prints_and_charts(redis: RedisServer, tmp_path: P
     today = dt.datetime.now(dt.UTC)
 
     async def fill() -> None:
-        client = Redis.from_url(redis.url)
+        client = connect_url(redis.url)
         await Ledger(client).record(usage(1, at=today))
         await client.aclose()
 

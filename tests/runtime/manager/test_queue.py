@@ -6,18 +6,18 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Coroutine, Iterator
-from pathlib import Path
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import pytest
 from redis.asyncio import Redis
 
-from runtime.manager import constants as k
+from runtime.manager import keys as k
 from runtime.manager.constants import Priority
 from runtime.manager.queue import Assignment, QueueFull, TaskQueue, TaskStatus, TokenUsage
 from runtime.manager.registry import AgentProfile, AgentRegistry
-from tests.servers import RedisServer, redis_server
+from runtime.service.redis import connect_url
+from tests.redis_backends import Backend, backends
 
 T = TypeVar("T")
 
@@ -26,10 +26,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    with redis_server(tmp_path, appendfsync="always") as server:
-        yield server
+redis = backends(appendfsync="always")
 
 
 async def register(client: Redis) -> None:
@@ -39,13 +36,13 @@ async def register(client: Redis) -> None:
         await registry.register(AgentProfile(agent_id, "coder", capacity=4))
 
 
-def queue(server: RedisServer, **options: Any) -> tuple[Redis, TaskQueue]:
-    client = Redis.from_url(server.url)
+def queue(server: Backend, **options: Any) -> tuple[Redis, TaskQueue]:
+    client = connect_url(server.url)
     settings = {"max_queued_per_type": 100, "max_attempts": 3} | options
     return client, TaskQueue(client, **settings)
 
 
-def test_idempotent_submit_creates_one_task_under_concurrency(redis: RedisServer) -> None:
+def test_idempotent_submit_creates_one_task_under_concurrency(redis: Backend) -> None:
     async def scenario() -> None:
         client, q = queue(redis)
         await register(client)
@@ -61,7 +58,7 @@ def test_idempotent_submit_creates_one_task_under_concurrency(redis: RedisServer
     run(scenario())
 
 
-def test_bounded_queue_refuses_with_retry_after(redis: RedisServer) -> None:
+def test_bounded_queue_refuses_with_retry_after(redis: Backend) -> None:
     async def scenario() -> None:
         client, q = queue(redis, max_queued_per_type=2, retry_after_s=7)
         await q.submit("coder", {})
@@ -76,7 +73,7 @@ def test_bounded_queue_refuses_with_retry_after(redis: RedisServer) -> None:
     run(scenario())
 
 
-def test_higher_priority_is_taken_first(redis: RedisServer) -> None:
+def test_higher_priority_is_taken_first(redis: Backend) -> None:
     async def scenario() -> None:
         client, q = queue(redis)
         await register(client)
@@ -90,7 +87,7 @@ def test_higher_priority_is_taken_first(redis: RedisServer) -> None:
     run(scenario())
 
 
-def test_task_runs_once_through_an_agent(redis: RedisServer) -> None:
+def test_task_runs_once_through_an_agent(redis: Backend) -> None:
     async def scenario() -> None:
         client, q = queue(redis)
         await register(client)
@@ -117,7 +114,7 @@ def test_task_runs_once_through_an_agent(redis: RedisServer) -> None:
     run(scenario())
 
 
-def test_dead_agents_task_is_reclaimed_and_finished_by_another(redis: RedisServer) -> None:
+def test_dead_agents_task_is_reclaimed_and_finished_by_another(redis: Backend) -> None:
     async def scenario() -> None:
         client, q = queue(redis)
         await register(client)
@@ -149,7 +146,7 @@ def test_dead_agents_task_is_reclaimed_and_finished_by_another(redis: RedisServe
     run(scenario())
 
 
-def test_touched_work_is_not_reclaimed(redis: RedisServer) -> None:
+def test_touched_work_is_not_reclaimed(redis: Backend) -> None:
     async def scenario() -> None:
         client, q = queue(redis)
         await register(client)
@@ -170,7 +167,7 @@ def test_touched_work_is_not_reclaimed(redis: RedisServer) -> None:
     run(scenario())
 
 
-def test_out_of_attempts_goes_to_dead_letters(redis: RedisServer) -> None:
+def test_out_of_attempts_goes_to_dead_letters(redis: Backend) -> None:
     async def scenario() -> None:
         client, q = queue(redis, max_attempts=2)
         await register(client)
@@ -188,14 +185,14 @@ def test_out_of_attempts_goes_to_dead_letters(redis: RedisServer) -> None:
         assert record is not None
         assert record.status is TaskStatus.DEAD_LETTERED
         assert record.error == "handler crashed"
-        assert await client.xlen("agentops:dead") == 1
+        assert await client.xlen(k.DEAD_LETTERS) == 1
         assert await q.queued("coder") == 0
         await client.aclose()
 
     run(scenario())
 
 
-def test_crashed_dispatchers_tasks_are_taken_over(redis: RedisServer) -> None:
+def test_crashed_dispatchers_tasks_are_taken_over(redis: Backend) -> None:
     async def scenario() -> None:
         client, q = queue(redis)
         await register(client)
@@ -210,8 +207,9 @@ def test_crashed_dispatchers_tasks_are_taken_over(redis: RedisServer) -> None:
     run(scenario())
 
 
+@pytest.mark.standalone_only("restarts the one server")
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
-def test_accepted_tasks_survive_a_redis_restart(redis: RedisServer, how: int) -> None:
+def test_accepted_tasks_survive_a_redis_restart(redis: Backend, how: int) -> None:
     async def submit() -> list[str]:
         client, q = queue(redis)
         await register(client)
@@ -236,7 +234,7 @@ def test_accepted_tasks_survive_a_redis_restart(redis: RedisServer, how: int) ->
     run(after())
 
 
-def test_assignment_needs_a_registered_agent_that_is_not_draining(redis: RedisServer) -> None:
+def test_assignment_needs_a_registered_agent_that_is_not_draining(redis: Backend) -> None:
     async def scenario() -> None:
         client, q = queue(redis)
         registry = AgentRegistry(client, heartbeat_ttl_s=30)
@@ -253,7 +251,7 @@ def test_assignment_needs_a_registered_agent_that_is_not_draining(redis: RedisSe
     run(scenario())
 
 
-def test_load_quality_and_events_follow_each_transition(redis: RedisServer) -> None:
+def test_load_quality_and_events_follow_each_transition(redis: Backend) -> None:
     async def scenario() -> None:
         client, q = queue(redis)
         registry = AgentRegistry(client, heartbeat_ttl_s=30)
@@ -279,7 +277,7 @@ def test_load_quality_and_events_follow_each_transition(redis: RedisServer) -> N
         assert (await q.get(ok.task_id)).usage == usage  # type: ignore[union-attr]
         events = [
             {k.decode(): v.decode() for k, v in fields.items()}
-            for _, fields in await client.xrange("agentops:events")
+            for _, fields in await client.xrange(k.EVENTS)
         ]
         kinds = [(e["kind"], e.get("status")) for e in events]
         assert kinds.count(("started", None)) == 3
@@ -293,7 +291,7 @@ def test_load_quality_and_events_follow_each_transition(redis: RedisServer) -> N
     run(scenario())
 
 
-def test_retry_backoff_doubles_per_attempt_up_to_the_cap(redis: RedisServer) -> None:
+def test_retry_backoff_doubles_per_attempt_up_to_the_cap(redis: Backend) -> None:
     async def scenario() -> None:
         client, q = queue(redis, max_attempts=10)
         await register(client)
@@ -307,7 +305,7 @@ def test_retry_backoff_doubles_per_attempt_up_to_the_cap(redis: RedisServer) -> 
             await q.start(entry.task_id, "agent-1")
             before = time.time()
             await q.retry(entry, "again", backoff_s=1, backoff_max_s=5)
-            due = await client.zscore("agentops:delayed", submitted.task_id)
+            due = await client.zscore(k.DELAYED, submitted.task_id)
             delays.append(round(due - before))
         assert delays == [1, 2, 4, 5]
         await client.aclose()
@@ -315,7 +313,7 @@ def test_retry_backoff_doubles_per_attempt_up_to_the_cap(redis: RedisServer) -> 
     run(scenario())
 
 
-def test_a_gone_agents_inbox_is_evacuated_delivered_or_not(redis: RedisServer) -> None:
+def test_a_gone_agents_inbox_is_evacuated_delivered_or_not(redis: Backend) -> None:
     async def scenario() -> None:
         client, q = queue(redis)
         await register(client)
@@ -333,7 +331,7 @@ def test_a_gone_agents_inbox_is_evacuated_delivered_or_not(redis: RedisServer) -
     run(scenario())
 
 
-def test_a_deferred_task_waits_as_told_and_keeps_its_attempt(redis: RedisServer) -> None:
+def test_a_deferred_task_waits_as_told_and_keeps_its_attempt(redis: Backend) -> None:
     async def scenario() -> None:
         client, q = queue(redis, max_attempts=1)
         await register(client)
@@ -345,7 +343,7 @@ def test_a_deferred_task_waits_as_told_and_keeps_its_attempt(redis: RedisServer)
         before = time.time()
         # One attempt allowed, yet a deferral does not dead-letter: it is no failure.
         assert await q.retry(entry, "rate limit", backoff_s=0, defer_s=120) == "retry"
-        due = await client.zscore("agentops:delayed", submitted.task_id)
+        due = await client.zscore(k.DELAYED, submitted.task_id)
         assert round(due - before) == 120
         record = await q.get(submitted.task_id)
         assert record is not None
@@ -356,7 +354,7 @@ def test_a_deferred_task_waits_as_told_and_keeps_its_attempt(redis: RedisServer)
     run(scenario())
 
 
-def test_dead_letters_are_capped_and_dead_records_expire(redis: RedisServer) -> None:
+def test_dead_letters_are_capped_and_dead_records_expire(redis: Backend) -> None:
     async def scenario() -> None:
         client, q = queue(
             redis, max_queued_per_type=1000, max_attempts=1, dead_letter_cap=100, retention_s=3600

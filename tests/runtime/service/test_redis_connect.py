@@ -1,4 +1,5 @@
-"""`connect` follows the URL the platform hands a service: plain Redis, or Sentinel's master."""
+"""`connect` follows the URL the platform hands a service: plain Redis, Sentinel's master, or
+a Redis Cluster."""
 
 from __future__ import annotations
 
@@ -13,10 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from redis.exceptions import RedisClusterException
 
 from contracts.settings.service import ServiceSettings
+from runtime.cost import keys as cost_keys
+from runtime.manager import keys as k
+from runtime.service.keys import slot
 from runtime.service.redis import connect, sentinel_target
-from tests.servers import free_port
+from tests.servers import RedisClusterServers, free_port
 
 PASSWORD = "sentinel-test-password-0123456789"
 
@@ -81,8 +86,8 @@ def test_a_sentinel_url_reaches_the_master(sentinel: tuple[int, int], tmp_path: 
     async def roundtrip() -> tuple[bytes | None, int]:
         client = connect(settings)
         try:
-            await client.set("agentops:probe", "1")
-            value: bytes | None = await client.get("agentops:probe")
+            await client.set(k.probe_key("test"), "1")
+            value: bytes | None = await client.get(k.probe_key("test"))
             info = await client.info("server")
             return value, int(info["tcp_port"])
         finally:
@@ -129,3 +134,35 @@ def test_a_sentinel_url_without_a_master_set_is_refused(tmp_path: Path) -> None:
     settings = _settings("redis+sentinel://redis.example:26379/", tmp_path)
     with pytest.raises(ValueError, match="master set"):
         sentinel_target(settings.redis_url)
+
+
+_TOUCH_BOTH = "redis.call('SET', KEYS[1], '1') redis.call('SET', KEYS[2], '1') return 1"
+
+
+def test_a_cluster_url_follows_the_slots_and_a_key_group_stays_in_one(
+    cluster_servers: RedisClusterServers,
+) -> None:
+    cluster_servers.wait_ok()
+    cluster_servers.flush()
+    settings = ServiceSettings(port=8080, redis_url=cluster_servers.url)
+    manager_keys = [k.task_key("t1"), k.DELAYED, k.inbox("a1"), k.queued_counter("coder")]
+    assert len({slot(key) for key in manager_keys}) == 1
+    assert slot(k.DELAYED) != slot(cost_keys.RESERVED), "the two services' groups may part"
+
+    async def scenario() -> None:
+        client = connect(settings)
+        try:
+            for i in range(60):
+                await client.set(k.probe_key(f"instance-{i}"), "1")
+            # One script over two keys of a group runs; over two groups the cluster refuses it.
+            assert await client.eval(_TOUCH_BOTH, 2, k.task_key("t1"), k.DELAYED) == 1
+            with pytest.raises(RedisClusterException, match="same key slot"):
+                await client.eval(_TOUCH_BOTH, 2, k.task_key("t1"), cost_keys.RESERVED)
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())
+    sizes = [int(cluster_servers.cli(n, "DBSIZE")) for n in cluster_servers.primaries()]
+    assert len(sizes) == 3
+    assert sum(sizes) == 62  # 60 probes, the task and the delayed set
+    assert all(size > 0 for size in sizes), f"keys spread over every shard: {sizes}"

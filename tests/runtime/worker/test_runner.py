@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from contracts.settings.worker import WorkerSettings
 from runtime.cost import keys as cost_keys
-from runtime.manager import constants as k
+from runtime.manager import keys as k
 from runtime.manager.queue import TaskQueue, TaskRecord, TaskStatus, TokenUsage
 from runtime.manager.registry import AgentProfile, AgentRegistry
 from runtime.worker.cost_client import CostClient
