@@ -38,6 +38,7 @@ from runtime.worker.handlers.base import (
 from runtime.worker.manager_client import ManagerClient, ManagerRefused
 from runtime.worker.metrics import WorkerMetrics
 from runtime.worker.settings import WorkerSettings
+from runtime.worker.tools import ToolCall
 
 __all__ = ["CostGate", "Outcome", "Worker", "task_usage"]
 
@@ -64,7 +65,9 @@ def task_usage(task: TaskRecord, attempt: int) -> tuple[TokenUsage, ...]:
     return task.usage if task.outcome_attempt == attempt else ()
 
 
-def _context(task: TaskRecord, model: str | None) -> TaskContext:
+def _context(
+    task: TaskRecord, model: str | None, on_tool_call: Callable[[ToolCall], None]
+) -> TaskContext:
     return TaskContext(
         task_id=task.task_id,
         attempt=task.attempts,
@@ -74,6 +77,7 @@ def _context(task: TaskRecord, model: str | None) -> TaskContext:
         complexity=task.complexity,
         payload=task.payload,
         model=model,
+        on_tool_call=on_tool_call,
     )
 
 
@@ -271,7 +275,8 @@ class Worker:
                     model = await self.cost.choose_model(task, s.model)
             with _tracer.start_as_current_span("handler", attributes={"model": model or ""}):
                 result = await asyncio.wait_for(
-                    self.handler(_context(task, model)), s.task_timeout_s
+                    self.handler(_context(task, model, self._tool_observer(task))),
+                    s.task_timeout_s,
                 )
             output = _with_model(result.output, model)
             problem = _unstorable(output)
@@ -294,6 +299,17 @@ class Worker:
             self.metrics.tokens.labels(s.agent_type, u.model, "input").inc(u.input_tokens)
             self.metrics.tokens.labels(s.agent_type, u.model, "output").inc(u.output_tokens)
         return outcome
+
+    def _tool_observer(self, task: TaskRecord) -> Callable[[ToolCall], None]:
+        """Each tool call of the task as metrics, attributed to the task's team."""
+        agent_type = self.settings.agent_type
+
+        def observe(call: ToolCall) -> None:
+            m = self.metrics
+            m.tool_calls.labels(agent_type, task.team, call.server, call.tool, call.outcome).inc()
+            m.tool_call_duration.labels(agent_type, call.server, call.tool).observe(call.seconds)
+
+        return observe
 
     async def _give_back(self, entry: Taken, task: TaskRecord, outcome: Outcome) -> None:
         """A retryable failure: free the hold, then back to the queue (an outage or a limit
