@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,15 +88,18 @@ class LocalPlatform:
         return httpx.get(f"{self.url('manager')}/ready", timeout=5).json()  # type: ignore[no-any-return]
 
 
-def e2e_stack(directory: Path, cost: dict[str, Any] | None = None) -> Path:
+def e2e_stack(
+    directory: Path, cost: dict[str, Any] | None = None, pools: Sequence[dict[str, Any]] = ()
+) -> Path:
     """The local stack file with room for a test's load: limits no test should trip, and any
-    cost settings a test needs."""
+    cost settings and extra agent pools a test needs."""
 
     def mutate(config: dict[str, Any]) -> None:
         config["agentops:cost"]["rateLimits"] = {
             "overall": {"requests": 100000, "tokens": 100000000, "costUsd": "1000"}
         }
         config["agentops:cost"].update(cost or {})
+        config["agentops:agents"]["pools"] += list(pools)
 
     return write_stack(directory, "local", mutate)
 
@@ -109,9 +112,11 @@ def local_platform(
     cost: dict[str, Any] | None = None,
     manager_env: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
+    pools: Sequence[dict[str, Any]] = (),
+    pool_env: dict[str, dict[str, str]] | None = None,
     **worker_env: str,
 ) -> Iterator[LocalPlatform]:
-    cfg = load_stack_config(e2e_stack(directory / "stack", cost), "local")
+    cfg = load_stack_config(e2e_stack(directory / "stack", cost, pools), "local")
     options = DevOptions(
         workers_per_pool=workers,
         worker_env={"AGENTOPS_HEARTBEAT_INTERVAL_S": "0.5", **worker_env},
@@ -134,6 +139,11 @@ def local_platform(
     for process in dev.processes:
         if process.role in ("service", "worker"):
             process.env.update(env or {})
+    # `pool_env`: settings of one pool's workers (agent type → variables).
+    for agent_type, variables in (pool_env or {}).items():
+        for process in dev.processes:
+            if process.role == "worker" and process.env["AGENTOPS_AGENT_TYPE"] == agent_type:
+                process.env.update(variables)
     start(state, dev)
     try:
         record = read_state(state)
