@@ -35,6 +35,7 @@ from runtime.cost.prices import PriceBook
 from runtime.cost.recommend import Recommendation, Task, recommend
 from runtime.cost.reservations import BudgetExceeded, Reservation, Reservations
 from runtime.cost.settings import price_book
+from runtime.cost.tool_limits import ToolCallLimiter, ToolLimit
 
 __all__ = ["AtOutsideWindow", "CostEngine", "Downgrade", "Recorded", "Reserved", "UsageWindow"]
 
@@ -137,6 +138,7 @@ class CostEngine:
         self.usage_window = usage_window or UsageWindow()
         self.ledger = Ledger(redis)
         self.limiter = RateLimiter(redis)
+        self.tool_limiter = ToolCallLimiter(redis)
         self.reservations = Reservations(redis)
         self.alerts = BudgetAlerts(redis, cost.alert_thresholds)
         for line in all_budget_lines(cost):
@@ -151,6 +153,18 @@ class CostEngine:
                 limit_from_config(keys.team_scope(team), self.cost.rate_limits.teams[team])
             )
         return found
+
+    async def admit_tool_call(self, team: str, call_id: str) -> None:
+        """Count one MCP tool call against the platform's and the team's hourly limits."""
+        rate = self.cost.rate_limits
+        limits = [ToolLimit(keys.PLATFORM, rate.overall.tool_calls)]
+        if team in rate.teams:
+            limits.append(ToolLimit(keys.team_scope(team), rate.teams[team].tool_calls))
+        try:
+            await self.tool_limiter.admit(limits, call_id, _ms(self.clock()))
+        except RateLimited as err:
+            self.metrics.rate_limited.labels(err.scope, err.dimension).inc()
+            raise
 
     def all_limits(self) -> list[Limit]:
         """Every scope with a configured hourly limit: where a call can hold something."""

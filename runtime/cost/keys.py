@@ -26,6 +26,7 @@ __all__ = [
     "probe",
     "seen",
     "team_scope",
+    "tool_calls",
     "usage",
 ]
 
@@ -102,3 +103,8 @@ def limit_holds(scope: str) -> str:
 
 def alert_mark(scope: str, window: str, bucket: str, threshold: str) -> str:
     return f"{PREFIX}:alerted:{scope}:{window}:{bucket}:{threshold}"
+
+
+def tool_calls(scope: str) -> str:
+    """Sorted set of the MCP tool calls admitted in the sliding hour, scored by admission."""
+    return f"{PREFIX}:tools:{scope}"

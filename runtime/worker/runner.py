@@ -38,7 +38,7 @@ from runtime.worker.handlers.base import (
 from runtime.worker.manager_client import ManagerClient, ManagerRefused
 from runtime.worker.metrics import WorkerMetrics
 from runtime.worker.settings import WorkerSettings
-from runtime.worker.tools import ToolCall
+from runtime.worker.tools import ToolCall, ToolGate
 
 __all__ = ["CostGate", "Outcome", "Worker", "task_usage"]
 
@@ -66,7 +66,10 @@ def task_usage(task: TaskRecord, attempt: int) -> tuple[TokenUsage, ...]:
 
 
 def _context(
-    task: TaskRecord, model: str | None, on_tool_call: Callable[[ToolCall], None]
+    task: TaskRecord,
+    model: str | None,
+    on_tool_call: Callable[[ToolCall], None],
+    gate: ToolGate | None,
 ) -> TaskContext:
     return TaskContext(
         task_id=task.task_id,
@@ -78,6 +81,7 @@ def _context(
         payload=task.payload,
         model=model,
         on_tool_call=on_tool_call,
+        tool_gate=gate,
     )
 
 
@@ -106,6 +110,8 @@ class CostGate(Protocol):
     ) -> None: ...
 
     async def release(self, task: TaskRecord, attempt: int) -> None: ...
+
+    async def admit_tool_call(self, task: TaskRecord, server: str, tool: str) -> None: ...
 
     async def aclose(self) -> None: ...
 
@@ -275,7 +281,9 @@ class Worker:
                     model = await self.cost.choose_model(task, s.model)
             with _tracer.start_as_current_span("handler", attributes={"model": model or ""}):
                 result = await asyncio.wait_for(
-                    self.handler(_context(task, model, self._tool_observer(task))),
+                    self.handler(
+                        _context(task, model, self._tool_observer(task), self._tool_gate(task))
+                    ),
                     s.task_timeout_s,
                 )
             output = _with_model(result.output, model)
@@ -299,6 +307,17 @@ class Worker:
             self.metrics.tokens.labels(s.agent_type, u.model, "input").inc(u.input_tokens)
             self.metrics.tokens.labels(s.agent_type, u.model, "output").inc(u.output_tokens)
         return outcome
+
+    def _tool_gate(self, task: TaskRecord) -> ToolGate | None:
+        """The team's hourly tool-call limit, asked before a call leaves (none: no engine)."""
+        cost = self.cost
+        if cost is None:
+            return None
+
+        async def gate(server: str, tool: str) -> None:
+            await cost.admit_tool_call(task, server, tool)
+
+        return gate
 
     def _tool_observer(self, task: TaskRecord) -> Callable[[ToolCall], None]:
         """Each tool call of the task as metrics, attributed to the task's team."""

@@ -36,6 +36,8 @@ __all__ = [
 ]
 
 SEPARATOR = "__"
+# Connecting to a server and listing its tools: bounded apart from the per-call timeout.
+DISCOVERY_TIMEOUT_S = 10.0
 _tracer = tracer("agentops.worker.tools")
 
 
@@ -123,8 +125,8 @@ class ToolBox:
         try:
             for server, url in self.servers.items():
                 # asyncio.timeout, not wait_for: the SDK's anyio scopes stay in this task.
-                async with asyncio.timeout(self.timeout_s):
-                    client = Client(url, read_timeout_seconds=self.timeout_s)
+                async with asyncio.timeout(DISCOVERY_TIMEOUT_S):
+                    client = Client(url, read_timeout_seconds=DISCOVERY_TIMEOUT_S)
                     self._clients[server] = await self._stack.enter_async_context(client)
                     listed = await client.list_tools()
                 for tool in listed.tools:
