@@ -34,7 +34,7 @@ from redis.asyncio import Redis
 # Run as a script from anywhere: the repository root holds the packages and tests.servers.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from infra.config.cost import CostConfig
+from contracts.config.cost import CostConfig
 from runtime.cost.engine import CostEngine
 from runtime.cost.ledger import Ledger, UsageRecord
 from runtime.cost.metrics import CostMetrics

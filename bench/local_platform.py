@@ -26,7 +26,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtime.devstack.load import percentile
+from ops.devstack.load import percentile
 from tests.e2e.platform import LocalPlatform, local_platform
 
 

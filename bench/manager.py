@@ -36,7 +36,7 @@ from redis.asyncio import Redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.balancer import measure
-from runtime.devstack.load import percentile
+from ops.devstack.load import percentile
 from runtime.manager.balancing import Strategy
 from runtime.manager.queue import TaskQueue
 from tests.runtime.processes import (

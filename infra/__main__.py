@@ -9,7 +9,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra import config as platform_config
+from infra import stack_config as platform_config
 from infra.layers.agents import Agents, AgentsArgs
 from infra.layers.cluster import Cluster, ClusterArgs
 from infra.layers.irsa import OidcIdentity

@@ -10,7 +10,7 @@ from pulumi_policy import (
     StackValidationArgs,
 )
 
-from infra import versions
+from contracts import versions
 from policies.common import stack_policy
 
 __all__ = ["POLICIES", "kubernetes_version_skew"]
@@ -64,7 +64,7 @@ def _validate_skew(args: StackValidationArgs, report: ReportViolation) -> None:
         elif resource.resource_type == "aws:eks/addon:Addon":
             minor = f"{control[0]}.{control[1]}"
             if minor not in versions.VERSIONS:
-                report(f"control plane {minor} has no entry in infra/versions.py", cluster.urn)
+                report(f"control plane {minor} has no entry in contracts/versions.py", cluster.urn)
                 continue
             name = resource.props.get("addonName")
             expected = versions.VERSIONS[minor].addons.get(str(name))
@@ -72,7 +72,7 @@ def _validate_skew(args: StackValidationArgs, report: ReportViolation) -> None:
             if expected is not None and isinstance(actual, str) and actual != expected:
                 report(
                     f"add-on {name} is pinned to {actual} but Kubernetes {minor} needs {expected} "
-                    f"(infra/versions.py): take add-on versions from the version table",
+                    f"(contracts/versions.py): take add-on versions from the version table",
                     resource.urn,
                 )
 
@@ -86,7 +86,7 @@ kubernetes_version_skew = stack_policy(
     ),
     (
         "Change only cluster.kubernetesVersion in the stack file; the program derives node-group "
-        "and add-on versions from it and infra/versions.py."
+        "and add-on versions from it and contracts/versions.py."
     ),
     _validate_skew,
     config={

@@ -16,7 +16,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.config import NodeGroupRole, PlatformConfig
+from contracts import endpoints
+from contracts.config import NodeGroupRole, PlatformConfig
+from contracts.settings.environment import env_name
+from contracts.settings.service import ServiceSettings
 from infra.layers.irsa import IrsaRole, IrsaRoleArgs, OidcIdentity
 from infra.layers.tagging import Tagging
 from infra.platform.names import (
@@ -42,9 +45,6 @@ from infra.platform.workloads import (
     runtime_workloads,
     zone_spread_is_hard,
 )
-from runtime import endpoints
-from runtime.service.environment import env_name
-from runtime.service.settings import ServiceSettings
 
 __all__ = ["Agents", "AgentsArgs", "image_reference"]
 

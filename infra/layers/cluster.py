@@ -1,6 +1,6 @@
 """EKS: encrypted control plane, OIDC for IRSA, pinned add-ons, managed node groups.
 
-Upgrade order is carried by the resource graph (see `infra.versions`): control plane →
+Upgrade order is carried by the resource graph (see `contracts.versions`): control plane →
 networking add-ons (vpc-cni, kube-proxy) → node groups. CoreDNS and the EBS CSI driver only
 become ACTIVE once nodes exist, so they depend on the control plane and are created
 alongside the node groups instead of gating them.
@@ -16,8 +16,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from infra import versions
-from infra.config import ClusterConfig, NodeGroupConfig
+from contracts import versions
+from contracts.config import ClusterConfig, NodeGroupConfig
 from infra.layers.irsa import IrsaRole, IrsaRoleArgs
 from infra.layers.shared import rotating_key
 from infra.layers.tagging import Tagging

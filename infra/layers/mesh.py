@@ -10,13 +10,12 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra import versions
-from infra.config import PlatformConfig
+from contracts import endpoints, ports, versions
+from contracts.config import PlatformConfig
 from infra.platform.mesh_policies import mesh_security
 from infra.platform.names import COST_ENGINE, MANAGER, Namespace, pool_workload
 from infra.platform.tracing import TELEMETRY_NAME, mesh_telemetry
 from infra.platform.workloads import TRACK_LABEL, Track
-from runtime import endpoints, ports
 
 __all__ = ["GATEWAY", "Mesh", "MeshArgs"]
 

@@ -1,7 +1,7 @@
 """Monitoring: kube-prometheus-stack, the alert catalogue, scraping, routes, HPA metrics, traces.
 
-The rules come from `runtime.telemetry.alerts` (one catalogue, also loaded by the local
-platform and proven with promtool), the series names from `runtime.telemetry.metrics`.
+The rules come from `contracts.telemetry.alerts` (one catalogue, also loaded by the local
+platform and proven with promtool), the series names from `contracts.telemetry.metrics`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from infra.config import PlatformConfig
+from contracts import endpoints
+from contracts.config import PlatformConfig
+from contracts.telemetry import metrics
+from contracts.telemetry.alerts import build_catalogue, render_rule_groups
 from infra.layers.shared import pinned_chart
 from infra.platform.alert_thresholds import alert_thresholds
 from infra.platform.alertmanager import MANAGER_WEBHOOK_SECRET, alertmanager_config
+from infra.platform.dashboards import build_dashboards
 from infra.platform.metric_producers import (
     REDIS_EXPORTER_AUTH_SECRET,
     REDIS_EXPORTER_RELEASE,
@@ -26,10 +30,6 @@ from infra.platform.metric_producers import (
     vault_service_monitor,
 )
 from infra.platform.names import PART_OF, PART_OF_LABEL, Namespace
-from runtime import endpoints
-from runtime.telemetry import metrics
-from runtime.telemetry.alerts import build_catalogue, render_rule_groups
-from runtime.telemetry.dashboards import build_dashboards
 
 __all__ = [
     "ALERTMANAGER_SERVICE_ACCOUNT",

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra import versions
-from infra.config import PlatformConfig
+from contracts import versions
+from contracts.config import PlatformConfig
 from infra.platform.capacity import quotas
 from infra.platform.names import (
     PART_OF,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.config import NetworkConfig
+from contracts.config import NetworkConfig
 from infra.layers.tagging import Tagging
 
 __all__ = ["Network", "NetworkArgs"]

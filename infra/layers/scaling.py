@@ -18,8 +18,8 @@ from typing import Any, Final
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra import versions
-from infra.config import Environment, NodeGroupRole, PlatformConfig
+from contracts import versions
+from contracts.config import Environment, NodeGroupRole, PlatformConfig
 from infra.layers.irsa import IrsaRole, IrsaRoleArgs, OidcIdentity
 from infra.layers.shared import pinned_chart
 from infra.layers.tagging import Tagging

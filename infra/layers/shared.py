@@ -8,7 +8,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from infra import versions
+from contracts import versions
 from infra.layers.tagging import Tagging
 
 __all__ = ["pinned_chart", "rotating_key"]

@@ -15,12 +15,12 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from infra.config import PlatformConfig, RedisMode
+from contracts import ports
+from contracts.config import PlatformConfig, RedisMode
 from infra.layers.shared import pinned_chart, rotating_key
 from infra.layers.tagging import Tagging
 from infra.platform.names import Namespace
 from infra.platform.workloads import EPHEMERAL_STORAGE
-from runtime import ports
 
 __all__ = ["AwsPlacement", "Redis", "RedisArgs"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from infra.config import Environment, TagsConfig
+from contracts.config import Environment, TagsConfig
 
 __all__ = ["REQUIRED_TAG_KEYS", "Tagging"]
 

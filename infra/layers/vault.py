@@ -20,7 +20,7 @@ import pulumi_random as random
 import pulumi_tls as tls
 import pulumi_vault as vault
 
-from infra.config import PlatformConfig, UnsealMode
+from contracts.config import PlatformConfig, UnsealMode
 from infra.layers.irsa import IrsaRole, IrsaRoleArgs
 from infra.layers.shared import pinned_chart, rotating_key
 from infra.layers.tagging import Tagging

@@ -16,8 +16,7 @@ from pulumi.runtime import settings
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.config import NAMESPACE, ConfigError
-from infra.config import load as load_config
+from contracts.config import NAMESPACE, ConfigError
 from infra.plan.document import Plan
 from infra.plan.mock_cloud import MockCloud
 from infra.plan.output import FLOWS_FILE, write_plan
@@ -25,6 +24,7 @@ from infra.plan.policy_check import check_plan, format_violations, load_pack_con
 from infra.plan.recorder import RecordingMonitor
 from infra.plan.stackfile import read_stack_file
 from infra.platform.flows import flow_table
+from infra.stack_config import load as load_config
 from policies import ALL_POLICIES
 
 __all__ = ["EXIT_CONFIG", "EXIT_POLICY", "plan_stack"]

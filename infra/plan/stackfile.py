@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from infra.config import PlatformConfig, load_from_mapping
-from infra.config.errors import NAMESPACE
+from contracts.config import PlatformConfig, load_from_mapping
+from contracts.config.errors import NAMESPACE
 
 __all__ = ["StackFile", "load_stack_config", "read_stack_file"]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from contracts.versions import minor_key
 from infra.plan.diff import FieldChange, PlanDiff, ResourceChange
 from infra.plan.document import Plan
-from infra.versions import minor_key
 
 __all__ = ["Upgrade", "UpgradeStep", "assess_upgrade", "kubernetes_minor", "render_upgrade"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from infra.config import PlatformConfig
-from runtime.telemetry.alerts import AlertThresholds
+from contracts.config import PlatformConfig
+from contracts.telemetry.alerts import AlertThresholds
 
 __all__ = ["alert_thresholds"]
 

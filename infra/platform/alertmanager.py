@@ -10,11 +10,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from infra.config import PlatformConfig
+from contracts import endpoints, ports
+from contracts.config import PlatformConfig
+from contracts.telemetry.alerts import EMERGENCY_ALERT, RuleGroup, build_catalogue
 from infra.platform.alert_thresholds import alert_thresholds
 from infra.platform.names import MANAGER, Namespace
-from runtime import endpoints, ports
-from runtime.telemetry.alerts import EMERGENCY_ALERT, RuleGroup, build_catalogue
 
 __all__ = [
     "MANAGER_WEBHOOK_SECRET",

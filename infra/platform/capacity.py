@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infra.config import PlatformConfig, RedisMode
-from infra.config.agents import ResourcesConfig, cpu_millis, memory_bytes
+from contracts.config import PlatformConfig, RedisMode
+from contracts.config.agents import ResourcesConfig, cpu_millis, memory_bytes
 from infra.platform.names import Namespace
 from infra.platform.runtime_secrets import (
     VAULT_AGENT_CPU_LIMIT_MILLIS,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from infra.config import PlatformConfig
+from contracts.config import PlatformConfig
 from infra.platform.flows import Flow, Network, Workload, flows, workloads
 from infra.platform.names import MANAGER, Namespace
 from infra.platform.network_policies import FLOW_ANNOTATION, WHY_ANNOTATION

@@ -3,7 +3,7 @@ and Vault's telemetry endpoint, as pure values the monitoring and Vault layers r
 
 - Redis in the cluster: the bitnami chart's exporter container (`metrics.enabled`) with its
   ServiceMonitor. ElastiCache runs no exporter of its own, so the monitoring layer deploys
-  redis_exporter (chart `prometheus-redis-exporter`, pinned in `infra.versions.CHARTS`, which
+  redis_exporter (chart `prometheus-redis-exporter`, pinned in `contracts.versions.CHARTS`, which
   pins the image) pointed at the primary endpoint over TLS (`rediss://`), with the auth token
   from a Kubernetes Secret (a Pulumi secret; never in values).
 - Vault: Prometheus scrapes `/v1/sys/metrics?format=prometheus` on every server over TLS (the
@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from infra.config import PlatformConfig
+from contracts import ports
+from contracts.config import PlatformConfig
 from infra.platform.names import Namespace
 from infra.platform.runtime_secrets import CA_CONFIGMAP, VAULT_RELEASE
-from runtime import ports
 
 __all__ = [
     "PROMETHEUS_POD",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
-from infra.config import PlatformConfig
+from contracts.config import PlatformConfig
 
 __all__ = [
     "APP_LABEL",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from infra.config import PlatformConfig
+from contracts.config import PlatformConfig
 from infra.platform.flows import Flow, Network, Peer, Workload, flows, networks
 from infra.platform.names import Namespace, enabled_namespaces
 

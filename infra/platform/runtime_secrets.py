@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Final
 
-from infra.config.agents import cpu_millis, memory_bytes
+from contracts.config.agents import cpu_millis, memory_bytes
 from infra.platform.names import MANAGER, Namespace
 
 __all__ = [

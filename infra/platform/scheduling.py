@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from infra.config import ClusterConfig, NodeGroupConfig, NodeGroupRole, TaintConfig
+from contracts.config import ClusterConfig, NodeGroupConfig, NodeGroupRole, TaintConfig
 
 __all__ = [
     "GPU_RESOURCE",

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from infra.config import PlatformConfig
+from contracts.config import PlatformConfig
+from contracts.settings.service import TraceExporter
 from infra.platform.names import Namespace
-from runtime.service.settings import TraceExporter
 
 __all__ = [
     "COLLECTOR_SERVICE",

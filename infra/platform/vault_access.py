@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infra.config import PlatformConfig
+from contracts.config import PlatformConfig
 from infra.platform.names import Namespace
 from infra.platform.runtime_secrets import REDIS_SECRET_PATH, secret_prefix
 from infra.platform.workloads import runtime_workloads

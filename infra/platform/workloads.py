@@ -12,7 +12,15 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Final
 
-from infra.config import Environment, ImageConfig, PlatformConfig, ResourcesConfig
+from contracts import ports
+from contracts.config import Environment, ImageConfig, PlatformConfig, ResourcesConfig
+from contracts.settings.cost import CostEngineSettings
+from contracts.settings.environment import settings_env
+from contracts.settings.manager import ManagerSettings
+from contracts.settings.service import ServiceSettings
+from contracts.settings.vault import VaultSettings
+from contracts.settings.worker import WorkerSettings
+from contracts.telemetry import metrics
 from infra.platform.names import COST_ENGINE, MANAGER, Namespace, pool_workload
 from infra.platform.runtime_secrets import (
     AGENT_TOKEN,
@@ -27,14 +35,6 @@ from infra.platform.runtime_secrets import (
     SecretFile,
 )
 from infra.platform.tracing import trace_settings
-from runtime import ports
-from runtime.cost.settings import CostEngineSettings
-from runtime.manager.settings import ManagerSettings
-from runtime.secrets.settings import VaultSettings
-from runtime.service.environment import settings_env
-from runtime.service.settings import ServiceSettings
-from runtime.telemetry import metrics
-from runtime.worker.settings import WorkerSettings
 
 __all__ = [
     "CONTAINER_LOGS_MIB",

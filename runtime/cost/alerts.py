@@ -4,7 +4,7 @@ Whichever engine replica first sees spend cross a threshold sets its mark (SET N
 after the window ends) and appends the event to a stream in the same script; every other
 replica, and the same one after a restart, finds the mark and stays quiet. The caller turns
 what this returns into a metric increment and a log line. Prometheus' own budget-burn rules
-(runtime/telemetry/alerts.py) page through Alertmanager from the exported gauges.
+(contracts/telemetry/alerts.py) page through Alertmanager from the exported gauges.
 """
 
 from __future__ import annotations

@@ -59,13 +59,13 @@ from fastapi.responses import JSONResponse
 from opentelemetry.trace import Span, SpanKind
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from runtime import endpoints
+from contracts import endpoints
+from contracts.prices import UnknownModelError
 from runtime.cost.analysis import SpendAnalysis
 from runtime.cost.budgets import window_end
 from runtime.cost.engine import AtOutsideWindow, CostEngine
 from runtime.cost.ledger import from_nano
 from runtime.cost.limits import WINDOW_S, LimitTooSmall, RateLimited
-from runtime.cost.prices import UnknownModelError
 from runtime.cost.recommend import NoModelFits, Task
 from runtime.cost.reservations import BudgetExceeded
 from runtime.service.auth import BearerAuth

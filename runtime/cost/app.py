@@ -15,11 +15,11 @@ from typing import Any
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from contracts.settings.cost import CostEngineSettings
 from runtime.cost import keys
 from runtime.cost.api import router
 from runtime.cost.engine import CostEngine, UsageWindow
 from runtime.cost.metrics import CostMetrics
-from runtime.cost.settings import CostEngineSettings
 from runtime.service.app import create_app
 from runtime.service.auth import BearerAuth
 from runtime.service.redis import TRANSIENT_REDIS_ERRORS, Outage, connect, writable

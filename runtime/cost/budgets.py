@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from infra.config.cost import BudgetConfig, CostConfig
+from contracts.config.cost import BudgetConfig, CostConfig
 from runtime.cost import keys
 from runtime.cost.ledger import to_nano
 

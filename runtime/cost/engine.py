@@ -15,7 +15,9 @@ from decimal import Decimal
 
 from redis.asyncio import Redis
 
-from infra.config.cost import CostConfig
+from contracts.config.cost import CostConfig
+from contracts.prices import PriceBook
+from contracts.settings.cost import price_book
 from runtime.cost import keys
 from runtime.cost.alerts import BudgetAlert, BudgetAlerts
 from runtime.cost.analysis import ModelSpend, SpendAnalysis, analyse
@@ -31,10 +33,8 @@ from runtime.cost.limits import (
     limited,
 )
 from runtime.cost.metrics import CostMetrics
-from runtime.cost.prices import PriceBook
 from runtime.cost.recommend import Recommendation, Task, recommend
 from runtime.cost.reservations import BudgetExceeded, Reservation, Reservations
-from runtime.cost.settings import price_book
 from runtime.cost.tool_limits import ToolCallLimiter, ToolLimit
 
 __all__ = ["AtOutsideWindow", "CostEngine", "Downgrade", "Recorded", "Reserved", "UsageWindow"]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from infra.config.cost import HourlyLimits
+from contracts.config.cost import HourlyLimits
 from runtime.cost import keys
 from runtime.cost.money import to_nano
 from runtime.service.redis import reply

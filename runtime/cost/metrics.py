@@ -1,10 +1,10 @@
-"""The cost engine's Prometheus series; names and labels from runtime.telemetry.metrics."""
+"""The cost engine's Prometheus series; names and labels from contracts.telemetry.metrics."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from runtime.telemetry import metrics as m
+from contracts.telemetry import metrics as m
 
 __all__ = ["CostMetrics"]
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 
-from infra.config.cost import ModelProfile, RecommendationConfig
+from contracts.config.cost import ModelProfile, RecommendationConfig
 
 __all__ = ["Candidate", "NoModelFits", "Recommendation", "Task", "estimate_tokens", "recommend"]
 

@@ -14,14 +14,14 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
-from runtime import endpoints
+from contracts import endpoints
+from contracts.settings.manager import AGENT_TYPE_PATTERN, ManagerSettings
 from runtime.manager.constants import Priority
 from runtime.manager.dispatcher import Dispatcher
 from runtime.manager.emergency import AlertmanagerWebhook, EmergencySwitch, admits
 from runtime.manager.metrics import ManagerMetrics
 from runtime.manager.queue import QueueFull, TaskQueue, TaskRecord
 from runtime.manager.registry import AgentProfile, AgentRecord, AgentRegistry
-from runtime.manager.settings import AGENT_TYPE_PATTERN, ManagerSettings
 from runtime.service.auth import BearerAuth
 from runtime.service.logs import bind_task
 from runtime.service.validation import unencodable

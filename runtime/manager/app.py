@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from redis.exceptions import RedisError
 
+from contracts.settings.manager import ManagerSettings
 from runtime.manager import constants as k
 from runtime.manager.api import ManagerState, build_router
 from runtime.manager.balancing import make_balancer
@@ -23,7 +24,6 @@ from runtime.manager.emergency import EmergencySwitch
 from runtime.manager.metrics import ManagerMetrics
 from runtime.manager.queue import TaskQueue
 from runtime.manager.registry import AgentRegistry
-from runtime.manager.settings import ManagerSettings
 from runtime.service.app import create_app
 from runtime.service.auth import BearerAuth
 from runtime.service.redis import connect, writable

@@ -13,7 +13,8 @@ import itertools
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
-from enum import StrEnum
+
+from contracts.balancing import ScoreWeights, Strategy
 
 __all__ = [
     "AgentState",
@@ -27,13 +28,6 @@ __all__ = [
     "WeightedRoundRobin",
     "make_balancer",
 ]
-
-
-class Strategy(StrEnum):
-    ROUND_ROBIN = "round_robin"
-    LEAST_CONNECTIONS = "least_connections"
-    WEIGHTED_ROUND_ROBIN = "weighted_round_robin"
-    SCORE_BASED = "score_based"
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,19 +286,6 @@ class WeightedRoundRobin(_IndexedHeap):
                 self._now.get(new.agent_type, 0) + self._STRIDE_BASE // new.weight,
             )
         super()._changed(old, new)
-
-
-@dataclass(frozen=True)
-class ScoreWeights:
-    """How much each signal counts in the score (from the manager's settings)."""
-
-    success: float = 0.35
-    speed: float = 0.2
-    load: float = 0.25
-    compatibility: float = 0.1
-    complexity_fit: float = 0.1
-    # Response time at which the speed signal reaches zero.
-    slow_s: float = 30.0
 
 
 class ScoreBased(_IndexedHeap):

@@ -22,12 +22,12 @@ from opentelemetry import trace
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from contracts.settings.manager import ManagerSettings
 from runtime.manager import constants as k
 from runtime.manager.balancing import Balancer, TaskRequest
 from runtime.manager.metrics import ManagerMetrics
 from runtime.manager.queue import Assignment, Taken, TaskQueue
 from runtime.manager.registry import AgentRecord, AgentRegistry
-from runtime.manager.settings import ManagerSettings
 from runtime.service import redis as rd
 from runtime.service.redis import Outage
 

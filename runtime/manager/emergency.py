@@ -12,10 +12,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 
+from contracts.telemetry.alerts import EMERGENCY_ALERT
 from runtime.manager import constants as k
 from runtime.manager.constants import Priority
 from runtime.service import redis as rd
-from runtime.telemetry.alerts import EMERGENCY_ALERT
 
 __all__ = [
     "AlertmanagerAlert",

@@ -1,4 +1,4 @@
-"""The manager's Prometheus series (names from runtime.telemetry.metrics, the one contract)."""
+"""The manager's Prometheus series (names from contracts.telemetry.metrics, the one contract)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from contracts.telemetry import metrics as m
 from runtime.manager.registry import AgentRecord
-from runtime.telemetry import metrics as m
 
 __all__ = ["ManagerMetrics"]
 

@@ -5,6 +5,7 @@ Vault's KV v2 mount, and application data that must be encrypted goes through Va
 transit engine.
 """
 
+from contracts.settings.vault import VaultSettings
 from runtime.secrets.audit import Actor, AuditRecord, AuditSink, AuditTrail, LogAudit, RecentAudit
 from runtime.secrets.auth import KubernetesLogin, Login, StaticToken
 from runtime.secrets.client import SecretsClient, login_from_settings
@@ -26,7 +27,6 @@ from runtime.secrets.rotation import (
     rotate_api_keys,
 )
 from runtime.secrets.session import TokenLease, VaultSession
-from runtime.secrets.settings import VaultSettings
 
 __all__ = [
     "Actor",

@@ -14,13 +14,13 @@ from typing import Any
 import hvac
 from pydantic import SecretStr
 
+from contracts.settings.vault import VaultSettings
 from runtime.secrets.audit import AuditTrail
 from runtime.secrets.auth import KubernetesLogin, Login, StaticToken
 from runtime.secrets.clock import Clock, utc_now
 from runtime.secrets.errors import MalformedResponse
 from runtime.secrets.models import SecretMetadata, SecretVersion
 from runtime.secrets.session import VaultSession
-from runtime.secrets.settings import VaultSettings
 
 __all__ = ["SecretsClient", "login_from_settings"]
 

@@ -21,11 +21,11 @@ import hvac
 import hvac.exceptions
 import requests
 
+from contracts.settings.vault import VaultSettings
 from runtime.secrets.audit import Actor, AuditRecord, AuditTrail
 from runtime.secrets.auth import Login
 from runtime.secrets.clock import Clock, utc_now
 from runtime.secrets.errors import LoginFailed, MalformedResponse, SecretsError, translate
-from runtime.secrets.settings import VaultSettings
 
 __all__ = ["TokenLease", "VaultSession"]
 

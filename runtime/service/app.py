@@ -30,11 +30,11 @@ from prometheus_client import (
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runtime import endpoints
+from contracts import endpoints
+from contracts.telemetry import metrics as m
 from runtime.service.auth import BearerAuth
 from runtime.service.redis import TRANSIENT_REDIS_ERRORS, Outage
 from runtime.service.tracing import TraceContextMiddleware
-from runtime.telemetry import metrics as m
 
 __all__ = ["UNAVAILABLE_RETRY_AFTER_S", "ReadyCheck", "ShellMetrics", "create_app"]
 

@@ -22,7 +22,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from runtime.service.settings import SENTINEL_SCHEME, ServiceSettings
+from contracts.settings.service import SENTINEL_SCHEME, ServiceSettings
 
 __all__ = [
     "TRANSIENT_REDIS_ERRORS",

@@ -11,9 +11,9 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
 
+from contracts.settings.service import ServiceSettings
 from runtime.service.connections import read_deadline_protocol
 from runtime.service.logs import configure_logging
-from runtime.service.settings import ServiceSettings
 
 __all__ = ["load_settings", "serve"]
 

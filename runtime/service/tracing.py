@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from runtime.service.settings import ServiceSettings, TraceExporter
+from contracts.settings.service import ServiceSettings, TraceExporter
 
 __all__ = [
     "TRACEPARENT",

@@ -19,6 +19,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from contracts.settings.worker import WorkerSettings
 from runtime.manager.constants import probe_key
 from runtime.service.app import create_app
 from runtime.service.redis import connect, writable
@@ -27,7 +28,6 @@ from runtime.worker.handlers.base import Handler, load_handler
 from runtime.worker.manager_client import ManagerClient
 from runtime.worker.metrics import WorkerMetrics
 from runtime.worker.runner import CostGate, Worker
-from runtime.worker.settings import WorkerSettings
 
 __all__ = ["create_worker_app"]
 

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 
 import httpx
 
-from runtime import endpoints
+from contracts import endpoints
+from contracts.settings.service import read_secret_file
+from contracts.settings.worker import WorkerSettings
 from runtime.manager.queue import TaskRecord, TokenUsage
-from runtime.service.settings import read_secret_file
 from runtime.service.tracing import propagation_headers
 from runtime.worker.handlers.base import DependencyUnavailable, RetryableError, TaskFailed
-from runtime.worker.settings import WorkerSettings
 from runtime.worker.tools import ToolLimited
 
 __all__ = ["CostClient", "single_model_usage"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 
-from runtime import endpoints
-from runtime.service.settings import read_secret_file
-from runtime.worker.settings import WorkerSettings
+from contracts import endpoints
+from contracts.settings.service import read_secret_file
+from contracts.settings.worker import WorkerSettings
 
 __all__ = ["ManagerClient", "ManagerRefused"]
 

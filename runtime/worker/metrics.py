@@ -1,10 +1,10 @@
-"""The worker's Prometheus series (names from runtime.telemetry.metrics)."""
+"""The worker's Prometheus series (names from contracts.telemetry.metrics)."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from runtime.telemetry import metrics as m
+from contracts.telemetry import metrics as m
 
 __all__ = ["WorkerMetrics"]
 

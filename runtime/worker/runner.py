@@ -24,6 +24,7 @@ from opentelemetry.trace import SpanKind
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from contracts.settings.worker import WorkerSettings
 from runtime.manager.queue import Taken, TaskQueue, TaskRecord, TokenUsage
 from runtime.service.logs import bind_task
 from runtime.service.redis import TRANSIENT_REDIS_ERRORS
@@ -37,7 +38,6 @@ from runtime.worker.handlers.base import (
 )
 from runtime.worker.manager_client import ManagerClient, ManagerRefused
 from runtime.worker.metrics import WorkerMetrics
-from runtime.worker.settings import WorkerSettings
 from runtime.worker.tools import ToolCall, ToolGate
 
 __all__ = ["CostGate", "Outcome", "Worker", "task_usage"]

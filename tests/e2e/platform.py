@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import httpx
 
 from infra.plan.stackfile import load_stack_config
-from runtime.devstack.control import free_ports, read_state, start, stop
-from runtime.devstack.layout import DevOptions, plan, process_names
+from ops.devstack.control import free_ports, read_state, start, stop
+from ops.devstack.layout import DevOptions, plan, process_names
 from tests import waiting
 from tests.conftest import write_stack
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 import redis as redis_client
 
+from ops.devstack.control import restart
 from runtime.cost import keys as cost_keys
-from runtime.devstack.control import restart
 from runtime.manager import constants as k
 from tests.e2e.platform import LocalPlatform, eventually, local_platform
 
@@ -96,7 +96,7 @@ def kill_and_restart(platform: LocalPlatform, plan: list[tuple[float, str, float
 
 
 def _processes(state: Path) -> list[dict[str, object]]:
-    from runtime.devstack.control import read_state
+    from ops.devstack.control import read_state
 
     record = read_state(state)
     assert record is not None

@@ -14,11 +14,11 @@ from pathlib import Path
 import httpx
 from redis.asyncio import Redis
 
+from contracts.settings.cost import price_book
+from contracts.telemetry import metrics as m
+from contracts.telemetry.alerts import EMERGENCY_ALERT
 from infra.plan.stackfile import load_stack_config
 from runtime.cost.ledger import Ledger
-from runtime.cost.settings import price_book
-from runtime.telemetry import metrics as m
-from runtime.telemetry.alerts import EMERGENCY_ALERT
 from tests.e2e.platform import LocalPlatform, e2e_stack, eventually, local_platform
 
 

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from runtime.telemetry import metrics as m
+from contracts.telemetry import metrics as m
 from tests.e2e.platform import eventually, local_platform
 from tests.e2e.test_traces import WORKER, tracing_env
 from tests.otlp import otlp_receiver

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from infra.config import load_from_mapping
+from contracts.config import load_from_mapping
 from infra.platform.flows import flow_table
 from tests.conftest import REPO, run_plan, stack_values, write_stack
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.config import load_from_mapping
+from contracts.config import load_from_mapping
 from infra.platform.flows import Workload, workloads
 from tests.conftest import REPO, stack_values
 from tests.flows.netpol import go_tool

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from infra.config import PlatformConfig, load_from_mapping
+from contracts import endpoints, ports
+from contracts.config import PlatformConfig, load_from_mapping
 from infra.plan.document import Plan
 from infra.platform.flows import Flow, Network, Workload, flows, workloads
 from infra.platform.mesh_policies import CALLER_JWT_HEADER, ROOT_NAMESPACE
 from infra.platform.names import COST_ENGINE, MANAGER, Namespace, pool_workload
-from runtime import endpoints, ports
 from tests.conftest import stack_values
 from tests.flows.istio_authz import Decision, MeshConfig, Request, decide
 

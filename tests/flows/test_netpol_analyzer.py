@@ -2,7 +2,7 @@
 table is allowed, and nothing else is.
 
 The analyzer is np-guard's netpol-analyzer (k8snetpolicy), built from the Go module proxy at the
-version infra/versions.py pins (scripts/ensure-go-tool netpol). Its verdicts are written to
+version contracts/versions.py pins (scripts/ensure-go-tool netpol). Its verdicts are written to
 .pytest_cache/netpol-<stack>.txt for the closing note.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import load_from_mapping
+from contracts.config import load_from_mapping
 from infra.platform.flows import flows, networks
 from infra.platform.names import enabled_namespaces
 from tests.conftest import REPO, STACKS, stack_values

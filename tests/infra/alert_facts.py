@@ -15,9 +15,9 @@ from typing import Any
 import promql_parser as promql
 import yaml
 
+from contracts.telemetry import metrics as m
+from contracts.telemetry.alerts import AlertRule
 from infra.plan.document import REDACTED, Plan, PlanResource
-from runtime.telemetry import metrics as m
-from runtime.telemetry.alerts import AlertRule
 
 __all__ = [
     "PEOPLE",

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from infra import versions
-from infra.config import load_from_mapping
+from contracts import versions
+from contracts.config import load_from_mapping
+from contracts.telemetry import metrics as m
+from contracts.telemetry.alerts import build_catalogue
 from infra.plan.document import REDACTED, Plan, PlanResource
 from infra.platform.alert_thresholds import alert_thresholds
 from infra.platform.metric_producers import (
@@ -30,8 +32,6 @@ from infra.platform.names import COST_ENGINE, MANAGER, pool_workload
 from runtime.cost.metrics import CostMetrics
 from runtime.manager.metrics import ManagerMetrics
 from runtime.service.app import ShellMetrics
-from runtime.telemetry import metrics as m
-from runtime.telemetry.alerts import build_catalogue
 from runtime.worker.metrics import WorkerMetrics
 from tests.conftest import STACKS, stack_values
 from tests.infra.alert_facts import metric_names, release

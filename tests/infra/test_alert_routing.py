@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from infra.config import load_from_mapping
+from contracts.config import load_from_mapping
+from contracts.telemetry.alerts import EMERGENCY_ALERT, AlertRule, build_catalogue
 from infra.plan.document import Plan
 from infra.platform.alert_thresholds import alert_thresholds
-from runtime.telemetry.alerts import EMERGENCY_ALERT, AlertRule, build_catalogue
 from tests.conftest import STACKS, stack_values
 from tests.infra.alert_facts import (
     PEOPLE,

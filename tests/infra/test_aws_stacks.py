@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from infra.config import load_from_mapping
+from contracts.config import load_from_mapping
 from infra.layers.tagging import REQUIRED_TAG_KEYS
 from infra.plan.document import Plan, PlanResource
 from tests.conftest import stack_values
@@ -207,7 +207,7 @@ def test_gpu_group_is_tainted(plans: dict[str, Plan]) -> None:
 
 @pytest.mark.parametrize("stack", AWS_STACKS)
 def test_addons_pinned_from_version_table(plans: dict[str, Plan], stack: str) -> None:
-    from infra import versions
+    from contracts import versions
 
     minor = stack_values(stack)["cluster"]["kubernetesVersion"]
     addons = {a.inputs["addonName"]: a for a in of_type(plans[stack], "aws:eks/addon:Addon")}

@@ -7,7 +7,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from infra.config import load_from_mapping
+from contracts.config import load_from_mapping
 from infra.plan.document import Plan, PlanResource
 from infra.plan.output import manifest_body
 from infra.platform.names import APP_LABEL, POD_SECURITY, Namespace, PodSecurity, pool_workload

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from infra.config import load_from_mapping
-from infra.config.errors import ConfigError
+from contracts import endpoints
+from contracts.config import load_from_mapping
+from contracts.config.errors import ConfigError
 from infra.layers.mesh import GATEWAY
 from infra.layers.monitoring import ALERTMANAGER_SERVICE_ACCOUNT, PROMETHEUS_SERVICE_ACCOUNT
 from infra.plan.document import Plan
@@ -20,7 +21,6 @@ from infra.platform.tracing import (
     TELEMETRY_NAME,
     mesh_telemetry,
 )
-from runtime import endpoints
 from tests.conftest import helm_release, stack_values
 
 AWS = ("staging", "prod")

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 import yaml
 
-from infra import versions
-from infra.config import load_from_mapping
+from contracts import versions
+from contracts.config import load_from_mapping
+from contracts.telemetry.alerts import EMERGENCY_ALERT, build_catalogue, render_rule_groups
 from infra.plan.document import REDACTED, Plan, PlanResource
 from infra.platform.alert_thresholds import alert_thresholds
 from infra.platform.alertmanager import alertmanager_config
-from runtime.telemetry.alerts import EMERGENCY_ALERT, build_catalogue, render_rule_groups
 from tests.conftest import stack_values
 
 AWS = ("staging", "prod")
@@ -165,7 +165,7 @@ def test_runtime_is_scraped_and_queue_metric_reaches_the_hpa(
 def test_dashboards_are_provisioned_from_code(plans: dict[str, Plan]) -> None:
     import json
 
-    from runtime.telemetry.dashboards import build_dashboards
+    from infra.platform.dashboards import build_dashboards
 
     maps = {
         r.inputs["metadata"]["name"]: r.inputs

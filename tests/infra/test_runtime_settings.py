@@ -13,21 +13,21 @@ from typing import Any
 import pytest
 from pydantic_settings import BaseSettings
 
-from infra.config import PlatformConfig, load_from_mapping
+from contracts.config import PlatformConfig, load_from_mapping
+from contracts.settings.cost import CostEngineSettings
+from contracts.settings.environment import env_names
+from contracts.settings.manager import ManagerSettings
+from contracts.settings.service import ServiceSettings, TraceExporter
+from contracts.settings.vault import VaultSettings
+from contracts.settings.worker import WorkerSettings
 from infra.plan.document import Plan, PlanResource
 from infra.platform.runtime_secrets import SECRETS_DIR, VAULT_ADDRESS
 from infra.platform.tracing import COLLECTOR_SERVICE, otlp_traces_endpoint, tracing_on
 from infra.platform.vault_access import secret_prefix, vault_identities
 from infra.platform.workloads import PRE_STOP_SLEEP_SECONDS, runtime_workloads
-from runtime.cost.settings import CostEngineSettings
-from runtime.manager.settings import ManagerSettings
-from runtime.secrets.settings import VaultSettings
-from runtime.service.environment import env_names
-from runtime.service.settings import ServiceSettings, TraceExporter
-from runtime.worker.settings import WorkerSettings
 from tests.conftest import STACKS, helm_release, stack_values
 
-# What `agentops serve <command>` runs with (runtime/cli.py).
+# What `agentops serve <command>` runs with (ops/cli.py).
 SERVE: dict[str, type[ServiceSettings]] = {
     "manager": ManagerSettings,
     "worker": WorkerSettings,

@@ -41,7 +41,8 @@ def test_missing_required_secret_is_a_clear_error() -> None:
     proc = _run(
         """
         import pulumi
-        from infra.config import ConfigError, require_secret
+        from contracts.config import ConfigError
+        from infra.stack_config import require_secret
         from infra.plan.mock_cloud import MockCloud
         pulumi.runtime.set_mocks(MockCloud("eu-west-1", "prod"), project="agentops", stack="prod")
         pulumi.runtime.set_all_config({}, [])
@@ -64,7 +65,7 @@ def test_set_secret_is_returned_as_secret_output() -> None:
         """
         import pulumi
         from pulumi.runtime.sync_await import _sync_await
-        from infra.config import require_secret
+        from infra.stack_config import require_secret
         from infra.plan.mock_cloud import MockCloud
         pulumi.runtime.set_mocks(MockCloud("eu-west-1", "prod"), project="agentops", stack="prod")
         pulumi.runtime.set_all_config(
@@ -79,7 +80,7 @@ def test_set_secret_is_returned_as_secret_output() -> None:
 
 
 def test_required_secrets_follow_configured_receivers() -> None:
-    from infra.config import load_from_mapping
+    from contracts.config import load_from_mapping
     from tests.conftest import stack_values
 
     keys = {s.key for s in load_from_mapping(stack_values("prod")).required_secrets()}

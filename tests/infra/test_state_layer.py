@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from infra.config import load_from_mapping
+from contracts.config import load_from_mapping
 from infra.plan.document import REDACTED, Plan
 from tests.conftest import stack_values
 

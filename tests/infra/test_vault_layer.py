@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from infra.config import load_from_mapping
+from contracts.config import load_from_mapping
 from infra.plan.document import REDACTED, Plan, PlanResource
 from infra.platform.names import Namespace
 from infra.platform.runtime_secrets import (

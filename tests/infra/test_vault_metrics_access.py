@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from contracts.telemetry import metrics as m
 from infra.platform.metric_producers import (
     VAULT_METRICS_PATH,
     VAULT_METRICS_POLICY,
     VAULT_METRICS_POLICY_HCL,
     VAULT_TELEMETRY_HCL,
 )
-from runtime.telemetry import metrics as m
 from tests.servers import BaoServer, bao_server, free_port
 
 

@@ -13,7 +13,7 @@ import kubernetes.config
 import pytest
 import yaml
 
-from infra.versions import VERSIONS
+from contracts.versions import VERSIONS
 from tests.conftest import REPO
 from tests.kubeapi import VAULT_AUDIENCE, ControlPlane
 

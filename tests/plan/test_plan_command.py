@@ -131,7 +131,7 @@ def test_diff_of_identical_plans_says_no_changes(tmp_path: Path) -> None:
 
 
 def test_cli_plans_default_stacks_and_diffs(tmp_path: Path) -> None:
-    agentops = [sys.executable, "-m", "runtime.cli"]
+    agentops = [sys.executable, "-m", "ops.cli"]
     proc = subprocess.run(
         [*agentops, "plan", "--out", str(tmp_path)], capture_output=True, text=True, cwd=REPO
     )

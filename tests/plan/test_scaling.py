@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from infra import versions
+from contracts import versions
 from infra.plan.document import Plan, PlanResource
 from infra.platform.scheduling import GPU_RESOURCE, NODE_ROLE_LABEL
 from tests.conftest import STACKS, run_plan, stack_values, write_stack
@@ -213,7 +213,7 @@ def test_gpus_on_a_stack_without_gpu_nodes_are_refused_naming_the_key(
 @pytest.mark.parametrize("stack", ["staging", "prod"])
 def test_adapter_rule_serves_the_metric_every_hpa_reads(plans: dict[str, Plan], stack: str) -> None:
     """The HPA's external metric and the adapter's rule come from one definition
-    (`runtime.telemetry.metrics.QUEUE_LENGTH`): each HPA reads a metric the adapter serves, by
+    (`contracts.telemetry.metrics.QUEUE_LENGTH`): each HPA reads a metric the adapter serves, by
     a label the adapter's query keeps."""
     plan = plans[stack]
     (rule,) = _releases(plan)["prometheus-adapter"]["values"]["rules"]["external"]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pulumi_policy import StackValidationArgs
 
-from infra import versions
+from contracts import versions
 from infra.plan.diff import diff_plans, render_markdown
 from infra.plan.document import Plan, PlanResource
 from infra.plan.policy_input import policy_resources
@@ -105,7 +105,7 @@ def test_graph_orders_control_plane_addons_node_groups(staging_at: dict[str, Pat
 
 def _agentops_diff(base: Path, head: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runtime.cli", "diff", str(base), str(head)],
+        [sys.executable, "-m", "ops.cli", "diff", str(base), str(head)],
         capture_output=True,
         text=True,
         cwd=REPO,

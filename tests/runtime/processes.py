@@ -56,6 +56,8 @@ class ServiceProcess:
     log: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    # What `python` runs: the image's entry point (`python -m runtime serve <service>`).
+    launcher: tuple[str, ...] = ("-m", "runtime")
 
     @property
     def url(self) -> str:
@@ -70,7 +72,7 @@ class ServiceProcess:
         }
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "runtime.cli", "serve", self.service],
+                [sys.executable, *self.launcher, "serve", self.service],
                 env=env,
                 cwd=REPO,
                 stdout=out,

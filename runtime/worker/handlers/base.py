@@ -18,7 +18,7 @@ from pydantic import JsonValue
 from runtime.manager.queue import TokenUsage
 
 if TYPE_CHECKING:
-    from runtime.worker.settings import WorkerSettings
+    from contracts.settings.worker import WorkerSettings
     from runtime.worker.tools import ToolCall, ToolGate
 
 __all__ = [

@@ -23,8 +23,9 @@ import httpx
 from pydantic import AnyHttpUrl, Field, JsonValue, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts.settings.service import read_secret_file
+from contracts.settings.worker import WorkerSettings
 from runtime.manager.queue import TokenUsage
-from runtime.service.settings import read_secret_file
 from runtime.worker.handlers.base import (
     Handler,
     HandlerResult,
@@ -32,7 +33,6 @@ from runtime.worker.handlers.base import (
     TaskContext,
     TaskFailed,
 )
-from runtime.worker.settings import WorkerSettings
 from runtime.worker.tools import SEPARATOR, ToolBox, ToolCall
 
 __all__ = ["LLMHandler", "LLMSettings", "build", "messages_of"]

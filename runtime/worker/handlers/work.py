@@ -17,9 +17,9 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts.settings.worker import WorkerSettings
 from runtime.manager.queue import TokenUsage
 from runtime.worker.handlers.base import Handler, HandlerResult, TaskContext, TaskFailed
-from runtime.worker.settings import WorkerSettings
 
 __all__ = ["WorkSettings", "build", "fails"]
 

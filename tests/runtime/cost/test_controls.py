@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from infra.config.cost import CostConfig
+from contracts.config.cost import CostConfig
 from runtime.cost.alerts import BudgetAlerts
 from runtime.cost.budgets import BudgetLine
 from runtime.cost.engine import CostEngine

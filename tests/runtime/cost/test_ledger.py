@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from contracts.prices import PriceBook, PricedModel
 from runtime.cost.ledger import Ledger, UsageRecord, to_nano
-from runtime.cost.prices import PriceBook, PricedModel
 from tests.servers import RedisServer, redis_server
 
 AT = dt.datetime(2026, 11, 24, 13, 30, tzinfo=dt.UTC)
@@ -147,7 +147,7 @@ def test_pipelined_batches_are_exact_and_idempotent(redis: RedisServer) -> None:
 def test_cli_report_from_redis_prints_and_charts(redis: RedisServer, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from runtime.cli import app
+    from ops.cli import app
     from tests.conftest import REPO
 
     today = dt.datetime.now(dt.UTC)

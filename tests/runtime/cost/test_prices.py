@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from genai_prices import Usage, calc_price
 
-from infra.config.cost import CostConfig
-from runtime.cost.prices import PriceBook, PricedModel, PriceOverride, UnknownModelError
+from contracts.config.cost import CostConfig
+from contracts.prices import PriceBook, PricedModel, PriceOverride, UnknownModelError
 from tests.conftest import REPO, write_stack
 
 _COST = CostConfig.model_validate({"budget": {"dailyUsd": "1", "monthlyUsd": "1"}})
@@ -83,7 +83,7 @@ def _prices(stack_dir: Path, stack: str = "staging") -> subprocess.CompletedProc
         [
             sys.executable,
             "-m",
-            "runtime.cli",
+            "ops.cli",
             "cost",
             "prices",
             "--stack",

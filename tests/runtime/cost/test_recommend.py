@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from infra.config.cost import CostConfig, ModelProfile
+from contracts.config.cost import CostConfig, ModelProfile
+from contracts.settings.cost import price_book
 from runtime.cost.recommend import NoModelFits, Task, estimate_tokens, recommend
-from runtime.cost.settings import price_book
 
 COST = CostConfig.model_validate({"budget": {"dailyUsd": "10", "monthlyUsd": "100"}})
 BOOK = price_book(COST)

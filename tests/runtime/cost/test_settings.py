@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from infra.config import load_from_mapping
+from contracts.config import load_from_mapping
+from contracts.settings.cost import CostEngineSettings, price_book
 from infra.plan.stackfile import read_stack_file
 from infra.platform.names import COST_ENGINE
 from infra.platform.workloads import runtime_workloads
-from runtime.cost.settings import CostEngineSettings, price_book
 from tests.conftest import REPO
 
 

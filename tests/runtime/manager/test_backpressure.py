@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import redis as redis_client
 
-from runtime.telemetry import metrics as m
+from contracts.telemetry import metrics as m
 from tests.runtime.manager.test_service import manager, redis, submit, tokens
 from tests.runtime.processes import Tokens, running
 from tests.servers import RedisServer

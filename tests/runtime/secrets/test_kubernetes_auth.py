@@ -21,7 +21,7 @@ import kubernetes.client
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from infra.config import PlatformConfig, load_from_mapping
+from contracts.config import PlatformConfig, load_from_mapping
 from infra.platform.vault_access import (
     REDIS_SECRET_PATH,
     TRANSIT_MOUNT,

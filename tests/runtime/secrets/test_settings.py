@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from contracts.settings.vault import VaultSettings as Settings
 from runtime.secrets import KubernetesLogin, StaticToken, VaultSettings, login_from_settings
-from runtime.secrets.settings import VaultSettings as Settings
 
 
 @pytest.fixture(autouse=True)

@@ -21,8 +21,8 @@ import httpx
 import pytest
 import redis
 
-from infra.config import load_from_mapping
-from runtime import endpoints
+from contracts import endpoints
+from contracts.config import load_from_mapping
 from tests.conftest import stack_values
 from tests.otlp import otlp_receiver
 from tests.runtime.processes import ServiceProcess, Tokens, manager_env, running, worker_env

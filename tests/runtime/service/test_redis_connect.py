@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from contracts.settings.service import ServiceSettings
 from runtime.service.redis import connect, sentinel_target
-from runtime.service.settings import ServiceSettings
 from tests.servers import free_port
 
 PASSWORD = "sentinel-test-password-0123456789"

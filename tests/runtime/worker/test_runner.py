@@ -14,6 +14,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from contracts.settings.worker import WorkerSettings
 from runtime.cost import keys as cost_keys
 from runtime.manager import constants as k
 from runtime.manager.queue import TaskQueue, TaskRecord, TaskStatus, TokenUsage
@@ -23,7 +24,6 @@ from runtime.worker.handlers.base import HandlerResult, TaskContext
 from runtime.worker.manager_client import ManagerClient
 from runtime.worker.metrics import WorkerMetrics
 from runtime.worker.runner import Worker
-from runtime.worker.settings import WorkerSettings
 from tests.runtime.cost.test_service import TOKEN, Engine, start, stop
 from tests.servers import RedisServer, free_port, redis_server
 

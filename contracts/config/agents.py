@@ -1,0 +1,258 @@
+"""The runtime the platform ships: manager, cost engine and agent pools."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Self
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from contracts.balancing import Strategy
+from contracts.config.base import ConfigModel, DnsLabel, RuleViolation
+
+__all__ = [
+    "DEFAULT_HANDLER",
+    "AgentPoolConfig",
+    "AgentsConfig",
+    "ImageConfig",
+    "ManagerConfig",
+    "ResourcesConfig",
+    "ServiceConfig",
+    "cpu_millis",
+    "memory_bytes",
+]
+
+_CPU = re.compile(r"^(\d+)(m?)$")
+_MEMORY = re.compile(r"^(\d+)(Ki|Mi|Gi|Ti)?$")
+_MEMORY_FACTOR = {"": 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40}
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+# A request type, as the manager's agent registration accepts it (runtime/manager/api.py).
+RequestType = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-z0-9_.-]*[a-z0-9])?$"),
+]
+# The worker's built-in deterministic handler (runtime/worker/handlers/work.py).
+DEFAULT_HANDLER = "runtime.worker.handlers.work:build"
+
+
+def cpu_millis(quantity: str) -> int:
+    """Kubernetes CPU quantity (`500m`, `2`) in millicores."""
+    m = _CPU.match(quantity)
+    if not m:
+        raise ValueError(f"{quantity!r} is not a CPU quantity like '500m' or '2'")
+    return int(m.group(1)) * (1 if m.group(2) else 1000)
+
+
+def memory_bytes(quantity: str) -> int:
+    """Kubernetes memory quantity (`512Mi`, `2Gi`) in bytes."""
+    m = _MEMORY.match(quantity)
+    if not m:
+        raise ValueError(f"{quantity!r} is not a memory quantity like '512Mi' or '2Gi'")
+    return int(m.group(1)) * _MEMORY_FACTOR[m.group(2) or ""]
+
+
+class ResourcesConfig(ConfigModel):
+    cpu_request: str = Field(description="CPU request, e.g. 250m")
+    cpu_limit: str = Field(description="CPU limit, ≥ the request")
+    memory_request: str = Field(description="memory request, e.g. 256Mi")
+    memory_limit: str = Field(description="memory limit, ≥ the request")
+
+    @field_validator("cpu_request", "cpu_limit")
+    @classmethod
+    def _cpu(cls, v: str) -> str:
+        cpu_millis(v)
+        return v
+
+    @field_validator("memory_request", "memory_limit")
+    @classmethod
+    def _mem(cls, v: str) -> str:
+        memory_bytes(v)
+        return v
+
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> Self:
+        if cpu_millis(self.cpu_limit) < cpu_millis(self.cpu_request):
+            raise RuleViolation(
+                "cpuLimit", self.cpu_limit, f"must be ≥ cpuRequest ({self.cpu_request})"
+            )
+        if memory_bytes(self.memory_limit) < memory_bytes(self.memory_request):
+            raise RuleViolation(
+                "memoryLimit", self.memory_limit, f"must be ≥ memoryRequest ({self.memory_request})"
+            )
+        return self
+
+
+class ImageConfig(ConfigModel):
+    repository: DnsLabel = Field(description="ECR repository name (one of cluster.ecrRepositories)")
+    tag: str = Field(
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+        description="image tag; not 'latest' in prod",
+    )
+    digest: str | None = Field(default=None, description="sha256:<64 hex>; pins the exact image")
+
+    @field_validator("digest")
+    @classmethod
+    def _digest(cls, v: str | None) -> str | None:
+        if v is not None and not _DIGEST.match(v):
+            raise ValueError("digest must be 'sha256:' followed by 64 lower-case hex digits")
+        return v
+
+
+def _policy_arns(arns: list[str]) -> list[str]:
+    for arn in arns:
+        if not arn.startswith("arn:aws:iam::") or ":policy/" not in arn:
+            raise ValueError(f"{arn!r} is not an IAM policy ARN (arn:aws:iam::<acct>:policy/..)")
+    return arns
+
+
+_AWS_POLICIES_HELP = "IAM policy ARNs of the workload's IRSA role (none: no AWS rights)"
+
+
+class ServiceConfig(ConfigModel):
+    """A runtime service the program deploys (agent manager, cost engine)."""
+
+    image: ImageConfig = Field(description="image in the stack's ECR")
+    replicas: int = Field(ge=1, le=50, description="replicas (≥ 3 for the manager in prod)")
+    resources: ResourcesConfig = Field(description="requests and limits per replica")
+    aws_policy_arns: list[str] = Field(default_factory=list, description=_AWS_POLICIES_HELP)
+
+    @field_validator("aws_policy_arns")
+    @classmethod
+    def _arns(cls, arns: list[str]) -> list[str]:
+        return _policy_arns(arns)
+
+
+class ManagerConfig(ServiceConfig):
+    """The agent manager: a runtime service plus how it queues and balances tasks."""
+
+    strategy: Strategy = Field(
+        default=Strategy.SCORE_BASED, description="how the manager picks an agent for a task"
+    )
+    heartbeat_ttl_seconds: float = Field(
+        default=15, gt=0, le=600, description="an agent silent this long gets no new work"
+    )
+    visibility_timeout_seconds: float = Field(
+        default=60, gt=0, le=3600, description="silence after which an agent's tasks are retried"
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, le=20, description="deliveries of a task before it is dead-lettered"
+    )
+    max_queued_per_type: int = Field(
+        default=10_000,
+        ge=1,
+        le=10_000_000,
+        description="queued tasks per agent type before submits get 429",
+    )
+    task_retention_seconds: int = Field(
+        default=7 * 24 * 3600,
+        ge=60,
+        le=400 * 24 * 3600,
+        description="how long Redis keeps a finished or dead-lettered task's record",
+    )
+    dead_letter_cap: int = Field(
+        default=100_000,
+        ge=100,
+        le=10_000_000,
+        description="dead-letter stream length past which the oldest are trimmed (alerted first)",
+    )
+
+    @model_validator(mode="after")
+    def _heartbeat_within_visibility(self) -> Self:
+        if self.visibility_timeout_seconds <= self.heartbeat_ttl_seconds:
+            raise RuleViolation(
+                "visibilityTimeoutSeconds",
+                self.visibility_timeout_seconds,
+                f"must be > heartbeatTtlSeconds ({self.heartbeat_ttl_seconds}): a live agent's "
+                "tasks would be taken back",
+            )
+        return self
+
+
+class AgentPoolConfig(ConfigModel):
+    name: DnsLabel = Field(description="agent type this pool serves, e.g. code-generator")
+    image: ImageConfig = Field(description="agent-worker image in the stack's ECR")
+    resources: ResourcesConfig = Field(description="requests and limits per replica")
+    min_replicas: int = Field(ge=1, le=500, description="HPA floor (≥ 2 in prod)")
+    max_replicas: int = Field(ge=1, le=500, description="HPA ceiling, ≥ minReplicas")
+    target_cpu_utilization: int = Field(default=70, ge=10, le=95, description="HPA CPU target %")
+    target_memory_utilization: int = Field(
+        default=80, ge=10, le=95, description="HPA memory target %"
+    )
+    target_queue_length: int = Field(
+        default=10, ge=1, le=10000, description="HPA target: queued tasks per replica"
+    )
+    capacity: int = Field(default=4, ge=1, le=256, description="tasks one replica runs at once")
+    weight: int = Field(default=1, ge=1, le=100, description="weight for weighted balancing")
+    handler: str = Field(
+        default=DEFAULT_HANDLER,
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="import path (module:factory) of the handler the pool's workers run",
+    )
+    model: str | None = Field(
+        default=None,
+        description="model the pool's tasks ask the cost engine for (one of cost.models)",
+    )
+    request_types: list[RequestType] = Field(
+        default_factory=list,
+        description="request types routed to this pool (unique across pools)",
+    )
+    max_complexity: float = Field(
+        default=1.0, ge=0, le=1, description="hardest task (0..1) the pool's agents take"
+    )
+    aws_policy_arns: list[str] = Field(default_factory=list, description=_AWS_POLICIES_HELP)
+    gpus: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="NVIDIA GPUs per replica (nvidia.com/gpu); runs the pool on the gpu node group",
+    )
+
+    @field_validator("aws_policy_arns")
+    @classmethod
+    def _arns(cls, arns: list[str]) -> list[str]:
+        return _policy_arns(arns)
+
+    @model_validator(mode="after")
+    def _replicas(self) -> Self:
+        if self.max_replicas < self.min_replicas:
+            raise RuleViolation(
+                "maxReplicas", self.max_replicas, f"must be ≥ minReplicas ({self.min_replicas})"
+            )
+        return self
+
+
+class AgentsConfig(ConfigModel):
+    manager: ManagerConfig = Field(description="the agent manager Deployment")
+    cost_engine: ServiceConfig = Field(description="the cost engine Deployment")
+    pools: list[AgentPoolConfig] = Field(min_length=1, description="one Deployment per agent type")
+
+    @model_validator(mode="after")
+    def _unique_pools(self) -> Self:
+        names = [p.name for p in self.pools]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise RuleViolation(f"pools[{i}].name", name, "pool names must be unique")
+        served: dict[str, str] = {}
+        for i, pool in enumerate(self.pools):
+            for j, request_type in enumerate(pool.request_types):
+                if request_type in served:
+                    raise RuleViolation(
+                        f"pools[{i}].requestTypes[{j}]",
+                        request_type,
+                        f"already routed to pool {served[request_type]}: one pool per type",
+                    )
+                served[request_type] = pool.name
+        return self
+
+    def request_routes(self) -> dict[str, str]:
+        """Request type → the agent type (pool) that serves it: the manager's routing table."""
+        return {t: pool.name for pool in self.pools for t in pool.request_types}
+
+    def images(self) -> list[tuple[str, ImageConfig]]:
+        """Every image with the config key that sets it."""
+        found = [
+            ("manager.image", self.manager.image),
+            ("costEngine.image", self.cost_engine.image),
+        ]
+        found += [(f"pools[{i}].image", p.image) for i, p in enumerate(self.pools)]
+        return found

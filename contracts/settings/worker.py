@@ -1,0 +1,73 @@
+"""The agent worker's settings: `AGENTOPS_*` variables, set per pool by the Pulumi program."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from pydantic import AnyHttpUrl, Field
+
+from contracts import ports
+from contracts.settings.manager import AGENT_TYPE_PATTERN
+from contracts.settings.service import ServiceSettings
+
+__all__ = ["WorkerSettings"]
+
+
+def _agent_id() -> str:
+    # The pod name: unique, and the same after a container restart, so the agent's unfinished
+    # inbox entries are its own again.
+    return os.environ.get("POD_NAME") or socket.gethostname()
+
+
+class WorkerSettings(ServiceSettings):
+    port: int = Field(default=ports.WORKER_HTTP, ge=1, le=65535, description="HTTP port")
+    agent_type: str = Field(pattern=AGENT_TYPE_PATTERN, description="the pool's agent type")
+    agent_id: str = Field(
+        default_factory=_agent_id,
+        pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$",
+        description="unique agent id (default: POD_NAME, then the host name)",
+    )
+    capacity: int = Field(default=4, ge=1, le=256, description="tasks run at once")
+    weight: int = Field(default=1, ge=1, le=100, description="weighted round robin share")
+    labels: dict[str, str] = Field(default_factory=dict, description="agent labels (JSON)")
+    request_types: list[str] = Field(
+        default_factory=list, description="request types it handles best (JSON list)"
+    )
+    max_complexity: float = Field(
+        default=1.0, ge=0, le=1, description="hardest task (0..1) it is sized for"
+    )
+    manager_url: AnyHttpUrl = Field(description="the agent manager's base URL")
+    agent_token_file: Path = Field(description="bearer token for the manager's agent API")
+    cost_engine_url: AnyHttpUrl | None = Field(
+        default=None, description="the cost engine's base URL (none: usage is not recorded)"
+    )
+    cost_token_file: Path | None = Field(
+        default=None, description="bearer token for the cost engine's API"
+    )
+    model: str | None = Field(
+        default=None, max_length=100, description="model the pool's tasks ask the cost engine for"
+    )
+    max_input_tokens: int = Field(
+        default=4000, ge=1, le=2_000_000, description="largest prompt a task's reservation holds"
+    )
+    max_output_tokens: int = Field(
+        default=1000, ge=1, le=2_000_000, description="largest answer a handler asks for"
+    )
+    handler: str = Field(
+        default="runtime.worker.handlers.work:build",
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="import path of the handler factory",
+    )
+    task_timeout_s: float = Field(default=300, gt=0, le=86_400, description="per task")
+    heartbeat_interval_s: float = Field(default=5, gt=0, le=300)
+    drain_timeout_s: float = Field(
+        default=100,
+        ge=0,
+        le=3600,
+        description="time in-flight tasks get after SIGTERM (< terminationGracePeriodSeconds)",
+    )
+    retry_backoff_s: float = Field(default=2, ge=0, le=600)
+    retry_backoff_max_s: float = Field(default=60, ge=0, le=3600)
+    usage_record_attempts: int = Field(default=5, ge=1, le=50)

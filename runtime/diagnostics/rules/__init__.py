@@ -1,5 +1,0 @@
-"""Threshold rules: measurements in, `Check`s out. Pure functions, one module per dependency."""
-
-from runtime.diagnostics.rules.common import RUNBOOK, unreachable
-
-__all__ = ["RUNBOOK", "unreachable"]
