@@ -8,6 +8,7 @@ Agent Injector renders (`secret_files`), never environment values.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Final
@@ -19,9 +20,15 @@ from contracts.settings.environment import settings_env
 from contracts.settings.manager import ManagerSettings
 from contracts.settings.service import ServiceSettings
 from contracts.settings.vault import VaultSettings
-from contracts.settings.worker import WorkerSettings
+from contracts.settings.worker import TOOL_SERVERS_ENV, WorkerSettings
 from contracts.telemetry import metrics
-from infra.platform.names import COST_ENGINE, MANAGER, Namespace, pool_workload
+from infra.platform.names import (
+    COST_ENGINE,
+    MANAGER,
+    Namespace,
+    pool_workload,
+    tool_server_workload,
+)
 from infra.platform.runtime_secrets import (
     AGENT_TOKEN,
     AUTH_MOUNT,
@@ -289,6 +296,16 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
         }
         if pool.model is not None:
             values["model"] = pool.model
+        env = _service_env(cfg, WorkerSettings, name, worker_files, values)
+        if servers := agents.tool_servers_of(pool.name):
+            env[TOOL_SERVERS_ENV] = json.dumps(
+                {
+                    s.name: _service_url(tool_server_workload(s.name), Namespace.AGENTS, s.port)
+                    + s.path
+                    for s in servers
+                },
+                sort_keys=True,
+            )
         found.append(
             Workload(
                 name=name,
@@ -299,7 +316,7 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
                 port=ports.WORKER_HTTP,
                 args=("serve", "worker"),
                 settings=WorkerSettings,
-                env=_service_env(cfg, WorkerSettings, name, worker_files, values),
+                env=env,
                 replicas=None,
                 autoscaling=Autoscaling(
                     min_replicas=pool.min_replicas,
