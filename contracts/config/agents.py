@@ -243,9 +243,11 @@ class ToolServerConfig(ConfigModel):
     allowed_pools: list[DnsLabel] = Field(
         default_factory=list, description="pools whose workers may call it (none: nobody)"
     )
-    vault_secrets: list[str] = Field(
+    vault_secrets: list[
+        Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*$")]
+    ] = Field(
         default_factory=list,
-        description="KV paths (under the platform's mount) rendered into the server's pod",
+        description="KV paths (under the platform's mount) rendered as files into its pods",
     )
 
     @field_validator("name")

@@ -523,7 +523,9 @@ def flows(cfg: PlatformConfig) -> list[Flow]:
 
     # ---- Vault ---------------------------------------------------------------------------------
     if cfg.vault.enabled:
-        out.extend(_vault_flows(cfg, w, net, runtime))
+        # The tool servers' injected Vault Agents log in and read their secrets too.
+        servers = [w[tool_server_workload(t.name)] for t in cfg.agents.tool_servers]
+        out.extend(_vault_flows(cfg, w, net, [*runtime, *servers]))
 
     # ---- the mesh's control plane --------------------------------------------------------------
     if mesh_on:

@@ -57,6 +57,7 @@ __all__ = [
     "Workload",
     "drain_timeout_seconds",
     "runtime_workloads",
+    "tool_server_workloads",
 ]
 
 TRACK_LABEL: Final = "agentops.io/track"
@@ -142,6 +143,9 @@ class Workload:
     aws_policy_arns: tuple[str, ...] = ()
     # NVIDIA GPUs per replica: requested and limited, and the pod runs on the gpu node group.
     gpus: int = 0
+    # One of ours (the runtime image: Redis URL, POD_NAME, /health and /ready); False: another
+    # image (an MCP tool server), probed on its TCP port and given no runtime settings.
+    runtime: bool = True
 
     @property
     def identity(self) -> str:
@@ -336,6 +340,31 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
             )
         )
     return found
+
+
+def tool_server_workloads(cfg: PlatformConfig) -> list[Workload]:
+    """The MCP tool servers: hardened like the runtime, each with its own service account and
+    Vault role, reached only by the pools it allows (infra/platform/flows.py)."""
+    return [
+        Workload(
+            name=tool_server_workload(s.name),
+            component="mcp-tool-server",
+            namespace=Namespace.AGENTS,
+            image=s.image,
+            resources=s.resources,
+            port=s.port,
+            args=(),
+            settings=ServiceSettings,
+            env={},
+            replicas=s.replicas,
+            labels={"agentops.io/tool-server": s.name},
+            secret_files=tuple(
+                SecretFile(path.rsplit("/", 1)[-1], path, key=None) for path in s.vault_secrets
+            ),
+            runtime=False,
+        )
+        for s in cfg.agents.tool_servers
+    ]
 
 
 def zone_spread_is_hard(cfg: PlatformConfig) -> bool:
