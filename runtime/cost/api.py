@@ -245,6 +245,11 @@ def _error(code: int, body: dict[str, Any], retry_after: int | None = None) -> J
     return JSONResponse(body, status_code=code, headers=headers)
 
 
+def _rate_limited(err: RateLimited) -> JSONResponse:
+    body = {"detail": str(err), "scope": err.scope, "dimension": err.dimension, "limit": err.limit}
+    return _error(429, body, err.retry_after_s)
+
+
 def _invalid(field: str, error: str) -> JSONResponse:
     """A 422 in the shape of the service's validation errors: the field and what is allowed."""
     return _error(422, {"detail": "invalid request", "errors": [{"field": field, "error": error}]})
@@ -307,16 +312,7 @@ def router(engine: CostEngine, auth: BearerAuth) -> APIRouter:
         except UnknownModelError:
             return _unknown(engine)
         except RateLimited as err:
-            return _error(
-                429,
-                {
-                    "detail": str(err),
-                    "scope": err.scope,
-                    "dimension": err.dimension,
-                    "limit": err.limit,
-                },
-                err.retry_after_s,
-            )
+            return _rate_limited(err)
         except LimitTooSmall as err:
             return _error(422, {"detail": str(err), "scope": err.scope, "dimension": err.dimension})
         except BudgetExceeded as err:
@@ -353,16 +349,7 @@ def router(engine: CostEngine, auth: BearerAuth) -> APIRouter:
         try:
             await engine.admit_tool_call(body.team, call_id)
         except RateLimited as err:
-            return _error(
-                429,
-                {
-                    "detail": str(err),
-                    "scope": err.scope,
-                    "dimension": err.dimension,
-                    "limit": err.limit,
-                },
-                err.retry_after_s,
-            )
+            return _rate_limited(err)
         return {"admitted": True}
 
     @api.delete("/reservations/{task_id}/{attempt}")

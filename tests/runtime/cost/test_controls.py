@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -21,7 +20,7 @@ from runtime.cost.ledger import to_nano
 from runtime.cost.limits import Limit, LimitTooSmall, RateLimited, RateLimiter
 from runtime.cost.metrics import CostMetrics
 from runtime.cost.reservations import BudgetExceeded, Reservations
-from tests.servers import RedisServer, redis_server
+from tests.servers import RedisServer
 
 T = TypeVar("T")
 T0 = dt.datetime(2026, 11, 24, 10, 0, tzinfo=dt.UTC)
@@ -30,12 +29,6 @@ MS = int(T0.timestamp() * 1000)
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    with redis_server(tmp_path) as server:
-        yield server
 
 
 def test_limits_admit_exactly_the_limit_under_concurrency(redis: RedisServer) -> None:

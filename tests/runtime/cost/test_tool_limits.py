@@ -4,8 +4,6 @@ for the platform, with the wait until a call fits."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -14,15 +12,9 @@ from runtime.cost import keys
 from runtime.cost.limits import RateLimited
 from runtime.cost.tool_limits import ToolCallLimiter, ToolLimit
 from tests.runtime.cost.test_controls import MS, run
-from tests.servers import RedisServer, redis_server
+from tests.servers import RedisServer
 
 TEAM, OTHER = keys.team_scope("research"), keys.team_scope("ops")
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    with redis_server(tmp_path) as server:
-        yield server
 
 
 def test_concurrent_tool_calls_admit_exactly_the_limits(redis: RedisServer) -> None:
