@@ -6,6 +6,7 @@ from enum import StrEnum
 from typing import Final
 
 from contracts.config import PlatformConfig
+from contracts.config.agents import pool_identity
 
 __all__ = [
     "APP_LABEL",
@@ -81,4 +82,4 @@ def tool_server_workload(server: str) -> str:
 
 def pool_workload(pool: str) -> str:
     """Deployment, Service and ServiceAccount name of an agent pool."""
-    return f"agent-{pool}"
+    return pool_identity(pool)

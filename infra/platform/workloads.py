@@ -13,10 +13,20 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Final
 
+from pydantic_settings import BaseSettings
+
 from contracts import ports
-from contracts.config import Environment, ImageConfig, PlatformConfig, ResourcesConfig
+from contracts.config import (
+    AgentPoolConfig,
+    Environment,
+    ImageConfig,
+    PlatformConfig,
+    ResourcesConfig,
+)
+from contracts.config.agents import LOAD_TEST_LABEL
 from contracts.settings.cost import CostEngineSettings
 from contracts.settings.environment import settings_env
+from contracts.settings.llm import LLMSettings
 from contracts.settings.manager import ManagerSettings
 from contracts.settings.service import ServiceSettings
 from contracts.settings.vault import VaultSettings
@@ -35,6 +45,7 @@ from infra.platform.runtime_secrets import (
     COST_ENGINE_TOKEN,
     MANAGER_API_TOKENS,
     MANAGER_WEBHOOK_TOKEN,
+    PROVIDER_KEY_FILE,
     REDIS_SECRET_PATH,
     VAULT_ADDRESS,
     VAULT_CA_FILE,
@@ -56,6 +67,7 @@ __all__ = [
     "Track",
     "Workload",
     "drain_timeout_seconds",
+    "provider_key_file",
     "runtime_workloads",
     "tool_server_workloads",
 ]
@@ -146,6 +158,8 @@ class Workload:
     # One of ours (the runtime image: Redis URL, POD_NAME, /health and /ready); False: another
     # image (an MCP tool server), probed on its TCP port and given no runtime settings.
     runtime: bool = True
+    # Settings models the container reads besides `settings` (a handler's, e.g. LLMSettings).
+    extra_settings: tuple[type[BaseSettings], ...] = ()
 
     @property
     def identity(self) -> str:
@@ -195,6 +209,29 @@ def _service_env(
         **settings_env(model, {**common, **values, **paths}),
         **_vault_env(cfg, identity),
     }
+
+
+def provider_key_file(pool: AgentPoolConfig) -> SecretFile | None:
+    """The file an llm pool's API key is rendered into: that one field of its KV entry."""
+    if pool.provider is None:
+        return None
+    key = pool.provider.key
+    return SecretFile(PROVIDER_KEY_FILE, key.path, key=key.field)
+
+
+def _provider_env(pool: AgentPoolConfig) -> dict[str, str]:
+    """The LLM handler's settings: the provider's base URL, the pool's model and the key file."""
+    key_file = provider_key_file(pool)
+    if pool.provider is None or key_file is None:
+        return {}
+    return settings_env(
+        LLMSettings,
+        {
+            "base_url": str(pool.provider.base_url),
+            "model": pool.model,
+            "api_key_file": key_file.path,
+        },
+    )
 
 
 def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
@@ -300,7 +337,11 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
         }
         if pool.model is not None:
             values["model"] = pool.model
-        env = _service_env(cfg, WorkerSettings, name, worker_files, values)
+        key_file = provider_key_file(pool)
+        env = {
+            **_service_env(cfg, WorkerSettings, name, worker_files, values),
+            **_provider_env(pool),
+        }
         if servers := agents.tool_servers_of(pool.name):
             env[TOOL_SERVERS_ENV] = json.dumps(
                 {
@@ -331,12 +372,20 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
                     queue_selector={"agent_type": pool.name},
                     queue_per_replica=pool.target_queue_length,
                 ),
-                labels={"agentops.io/agent-type": pool.name},
+                labels={
+                    "agentops.io/agent-type": pool.name,
+                    **({LOAD_TEST_LABEL: "true"} if pool.load_test else {}),
+                },
                 # In-flight tasks finish before the pod goes (the worker drains on SIGTERM).
                 termination_grace_seconds=WORKER_TERMINATION_GRACE_SECONDS,
                 aws_policy_arns=tuple(pool.aws_policy_arns),
-                secret_files=(_REDIS_PASSWORD, *worker_files.values()),
+                secret_files=(
+                    _REDIS_PASSWORD,
+                    *worker_files.values(),
+                    *((key_file,) if key_file is not None else ()),
+                ),
                 gpus=pool.gpus,
+                extra_settings=(LLMSettings,) if pool.provider is not None else (),
             )
         )
     return found

@@ -82,6 +82,10 @@ def continued(traceparent: str | None) -> context.Context:
     return propagate.extract({TRACEPARENT: traceparent} if traceparent else {})
 
 
+# The headers of the W3C trace context and baggage propagators (ASGI names are lower case).
+_CARRIED = frozenset({b"traceparent", b"tracestate", b"baggage"})
+
+
 class TraceContextMiddleware:
     """Every request runs in the caller's trace context, so the service's spans are children
     of the caller's span (a worker's call, the mesh's gateway span)."""
@@ -93,10 +97,12 @@ class TraceContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers: Mapping[str, str] = {
-            k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
+        # Only the propagators' own headers matter: a request without any (most, when the
+        # caller does not trace) starts from an empty context without copying its headers.
+        carried: Mapping[str, str] = {
+            k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in _CARRIED
         }
-        token = context.attach(propagate.extract(headers))
+        token = context.attach(propagate.extract(carried) if carried else context.Context())
         try:
             await self.app(scope, receive, send)
         finally:

@@ -4,14 +4,22 @@ Before a task runs: a recommendation (when the pool names no model) and a check-
 the call's largest cost, which applies the budget downgrade and the hourly limits. After it
 ran: the usage record (idempotency key = task id + attempt), which settles the reservation. A
 task that spent nothing releases its hold.
+
+These calls are on every task's path, so the client is aiohttp with one keep-alive pool for the
+worker's life (httpx spent more CPU per call than the cost engine did answering it; see
+docs/benchmarks.md) and bodies encoded with orjson.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-import httpx
+import aiohttp
+import orjson
 
 from contracts import endpoints
 from contracts.settings.service import read_secret_file
@@ -36,7 +44,27 @@ def single_model_usage(usage: Sequence[TokenUsage]) -> TokenUsage:
     )
 
 
-def _retry_after(response: httpx.Response) -> float:
+# Below the services' keep-alive timeout (AGENTOPS_KEEP_ALIVE_TIMEOUT_S, 5 s): the client drops
+# an idle connection before the server does, so a request never lands on a closing one.
+KEEP_ALIVE_S = 4.0
+UNREACHABLE = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status_code: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode(errors="replace")
+
+
+def _retry_after(response: Answer) -> float:
     try:
         return max(1.0, float(response.headers.get("Retry-After", "60")))
     except ValueError:
@@ -44,27 +72,40 @@ def _retry_after(response: httpx.Response) -> float:
 
 
 class CostClient:
-    def __init__(
-        self, settings: WorkerSettings, transport: httpx.AsyncBaseTransport | None = None
-    ) -> None:
+    def __init__(self, settings: WorkerSettings) -> None:
         assert settings.cost_engine_url is not None
         self.settings = settings
-        headers = {}
+        self.base = str(settings.cost_engine_url).rstrip("/") + endpoints.COST_API
+        self.headers = {"Content-Type": "application/json"}
         if settings.cost_token_file is not None:
             token = read_secret_file(settings.cost_token_file, "AGENTOPS_COST_TOKEN_FILE")
-            headers["Authorization"] = f"Bearer {token}"
-        self.http = httpx.AsyncClient(
-            base_url=str(settings.cost_engine_url).rstrip("/") + endpoints.COST_API,
-            headers=headers,
-            timeout=httpx.Timeout(10.0, connect=3.0),
-            transport=transport,
-        )
+            self.headers["Authorization"] = f"Bearer {token}"
+        self._session: aiohttp.ClientSession | None = None
 
-    async def _post(self, path: str, body: dict[str, object]) -> httpx.Response:
+    def _http(self) -> aiohttp.ClientSession:
+        # Made on first use: a session belongs to the event loop that runs the worker.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                headers=self.headers,
+                timeout=aiohttp.ClientTimeout(total=10.0, connect=3.0),
+                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEP_ALIVE_S),
+            )
+        return self._session
+
+    async def _call(self, method: str, path: str, body: object = None) -> Answer:
         try:
-            response = await self.http.post(path, json=body, headers=propagation_headers())
-        except httpx.HTTPError as err:
+            async with self._http().request(
+                method,
+                self.base + path,
+                data=None if body is None else orjson.dumps(body),
+                headers=propagation_headers(),
+            ) as response:
+                return Answer(response.status, response.headers, await response.read())
+        except UNREACHABLE as err:
             raise DependencyUnavailable(f"cost engine unreachable: {type(err).__name__}") from None
+
+    async def _post(self, path: str, body: dict[str, object]) -> Answer:
+        response = await self._call("POST", path, body)
         if response.status_code == 429:
             raise RetryableError(
                 f"cost engine rate limit: {response.json().get('detail')}",
@@ -135,7 +176,7 @@ class CostClient:
         self, task: TaskRecord, attempt: int, agent_type: str, usage: tuple[TokenUsage, ...]
     ) -> None:
         spent = single_model_usage(usage)
-        response = await self._post(
+        await self._post(
             "/usage",
             {
                 "task_id": task.task_id,
@@ -147,14 +188,12 @@ class CostClient:
                 "output_tokens": spent.output_tokens,
             },
         )
-        response.raise_for_status()
 
     async def release(self, task: TaskRecord, attempt: int) -> None:
         # Best effort: a hold nobody releases expires after the reservation timeout.
-        with contextlib.suppress(httpx.HTTPError):
-            await self.http.delete(
-                f"/reservations/{task.task_id}/{attempt}", headers=propagation_headers()
-            )
+        with contextlib.suppress(DependencyUnavailable):
+            await self._call("DELETE", f"/reservations/{task.task_id}/{attempt}")
 
     async def aclose(self) -> None:
-        await self.http.aclose()
+        if self._session is not None:
+            await self._session.close()

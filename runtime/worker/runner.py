@@ -248,7 +248,8 @@ class Worker:
             # finish it from the stored outcome; the work is not run again.
             self.metrics.tasks.labels(self.settings.agent_type, "refinished").inc()
             attempt = task.outcome_attempt
-            await self._settle(entry, task, attempt, task_usage(task, attempt), None)
+            kept = Outcome(None, task.result, task.error, task_usage(task, attempt))
+            await self._settle(entry, task, attempt, kept)
             return
         outcome = await self._execute(task)
         if outcome.retry_reason is not None:
@@ -267,7 +268,7 @@ class Worker:
             await self._charge(task, task.attempts, outcome.usage, outcome.model)
             await self._persist("discard", lambda: self.queue.discard(entry))
             return
-        await self._settle(entry, task, task.attempts, outcome.usage, outcome.model)
+        await self._settle(entry, task, task.attempts, outcome)
 
     async def _execute(self, task: TaskRecord) -> Outcome:
         """Run the handler once: its output and usage, or why the task should come back."""
@@ -351,43 +352,34 @@ class Worker:
         self.metrics.tasks.labels(s.agent_type, kind).inc()
         log.info("task %s: %s → %s", entry.task_id, reason, result)
 
-    async def _settle(
-        self,
-        entry: Taken,
-        task: TaskRecord,
-        attempt: int,
-        usage: tuple[TokenUsage, ...],
-        model: str | None,
-    ) -> None:
-        """Charge the stored outcome's usage (idempotent per attempt), then acknowledge."""
+    async def _settle(self, entry: Taken, task: TaskRecord, attempt: int, done: Outcome) -> None:
+        """Charge the stored outcome's usage (idempotent per attempt), then acknowledge with it.
+        `done` is what the task's hash holds: this attempt's outcome as `finish` stored it, or
+        the earlier attempt's as `start` read it (the truth: this delivery may not have run it)."""
         try:
-            await self._charge(task, attempt, usage, model)
+            await self._charge(task, attempt, done.usage, done.model)
         except DependencyUnavailable as err:
             # The outcome is stored: the task comes back to be charged and acknowledged later.
             await self._give_back(
-                entry, task, Outcome(model, retry_reason=f"usage not recorded: {err}", outage=True)
+                entry,
+                task,
+                Outcome(done.model, retry_reason=f"usage not recorded: {err}", outage=True),
             )
             return
-        stored = await self._persist("complete", lambda: self._complete(entry, task))
-        if stored is not None:
-            status = "failed" if stored.error is not None else "succeeded"
+        acknowledged: bool = await self._persist(
+            "complete",
+            lambda: self.queue.complete(
+                entry,
+                self.settings.agent_id,
+                result=done.output,
+                error=done.error,
+                usage=done.usage,
+            ),
+        )
+        if acknowledged:  # False: no longer this agent's (reclaimed meanwhile)
+            status = "failed" if done.error is not None else "succeeded"
             self.metrics.tasks.labels(self.settings.agent_type, status).inc()
             log.info("task %s %s (attempt %d)", task.task_id, status, attempt)
-
-    async def _complete(self, entry: Taken, task: TaskRecord) -> TaskRecord | None:
-        """Acknowledge with the stored outcome (the truth: this delivery may not have run it);
-        None when the task is no longer this agent's."""
-        stored = await self.queue.get(task.task_id)
-        if stored is None:
-            return None
-        done = await self.queue.complete(
-            entry,
-            self.settings.agent_id,
-            result=stored.result,
-            error=stored.error,
-            usage=stored.usage,
-        )
-        return stored if done else None
 
     async def _charge(
         self,

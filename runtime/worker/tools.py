@@ -22,6 +22,7 @@ from typing import Any
 from mcp import Client
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from contracts.settings.llm import TOOL_SEPARATOR
 from runtime.service.tracing import tracer
 from runtime.worker.handlers.base import RetryableError
 
@@ -35,7 +36,7 @@ __all__ = [
     "qualified",
 ]
 
-SEPARATOR = "__"
+SEPARATOR = TOOL_SEPARATOR
 # Connecting to a server and listing its tools: bounded apart from the per-call timeout.
 DISCOVERY_TIMEOUT_S = 10.0
 _tracer = tracer("agentops.worker.tools")

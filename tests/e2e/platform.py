@@ -89,10 +89,13 @@ class LocalPlatform:
 
 
 def e2e_stack(
-    directory: Path, cost: dict[str, Any] | None = None, pools: Sequence[dict[str, Any]] = ()
+    directory: Path,
+    cost: dict[str, Any] | None = None,
+    change: Callable[[dict[str, Any]], None] | None = None,
+    pools: Sequence[dict[str, Any]] = (),
 ) -> Path:
-    """The local stack file with room for a test's load: limits no test should trip, and any
-    cost settings and extra agent pools a test needs."""
+    """The local stack file with room for a test's load: limits no test should trip, any
+    cost settings a test needs, and any other `change` of the stack's config."""
 
     def mutate(config: dict[str, Any]) -> None:
         config["agentops:cost"]["rateLimits"] = {
@@ -100,6 +103,8 @@ def e2e_stack(
         }
         config["agentops:cost"].update(cost or {})
         config["agentops:agents"]["pools"] += list(pools)
+        if change is not None:
+            change(config)
 
     return write_stack(directory, "local", mutate)
 
@@ -112,11 +117,12 @@ def local_platform(
     cost: dict[str, Any] | None = None,
     manager_env: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
+    stack: Callable[[dict[str, Any]], None] | None = None,
     pools: Sequence[dict[str, Any]] = (),
     pool_env: dict[str, dict[str, str]] | None = None,
     **worker_env: str,
 ) -> Iterator[LocalPlatform]:
-    cfg = load_stack_config(e2e_stack(directory / "stack", cost, pools), "local")
+    cfg = load_stack_config(e2e_stack(directory / "stack", cost, stack, pools), "local")
     options = DevOptions(
         workers_per_pool=workers,
         worker_env={"AGENTOPS_HEARTBEAT_INTERVAL_S": "0.5", **worker_env},

@@ -11,12 +11,12 @@ import pytest
 
 from contracts.config import load_from_mapping
 from contracts.config.errors import ConfigError
+from contracts.settings.llm import LLMSettings
 from contracts.settings.worker import TOOL_SERVERS_ENV
 from infra.platform.flows import flows
 from infra.platform.mesh_policies import mesh_security
 from infra.platform.network_policies import network_policies
 from infra.platform.workloads import runtime_workloads
-from runtime.worker.handlers.llm import LLMSettings
 from tests.conftest import stack_values
 
 CODE, SCANNER = "code-generator", "security-scanner"

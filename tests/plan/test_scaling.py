@@ -29,6 +29,8 @@ def _gpu_pool(config: dict[str, Any]) -> None:
     pools = config["agentops:agents"]["pools"]
     pool = copy.deepcopy(pools[0])
     pool.update({"name": GPU_POOL, "gpus": 1, "weight": 1})
+    if "provider" in pool:  # a pool reads only its own key
+        pool["provider"]["key"]["path"] = f"pools/agent-{GPU_POOL}/openai"
     pools.append(pool)
 
 

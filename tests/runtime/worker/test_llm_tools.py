@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from contracts.settings.llm import LLMSettings
 from runtime.worker.handlers.base import HandlerResult, TaskFailed
-from runtime.worker.handlers.llm import LLMHandler, LLMSettings
+from runtime.worker.handlers.llm import LLMHandler
 from runtime.worker.tools import ToolCall, ToolLimited, ToolOutcome
 from tests.runtime.worker.mcp_server import tool_server
 from tests.runtime.worker.standin import Answer, provider

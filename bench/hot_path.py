@@ -1,0 +1,622 @@
+"""Benchmark (not a test): the runtime's hot path against the machine's floor and the anchors.
+
+    .venv/bin/pip install -e ".[bench]" && scripts/ensure-apt
+    .venv/bin/python bench/hot_path.py [--tasks 3000] [--seconds 10]
+
+One invocation, one redis-server (AOF, fsync every second), in this order:
+
+* the machine's HTTP floor: `wrk` on the manager's `GET /health` (no Redis, no body);
+* `POST /api/v1/tasks` with `wrk` (authenticated, a Lua script writes the body) to an agent type
+  no worker serves, so the figure is the submit alone;
+* the full governed path: `--tasks` tasks submitted with `wrk` (64 connections) to an agent
+  type served by 2 worker processes whose every task takes the production path: dispatch
+  to the inbox, start, the cost engine's check-and-reserve, the handler (zero latency),
+  the outcome store, the usage record, the acknowledgement;
+* the same at half that rate (`wrk` paced by its `delay()`): submit→start latency under a
+  steady load;
+* our queue level: tasks submitted with the task queue's client (as arq's `enqueue_job`),
+  dispatched by the manager to 2 workers with no cost engine;
+* arq 0.28 with a no-op job (two settings, the better one is the reference);
+* Celery 5 with a Redis broker and a no-op task (its own venv, pinned, in ~/.cache);
+* redis-benchmark: what the Redis server does by itself.
+
+It prints tasks/s, submit→finish p50/p99, each ratio to arq, the load average, and which
+client bounds which figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.manager import ARQ_WORKER, arq_run, submit_queued
+from ops.devstack.load import percentile
+from runtime.manager import constants as k
+from tests.runtime.processes import ServiceProcess, Tokens, manager_env, worker_env
+from tests.servers import RedisServer, redis_server
+
+GOVERNED, PLAIN, SINK = "governed", "plain", "sink"
+MODEL = "gpt-4o"
+CELERY = "celery[redis]==5.5.3"
+REDIS_BENCHMARK = ("redis-benchmark", "-q", "-n", "200000", "-c", "50", "-t", "set", "-p")
+# Celery's best for a no-op on 2 cores: one process per core, a deep prefetch, no chatter.
+CELERY_WORKER = "-c 2 -P prefork --without-gossip --without-mingle --without-heartbeat -l warning"
+PY_SPY_BIN = str(Path(sys.executable).parent / "py-spy")
+PY_SPY = ("-r", "200", "-f", "raw", "--nonblocking", "--gil")
+CELERY_VENV = Path.home() / ".cache" / "agentops" / "bench" / "celery-5.5.3"
+
+# wrk's Lua: every request a new task; a thread stops after its share (`limit`), and sleeps
+# `delay_ms` before each request when paced.
+WRK_SUBMIT = """
+local token, agent_type, limit, pause = "", "", 0, 0
+local sent, answered = 0, 0
+function init(args)
+  token, agent_type = args[1], args[2]
+  limit, pause = tonumber(args[3]), tonumber(args[4])
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Authorization"] = "Bearer " .. token
+end
+function request()
+  sent = sent + 1
+  local body = '{"agent_type":"' .. agent_type .. '","payload":{"i":' .. sent .. '}}'
+  return wrk.format(nil, "/api/v1/tasks", nil, body)
+end
+function delay()
+  return pause
+end
+function response(status, headers, body)
+  answered = answered + 1
+  if limit > 0 and answered >= limit then
+    wrk.thread:stop()
+  end
+end
+"""
+
+CELERY_APP = """
+from celery import Celery
+import sys
+app = Celery("bench", broker=BROKER, backend=BROKER)
+app.conf.update(task_acks_late=False, worker_prefetch_multiplier=100, result_expires=600,
+                broker_connection_retry_on_startup=True)
+
+@app.task
+def noop():
+    return None
+"""
+
+CELERY_CLIENT = """
+import json, sys, time
+from bench_celery import app, noop
+n = int(sys.argv[1])
+noop.delay().get(timeout=30)  # warm-up
+submitted, results = [], []
+started = time.time()
+for _ in range(n):
+    submitted.append(time.time())
+    results.append(noop.delay())
+done = []
+for r in results:
+    r.get(timeout=120)
+    done.append(r.date_done.timestamp())
+print(json.dumps({"elapsed": max(done) - started, "submitted": submitted, "done": done}))
+"""
+
+
+@dataclass
+class Figure:
+    name: str
+    rate: float
+    latencies: list[float]  # submit→finish, seconds
+    bound_by: str
+
+
+def load() -> str:
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+# -- wrk ---------------------------------------------------------------------------------------
+@dataclass
+class WrkResult:
+    requests: int
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+def wrk(
+    url: str,
+    seconds: float,
+    connections: int,
+    script: Path | None,
+    *args: str,
+    until: Callable[[], bool] | None = None,
+) -> WrkResult:
+    """Run wrk for `seconds`, or until `until()` holds (wrk sleeps out its duration even when
+    every thread stopped itself, so it is interrupted; it prints its summary on SIGINT)."""
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
+    if script is not None:
+        cmd += ["-s", str(script)]
+    wrk = subprocess.Popen(  # noqa: S603 - wrk from PATH, our own arguments
+        [*cmd, url, *(["--", *args] if args else [])], stdout=subprocess.PIPE, text=True
+    )
+    if until is not None:
+        deadline = time.monotonic() + seconds
+        while wrk.poll() is None and not until() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        wrk.send_signal(signal.SIGINT)
+    out, _ = wrk.communicate(timeout=seconds + 30)
+    pct = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+[a-z]+)", out, re.M))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return WrkResult(
+        requests=int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+        rate=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        p50_ms=_ms(pct["50"]) if "50" in pct else math.nan,
+        p99_ms=_ms(pct["99"]) if "99" in pct else math.nan,
+        errors=int(errors.group(1)) if errors else 0,
+    )
+
+
+# -- py-spy ------------------------------------------------------------------------------------
+@contextmanager
+def profiled(pids: dict[str, int], directory: Path | None) -> Iterator[None]:
+    """py-spy sampling each process while the block runs (nothing without a directory)."""
+    if directory is None:
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    spies = {
+        name: subprocess.Popen(  # noqa: S603 - py-spy of our venv, our own pids
+            [
+                PY_SPY_BIN,
+                "record",
+                "-p",
+                str(pid),
+                "-o",
+                str(directory / f"{_file(name)}.txt"),
+                *PY_SPY,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in pids.items()
+    }
+    try:
+        yield
+    finally:
+        for spy in spies.values():
+            spy.send_signal(signal.SIGINT)
+        for spy in spies.values():
+            spy.wait(timeout=60)
+        for name in pids:
+            print(summary(name, directory / f"{_file(name)}.txt"))
+
+
+def _file(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9-]+", "_", name).strip("_")
+
+
+def summary(name: str, collapsed: Path, top: int = 12) -> str:
+    """Where a process spends its CPU (samples holding the GIL): the frames with the most own
+    time, and our own code's frames with the most inclusive time."""
+    own: dict[str, int] = {}
+    ours: dict[str, int] = {}
+    samples = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [_frame(f) for f in stack.split(";")]
+        n = int(count)
+        samples += n
+        own[frames[-1][0]] = own.get(frames[-1][0], 0) + n
+        for frame in {
+            f for f, path in frames if path.startswith("runtime/") and path != "runtime/cli.py"
+        }:
+            ours[frame] = ours.get(frame, 0) + n
+    lines = [f"\npy-spy {name}: {samples} samples holding the GIL; top own / our code inclusive"]
+    for (f1, n1), (f2, n2) in itertools.zip_longest(
+        sorted(own.items(), key=lambda x: -x[1])[:top],
+        sorted(ours.items(), key=lambda x: -x[1])[:top],
+        fillvalue=("", 0),
+    ):
+        lines.append(f"  {n1 / samples:6.1%} {f1[:58]:58}  {n2 / samples:6.1%} {f2[:58]}")
+    return "\n".join(lines)
+
+
+def _ours(path: str) -> bool:
+    return "runtime/" in path and "-packages/" not in path and not path.endswith("/cli.py")
+
+
+def _frame(text: str) -> tuple[str, str]:
+    """'func (path/to/file.py:12)' → ('func (file.py)', 'path/to/file.py')."""
+    func, _, where = text.partition(" (")
+    path = where.rsplit(":", 1)[0]
+    return f"{func} ({path.rsplit('/', 1)[-1]})", path
+
+
+# -- our tasks, read back from Redis -----------------------------------------------------------
+async def task_ids(redis: Redis, agent_type: str, since: float) -> list[str]:
+    """Every task of this agent type submitted after `since` (from the task records)."""
+    keys = [key async for key in redis.scan_iter(match=k.task_key("*"), count=5000)]
+    pipe = redis.pipeline(transaction=False)
+    for key in keys:
+        pipe.hmget(key, ["id", "agent_type", "submitted_at"])
+    ids = []
+    for task_id, kind, submitted in await pipe.execute():
+        if task_id and kind == agent_type.encode() and float(submitted) >= since:
+            ids.append(task_id.decode())
+    return ids
+
+
+async def timings(redis: Redis, ids: list[str], poll_s: float = 0.2) -> list[list[float]]:
+    """Wait until every task succeeded; their (submitted, started, finished) times."""
+    pending = list(ids)
+    while pending:
+        pipe = redis.pipeline(transaction=False)
+        for task_id in pending:
+            pipe.hget(k.task_key(task_id), "status")
+        statuses = await pipe.execute()
+        failed = [s for s in statuses if s in (b"failed", b"dead_lettered")]
+        if failed:
+            raise RuntimeError(f"{len(failed)} tasks did not succeed")
+        pending = [i for i, s in zip(pending, statuses, strict=True) if s != b"succeeded"]
+        if pending:
+            await asyncio.sleep(poll_s)
+    pipe = redis.pipeline(transaction=False)
+    for task_id in ids:
+        pipe.hmget(k.task_key(task_id), ["submitted_at", "started_at", "finished_at"])
+    return [[float(x) for x in row] for row in await pipe.execute()]
+
+
+def through(rows: list[list[float]]) -> tuple[float, list[float]]:
+    """Tasks/s from the first submit to the last finish, and submit→finish latencies."""
+    elapsed = max(r[2] for r in rows) - min(r[0] for r in rows)
+    return len(rows) / elapsed, [r[2] - r[0] for r in rows]
+
+
+async def wrk_tasks(
+    redis_url: str,
+    manager: str,
+    token: str,
+    script: Path,
+    *,
+    agent_type: str,
+    tasks: int,
+    seconds: float,
+    connections: int,
+    pause_ms: int = 0,
+    wait: bool = True,
+) -> tuple[WrkResult, list[list[float]]]:
+    redis = Redis.from_url(redis_url)
+    since = time.time()
+    share = str(tasks // 2) if tasks else "0"
+    until = None
+    if tasks:  # every task is one new key: stop wrk once they are all in
+        sync = SyncRedis.from_url(redis_url)
+        keys = sync.dbsize()
+        until = lambda: sync.dbsize() >= keys + tasks  # type: ignore[operator] # noqa: E731
+    result = wrk(
+        manager, seconds, connections, script, token, agent_type, share, str(pause_ms), until=until
+    )
+    rows = await timings(redis, await task_ids(redis, agent_type, since)) if wait else []
+    await redis.aclose()
+    return result, rows
+
+
+async def queue_level(redis_url: str, tasks: int, concurrency: int) -> tuple[float, list[float]]:
+    redis = Redis.from_url(redis_url)
+    ids = await submit_queued(redis, PLAIN, tasks, concurrency)
+    rows = await timings(redis, ids, poll_s=0.05)
+    await redis.aclose()
+    return through(rows)
+
+
+# -- anchors -----------------------------------------------------------------------------------
+def arq_best(server: RedisServer, tasks: int, concurrency: int) -> tuple[float, list[float], str]:
+    """arq's no-op rate at two of its best settings; the better one."""
+    best: tuple[float, list[float], str] = (0.0, [], "")
+    for max_jobs, poll in ((64, 0.001), (100, 0.01)):
+        script = ARQ_WORKER.replace("poll_delay=0.001", f"poll_delay={poll}")
+        arq = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+            [sys.executable, "-c", script, str(server.port), str(max_jobs)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            time.sleep(1.0)
+            asyncio.run(arq_run(server.port, 300, concurrency))  # warm-up
+            asyncio.run(_drop_arq_keys(server.url))  # the job ids are used again
+            rate, waits = asyncio.run(arq_run(server.port, tasks, concurrency, finish=True))
+            asyncio.run(_drop_arq_keys(server.url))
+        finally:
+            os.kill(arq.pid, signal.SIGTERM)
+            arq.wait(timeout=30)
+        if rate > best[0]:
+            best = (rate, waits, f"max_jobs {max_jobs}, poll {poll * 1000:g} ms")
+    return best
+
+
+async def _drop_arq_keys(url: str) -> None:
+    redis = Redis.from_url(url)
+    keys = [key async for key in redis.scan_iter(match="arq:*", count=5000)]
+    for i in range(0, len(keys), 1000):
+        await redis.delete(*keys[i : i + 1000])
+    await redis.aclose()
+
+
+def celery_venv() -> Path:
+    python = CELERY_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(CELERY_VENV)], check=True)  # noqa: S603
+        subprocess.run([str(python), "-m", "pip", "install", "-q", CELERY], check=True)  # noqa: S603
+    return python
+
+
+def celery_run(server: RedisServer, tasks: int, directory: Path) -> tuple[float, list[float]]:
+    python = celery_venv()
+    broker = f"redis://127.0.0.1:{server.port}/1"
+    (directory / "bench_celery.py").write_text(f"BROKER = {broker!r}\n" + CELERY_APP)
+    (directory / "client.py").write_text(CELERY_CLIENT)
+    worker = subprocess.Popen(  # noqa: S603 - the pinned celery of our own venv
+        [str(python), "-m", "celery", "-A", "bench_celery", "worker", *CELERY_WORKER.split()],
+        cwd=directory,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        out = subprocess.run(  # noqa: S603
+            [str(python), "client.py", str(tasks)],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.kill(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+    data = json.loads(out)
+    waits = [d - s for s, d in zip(data["submitted"], data["done"], strict=True)]
+    return tasks / data["elapsed"], waits
+
+
+def redis_benchmark(port: int) -> dict[str, float]:
+    figures = {}
+    for label, extra in (("-P 1", []), ("-P 16", ["-P", "16"])):
+        out = subprocess.run(  # noqa: S603 - redis-benchmark from PATH
+            [*REDIS_BENCHMARK, str(port), *extra],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        figures[f"SET {label}"] = float(re.findall(r"([\d.]+) requests per second", out)[-1])
+    return figures
+
+
+# -- the platform ------------------------------------------------------------------------------
+@contextmanager
+def platform(server: RedisServer, root: Path, capacity: int) -> Iterator[dict[str, object]]:
+    tokens = Tokens.create(root / "tokens")
+    cost_config = {
+        "budget": {"dailyUsd": "1000000", "monthlyUsd": "10000000"},
+        "rateLimits": {
+            "overall": {"requests": 100_000_000, "tokens": 100_000_000_000, "costUsd": "1000000"}
+        },
+    }
+    cost = ServiceProcess(
+        "cost-engine",
+        {
+            "AGENTOPS_REDIS_URL": server.url,
+            "AGENTOPS_API_TOKEN_FILE": tokens.file("cost"),
+            "AGENTOPS_COST_CONFIG": json.dumps(cost_config),
+            "AGENTOPS_LOG_LEVEL": "warning",
+        },
+        root / "cost.log",
+    )
+    mgr = ServiceProcess(
+        "manager",
+        manager_env(
+            server.url,
+            tokens,
+            [GOVERNED, PLAIN, SINK],
+            strategy="least_connections",
+            max_queued_per_type=10_000_000,
+        ),
+        root / "manager.log",
+    )
+    governed = {
+        "cost_engine_url": cost.url,
+        "cost_token_file": tokens.file("cost"),
+        "model": MODEL,
+        "work_model": MODEL,
+    }
+    workers = [
+        ServiceProcess(
+            "worker",
+            worker_env(
+                server.url,
+                tokens,
+                mgr.url,
+                kind,
+                f"{kind}-{i}",
+                capacity=capacity,
+                **(governed if kind == GOVERNED else {}),
+            ),
+            root / f"{kind}-{i}.log",
+        )
+        for kind in (GOVERNED, PLAIN)
+        for i in range(2)
+    ]
+    started: list[ServiceProcess] = []
+    try:
+        for service in (cost, mgr, *workers):
+            service.start()
+            started.append(service)
+        time.sleep(1.5)  # every worker registered and mirrored by the manager
+        pids = {s.log.stem: s.process.pid for s in started if s.process is not None}
+        yield {"manager": mgr.url, "token": tokens.api, "pids": pids}
+    finally:
+        for service in reversed(started):
+            service.stop(signal.SIGTERM, timeout=30)
+
+
+def ms(values: list[float], q: float) -> str:
+    return f"{percentile(values, q) * 1000:,.1f}"
+
+
+def report(figures: list[Figure], arq_settings: str) -> None:
+    reference = next(f.rate for f in figures if f.name.startswith("arq"))
+    print("\n| system | tasks/s | submit→finish p50 ms | p99 ms | vs arq | bounded by |")
+    print("|---|---:|---:|---:|---:|---|")
+    for f in figures:
+        print(
+            f"| {f.name} | {f.rate:,.0f} | {ms(f.latencies, 0.5)} | {ms(f.latencies, 0.99)} "
+            f"| {f.rate / reference:.2f}× | {f.bound_by} |"
+        )
+    print(f"\narq reference settings: {arq_settings}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=3000)
+    parser.add_argument("--seconds", type=float, default=10, help="each wrk rate measurement")
+    parser.add_argument("--capacity", type=int, default=32, help="tasks per worker at once")
+    parser.add_argument("--concurrency", type=int, default=64, help="connections/submitters")
+    parser.add_argument("--skip-celery", action="store_true")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the services during the governed run into this dir"
+    )
+    args = parser.parse_args()
+    os.environ.setdefault("AGENTOPS_LOG_LEVEL", "warning")
+    c = args.concurrency
+    print(f"load average at start: {load()}  ({os.cpu_count()} cores)")
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory() as tmp, redis_server(Path(tmp) / "redis") as server:
+        root = Path(tmp)
+        script = root / "submit.lua"
+        script.write_text(WRK_SUBMIT)
+        with platform(server, root, args.capacity) as p:
+            mgr, token = str(p["manager"]), str(p["token"])
+            print(f"service pids (cost engine, manager, workers): {p['pids']}")
+            floor = wrk(mgr + "/health", args.seconds, c, None)
+            print(
+                f"\nwrk GET /health (2 threads, {c} connections): {floor.rate:,.0f} req/s, "
+                f"p50 {floor.p50_ms:.1f} ms, p99 {floor.p99_ms:.1f} ms  [load {load()}]"
+            )
+            pids = p["pids"]
+            assert isinstance(pids, dict)
+            with profiled({"manager (POST /api/v1/tasks)": pids["manager"]}, args.profile):
+                sink, _ = asyncio.run(
+                    wrk_tasks(
+                        server.url, mgr, token, script, agent_type=SINK, tasks=0,
+                        seconds=args.seconds, connections=c, wait=False,
+                    )
+                )  # fmt: skip
+            print(
+                f"wrk POST /api/v1/tasks (no worker for the type): {sink.rate:,.0f} req/s, "
+                f"p50 {sink.p50_ms:.1f} ms, p99 {sink.p99_ms:.1f} ms, non-2xx {sink.errors}, "
+                f"{sink.rate / floor.rate:.0%} of the /health floor  [load {load()}]"
+            )
+            asyncio.run(Redis.from_url(server.url).delete(k.queued_counter(SINK)))
+            # Warm-up, then the governed path at full speed.
+            asyncio.run(
+                wrk_tasks(server.url, mgr, token, script,
+                          agent_type=GOVERNED, tasks=200, seconds=60, connections=c)
+            )  # fmt: skip
+            spied = {n: pids[n] for n in ("manager", "cost", f"{GOVERNED}-0")}
+            with profiled(spied, args.profile):
+                gov, rows = asyncio.run(
+                    wrk_tasks(server.url, mgr, token, script,
+                              agent_type=GOVERNED, tasks=args.tasks, seconds=300, connections=c)
+                )  # fmt: skip
+            rate, waits = through(rows)
+            figures.append(
+                Figure(
+                    "ours, governed path (HTTP, 2 workers)",
+                    rate,
+                    waits,
+                    f"the services (wrk submitted {gov.rate:,.0f} req/s)",
+                )
+            )
+            print(
+                f"governed path: {len(rows)} tasks, {rate:,.0f} tasks/s, submit→finish p50 "
+                f"{ms(waits, 0.5)} ms p99 {ms(waits, 0.99)} ms (wrk submit {gov.rate:,.0f} "
+                f"req/s)  [load {load()}]"
+            )
+            half = rate / 2
+            paced_conn = 16
+            pause = round(paced_conn * 1000 / half)
+            _, steady = asyncio.run(
+                wrk_tasks(server.url, mgr, token, script,
+                          agent_type=GOVERNED, tasks=0, seconds=args.seconds,
+                          connections=paced_conn, pause_ms=pause)
+            )  # fmt: skip
+            srate = len(steady) / args.seconds
+            start_waits = [r[1] - r[0] for r in steady]
+            fin_waits = [r[2] - r[0] for r in steady]
+            print(
+                f"steady load at half capacity ({srate:,.0f} tasks/s offered by wrk, "
+                f"{paced_conn} connections, {pause} ms apart): submit→start p50 "
+                f"{ms(start_waits, 0.5)} ms p99 {ms(start_waits, 0.99)} ms; submit→finish "
+                f"p50 {ms(fin_waits, 0.5)} ms p99 {ms(fin_waits, 0.99)} ms  [load {load()}]"
+            )
+            asyncio.run(queue_level(server.url, 300, c))  # warm-up
+            qrate, qwaits = asyncio.run(queue_level(server.url, args.tasks, c))
+            figures.append(
+                Figure(
+                    "ours, queue level (2 workers)",
+                    qrate,
+                    qwaits,
+                    "manager + workers; submitter: the queue's Python client, as arq's",
+                )
+            )
+            print(f"queue level: {qrate:,.0f} tasks/s  [load {load()}]")
+        arate, awaits, asettings = arq_best(server, args.tasks, c)
+        figures.append(
+            Figure("arq 0.28 no-op", arate, awaits, "arq's worker; submitter: arq's client")
+        )
+        print(f"arq: {arate:,.0f} jobs/s ({asettings})  [load {load()}]")
+        if not args.skip_celery:
+            crate, cwaits = celery_run(server, args.tasks, root)
+            figures.append(
+                Figure("Celery 5.5 no-op, prefork -c 2", crate, cwaits, "celery (sync client)")
+            )
+            print(f"celery: {crate:,.0f} tasks/s  [load {load()}]")
+        bench = redis_benchmark(server.port)
+        print(
+            "redis-benchmark (50 clients): "
+            + ", ".join(f"{n} {v:,.0f}/s" for n, v in bench.items())
+            + f"  [load {load()}]"
+        )
+    report(figures, asettings)
+    print(
+        f"\nfloors: wrk GET /health {floor.rate:,.0f} req/s; wrk POST /api/v1/tasks "
+        f"{sink.rate:,.0f} req/s (target 2,500); load average at end {load()}"
+    )
+
+
+if __name__ == "__main__":
+    main()
