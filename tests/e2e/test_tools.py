@@ -21,7 +21,7 @@ ALLOWED, DENIED = "tool-user", "no-tools"
 ADD = Answer(tool_call=("calc__add", {"a": 20, "b": 22}))
 
 
-def llm_pool(name: str) -> dict[str, Any]:
+def llm_pool(name: str, url: str) -> dict[str, Any]:
     return {
         "name": name,
         "image": {"repository": "agent-worker", "tag": "dev"},
@@ -34,6 +34,12 @@ def llm_pool(name: str) -> dict[str, Any]:
         "minReplicas": 1,
         "maxReplicas": 1,
         "handler": "runtime.worker.handlers.llm:build",
+        "model": "gpt-5",
+        "provider": {
+            "baseUrl": url,
+            "models": ["gpt-5", "gpt-5-mini"],
+            "key": {"path": f"pools/agent-{name}/openai", "field": "apiKey"},
+        },
     }
 
 
@@ -52,7 +58,7 @@ def test_a_tool_call_runs_end_to_end_and_a_pool_without_permission_is_refused(
             tmp_path,
             workers=1,
             env=tracing_env(receiver),
-            pools=[llm_pool(ALLOWED), llm_pool(DENIED)],
+            pools=[llm_pool(ALLOWED, llm.url), llm_pool(DENIED, llm.url)],
             pool_env={
                 ALLOWED: {**llm_env, "AGENTOPS_LLM_TOOL_SERVERS": json.dumps({"calc": server.url})},
                 DENIED: llm_env,
