@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -16,11 +17,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "BaoServer",
     "RedisClusterServers",
     "RedisServer",
+    "asgi_server",
     "bao_binary",
     "bao_server",
     "free_port",
@@ -331,3 +334,23 @@ def bao_server(directory: Path, extra_config: str = "") -> Iterator[BaoServer]:
         yield server
     finally:
         server.stop(signal.SIGKILL)
+
+
+@contextmanager
+def asgi_server(app: Any, port: int) -> Iterator[None]:
+    """An ASGI app served by uvicorn on 127.0.0.1:`port` in a background thread."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"ASGI server on port {port} did not start")
+        time.sleep(0.02)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

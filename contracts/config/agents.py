@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import AnyHttpUrl, Field, StringConstraints, field_validator, model_validator
 
@@ -25,6 +25,7 @@ __all__ = [
     "ProviderKeyConfig",
     "ResourcesConfig",
     "ServiceConfig",
+    "ToolServerConfig",
     "cpu_millis",
     "memory_bytes",
     "pool_identity",
@@ -361,10 +362,70 @@ class AgentPoolConfig(ConfigModel):
         return self.handler == LLM_HANDLER
 
 
+class ToolServerConfig(ConfigModel):
+    """An MCP tool server: a governed workload only the pools it allows may call."""
+
+    name: DnsLabel = Field(description="server name; the model sees its tools as <name>__<tool>")
+    image: ImageConfig = Field(description="the server's image in the stack's ECR (pinned)")
+    transport: Literal["streamable-http"] = Field(
+        default="streamable-http", description="MCP transport (streamable HTTP only)"
+    )
+    port: int = Field(default=8080, ge=1024, le=65535, description="port the server listens on")
+    path: str = Field(default="/mcp", pattern=r"^/[A-Za-z0-9/_.-]*$", description="MCP endpoint")
+    metrics_path: str = Field(
+        default="/metrics", pattern=r"^/[A-Za-z0-9/_.-]*$", description="Prometheus scrape path"
+    )
+    tools: list[str] = Field(
+        default_factory=list, description="tools it serves (documentation; the SDK discovers them)"
+    )
+    resources: ResourcesConfig = Field(description="requests and limits per replica")
+    replicas: int = Field(default=2, ge=1, le=50, description="replicas")
+    allowed_pools: list[DnsLabel] = Field(
+        default_factory=list, description="pools whose workers may call it (none: nobody)"
+    )
+    vault_secrets: list[
+        Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*$")]
+    ] = Field(
+        default_factory=list,
+        description="KV paths (under the platform's mount) rendered as files into its pods",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _no_separator(cls, v: str) -> str:
+        if "__" in v:
+            raise ValueError("a tool server name has no '__' (it separates server and tool)")
+        return v
+
+
 class AgentsConfig(ConfigModel):
     manager: ManagerConfig = Field(description="the agent manager Deployment")
     cost_engine: ServiceConfig = Field(description="the cost engine Deployment")
     pools: list[AgentPoolConfig] = Field(min_length=1, description="one Deployment per agent type")
+    tool_servers: list[ToolServerConfig] = Field(
+        default_factory=list, description="MCP tool servers and the pools that may call them"
+    )
+
+    @model_validator(mode="after")
+    def _tool_servers(self) -> Self:
+        pools = {p.name for p in self.pools}
+        seen: set[str] = set()
+        for i, server in enumerate(self.tool_servers):
+            if server.name in seen:
+                raise RuleViolation(f"toolServers[{i}].name", server.name, "must be unique")
+            seen.add(server.name)
+            for j, pool in enumerate(server.allowed_pools):
+                if pool not in pools:
+                    raise RuleViolation(
+                        f"toolServers[{i}].allowedPools[{j}]",
+                        pool,
+                        f"must be one of the pools {sorted(pools)}",
+                    )
+        return self
+
+    def tool_servers_of(self, pool: str) -> list[ToolServerConfig]:
+        """The tool servers a pool may call."""
+        return [s for s in self.tool_servers if pool in s.allowed_pools]
 
     @model_validator(mode="after")
     def _unique_pools(self) -> Self:
@@ -395,4 +456,5 @@ class AgentsConfig(ConfigModel):
             ("costEngine.image", self.cost_engine.image),
         ]
         found += [(f"pools[{i}].image", p.image) for i, p in enumerate(self.pools)]
+        found += [(f"toolServers[{i}].image", t.image) for i, t in enumerate(self.tool_servers)]
         return found

@@ -103,6 +103,9 @@ class HourlyLimits(ConfigModel):
         default=None, gt=0, description="input + output tokens admitted per hour"
     )
     cost_usd: Money | None = Field(default=None, gt=0, description="USD admitted per hour")
+    tool_calls: int | None = Field(
+        default=None, gt=0, description="MCP tool calls admitted per hour"
+    )
 
 
 class RateLimitsConfig(ConfigModel):

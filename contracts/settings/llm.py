@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AnyHttpUrl, Field
+from pydantic import AnyHttpUrl, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["LLMSettings"]
+__all__ = ["TOOL_SEPARATOR", "LLMSettings"]
+
+# Between a server's name and its tool's in the names the model sees (<server>__<tool>).
+TOOL_SEPARATOR = "__"
 
 
 class LLMSettings(BaseSettings):
@@ -26,3 +29,19 @@ class LLMSettings(BaseSettings):
     max_attempts: int = Field(default=4, ge=1, le=20, description="calls per task attempt")
     backoff_s: float = Field(default=1.0, ge=0, le=60, description="first wait after a 5xx")
     max_retry_after_s: float = Field(default=60, ge=0, le=3600, description="longest wait")
+    tool_servers: dict[str, AnyHttpUrl] = Field(
+        default_factory=dict,
+        description="MCP servers (streamable HTTP) this pool may use: name → URL (JSON)",
+    )
+    max_tool_calls: int = Field(default=8, ge=0, le=100, description="tool calls per task")
+    tool_timeout_s: float = Field(default=30, gt=0, le=600, description="per tool call")
+
+    @field_validator("tool_servers")
+    @classmethod
+    def _server_names(cls, v: dict[str, AnyHttpUrl]) -> dict[str, AnyHttpUrl]:
+        for name in v:
+            if not name or TOOL_SEPARATOR in name:
+                raise ValueError(
+                    f"tool server name {name!r} must be non-empty without {TOOL_SEPARATOR!r}"
+                )
+        return v

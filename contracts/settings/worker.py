@@ -12,7 +12,11 @@ from contracts import ports
 from contracts.settings.manager import AGENT_TYPE_PATTERN
 from contracts.settings.service import ServiceSettings
 
-__all__ = ["WorkerSettings"]
+__all__ = ["TOOL_SERVERS_ENV", "WorkerSettings"]
+
+# The LLM handler's MCP servers (name → URL, JSON): its `tool_servers` setting
+# (runtime/worker/handlers/llm.py), rendered per pool from `agents.toolServers`.
+TOOL_SERVERS_ENV = "AGENTOPS_LLM_TOOL_SERVERS"
 
 
 def _agent_id() -> str:

@@ -44,6 +44,8 @@ __all__ = [
     "WORKER_TASKS",
     "WORKER_TASK_DURATION",
     "WORKER_TOKENS",
+    "WORKER_TOOL_CALLS",
+    "WORKER_TOOL_CALL_DURATION",
 ]
 
 PREFIX: Final = "agentops"
@@ -94,6 +96,12 @@ WORKER_TASK_DURATION: Final = f"{PREFIX}_worker_task_duration_seconds"
 WORKER_IN_FLIGHT: Final = f"{PREFIX}_worker_tasks_in_flight"
 # counter; labels: agent_type, model, direction
 WORKER_TOKENS: Final = f"{PREFIX}_worker_tokens_total"
+# counter; labels: agent_type, team, server, tool, outcome (ok | error | timeout | unreachable |
+# refused: the pool may not use the tool, no request left the worker | over_limit: the task's or
+# the team's limit of calls)
+WORKER_TOOL_CALLS: Final = f"{PREFIX}_worker_tool_calls_total"
+# histogram (seconds a tool call took, a refusal included); labels: agent_type, server, tool
+WORKER_TOOL_CALL_DURATION: Final = f"{PREFIX}_worker_tool_call_duration_seconds"
 
 # Every HTTP service ---------------------------------------------------------------------
 # counter; labels: endpoint (route template), method, code
@@ -124,7 +132,9 @@ RATE_LIMITED: Final = f"{PREFIX}_rate_limited_total"
 RESERVATIONS: Final = f"{PREFIX}_reservations_total"
 
 # The histograms above: Prometheus derives `_bucket`, `_sum` and `_count` series from each.
-HISTOGRAMS: Final = frozenset({TASK_DURATION, TASK_WAIT, WORKER_TASK_DURATION, HTTP_DURATION})
+HISTOGRAMS: Final = frozenset(
+    {TASK_DURATION, TASK_WAIT, WORKER_TASK_DURATION, WORKER_TOOL_CALL_DURATION, HTTP_DURATION}
+)
 
 # Exported by the platform's dependencies -----------------------------------------------
 REDIS_UP: Final = "redis_up"  # redis_exporter

@@ -43,6 +43,7 @@ from infra.platform.workloads import (
     TRACK_LABEL,
     Workload,
     runtime_workloads,
+    tool_server_workloads,
     zone_spread_is_hard,
 )
 
@@ -82,6 +83,38 @@ def image_pull_policy(digest: str | None) -> str:
     return "IfNotPresent" if digest else "Always"
 
 
+def _container_env(w: Workload, redis_url: pulumi.Input[str]) -> list[k8s.core.v1.EnvVarArgs]:
+    """The runtime's settings, Redis URL and pod name; another image gets only its own env."""
+    if not w.runtime:
+        return [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in sorted(w.env.items())]
+    return [
+        k8s.core.v1.EnvVarArgs(name=k, value=v)
+        for k, v in sorted({**w.env, env_name(ServiceSettings, "redis_url"): redis_url}.items())
+    ] + [
+        k8s.core.v1.EnvVarArgs(
+            name=POD_NAME_ENV,
+            value_from=k8s.core.v1.EnvVarSourceArgs(
+                field_ref=k8s.core.v1.ObjectFieldSelectorArgs(field_path="metadata.name")
+            ),
+        )
+    ]
+
+
+def _probe(w: Workload, path: str, period: int, failures: int) -> k8s.core.v1.ProbeArgs:
+    """The runtime's HTTP probe; another image is probed on its TCP port."""
+    if not w.runtime:
+        return k8s.core.v1.ProbeArgs(
+            tcp_socket=k8s.core.v1.TCPSocketActionArgs(port="http"),
+            period_seconds=period,
+            failure_threshold=failures,
+        )
+    return k8s.core.v1.ProbeArgs(
+        http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port="http"),
+        period_seconds=period,
+        failure_threshold=failures,
+    )
+
+
 class Agents(pulumi.ComponentResource):
     deployments: dict[str, k8s.apps.v1.Deployment]
 
@@ -90,7 +123,7 @@ class Agents(pulumi.ComponentResource):
     ) -> None:
         super().__init__("platform:layers:Agents", name, None, opts)
         self.deployments = {}
-        for workload in runtime_workloads(args.config):
+        for workload in [*runtime_workloads(args.config), *tool_server_workloads(args.config)]:
             self.deployments[workload.name] = self._workload(name, workload, args)
         self.register_outputs(
             {
@@ -165,38 +198,16 @@ class Agents(pulumi.ComponentResource):
                 **gpus,
             },
         )
-        probe_port = "http"
         container = k8s.core.v1.ContainerArgs(
             name=w.component,
             image=image_reference(repo, w.image.tag, w.image.digest),
             image_pull_policy=image_pull_policy(w.image.digest),
             args=list(w.args),
-            env=[
-                k8s.core.v1.EnvVarArgs(name=k, value=v)
-                for k, v in sorted(
-                    {**w.env, env_name(ServiceSettings, "redis_url"): args.redis_url}.items()
-                )
-            ]
-            + [
-                k8s.core.v1.EnvVarArgs(
-                    name=POD_NAME_ENV,
-                    value_from=k8s.core.v1.EnvVarSourceArgs(
-                        field_ref=k8s.core.v1.ObjectFieldSelectorArgs(field_path="metadata.name")
-                    ),
-                )
-            ],
+            env=_container_env(w, args.redis_url),
             ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=w.port)],
             resources=resources,
-            liveness_probe=k8s.core.v1.ProbeArgs(
-                http_get=k8s.core.v1.HTTPGetActionArgs(path=endpoints.HEALTH, port=probe_port),
-                period_seconds=10,
-                failure_threshold=3,
-            ),
-            readiness_probe=k8s.core.v1.ProbeArgs(
-                http_get=k8s.core.v1.HTTPGetActionArgs(path=endpoints.READY, port=probe_port),
-                period_seconds=5,
-                failure_threshold=2,
-            ),
+            liveness_probe=_probe(w, endpoints.HEALTH, period=10, failures=3),
+            readiness_probe=_probe(w, endpoints.READY, period=5, failures=2),
             # Endpoints are removed before SIGTERM arrives, so no new request hits a draining pod.
             lifecycle=k8s.core.v1.LifecycleArgs(
                 pre_stop=k8s.core.v1.LifecycleHandlerArgs(

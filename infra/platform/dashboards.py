@@ -529,6 +529,15 @@ def _runtime() -> dash.Dashboard:
         0.95, m.WORKER_TASK_DURATION, "agent_type", _agents(f"{m.WORKER_TASK_DURATION}_bucket")
     )
     worker_tokens = f"sum by (agent_type, model) ({_rate(_agents(m.WORKER_TOKENS))})"
+    tool_calls = (
+        f"sum by (agent_type, server, tool, outcome) ({_rate(_agents(m.WORKER_TOOL_CALLS))})"
+    )
+    tool_p95 = _quantile(
+        0.95,
+        m.WORKER_TOOL_CALL_DURATION,
+        "server, tool",
+        _agents(f"{m.WORKER_TOOL_CALL_DURATION}_bucket"),
+    )
 
     board = _dashboard(
         RUNTIME_UID,
@@ -632,8 +641,20 @@ def _runtime() -> dash.Dashboard:
                 "Worker tokens",
                 "Tokens per second the workers' handlers spent, by model.",
                 units.Short,
-                width=_GRID_WIDTH,
+                width=half,
             ).with_target(_query("A", worker_tokens, "{{agent_type}} {{model}}"))
+        )
+        .with_panel(
+            _timeseries(
+                90,
+                "Tool calls",
+                "MCP tool calls per second by server, tool and outcome (refused: the pool may "
+                "not use the tool; over_limit: the task's or the team's limit).",
+                units.Short,
+                width=half,
+            )
+            .with_target(_query("A", tool_calls, "{{agent_type}} {{server}}/{{tool}} {{outcome}}"))
+            .with_target(_query("B", tool_p95, "{{server}}/{{tool}} p95 s"))
         )
         .with_row(dash.Row("Durability").id(103))
         .with_panel(

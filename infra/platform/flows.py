@@ -28,6 +28,7 @@ from infra.platform.names import (
     MANAGER,
     Namespace,
     pool_workload,
+    tool_server_workload,
 )
 from infra.platform.scheduling import AUTOSCALER_SERVICE_ACCOUNT
 from infra.platform.tracing import OTLP_HTTP
@@ -210,6 +211,9 @@ def workloads(cfg: PlatformConfig) -> dict[str, Workload]:
     c.add(COST_ENGINE, platform, _labels(**{APP_LABEL: COST_ENGINE}), COST_ENGINE, ours)
     for pool in cfg.agents.pools:
         name = pool_workload(pool.name)
+        c.add(name, agents, _labels(**{APP_LABEL: name}), name, ours)
+    for server in cfg.agents.tool_servers:
+        name = tool_server_workload(server.name)
         c.add(name, agents, _labels(**{APP_LABEL: name}), name, ours)
     for ns in (platform, agents, *(n.value for n in _layer_namespaces(cfg))):
         c.add(f"pods:{ns}", ns, (), None, "every pod of the namespace")
@@ -540,12 +544,17 @@ def flows(cfg: PlatformConfig) -> list[Flow]:
     for pool_cfg, pool in zip(cfg.agents.pools, pools, strict=True):
         out.extend(_pool_egress(pool_cfg, pool, net))
 
+    # ---- MCP tool servers: only the pools a server allows reach it ---------------------------
+    out.extend(_tool_server_flows(cfg, w))
+
     # ---- Redis: the queues and the ledger ----------------------------------------------------
     out.extend(_redis_flows(cfg, w, net, runtime))
 
     # ---- Vault ---------------------------------------------------------------------------------
     if cfg.vault.enabled:
-        out.extend(_vault_flows(cfg, w, net, runtime))
+        # The tool servers' injected Vault Agents log in and read their secrets too.
+        servers = [w[tool_server_workload(t.name)] for t in cfg.agents.tool_servers]
+        out.extend(_vault_flows(cfg, w, net, [*runtime, *servers]))
 
     # ---- the mesh's control plane --------------------------------------------------------------
     if mesh_on:
@@ -562,6 +571,32 @@ def flows(cfg: PlatformConfig) -> list[Flow]:
     if duplicates:
         raise ValueError(f"flow names must be unique: {sorted(duplicates)}")
     return out
+
+
+def _tool_server_flows(cfg: PlatformConfig, w: dict[str, Workload]) -> Iterator[Flow]:
+    for server in cfg.agents.tool_servers:
+        target = w[tool_server_workload(server.name)]
+        for pool in server.allowed_pools:
+            caller = w[pool_workload(pool)]
+            yield Flow(
+                f"{caller.key}-to-{target.key}",
+                caller,
+                target,
+                (server.port,),
+                f"the pool's workers call the MCP tools of {server.name} (streamable HTTP)",
+                methods=("GET", "POST", "DELETE"),
+                paths=_paths(server.path),
+            )
+        if cfg.monitoring.enabled:
+            yield Flow(
+                f"prometheus-scrapes-{target.key}",
+                w["prometheus"],
+                target,
+                (server.port,),
+                "the tool server's metrics",
+                methods=("GET",),
+                paths=(server.metrics_path,),
+            )
 
 
 def _pool_egress(pool_cfg: AgentPoolConfig, pool: Workload, net: dict[str, Network]) -> list[Flow]:

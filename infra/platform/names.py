@@ -21,6 +21,7 @@ __all__ = [
     "PodSecurity",
     "enabled_namespaces",
     "pool_workload",
+    "tool_server_workload",
 ]
 
 
@@ -72,6 +73,11 @@ def enabled_namespaces(cfg: PlatformConfig) -> list[Namespace]:
         Namespace.VAULT: cfg.vault.enabled,
     }
     return [ns for ns, on in enabled.items() if on]
+
+
+def tool_server_workload(server: str) -> str:
+    """Deployment, Service and ServiceAccount name of an MCP tool server."""
+    return f"mcp-{server}"
 
 
 def pool_workload(pool: str) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from contracts.config import PlatformConfig
 from infra.platform.names import Namespace
 from infra.platform.runtime_secrets import REDIS_SECRET_PATH, secret_prefix
-from infra.platform.workloads import runtime_workloads
+from infra.platform.workloads import runtime_workloads, tool_server_workloads
 
 __all__ = [
     "REDIS_SECRET_PATH",
@@ -62,7 +62,7 @@ def _policy(mount: str, own: str, shared: tuple[str, ...], identity: str) -> str
 def vault_identities(cfg: PlatformConfig) -> list[VaultIdentity]:
     mount = cfg.vault.kv_mount
     found = []
-    for w in runtime_workloads(cfg):
+    for w in [*runtime_workloads(cfg), *tool_server_workloads(cfg)]:
         if not w.owns_service:
             continue  # a second track shares the first one's service account
         own = secret_prefix(w.identity, w.namespace)

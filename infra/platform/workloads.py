@@ -8,6 +8,7 @@ Agent Injector renders (`secret_files`), never environment values.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Final
@@ -29,9 +30,15 @@ from contracts.settings.llm import LLMSettings
 from contracts.settings.manager import ManagerSettings
 from contracts.settings.service import ServiceSettings
 from contracts.settings.vault import VaultSettings
-from contracts.settings.worker import WorkerSettings
+from contracts.settings.worker import TOOL_SERVERS_ENV, WorkerSettings
 from contracts.telemetry import metrics
-from infra.platform.names import COST_ENGINE, MANAGER, Namespace, pool_workload
+from infra.platform.names import (
+    COST_ENGINE,
+    MANAGER,
+    Namespace,
+    pool_workload,
+    tool_server_workload,
+)
 from infra.platform.runtime_secrets import (
     AGENT_TOKEN,
     AUTH_MOUNT,
@@ -62,6 +69,7 @@ __all__ = [
     "drain_timeout_seconds",
     "provider_key_file",
     "runtime_workloads",
+    "tool_server_workloads",
 ]
 
 TRACK_LABEL: Final = "agentops.io/track"
@@ -147,6 +155,9 @@ class Workload:
     aws_policy_arns: tuple[str, ...] = ()
     # NVIDIA GPUs per replica: requested and limited, and the pod runs on the gpu node group.
     gpus: int = 0
+    # One of ours (the runtime image: Redis URL, POD_NAME, /health and /ready); False: another
+    # image (an MCP tool server), probed on its TCP port and given no runtime settings.
+    runtime: bool = True
     # Settings models the container reads besides `settings` (a handler's, e.g. LLMSettings).
     extra_settings: tuple[type[BaseSettings], ...] = ()
 
@@ -329,6 +340,19 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
         if pool.model is not None:
             values["model"] = pool.model
         key_file = provider_key_file(pool)
+        env = {
+            **_service_env(cfg, WorkerSettings, name, worker_files, values),
+            **_provider_env(pool),
+        }
+        if servers := agents.tool_servers_of(pool.name):
+            env[TOOL_SERVERS_ENV] = json.dumps(
+                {
+                    s.name: _service_url(tool_server_workload(s.name), Namespace.AGENTS, s.port)
+                    + s.path
+                    for s in servers
+                },
+                sort_keys=True,
+            )
         found.append(
             Workload(
                 name=name,
@@ -339,10 +363,7 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
                 port=ports.WORKER_HTTP,
                 args=("serve", "worker"),
                 settings=WorkerSettings,
-                env={
-                    **_service_env(cfg, WorkerSettings, name, worker_files, values),
-                    **_provider_env(pool),
-                },
+                env=env,
                 replicas=None,
                 autoscaling=Autoscaling(
                     min_replicas=pool.min_replicas,
@@ -370,6 +391,31 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
             )
         )
     return found
+
+
+def tool_server_workloads(cfg: PlatformConfig) -> list[Workload]:
+    """The MCP tool servers: hardened like the runtime, each with its own service account and
+    Vault role, reached only by the pools it allows (infra/platform/flows.py)."""
+    return [
+        Workload(
+            name=tool_server_workload(s.name),
+            component="mcp-tool-server",
+            namespace=Namespace.AGENTS,
+            image=s.image,
+            resources=s.resources,
+            port=s.port,
+            args=(),
+            settings=ServiceSettings,
+            env={},
+            replicas=s.replicas,
+            labels={"agentops.io/tool-server": s.name},
+            secret_files=tuple(
+                SecretFile(path.rsplit("/", 1)[-1], path, key=None) for path in s.vault_secrets
+            ),
+            runtime=False,
+        )
+        for s in cfg.agents.tool_servers
+    ]
 
 
 def zone_spread_is_hard(cfg: PlatformConfig) -> bool:

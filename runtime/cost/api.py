@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import uuid
 from contextlib import AbstractContextManager
 from decimal import Decimal
 from typing import Annotated, Any
@@ -128,6 +129,14 @@ class UsageOut(BaseModel):
     cost_usd: Decimal
     settled_reservation: bool
     alerts: list[AlertOut]
+
+
+class ToolCallIn(_In):
+    task_id: TaskId
+    attempt: Attempt
+    team: Label
+    server: Label
+    tool: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
 class ReserveIn(_In):
@@ -236,6 +245,11 @@ def _error(code: int, body: dict[str, Any], retry_after: int | None = None) -> J
     return JSONResponse(body, status_code=code, headers=headers)
 
 
+def _rate_limited(err: RateLimited) -> JSONResponse:
+    body = {"detail": str(err), "scope": err.scope, "dimension": err.dimension, "limit": err.limit}
+    return _error(429, body, err.retry_after_s)
+
+
 def _invalid(field: str, error: str) -> JSONResponse:
     """A 422 in the shape of the service's validation errors: the field and what is allowed."""
     return _error(422, {"detail": "invalid request", "errors": [{"field": field, "error": error}]})
@@ -298,16 +312,7 @@ def router(engine: CostEngine, auth: BearerAuth) -> APIRouter:
         except UnknownModelError:
             return _unknown(engine)
         except RateLimited as err:
-            return _error(
-                429,
-                {
-                    "detail": str(err),
-                    "scope": err.scope,
-                    "dimension": err.dimension,
-                    "limit": err.limit,
-                },
-                err.retry_after_s,
-            )
+            return _rate_limited(err)
         except LimitTooSmall as err:
             return _error(422, {"detail": str(err), "scope": err.scope, "dimension": err.dimension})
         except BudgetExceeded as err:
@@ -336,6 +341,16 @@ def router(engine: CostEngine, auth: BearerAuth) -> APIRouter:
             max_cost_usd=held.max_cost_usd,
             expires_at=held.reservation.expires_at,
         )
+
+    @api.post("/tool-calls", status_code=status.HTTP_201_CREATED)
+    async def tool_call(body: ToolCallIn) -> Any:
+        """Admit one MCP tool call against the hourly tool-call limits (429 when over)."""
+        call_id = f"{body.task_id}|{body.attempt}|{uuid.uuid4().hex}"
+        try:
+            await engine.admit_tool_call(body.team, call_id)
+        except RateLimited as err:
+            return _rate_limited(err)
+        return {"admitted": True}
 
     @api.delete("/reservations/{task_id}/{attempt}")
     async def release(

@@ -36,6 +36,7 @@ from runtime.cost.metrics import CostMetrics
 from runtime.cost.recommend import Recommendation, Task, recommend
 from runtime.cost.reservations import BudgetExceeded, Reservation, Reservations
 from runtime.service.redis import NO_REPLICAS, Replication
+from runtime.cost.tool_limits import ToolCallLimiter, ToolLimit
 
 __all__ = ["AtOutsideWindow", "CostEngine", "Downgrade", "Recorded", "Reserved", "UsageWindow"]
 
@@ -140,6 +141,7 @@ class CostEngine:
         self.ledger = Ledger(redis, replication)
         self.limiter = RateLimiter(redis)
         self.reservations = Reservations(redis, replication)
+        self.tool_limiter = ToolCallLimiter(redis)
         self.alerts = BudgetAlerts(redis, cost.alert_thresholds)
         for line in all_budget_lines(cost):
             metrics.budget.labels(line.scope, line.window).set(float(from_nano(line.budget_nano)))
@@ -153,6 +155,18 @@ class CostEngine:
                 limit_from_config(keys.team_scope(team), self.cost.rate_limits.teams[team])
             )
         return found
+
+    async def admit_tool_call(self, team: str, call_id: str) -> None:
+        """Count one MCP tool call against the platform's and the team's hourly limits."""
+        rate = self.cost.rate_limits
+        limits = [ToolLimit(keys.PLATFORM, rate.overall.tool_calls)]
+        if team in rate.teams:
+            limits.append(ToolLimit(keys.team_scope(team), rate.teams[team].tool_calls))
+        try:
+            await self.tool_limiter.admit(limits, call_id, _ms(self.clock()))
+        except RateLimited as err:
+            self.metrics.rate_limited.labels(err.scope, err.dimension).inc()
+            raise
 
     def all_limits(self) -> list[Limit]:
         """Every scope with a configured hourly limit: where a call can hold something."""

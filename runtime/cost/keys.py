@@ -35,6 +35,7 @@ __all__ = [
     "probe",
     "seen",
     "team_scope",
+    "tool_calls",
     "usage",
 ]
 
@@ -114,6 +115,11 @@ def alert_mark(scope: str, window: str, bucket: str, threshold: str) -> str:
     return f"{PREFIX}:alerted:{scope}:{window}:{bucket}:{threshold}"
 
 
+def tool_calls(scope: str) -> str:
+    """Sorted set of the MCP tool calls admitted in the sliding hour, scored by admission."""
+    return f"{PREFIX}:tools:{scope}"
+
+
 _RECORD = ("record",)
 LAYOUT: Final = (
     KeyLayout(seen("<idempotency key>"), "string", "a recorded call (replays no-op)", _RECORD),
@@ -138,4 +144,10 @@ LAYOUT: Final = (
         "a budget alert fired once",
     ),
     KeyLayout(EVENTS, "stream", "budget alerts fired"),
+    KeyLayout(
+        tool_calls("<scope>"),
+        "zset",
+        "MCP tool calls admitted in the sliding hour",
+        ("tool_calls",),
+    ),
 )

@@ -27,6 +27,7 @@ from contracts.settings.worker import WorkerSettings
 from runtime.manager.queue import TaskRecord, TokenUsage
 from runtime.service.tracing import propagation_headers
 from runtime.worker.handlers.base import DependencyUnavailable, RetryableError, TaskFailed
+from runtime.worker.tools import ToolLimited
 
 __all__ = ["CostClient", "single_model_usage"]
 
@@ -152,6 +153,24 @@ class CostClient:
             )
         ).json()
         return str(held["model"])
+
+    async def admit_tool_call(self, task: TaskRecord, server: str, tool: str) -> None:
+        """Count a tool call against the team's hourly limit; ToolLimited when refused."""
+        try:
+            await self._post(
+                "/tool-calls",
+                {
+                    "task_id": task.task_id,
+                    "attempt": task.attempts,
+                    "team": task.team,
+                    "server": server,
+                    "tool": tool,
+                },
+            )
+        except RetryableError as err:
+            if err.defer_s is None:
+                raise
+            raise ToolLimited(str(err)) from None
 
     async def record(
         self, task: TaskRecord, attempt: int, agent_type: str, usage: tuple[TokenUsage, ...]

@@ -31,3 +31,16 @@ class WorkerMetrics:
             ["agent_type", "model", "direction"],
             registry=r,
         )
+        self.tool_calls = Counter(
+            m.WORKER_TOOL_CALLS,
+            "MCP tool calls the model asked for, by outcome",
+            ["agent_type", "team", "server", "tool", "outcome"],
+            registry=r,
+        )
+        self.tool_call_duration = Histogram(
+            m.WORKER_TOOL_CALL_DURATION,
+            "Seconds an MCP tool call took",
+            ["agent_type", "server", "tool"],
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )

@@ -38,6 +38,7 @@ from runtime.worker.handlers.base import (
 )
 from runtime.worker.manager_client import ManagerClient, ManagerRefused
 from runtime.worker.metrics import WorkerMetrics
+from runtime.worker.tools import ToolCall, ToolGate
 
 __all__ = ["CostGate", "Outcome", "Worker", "task_usage"]
 
@@ -64,7 +65,12 @@ def task_usage(task: TaskRecord, attempt: int) -> tuple[TokenUsage, ...]:
     return task.usage if task.outcome_attempt == attempt else ()
 
 
-def _context(task: TaskRecord, model: str | None) -> TaskContext:
+def _context(
+    task: TaskRecord,
+    model: str | None,
+    on_tool_call: Callable[[ToolCall], None],
+    gate: ToolGate | None,
+) -> TaskContext:
     return TaskContext(
         task_id=task.task_id,
         attempt=task.attempts,
@@ -74,6 +80,8 @@ def _context(task: TaskRecord, model: str | None) -> TaskContext:
         complexity=task.complexity,
         payload=task.payload,
         model=model,
+        on_tool_call=on_tool_call,
+        tool_gate=gate,
     )
 
 
@@ -102,6 +110,8 @@ class CostGate(Protocol):
     ) -> None: ...
 
     async def release(self, task: TaskRecord, attempt: int) -> None: ...
+
+    async def admit_tool_call(self, task: TaskRecord, server: str, tool: str) -> None: ...
 
     async def aclose(self) -> None: ...
 
@@ -272,7 +282,10 @@ class Worker:
                     model = await self.cost.choose_model(task, s.model)
             with _tracer.start_as_current_span("handler", attributes={"model": model or ""}):
                 result = await asyncio.wait_for(
-                    self.handler(_context(task, model)), s.task_timeout_s
+                    self.handler(
+                        _context(task, model, self._tool_observer(task), self._tool_gate(task))
+                    ),
+                    s.task_timeout_s,
                 )
             output = _with_model(result.output, model)
             problem = _unstorable(output)
@@ -295,6 +308,28 @@ class Worker:
             self.metrics.tokens.labels(s.agent_type, u.model, "input").inc(u.input_tokens)
             self.metrics.tokens.labels(s.agent_type, u.model, "output").inc(u.output_tokens)
         return outcome
+
+    def _tool_gate(self, task: TaskRecord) -> ToolGate | None:
+        """The team's hourly tool-call limit, asked before a call leaves (none: no engine)."""
+        cost = self.cost
+        if cost is None:
+            return None
+
+        async def gate(server: str, tool: str) -> None:
+            await cost.admit_tool_call(task, server, tool)
+
+        return gate
+
+    def _tool_observer(self, task: TaskRecord) -> Callable[[ToolCall], None]:
+        """Each tool call of the task as metrics, attributed to the task's team."""
+        agent_type = self.settings.agent_type
+
+        def observe(call: ToolCall) -> None:
+            m = self.metrics
+            m.tool_calls.labels(agent_type, task.team, call.server, call.tool, call.outcome).inc()
+            m.tool_call_duration.labels(agent_type, call.server, call.tool).observe(call.seconds)
+
+        return observe
 
     async def _give_back(self, entry: Taken, task: TaskRecord, outcome: Outcome) -> None:
         """A retryable failure: free the hold, then back to the queue (an outage or a limit

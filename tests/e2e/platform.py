@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +92,7 @@ def e2e_stack(
     directory: Path,
     cost: dict[str, Any] | None = None,
     change: Callable[[dict[str, Any]], None] | None = None,
+    pools: Sequence[dict[str, Any]] = (),
 ) -> Path:
     """The local stack file with room for a test's load: limits no test should trip, any
     cost settings a test needs, and any other `change` of the stack's config."""
@@ -101,6 +102,7 @@ def e2e_stack(
             "overall": {"requests": 100000, "tokens": 100000000, "costUsd": "1000"}
         }
         config["agentops:cost"].update(cost or {})
+        config["agentops:agents"]["pools"] += list(pools)
         if change is not None:
             change(config)
 
@@ -116,9 +118,11 @@ def local_platform(
     manager_env: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
     stack: Callable[[dict[str, Any]], None] | None = None,
+    pools: Sequence[dict[str, Any]] = (),
+    pool_env: dict[str, dict[str, str]] | None = None,
     **worker_env: str,
 ) -> Iterator[LocalPlatform]:
-    cfg = load_stack_config(e2e_stack(directory / "stack", cost, stack), "local")
+    cfg = load_stack_config(e2e_stack(directory / "stack", cost, stack, pools), "local")
     options = DevOptions(
         workers_per_pool=workers,
         worker_env={"AGENTOPS_HEARTBEAT_INTERVAL_S": "0.5", **worker_env},
@@ -141,6 +145,11 @@ def local_platform(
     for process in dev.processes:
         if process.role in ("service", "worker"):
             process.env.update(env or {})
+    # `pool_env`: settings of one pool's workers (agent type → variables).
+    for agent_type, variables in (pool_env or {}).items():
+        for process in dev.processes:
+            if process.role == "worker" and process.env["AGENTOPS_AGENT_TYPE"] == agent_type:
+                process.env.update(variables)
     start(state, dev)
     try:
         record = read_state(state)

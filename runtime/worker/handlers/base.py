@@ -19,6 +19,7 @@ from runtime.manager.queue import TokenUsage
 
 if TYPE_CHECKING:
     from contracts.settings.worker import WorkerSettings
+    from runtime.worker.tools import ToolCall, ToolGate
 
 __all__ = [
     "DependencyUnavailable",
@@ -44,6 +45,10 @@ class TaskContext:
     # The model to call, as the cost engine chose it (budget downgrade applied); None when the
     # worker runs without a cost engine or its pool names no model.
     model: str | None = None
+    # Tool calls (runtime.worker.tools): the team's hourly limit, asked before a call leaves
+    # the worker, and the observer every call is reported to (the worker's metrics).
+    tool_gate: ToolGate | None = None
+    on_tool_call: Callable[[ToolCall], None] | None = None
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,11 @@ comes from a file Vault renders, never from settings values. Usage is the provid
 block; only a provider that reports none gets an estimate, marked as such. A 429 is retried
 after its `Retry-After` (a 5xx after an exponential backoff), up to `max_attempts` calls, and is
 never counted as success; other 4xx fail the task with the provider's message.
+
+Tools: the model is offered the tools of the MCP servers the pool may use (runtime.worker.tools)
+and its tool calls are run and answered until it gives a final answer, within
+`max_tool_calls` per task and `tool_timeout_s` per call. The task's output lists every tool
+call with its outcome, a refusal included.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from runtime.worker.handlers.base import (
     TaskContext,
     TaskFailed,
 )
+from runtime.worker.tools import ToolBox, ToolCall
 
 __all__ = ["LLMHandler", "LLMSettings", "build", "messages_of"]
 
@@ -73,12 +79,42 @@ class LLMHandler:
         model = task.model or s.model
         if model is None:
             raise TaskFailed("no model: the cost engine chose none and AGENTOPS_LLM_MODEL is unset")
-        body = {
-            "model": model,
-            "messages": messages_of(task.payload, s.system_prompt),
-            "max_tokens": s.max_tokens,
-            "temperature": s.temperature,
-        }
+        messages = messages_of(task.payload, s.system_prompt)
+        servers = {name: str(url) for name, url in s.tool_servers.items()}
+        gate = task.tool_gate
+        async with ToolBox(
+            servers, s.tool_timeout_s, s.max_tool_calls, gate, task.on_tool_call
+        ) as tools:
+            usage: list[TokenUsage] = []
+            estimated = False
+            # One answer per allowed call, and one more after a refusal of the last.
+            for _ in range(s.max_tool_calls + 2):
+                body: dict[str, Any] = {
+                    "model": model,
+                    "messages": messages,
+                    "max_tokens": s.max_tokens,
+                    "temperature": s.temperature,
+                }
+                if tools.offered() and not tools.exhausted:
+                    body["tools"] = tools.offered()
+                answer = await self._complete(body)
+                message, spent, guessed = _message(model, answer, body)
+                usage.append(spent)
+                estimated = estimated or guessed
+                requested = message.get("tool_calls") or []
+                if not requested:
+                    return _result(message.get("content"), usage, estimated, tools.calls)
+                messages = [*messages, message]
+                for call in requested:
+                    done = await _tool_call(tools, call)
+                    messages.append(
+                        {"role": "tool", "tool_call_id": call.get("id", ""), "content": done.result}
+                    )
+        raise TaskFailed(f"the model still asked for tools after {s.max_tool_calls} tool calls")
+
+    async def _complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One chat completion, retried through rate limits and provider errors."""
+        s = self.settings
         delay = s.backoff_s
         last = "no call made"
         for _ in range(s.max_attempts):
@@ -90,7 +126,7 @@ class LLMHandler:
                 delay *= 2
                 continue
             if response.status_code == 200:
-                return self._result(model, response.json(), body)
+                return response.json()  # type: ignore[no-any-return]
             if response.status_code == 429:
                 last = "provider rate limit (429)"
                 await asyncio.sleep(_retry_after(response, delay, s.max_retry_after_s))
@@ -107,29 +143,6 @@ class LLMHandler:
         # Out of calls for this attempt: the task goes back to the queue with backoff.
         raise RetryableError(f"{last} after {s.max_attempts} calls")
 
-    def _result(self, model: str, answer: dict[str, Any], body: dict[str, Any]) -> HandlerResult:
-        try:
-            content = answer["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError):
-            raise RetryableError("provider answered without choices[0].message.content") from None
-        reported = answer.get("usage")
-        estimated = not isinstance(reported, dict)
-        if not estimated:
-            assert isinstance(reported, dict)
-            usage = TokenUsage(
-                str(answer.get("model") or model),
-                int(reported.get("prompt_tokens", 0)),
-                int(reported.get("completion_tokens", 0)),
-            )
-        else:
-            # No usage block: about four characters a token, flagged in the output.
-            prompt = json.dumps(body["messages"])
-            usage = TokenUsage(model, max(1, len(prompt) // 4), max(1, len(content or "") // 4))
-        return HandlerResult(
-            output={"content": content, "usage_estimated": estimated},
-            usage=(usage,),
-        )
-
     async def aclose(self) -> None:
         await self.http.aclose()
 
@@ -141,6 +154,47 @@ def _error_message(response: httpx.Response) -> str:
     except (ValueError, AttributeError):
         message = response.text
     return str(message)[:300]
+
+
+def _message(
+    model: str, answer: dict[str, Any], body: dict[str, Any]
+) -> tuple[dict[str, Any], TokenUsage, bool]:
+    """The answer's message, the call's usage and whether that usage is an estimate."""
+    try:
+        message = answer["choices"][0]["message"]
+        content = message.get("content")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise RetryableError("provider answered without choices[0].message") from None
+    if content is None and not message.get("tool_calls"):
+        raise RetryableError("provider answered without content or tool calls")
+    reported = answer.get("usage")
+    if isinstance(reported, dict):
+        usage = TokenUsage(
+            str(answer.get("model") or model),
+            int(reported.get("prompt_tokens", 0)),
+            int(reported.get("completion_tokens", 0)),
+        )
+        return message, usage, False
+    # No usage block: about four characters a token, flagged in the output.
+    prompt = json.dumps(body["messages"])
+    answered = content if isinstance(content, str) else json.dumps(message.get("tool_calls"))
+    return message, TokenUsage(model, max(1, len(prompt) // 4), max(1, len(answered) // 4)), True
+
+
+async def _tool_call(tools: ToolBox, call: dict[str, Any]) -> ToolCall:
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict):
+        function = {}
+    return await tools.call(str(function.get("name", "")), str(function.get("arguments") or "{}"))
+
+
+def _result(
+    content: str | None, usage: list[TokenUsage], estimated: bool, calls: list[ToolCall]
+) -> HandlerResult:
+    output: dict[str, JsonValue] = {"content": content, "usage_estimated": estimated}
+    if calls:
+        output["tool_calls"] = [c.summary() for c in calls]
+    return HandlerResult(output=output, usage=tuple(usage))
 
 
 def build(_: WorkerSettings) -> Handler:

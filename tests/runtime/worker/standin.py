@@ -1,21 +1,20 @@
 """A local stand-in for an OpenAI-compatible provider: the chat-completions HTTP contract, with
-scripted answers (429 with Retry-After, 5xx, 4xx, missing usage) and a log of what it received.
+scripted answers (429 with Retry-After, 5xx, 4xx, missing usage, a tool call) and a log of what
+it received.
 Served by uvicorn on 127.0.0.1 in a background thread."""
 
 from __future__ import annotations
 
-import threading
-import time
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from tests.servers import free_port
+from tests.servers import asgi_server, free_port
 
 __all__ = ["Answer", "Provider", "provider"]
 
@@ -26,6 +25,8 @@ class Answer:
     retry_after: str | None = None
     usage: bool = True
     message: str = "done"
+    # (tool name, arguments): the model asks for this tool call instead of answering.
+    tool_call: tuple[str, dict[str, Any]] | None = None
 
 
 @dataclass
@@ -59,6 +60,21 @@ class Provider:
                     headers=headers,
                 )
             content = f"answer to {body['messages'][-1]['content']}"
+            message: dict[str, Any] = {"role": "assistant", "content": content}
+            if answer.tool_call is not None:
+                name, arguments = answer.tool_call
+                content = ""
+                message = {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": f"call_{len(self.received)}",
+                            "type": "function",
+                            "function": {"name": name, "arguments": json.dumps(arguments)},
+                        }
+                    ],
+                }
             reply: dict[str, Any] = {
                 "id": f"chatcmpl-{len(self.received)}",
                 "object": "chat.completion",
@@ -66,13 +82,14 @@ class Provider:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": content},
-                        "finish_reason": "stop",
+                        "message": message,
+                        "finish_reason": "tool_calls" if answer.tool_call else "stop",
                     }
                 ],
             }
             if answer.usage:
-                prompt_tokens = sum(len(m["content"].split()) for m in body["messages"]) + 7
+                words = (len((m.get("content") or "").split()) for m in body["messages"])
+                prompt_tokens = sum(words) + 7
                 reply["usage"] = {
                     "prompt_tokens": prompt_tokens,
                     "completion_tokens": len(content.split()),
@@ -86,18 +103,5 @@ class Provider:
 @contextmanager
 def provider(key: str, script: list[Answer] | None = None) -> Iterator[Provider]:
     stand_in = Provider(key, list(script or []))
-    server = uvicorn.Server(
-        uvicorn.Config(stand_in.app(), host="127.0.0.1", port=stand_in.port, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("stand-in provider did not start")
-        time.sleep(0.02)
-    try:
+    with asgi_server(stand_in.app(), stand_in.port):
         yield stand_in
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
