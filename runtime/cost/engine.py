@@ -35,8 +35,8 @@ from runtime.cost.limits import (
 from runtime.cost.metrics import CostMetrics
 from runtime.cost.recommend import Recommendation, Task, recommend
 from runtime.cost.reservations import BudgetExceeded, Reservation, Reservations
-from runtime.service.redis import NO_REPLICAS, Replication
 from runtime.cost.tool_limits import ToolCallLimiter, ToolLimit
+from runtime.service.redis import NO_REPLICAS, Replication
 
 __all__ = ["AtOutsideWindow", "CostEngine", "Downgrade", "Recorded", "Reserved", "UsageWindow"]
 
