@@ -3,6 +3,9 @@ workload of each stack its hardened pod (the plans show the same objects rendere
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+
 import pytest
 
 from contracts import endpoints
@@ -15,6 +18,17 @@ from tests.conftest import STACKS, stack_values
 REDIS = "redis://redis-master.agentops-state.svc:6379/0"
 
 
+@pytest.fixture
+def event_loop_for_outputs() -> Iterator[None]:
+    # The image reference is a pulumi.Output (registry URL + tag), which wants an event loop.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield
+    asyncio.set_event_loop(None)
+    loop.close()
+
+
+@pytest.mark.usefixtures("event_loop_for_outputs")
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_runtime_pod_is_hardened_and_reads_its_settings(stack: str) -> None:
     cfg = load_from_mapping(stack_values(stack))
