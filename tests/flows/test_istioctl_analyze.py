@@ -18,8 +18,8 @@ import yaml
 
 from contracts.config import load_from_mapping
 from infra.platform.flows import Workload, workloads
-from tests.conftest import REPO, stack_values
 from tests.flows.netpol import go_tool
+from tests.stacks import REPO, stack_values
 
 MESHED = ("staging", "prod")
 KINDS = {

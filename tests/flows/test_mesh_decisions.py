@@ -21,8 +21,8 @@ from infra.plan.document import Plan
 from infra.platform.flows import Flow, Network, Workload, flows, workloads
 from infra.platform.mesh_policies import CALLER_JWT_HEADER, ROOT_NAMESPACE
 from infra.platform.names import COST_ENGINE, MANAGER, Namespace, pool_workload
-from tests.conftest import stack_values
 from tests.flows.istio_authz import Decision, MeshConfig, Request, decide
+from tests.stacks import stack_values
 
 MESHED = ("staging", "prod")
 

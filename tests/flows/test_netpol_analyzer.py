@@ -15,8 +15,8 @@ import pytest
 from contracts.config import load_from_mapping
 from infra.platform.flows import flows, networks
 from infra.platform.names import enabled_namespaces
-from tests.conftest import REPO, STACKS, stack_values
 from tests.flows.netpol import Analysis, analyze, analyzer, compare, write_inputs
+from tests.stacks import REPO, STACKS, stack_values
 
 
 @pytest.fixture(scope="session")

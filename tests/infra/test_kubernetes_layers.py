@@ -12,7 +12,7 @@ from infra.plan.document import Plan, PlanResource
 from infra.plan.output import manifest_body
 from infra.platform.names import APP_LABEL, POD_SECURITY, Namespace, PodSecurity, pool_workload
 from infra.platform.workloads import EPHEMERAL_STORAGE, TMP_SIZE, TRACK_LABEL
-from tests.conftest import STACKS, stack_values
+from tests.stacks import STACKS, stack_values
 
 
 def objects(plan: Plan, kind: str) -> list[PlanResource]:

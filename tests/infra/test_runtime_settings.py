@@ -25,7 +25,7 @@ from infra.platform.runtime_secrets import SECRETS_DIR, VAULT_ADDRESS
 from infra.platform.tracing import COLLECTOR_SERVICE, otlp_traces_endpoint, tracing_on
 from infra.platform.vault_access import secret_prefix, vault_identities
 from infra.platform.workloads import PRE_STOP_SLEEP_SECONDS, runtime_workloads
-from tests.conftest import STACKS, helm_release, stack_values
+from tests.stacks import STACKS, helm_release, stack_values
 
 # What the image's `python -m runtime serve <command>` runs with (runtime/cli.py).
 SERVE: dict[str, type[ServiceSettings]] = {

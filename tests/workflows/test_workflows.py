@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from infra.layers.agents import RUN_AS
-from tests.conftest import REPO, stack_values
+from tests.stacks import REPO, stack_values
 
 WORKFLOWS_DIR = REPO / ".github" / "workflows"
 WORKFLOWS = sorted(WORKFLOWS_DIR.glob("*.yml"))

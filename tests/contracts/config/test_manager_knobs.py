@@ -12,7 +12,7 @@ from contracts.config.agents import MANAGER_KNOBS, ManagerConfig
 from contracts.settings.environment import env_name
 from contracts.settings.manager import ManagerSettings
 from infra.platform.workloads import runtime_workloads
-from tests.conftest import stack_values
+from tests.stacks import stack_values
 
 
 @pytest.mark.parametrize(("knob", "setting"), sorted(MANAGER_KNOBS.items()))

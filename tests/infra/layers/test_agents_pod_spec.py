@@ -13,7 +13,7 @@ from contracts.config import load_from_mapping
 from infra.layers.agents import POD_NAME_ENV, RUN_AS, pod_selector, pod_spec
 from infra.platform.scheduling import GPU_RESOURCE, NODE_ROLE_LABEL
 from infra.platform.workloads import runtime_workloads
-from tests.conftest import STACKS, stack_values
+from tests.stacks import STACKS, stack_values
 
 REDIS = "redis://redis-master.agentops-state.svc:6379/0"
 
