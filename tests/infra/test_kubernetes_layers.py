@@ -72,7 +72,7 @@ def test_every_workload_is_hardened(plans: dict[str, Plan], stack: str) -> None:
             assert sc["readOnlyRootFilesystem"] is True, where
             assert sc["capabilities"] == {"drop": ["ALL"]}, where
             for part in ("requests", "limits"):
-                # A GPU pool adds nvidia.com/gpu (tests/plan/test_scaling.py).
+                # A GPU pool adds nvidia.com/gpu (tests/infra/plan/test_scaling.py).
                 assert set(c["resources"][part]) == {"cpu", "memory", "ephemeral-storage"}, where
             assert c["resources"]["requests"]["ephemeral-storage"] == EPHEMERAL_STORAGE, where
             assert c["resources"]["limits"]["ephemeral-storage"] == EPHEMERAL_STORAGE, where
