@@ -8,7 +8,15 @@ from typing import Any
 
 from pulumi_policy import ResourceValidationArgs, ResourceValidationPolicy
 
-from policies.common import ENVIRONMENT_SCHEMA, Report, containers, pod_spec, resource_policy
+from contracts.config.agents import DEFAULT_HANDLER, LOAD_TEST_LABEL
+from policies.common import (
+    ENVIRONMENT_SCHEMA,
+    Report,
+    containers,
+    environment,
+    pod_spec,
+    resource_policy,
+)
 
 __all__ = ["POLICIES"]
 
@@ -189,6 +197,28 @@ def _token(spec: Mapping[str, Any], config: Mapping[str, Any]) -> list[str]:
     ]
 
 
+# The worker's handler setting (contracts/settings/worker.py `handler`).
+_HANDLER_ENV = "AGENTOPS_HANDLER"
+
+
+def _demo_handler(args: ResourceValidationArgs, report: Report) -> None:
+    """Prod runs real agents: a pod on the demo work handler only as a marked load-test pool."""
+    if environment(args) != "prod":
+        return
+    spec = pod_spec(args.resource_type, args.props)
+    template = (args.props.get("spec") or {}).get("template") or {}
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    if spec is None or labels.get(LOAD_TEST_LABEL) == "true":
+        return
+    for c in containers(spec):
+        env = {e.get("name"): e.get("value") for e in c.get("env") or []}
+        if env.get(_HANDLER_ENV) == DEFAULT_HANDLER:
+            report(
+                f"container {c.get('name')} runs the demo work handler in prod without the "
+                f"{LOAD_TEST_LABEL}=true label of a load-test pool"
+            )
+
+
 POLICIES = [
     _workload_policy(
         "k8s-run-as-non-root",
@@ -277,5 +307,13 @@ POLICIES = [
         "projected with their own audience.",
         "Set automountServiceAccountToken: false on the pod (and the ServiceAccount).",
         _token,
+    ),
+    resource_policy(
+        "k8s-prod-real-agents",
+        "Prod runs real agents: no pod on the demo work handler (synthetic usage against real "
+        "budgets) unless it is a load-test pool.",
+        "Give the pool handler: llm and a provider, or set loadTest: true on a load-test pool.",
+        _demo_handler,
+        config=ENVIRONMENT_SCHEMA,
     ),
 ]

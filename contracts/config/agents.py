@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Annotated, Any, Self
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import AnyHttpUrl, Field, StringConstraints, field_validator, model_validator
 
 from contracts.balancing import Strategy
 from contracts.config.base import ConfigModel, DnsLabel, RuleViolation
@@ -16,15 +16,24 @@ from contracts.settings.manager import ManagerSettings
 
 __all__ = [
     "DEFAULT_HANDLER",
+    "HANDLERS",
+    "KV_PLATFORM_AREA",
+    "KV_POOLS_AREA",
+    "LLM_HANDLER",
+    "LOAD_TEST_LABEL",
     "MANAGER_KNOBS",
     "AgentPoolConfig",
     "AgentsConfig",
     "ImageConfig",
     "ManagerConfig",
+    "ProviderConfig",
+    "ProviderKeyConfig",
     "ResourcesConfig",
     "ServiceConfig",
     "cpu_millis",
     "memory_bytes",
+    "pool_identity",
+    "pool_secret_prefix",
 ]
 
 _CPU = re.compile(r"^(\d+)(m?)$")
@@ -36,8 +45,36 @@ RequestType = Annotated[
     str,
     StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-z0-9_.-]*[a-z0-9])?$"),
 ]
-# The worker's built-in deterministic handler (runtime/worker/handlers/work.py).
+# The worker's built-in deterministic handler (runtime/worker/handlers/work.py): demo and load
+# tests; it echoes the payload and books a synthetic usage.
 DEFAULT_HANDLER = "runtime.worker.handlers.work:build"
+# The pod label that marks a load-test pool (`loadTest: true`): the policy pack lets prod run
+# the work handler only under it.
+LOAD_TEST_LABEL = "agentops.io/load-test"
+# One chat completion on an OpenAI-compatible provider (runtime/worker/handlers/llm.py).
+LLM_HANDLER = "runtime.worker.handlers.llm:build"
+# The handlers a pool may name by a short word, besides an import path of its own.
+HANDLERS = {"work": DEFAULT_HANDLER, "llm": LLM_HANDLER}
+# Vault KV areas (under vault.kvMount): the platform services' and shared runtime secrets, and
+# one subtree per pool's identity, where its provider key lives.
+KV_PLATFORM_AREA = "platform"
+KV_POOLS_AREA = "pools"
+
+
+def pool_identity(pool: str) -> str:
+    """A pool's Deployment, Service, ServiceAccount and Vault role name."""
+    return f"agent-{pool}"
+
+
+def pool_secret_prefix(pool: str) -> str:
+    """The KV subtree a pool's identity owns."""
+    return f"{KV_POOLS_AREA}/{pool_identity(pool)}"
+
+
+# Hosts a provider may be reached at over plain http: a stand-in on the machine itself.
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+# A KV v2 path under the stack's mount: segments of letters, digits, `_`, `.`, `-`.
+_KV_PATH = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
 
 
 def cpu_millis(quantity: str) -> int:
@@ -172,6 +209,71 @@ class ManagerConfig(ServiceConfig):
         return self
 
 
+class ProviderKeyConfig(ConfigModel):
+    """Where a provider's API key lives in Vault: one field of one KV v2 entry."""
+
+    path: str = Field(
+        pattern=_KV_PATH,
+        max_length=200,
+        description="KV path under vault.kvMount, e.g. pools/agent-code-generator/openai; "
+        "read by this pool alone",
+    )
+    field: str = Field(
+        default="apiKey",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="the entry's field that holds the key",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _no_dots(cls, v: str) -> str:
+        if any(part in (".", "..") for part in v.split("/")):
+            raise ValueError(f"{v!r}: no '.' or '..' segments (a policy must name the real path)")
+        return v
+
+
+class ProviderConfig(ConfigModel):
+    """The model provider an LLM pool calls: an OpenAI-compatible chat-completions API."""
+
+    base_url: AnyHttpUrl = Field(
+        description="OpenAI-compatible API base, e.g. https://api.openai.com/v1 (https; "
+        "http only for a stand-in on 127.0.0.1)"
+    )
+    models: list[str] = Field(
+        min_length=1, description="models the pool may call here (each one of cost.models)"
+    )
+    key: ProviderKeyConfig = Field(description="where the API key lives in Vault")
+
+    @field_validator("base_url")
+    @classmethod
+    def _scheme(cls, url: AnyHttpUrl) -> AnyHttpUrl:
+        if url.scheme != "https" and url.host not in _LOOPBACK:
+            raise ValueError(
+                f"{url} is plain http to another machine: use https (http only for 127.0.0.1)"
+            )
+        if url.query or url.fragment or url.username or url.password:
+            raise ValueError("the base URL carries no query, fragment or credentials")
+        return url
+
+    @field_validator("models")
+    @classmethod
+    def _unique(cls, models: list[str]) -> list[str]:
+        twice = sorted({m for m in models if models.count(m) > 1})
+        if twice:
+            raise ValueError(f"models listed twice: {twice}")
+        return models
+
+    @property
+    def host(self) -> str:
+        assert self.base_url.host is not None
+        return self.base_url.host
+
+    @property
+    def port(self) -> int:
+        assert self.base_url.port is not None
+        return self.base_url.port
+
+
 class AgentPoolConfig(ConfigModel):
     name: DnsLabel = Field(description="agent type this pool serves, e.g. code-generator")
     image: ImageConfig = Field(description="agent-worker image in the stack's ECR")
@@ -189,8 +291,16 @@ class AgentPoolConfig(ConfigModel):
     weight: int = Field(default=1, ge=1, le=100, description="weight for weighted balancing")
     handler: str = Field(
         default=DEFAULT_HANDLER,
-        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
-        description="import path (module:factory) of the handler the pool's workers run",
+        pattern=r"^([A-Za-z_][\w.]*:[A-Za-z_]\w*|work|llm)$",
+        description="handler the pool's workers run: work (demo, load tests), llm (a model "
+        "provider), or an import path module:factory",
+    )
+    provider: ProviderConfig | None = Field(
+        default=None, description="the model provider (required with the llm handler)"
+    )
+    load_test: bool = Field(
+        default=False,
+        description="a load-test pool: the only kind prod accepts on the work handler",
     )
     model: str | None = Field(
         default=None,
@@ -216,6 +326,11 @@ class AgentPoolConfig(ConfigModel):
     def _arns(cls, arns: list[str]) -> list[str]:
         return _policy_arns(arns)
 
+    @field_validator("handler")
+    @classmethod
+    def _handler_path(cls, v: str) -> str:
+        return HANDLERS.get(v, v)
+
     @model_validator(mode="after")
     def _replicas(self) -> Self:
         if self.max_replicas < self.min_replicas:
@@ -223,6 +338,31 @@ class AgentPoolConfig(ConfigModel):
                 "maxReplicas", self.max_replicas, f"must be ≥ minReplicas ({self.min_replicas})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _handler_needs(self) -> Self:
+        if self.llm and self.provider is None:
+            raise RuleViolation("provider", None, "the llm handler needs a provider")
+        if not self.llm and self.provider is not None:
+            raise RuleViolation(
+                "provider", str(self.provider.base_url), "only the llm handler calls a provider"
+            )
+        if self.load_test and self.handler != DEFAULT_HANDLER:
+            raise RuleViolation("loadTest", True, "only a pool on the work handler is a load test")
+        if self.provider is not None:
+            if self.model is None:
+                raise RuleViolation(
+                    "model", None, f"an llm pool names its model, one of {self.provider.models}"
+                )
+            if self.model not in self.provider.models:
+                raise RuleViolation(
+                    "model", self.model, f"must be one of provider.models {self.provider.models}"
+                )
+        return self
+
+    @property
+    def llm(self) -> bool:
+        return self.handler == LLM_HANDLER
 
 
 class AgentsConfig(ConfigModel):

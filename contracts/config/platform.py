@@ -8,7 +8,12 @@ from typing import Self
 from pydantic import Field, model_validator
 
 from contracts import versions
-from contracts.config.agents import AgentsConfig
+from contracts.config.agents import (
+    DEFAULT_HANDLER,
+    KV_PLATFORM_AREA,
+    AgentsConfig,
+    pool_secret_prefix,
+)
 from contracts.config.base import ConfigModel, RuleViolation
 from contracts.config.cluster import ClusterConfig, NodeGroupRole
 from contracts.config.cost import CostConfig
@@ -24,6 +29,7 @@ __all__ = ["Environment", "LocalClusterConfig", "PlatformConfig", "SecretSpec"]
 PROD_MIN_AZS = 3
 PROD_MIN_MANAGER_REPLICAS = 3
 PROD_MIN_POOL_REPLICAS = 2
+HTTPS_PORT = 443
 
 
 class Environment(StrEnum):
@@ -147,6 +153,61 @@ class PlatformConfig(ConfigModel):
         return self
 
     @model_validator(mode="after")
+    def _pool_providers(self) -> Self:
+        """An llm pool's provider: https in AWS stacks, models the cost engine prices (and
+        every downgrade of the pool's model among them), a key no one else reads."""
+        keys: dict[str, str] = {}
+        for i, pool in enumerate(self.agents.pools):
+            key = f"agents.pools[{i}].provider"
+            provider = pool.provider
+            if provider is None:
+                continue
+            if self.on_aws and provider.base_url.scheme != "https":
+                raise RuleViolation(
+                    f"{key}.baseUrl", str(provider.base_url), "AWS stacks call providers over https"
+                )
+            if self.on_aws and provider.port != HTTPS_PORT:
+                raise RuleViolation(
+                    f"{key}.baseUrl",
+                    str(provider.base_url),
+                    "egress to a provider is port 443 only (its flow and ServiceEntry)",
+                )
+            for j, model in enumerate(provider.models):
+                if model not in self.cost.models:
+                    raise RuleViolation(
+                        f"{key}.models[{j}]",
+                        model,
+                        f"must be a model the cost engine prices: {sorted(self.cost.models)}",
+                    )
+            assert pool.model is not None
+            chain = [pool.model]
+            while chain[-1] in self.cost.downgrade and len(chain) <= len(self.cost.downgrade):
+                chain.append(self.cost.downgrade[chain[-1]])
+                if chain[-1] not in provider.models:
+                    raise RuleViolation(
+                        f"{key}.models",
+                        provider.models,
+                        f"the cost engine may downgrade {' → '.join(chain)}: list "
+                        f"{chain[-1]} too (the pool calls no other provider)",
+                    )
+            path = provider.key.path
+            others = [pool_secret_prefix(p.name) for p in self.agents.pools if p.name != pool.name]
+            taken = [a for a in (KV_PLATFORM_AREA, *others) if path.startswith(f"{a}/")]
+            if taken:
+                raise RuleViolation(
+                    f"{key}.key.path",
+                    path,
+                    f"lies under {taken[0]}/, which another identity reads: "
+                    f"use the pool's own {pool_secret_prefix(pool.name)}/…",
+                )
+            if path in keys:
+                raise RuleViolation(
+                    f"{key}.key.path", path, f"pool {keys[path]} reads it: one pool per key"
+                )
+            keys[path] = pool.name
+        return self
+
+    @model_validator(mode="after")
     def _gpus_have_nodes(self) -> Self:
         groups = self.cluster.node_groups if self.cluster is not None else []
         if any(g.role is NodeGroupRole.GPU for g in groups):
@@ -217,6 +278,15 @@ class PlatformConfig(ConfigModel):
                 self.agents.manager.replicas,
                 f"prod runs at least {PROD_MIN_MANAGER_REPLICAS} manager replicas",
             )
+        for i, pool in enumerate(self.agents.pools):
+            if pool.handler == DEFAULT_HANDLER and not pool.load_test:
+                raise RuleViolation(
+                    f"agents.pools[{i}].loadTest",
+                    False,
+                    "prod runs real agents: the work handler echoes payloads and books synthetic "
+                    "usage against real budgets; use handler llm with a provider, or set "
+                    "loadTest: true for a load-test pool",
+                )
         for i, pool in enumerate(self.agents.pools):
             if pool.min_replicas < PROD_MIN_POOL_REPLICAS:
                 raise RuleViolation(

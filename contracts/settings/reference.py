@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings
 from contracts.config.reference import replace_section, type_name
 from contracts.settings.cost import CostEngineSettings
 from contracts.settings.environment import env_names
+from contracts.settings.llm import LLMSettings
 from contracts.settings.manager import ManagerSettings
 from contracts.settings.vault import VaultSettings
 from contracts.settings.worker import WorkerSettings
@@ -38,6 +39,7 @@ SERVICES: Final[tuple[tuple[str, type[BaseSettings]], ...]] = (
     ("Agent worker — `agentops serve worker`", WorkerSettings),
     ("Cost engine — `agentops serve cost-engine`", CostEngineSettings),
     ("Vault client — every service (`runtime/secrets`)", VaultSettings),
+    ("LLM handler — workers of an llm pool (`handler: llm`)", LLMSettings),
 )
 # Factories that only build an empty container; any other factory computes its value at start
 # (the pod name, the host name), which a table cannot show.

@@ -12,7 +12,7 @@ import pulumi_kubernetes as k8s
 
 from contracts import endpoints, ports, versions
 from contracts.config import PlatformConfig
-from infra.platform.mesh_policies import mesh_security
+from infra.platform.mesh_policies import mesh_egress, mesh_security
 from infra.platform.names import COST_ENGINE, MANAGER, Namespace, pool_workload
 from infra.platform.tracing import TELEMETRY_NAME, mesh_telemetry
 from infra.platform.workloads import TRACK_LABEL, Track
@@ -121,11 +121,11 @@ class Mesh(pulumi.ComponentResource):
             )
 
         # mTLS, deny by default, one allow per flow of the table (infra/platform/flows.py).
-        for obj in mesh_security(cfg):
-            group = "security.istio.io"
+        # Egress by name: ServiceEntries and REGISTRY_ONLY Sidecars (mesh_policies.mesh_egress).
+        for obj in [*mesh_security(cfg), *mesh_egress(cfg)]:
             k8s.apiextensions.CustomResource(
                 f"{name}-{obj.namespace}-{obj.name}",
-                api_version=f"{group}/v1",
+                api_version=f"{obj.group}/v1",
                 kind=obj.kind,
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     name=obj.name, namespace=obj.namespace, annotations=obj.annotations or None

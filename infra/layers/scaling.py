@@ -24,6 +24,7 @@ from infra.layers.irsa import IrsaRole, IrsaRoleArgs, OidcIdentity
 from infra.layers.shared import pinned_chart
 from infra.layers.tagging import Tagging
 from infra.platform.scheduling import (
+    AUTOSCALER_SERVICE_ACCOUNT,
     NODE_ROLE_LABEL,
     autoscaler_tags,
     gpu_node_groups,
@@ -42,7 +43,6 @@ __all__ = [
 
 # Cluster add-ons live where Kubernetes keeps its own (CoreDNS, kube-proxy, vpc-cni).
 ADDON_NAMESPACE: Final = "kube-system"
-AUTOSCALER_SERVICE_ACCOUNT: Final = "cluster-autoscaler"
 # Read-only calls the autoscaler makes to learn the groups and instance shapes; AWS supports
 # no resource-level permission on them.
 _DESCRIBE: Final = (

@@ -355,6 +355,9 @@ class Vault(pulumi.ComponentResource):
                 bound_service_account_namespaces=[identity.namespace.value],
                 audience=VAULT_AUDIENCE,
                 token_policies=[policy.name],
+                # Vault's `default` policy opens sys/ paths (leases, wrapping, tools, the
+                # cubbyhole): the identity's own policy names all it needs.
+                token_no_default_policy=True,
                 token_ttl=3600,
                 token_max_ttl=4 * 3600,
                 opts=opts,

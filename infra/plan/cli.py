@@ -12,9 +12,11 @@ from typing import Annotated, Any, cast
 import typer
 from rich.console import Console
 
+from infra.plan.connectivity import REPO_ROOT, VERDICT_FILE, summary, write_report
 from infra.plan.diff import diff_flows, diff_plans, render_markdown
 from infra.plan.document import Plan
 from infra.plan.output import FLOWS_FILE
+from infra.plan.stackfile import load_stack_config
 from infra.plan.summary import summary_tree
 from infra.plan.upgrade import assess_upgrade, render_upgrade
 
@@ -66,6 +68,7 @@ def plan(
             failed[stack] = proc.returncode
             continue
         result = Plan.load(target)
+        _connectivity(stack, stack_dir, target)
         if quiet:
             _console.print(f"{stack}: {len(result.resources)} registrations → {target}")
         else:
@@ -75,6 +78,20 @@ def plan(
         _errors.print(f"[red]plan failed for: {', '.join(failed)}[/red]")
         # The runner's own status: 2 invalid config, 4 mandatory policy violation.
         raise typer.Exit(code=max(failed.values()))
+
+
+def _connectivity(stack: str, stack_dir: Path | None, target: Path) -> None:
+    """The analyzers' verdicts beside plan.json, and one line each on the console."""
+    cfg = load_stack_config(stack_dir or REPO_ROOT, stack)
+    found = write_report(cfg, target)
+    style = "green" if found["holds"] and found["complete"] else "red"
+    for line in summary(found):
+        _console.print(f"[{style}]{stack} {line}[/{style}]", highlight=False)
+    if not found["holds"]:
+        _errors.print(
+            f"[red]{stack}: the analyzers disagree with the flow table, see "
+            f"{target / VERDICT_FILE}[/red]"
+        )
 
 
 def _flows(plan: Path) -> list[dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 Pure data derived from the config. The NetworkPolicies (`network_policies.py`) and the Istio
 authorization (`mesh_policies.py`) are generated from it and from nothing else; the analyzers
-in tests/flows prove that exactly these flows get through.
+in infra/plan/connectivity.py (run by `agentops plan` and tests/flows) prove that exactly these
+flows get through.
 
 A workload is what a policy can select: pods of one namespace with given labels (empty labels:
 every pod of the namespace) and, where the mesh sees it, the SPIFFE identity of its service
@@ -19,7 +20,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from contracts import endpoints, ports
-from contracts.config import PlatformConfig, RedisMode, UnsealMode
+from contracts.config import AgentPoolConfig, PlatformConfig, RedisMode, UnsealMode
 from infra.platform.names import (
     APP_LABEL,
     COMPONENT_LABEL,
@@ -28,6 +29,7 @@ from infra.platform.names import (
     Namespace,
     pool_workload,
 )
+from infra.platform.scheduling import AUTOSCALER_SERVICE_ACCOUNT
 from infra.platform.tracing import OTLP_HTTP
 
 __all__ = [
@@ -117,6 +119,10 @@ class Flow:
     caller_jwt: bool = False
     # Sent by a sidecar itself (outside its own redirection): plaintext, no peer identity.
     from_sidecar: bool = False
+    # DNS names the destination (a network) must have: NetworkPolicies cannot say it (they allow
+    # the network's addresses on these ports); the mesh does (a ServiceEntry for each name and
+    # REGISTRY_ONLY outbound for the source, see mesh_policies.mesh_egress).
+    hosts: tuple[str, ...] = ()
 
     @property
     def mesh_ports(self) -> tuple[int, ...]:
@@ -214,6 +220,8 @@ def workloads(cfg: PlatformConfig) -> dict[str, Workload]:
         "coredns",
         "EKS coredns add-on / kubeadm CoreDNS Deployment",
     )
+
+    _scaling_workloads(c)
 
     if cfg.redis.mode is RedisMode.IN_CLUSTER:
         bitnami = f"bitnami/redis {_chart('redis')} templates/{{master,replicas,sentinel}}/"
@@ -394,6 +402,35 @@ def workloads(cfg: PlatformConfig) -> dict[str, Workload]:
     return c.found
 
 
+def _scaling_workloads(c: _Catalogue) -> None:
+    """The scaling layer's add-ons in kube-system (infra/layers/scaling.py). The NVIDIA device
+    plugin has no flow: it talks to the kubelet over a node-local Unix socket
+    (/var/lib/kubelet/device-plugins) and to nothing on the network."""
+    c.add(
+        "metrics-server",
+        KUBE_SYSTEM,
+        # selectorLabels: name = chart name, instance = release; SA = fullname (release name
+        # contains the chart name).
+        _labels(**{APP_LABEL: "metrics-server", INSTANCE_LABEL: "metrics-server"}),
+        "metrics-server",
+        f"kubernetes-sigs/metrics-server {_chart('metrics-server')} "
+        "templates/_helpers.tpl (selectorLabels, serviceAccountName), deployment.yaml",
+    )
+    if c.cfg.cluster is not None:
+        from contracts.versions import for_minor
+
+        chart = for_minor(c.cfg.kubernetes_version).cluster_autoscaler_chart
+        c.add(
+            "cluster-autoscaler",
+            KUBE_SYSTEM,
+            # instance-name: name = "<cloudProvider>-<chart>", instance = release.
+            _labels(**{APP_LABEL: "aws-cluster-autoscaler", INSTANCE_LABEL: "cluster-autoscaler"}),
+            AUTOSCALER_SERVICE_ACCOUNT,  # rbac.serviceAccount.name
+            f"kubernetes/autoscaler cluster-autoscaler {chart} "
+            "templates/_helpers.tpl (cluster-autoscaler.instance-name), deployment.yaml",
+        )
+
+
 def _chart(name: str) -> str:
     from contracts.versions import CHARTS
 
@@ -500,16 +537,8 @@ def flows(cfg: PlatformConfig) -> list[Flow]:
                 paths=_paths(endpoints.COST_API),
             )
         )
-    for pool in pools:
-        add(
-            Flow(
-                f"{pool.key}-to-model-providers",
-                pool,
-                net["internet"],
-                (HTTPS,),
-                "agents call model providers (and AWS APIs through IRSA) over HTTPS",
-            )
-        )
+    for pool_cfg, pool in zip(cfg.agents.pools, pools, strict=True):
+        out.extend(_pool_egress(pool_cfg, pool, net))
 
     # ---- Redis: the queues and the ledger ----------------------------------------------------
     out.extend(_redis_flows(cfg, w, net, runtime))
@@ -525,11 +554,42 @@ def flows(cfg: PlatformConfig) -> list[Flow]:
     # ---- monitoring ----------------------------------------------------------------------------
     if cfg.monitoring.enabled:
         out.extend(_monitoring_flows(cfg, w, net, runtime))
+
+    # ---- scaling add-ons in kube-system ---------------------------------------------------------
+    out.extend(_scaling_flows(w, net))
     names = [f.name for f in out]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
         raise ValueError(f"flow names must be unique: {sorted(duplicates)}")
     return out
+
+
+def _pool_egress(pool_cfg: AgentPoolConfig, pool: Workload, net: dict[str, Network]) -> list[Flow]:
+    """What a pool reaches outside the cluster: its own provider's host (llm handler) and, with
+    IRSA rights, the AWS APIs. A pool on the work handler without AWS rights reaches neither."""
+    found = []
+    if pool_cfg.provider is not None:
+        found.append(
+            Flow(
+                f"{pool.key}-to-model-provider",
+                pool,
+                net["internet"],
+                (pool_cfg.provider.port,),
+                f"the llm handler calls its provider {pool_cfg.provider.base_url} (this host only)",
+                hosts=(pool_cfg.provider.host,),
+            )
+        )
+    if pool_cfg.aws_policy_arns:
+        found.append(
+            Flow(
+                f"{pool.key}-to-aws-apis",
+                pool,
+                net["internet"],
+                (HTTPS,),
+                "the pool's IRSA role calls AWS APIs (STS and the services its policies name)",
+            )
+        )
+    return found
 
 
 def _redis_flows(
@@ -839,6 +899,51 @@ def _monitoring_flows(
             )
 
 
+def _scaling_flows(w: dict[str, Workload], net: dict[str, Network]) -> Iterator[Flow]:
+    """kube-system is not the platform's namespace: no policy of ours selects these pods, so
+    the flows are allowed there by default and the analyzers check that nothing (ours or
+    another policy) refuses them, and that these pods reach nothing of ours outside them."""
+    metrics = w["metrics-server"]
+    yield Flow(
+        "api-server-to-metrics-server",
+        net["api-server"],
+        metrics,
+        (10250,),
+        "the aggregated metrics.k8s.io APIService (CPU and memory the HPAs read); the Service's "
+        "443 targets the pod's 10250",
+    )
+    yield Flow(
+        "metrics-server-to-kubelets",
+        metrics,
+        net["nodes"],
+        (10250,),
+        "metrics-server reads each kubelet's resource metrics",
+    )
+    yield Flow(
+        "metrics-server-to-api-server",
+        metrics,
+        net["api-server"],
+        (HTTPS,),
+        "metrics-server lists nodes and delegates authentication and authorization",
+    )
+    if "cluster-autoscaler" in w:
+        autoscaler = w["cluster-autoscaler"]
+        yield Flow(
+            "cluster-autoscaler-to-api-server",
+            autoscaler,
+            net["api-server"],
+            (HTTPS,),
+            "the autoscaler watches pending pods and nodes, and drains nodes it removes",
+        )
+        yield Flow(
+            "cluster-autoscaler-to-aws",
+            autoscaler,
+            net["internet"],
+            (HTTPS,),
+            "the Auto Scaling, EC2 and EKS APIs (and STS for IRSA) to size the node groups",
+        )
+
+
 def _describe(peer: Peer) -> dict[str, Any]:
     if isinstance(peer, Network):
         return {"network": peer.key, "cidr": peer.cidr, "except": list(peer.excepted)}
@@ -863,6 +968,7 @@ def flow_table(cfg: PlatformConfig) -> list[dict[str, Any]]:
             "methods": list(f.methods),
             "paths": list(f.paths),
             "callerJwt": f.caller_jwt,
+            "hosts": list(f.hosts),
             "meshAuthorized": bool(f.mesh_ports),
             "why": f.why,
         }

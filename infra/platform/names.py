@@ -6,6 +6,7 @@ from enum import StrEnum
 from typing import Final
 
 from contracts.config import PlatformConfig
+from contracts.config.agents import pool_identity
 
 __all__ = [
     "APP_LABEL",
@@ -75,4 +76,4 @@ def enabled_namespaces(cfg: PlatformConfig) -> list[Namespace]:
 
 def pool_workload(pool: str) -> str:
     """Deployment, Service and ServiceAccount name of an agent pool."""
-    return f"agent-{pool}"
+    return pool_identity(pool)

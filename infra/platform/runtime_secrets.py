@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Final
 
-from contracts.config.agents import cpu_millis, memory_bytes
+from contracts.config.agents import KV_PLATFORM_AREA, KV_POOLS_AREA, cpu_millis, memory_bytes
 from infra.platform.names import MANAGER, Namespace
 
 __all__ = [
@@ -30,6 +30,9 @@ __all__ = [
     "COST_ENGINE_TOKEN",
     "MANAGER_API_TOKENS",
     "MANAGER_WEBHOOK_TOKEN",
+    "PLATFORM_AREA",
+    "POOLS_AREA",
+    "PROVIDER_KEY_FILE",
     "REDIS_SECRET_PATH",
     "SECRETS_DIR",
     "VAULT_ADDRESS",
@@ -67,17 +70,20 @@ VAULT_TOKEN_FILE: Final = f"{VAULT_TOKEN_DIR}/token"
 SECRETS_DIR: Final = "/vault/secrets"
 
 # KV v2 paths (under the stack's `vault.kvMount`).
-REDIS_SECRET_PATH: Final = "platform/redis"  # noqa: S105 - a KV path, not a value
+# The KV areas: the platform services' and shared runtime secrets, and the pools' own subtrees.
+PLATFORM_AREA: Final = KV_PLATFORM_AREA
+POOLS_AREA: Final = KV_POOLS_AREA
+REDIS_SECRET_PATH: Final = f"{PLATFORM_AREA}/redis"
 # Shared between services: the token workers present to the manager's agent API, and the one
 # they present to the cost engine. The program generates both (vault layer).
-_SHARED = "platform/runtime"
+_SHARED = f"{PLATFORM_AREA}/runtime"
 AGENT_TOKEN: Final = f"{_SHARED}/agent-token"
 COST_ENGINE_TOKEN: Final = f"{_SHARED}/cost-engine-token"
 
 
 def secret_prefix(identity: str, namespace: Namespace) -> str:
     """The KV subtree an identity owns: its API keys and provider credentials live here."""
-    area = "pools" if namespace is Namespace.AGENTS else "platform"
+    area = POOLS_AREA if namespace is Namespace.AGENTS else PLATFORM_AREA
     return f"{area}/{identity}"
 
 
@@ -101,6 +107,10 @@ VAULT_AGENT_MEMORY_LIMIT_BYTES: Final = memory_bytes(VAULT_AGENT_RESOURCES["limi
 # within this long.
 _RENDER_INTERVAL = "1m"
 _PREFIX = "vault.hashicorp.com"
+
+
+# The file an llm pool's worker reads its provider's API key from (one field of its KV entry).
+PROVIDER_KEY_FILE: Final = "provider-key"
 
 
 @dataclass(frozen=True)

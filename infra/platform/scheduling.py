@@ -12,6 +12,7 @@ from typing import Final
 from contracts.config import ClusterConfig, NodeGroupConfig, NodeGroupRole, TaintConfig
 
 __all__ = [
+    "AUTOSCALER_SERVICE_ACCOUNT",
     "GPU_RESOURCE",
     "GPU_TAINT",
     "NODE_ROLE_LABEL",
@@ -76,6 +77,10 @@ def role_tolerations(cluster: ClusterConfig | None, role: NodeGroupRole) -> list
 def gpu_tolerations(cluster: ClusterConfig | None) -> list[dict[str, str]]:
     """Tolerations a pod needs to run on every GPU node group of the cluster."""
     return role_tolerations(cluster, NodeGroupRole.GPU)
+
+
+# The cluster autoscaler's ServiceAccount in kube-system (its IRSA role and its flows name it).
+AUTOSCALER_SERVICE_ACCOUNT: Final = "cluster-autoscaler"
 
 
 def autoscaler_tags(cluster_name: str) -> dict[str, str]:

@@ -3,6 +3,11 @@
 An identity reads its own subtree (`secret_prefix`) and, besides, exactly the KV entries its
 pods' injected files come from (`Workload.secret_files`): the shared runtime tokens and the
 Redis password. The list of files is the one source; the policy follows it.
+
+Besides, only its own token: lookup-self and renew-self (the runtime's client and the injected
+Vault Agent keep their login alive with them). The roles give no `default` policy
+(`token_no_default_policy`), so an identity's token can use no `sys/` path at all:
+tests/runtime/secrets/test_kubernetes_auth.py shows it on a real OpenBao.
 """
 
 from __future__ import annotations
@@ -46,6 +51,9 @@ def _policy(mount: str, own: str, shared: tuple[str, ...], identity: str) -> str
         # Application data is encrypted by Vault, under the identity's own key only.
         f'path "{TRANSIT_MOUNT}/encrypt/{identity}" {{ capabilities = ["update"] }}',
         f'path "{TRANSIT_MOUNT}/decrypt/{identity}" {{ capabilities = ["update"] }}',
+        # Its own token only (the roles attach no `default` policy).
+        'path "auth/token/lookup-self" { capabilities = ["read"] }',
+        'path "auth/token/renew-self" { capabilities = ["update"] }',
     ]
     lines += [f'path "{mount}/data/{path}" {{ capabilities = ["read"] }}' for path in shared]
     return "\n".join([*lines, ""])

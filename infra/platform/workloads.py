@@ -12,11 +12,20 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Final
 
+from pydantic_settings import BaseSettings
+
 from contracts import ports
-from contracts.config import Environment, ImageConfig, PlatformConfig, ResourcesConfig
-from contracts.config.agents import MANAGER_KNOBS
+from contracts.config import (
+    AgentPoolConfig,
+    Environment,
+    ImageConfig,
+    PlatformConfig,
+    ResourcesConfig,
+)
+from contracts.config.agents import LOAD_TEST_LABEL, MANAGER_KNOBS
 from contracts.settings.cost import CostEngineSettings
 from contracts.settings.environment import settings_env
+from contracts.settings.llm import LLMSettings
 from contracts.settings.manager import ManagerSettings
 from contracts.settings.service import ServiceSettings
 from contracts.settings.vault import VaultSettings
@@ -29,6 +38,7 @@ from infra.platform.runtime_secrets import (
     COST_ENGINE_TOKEN,
     MANAGER_API_TOKENS,
     MANAGER_WEBHOOK_TOKEN,
+    PROVIDER_KEY_FILE,
     REDIS_SECRET_PATH,
     VAULT_ADDRESS,
     VAULT_CA_FILE,
@@ -50,6 +60,7 @@ __all__ = [
     "Track",
     "Workload",
     "drain_timeout_seconds",
+    "provider_key_file",
     "runtime_workloads",
 ]
 
@@ -136,6 +147,8 @@ class Workload:
     aws_policy_arns: tuple[str, ...] = ()
     # NVIDIA GPUs per replica: requested and limited, and the pod runs on the gpu node group.
     gpus: int = 0
+    # Settings models the container reads besides `settings` (a handler's, e.g. LLMSettings).
+    extra_settings: tuple[type[BaseSettings], ...] = ()
 
     @property
     def identity(self) -> str:
@@ -185,6 +198,29 @@ def _service_env(
         **settings_env(model, {**common, **values, **paths}),
         **_vault_env(cfg, identity),
     }
+
+
+def provider_key_file(pool: AgentPoolConfig) -> SecretFile | None:
+    """The file an llm pool's API key is rendered into: that one field of its KV entry."""
+    if pool.provider is None:
+        return None
+    key = pool.provider.key
+    return SecretFile(PROVIDER_KEY_FILE, key.path, key=key.field)
+
+
+def _provider_env(pool: AgentPoolConfig) -> dict[str, str]:
+    """The LLM handler's settings: the provider's base URL, the pool's model and the key file."""
+    key_file = provider_key_file(pool)
+    if pool.provider is None or key_file is None:
+        return {}
+    return settings_env(
+        LLMSettings,
+        {
+            "base_url": str(pool.provider.base_url),
+            "model": pool.model,
+            "api_key_file": key_file.path,
+        },
+    )
 
 
 def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
@@ -284,6 +320,7 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
         }
         if pool.model is not None:
             values["model"] = pool.model
+        key_file = provider_key_file(pool)
         found.append(
             Workload(
                 name=name,
@@ -294,7 +331,10 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
                 port=ports.WORKER_HTTP,
                 args=("serve", "worker"),
                 settings=WorkerSettings,
-                env=_service_env(cfg, WorkerSettings, name, worker_files, values),
+                env={
+                    **_service_env(cfg, WorkerSettings, name, worker_files, values),
+                    **_provider_env(pool),
+                },
                 replicas=None,
                 autoscaling=Autoscaling(
                     min_replicas=pool.min_replicas,
@@ -305,12 +345,20 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
                     queue_selector={"agent_type": pool.name},
                     queue_per_replica=pool.target_queue_length,
                 ),
-                labels={"agentops.io/agent-type": pool.name},
+                labels={
+                    "agentops.io/agent-type": pool.name,
+                    **({LOAD_TEST_LABEL: "true"} if pool.load_test else {}),
+                },
                 # In-flight tasks finish before the pod goes (the worker drains on SIGTERM).
                 termination_grace_seconds=WORKER_TERMINATION_GRACE_SECONDS,
                 aws_policy_arns=tuple(pool.aws_policy_arns),
-                secret_files=(_REDIS_PASSWORD, *worker_files.values()),
+                secret_files=(
+                    _REDIS_PASSWORD,
+                    *worker_files.values(),
+                    *((key_file,) if key_file is not None else ()),
+                ),
                 gpus=pool.gpus,
+                extra_settings=(LLMSettings,) if pool.provider is not None else (),
             )
         )
     return found

@@ -88,15 +88,21 @@ class LocalPlatform:
         return httpx.get(f"{self.url('manager')}/ready", timeout=5).json()  # type: ignore[no-any-return]
 
 
-def e2e_stack(directory: Path, cost: dict[str, Any] | None = None) -> Path:
-    """The local stack file with room for a test's load: limits no test should trip, and any
-    cost settings a test needs."""
+def e2e_stack(
+    directory: Path,
+    cost: dict[str, Any] | None = None,
+    change: Callable[[dict[str, Any]], None] | None = None,
+) -> Path:
+    """The local stack file with room for a test's load: limits no test should trip, any
+    cost settings a test needs, and any other `change` of the stack's config."""
 
     def mutate(config: dict[str, Any]) -> None:
         config["agentops:cost"]["rateLimits"] = {
             "overall": {"requests": 100000, "tokens": 100000000, "costUsd": "1000"}
         }
         config["agentops:cost"].update(cost or {})
+        if change is not None:
+            change(config)
 
     return write_stack(directory, "local", mutate)
 
@@ -109,9 +115,10 @@ def local_platform(
     cost: dict[str, Any] | None = None,
     manager_env: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
+    stack: Callable[[dict[str, Any]], None] | None = None,
     **worker_env: str,
 ) -> Iterator[LocalPlatform]:
-    cfg = load_stack_config(e2e_stack(directory / "stack", cost), "local")
+    cfg = load_stack_config(e2e_stack(directory / "stack", cost, stack), "local")
     options = DevOptions(
         workers_per_pool=workers,
         worker_env={"AGENTOPS_HEARTBEAT_INTERVAL_S": "0.5", **worker_env},

@@ -1,16 +1,19 @@
-"""The plan's connectivity report: flows.json beside plan.json, and `agentops diff` shows the
-added and removed flows before anything else."""
+"""The plan's connectivity report: flows.json and the analyzers' verdicts (connectivity.json)
+beside plan.json, and `agentops diff` shows the added and removed flows before anything else."""
 
 from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from contracts.config import load_from_mapping
+from infra.plan.connectivity import VERDICT_FILE, write_report
 from infra.platform.flows import flow_table
 from tests.stacks import REPO, run_plan, stack_values, write_stack
 
@@ -27,7 +30,10 @@ def test_plan_writes_the_flow_table(plan_dirs: dict[str, Path]) -> None:
 def test_adding_a_pool_adds_exactly_its_flows(plan_dirs: dict[str, Path], tmp_path: Path) -> None:
     def add_pool(config: dict[str, Any]) -> None:
         pools = config["agentops:agents"]["pools"]
+        # A demo pool (work handler, no AWS rights): nothing outside the cluster. An llm pool
+        # adds its provider's flow besides (tests/plan/test_agent_providers.py).
         extra = copy.deepcopy(pools[-1])
+        assert extra.get("handler", "work") == "work" and not extra.get("awsPolicyArns")
         extra["name"] = "translator"
         pools.append(extra)
 
@@ -40,7 +46,6 @@ def test_adding_a_pool_adds_exactly_its_flows(plan_dirs: dict[str, Path], tmp_pa
     assert added == {
         "agent-translator-to-manager",
         "agent-translator-to-cost-engine",
-        "agent-translator-to-model-providers",
         "agent-translator-to-redis",
         "agent-translator-to-vault",
         "prometheus-scrapes-agent-translator",
@@ -66,3 +71,61 @@ def test_adding_a_pool_adds_exactly_its_flows(plan_dirs: dict[str, Path], tmp_pa
         line.split("`")[1] for line in section.splitlines() if line.startswith("| + |")
     ) == (sorted(added))
     assert "| - |" not in section
+
+
+def _copy_plan(source: Path, target: Path, *, drop: tuple[str, ...] = ()) -> Path:
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(*drop, VERDICT_FILE))
+    return target
+
+
+def test_plan_writes_the_analyzers_verdicts_and_sees_a_broken_policy(
+    plan_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    cfg = load_from_mapping(stack_values("staging"))
+    intact = write_report(cfg, _copy_plan(plan_dirs["staging"], tmp_path / "intact"), build=True)
+    assert json.loads((tmp_path / "intact" / VERDICT_FILE).read_text()) == intact
+    assert intact["holds"] and intact["complete"]
+    assert intact["netpol"]["flowsAllowed"] == intact["flows"] == len(flow_table(cfg))
+    assert intact["netpol"]["pairsDenied"] > 0
+    assert intact["authz"]["requests"] == intact["authz"]["allowed"] > 0
+    assert intact["istioctl"]["findings"] == []
+
+    # Alertmanager → manager loses its NetworkPolicy egress and its mesh ALLOW: both analyzers
+    # refuse the flow in the verdict file.
+    broken_dir = _copy_plan(
+        plan_dirs["staging"],
+        tmp_path / "broken",
+        drop=(
+            "networkpolicy-out-alertmanager-to-manager.yaml",
+            "authorizationpolicy-flow-alertmanager-to-manager.yaml",
+        ),
+    )
+    write_report(cfg, broken_dir, build=True)
+    broken = json.loads((broken_dir / VERDICT_FILE).read_text())
+    assert not broken["holds"]
+    assert broken["netpol"]["flowsRefused"] == ["alertmanager-to-manager"]
+    assert {r["flow"] for r in broken["authz"]["refused"]} == {"alertmanager-to-manager"}
+    assert broken["authz"]["refused"][0]["decision"] == "DENY"
+
+
+def test_the_plan_command_says_when_an_analyzer_is_missing(tmp_path: Path) -> None:
+    agentops = Path(sys.executable).parent / "agentops"
+    env = {**os.environ, "AGENTOPS_ISTIOCTL_BIN": str(tmp_path / "no-istioctl")}
+    shown = subprocess.run(
+        [str(agentops), "plan", "staging", "--out", str(tmp_path), "--quiet"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+        env=env,
+    )
+    assert shown.returncode == 0, shown.stderr
+    verdict = json.loads((tmp_path / "staging" / VERDICT_FILE).read_text())
+    assert verdict["istioctl"]["status"] == "not run"
+    assert "no-istioctl is not an executable file" in verdict["istioctl"]["reason"]
+    assert not verdict["complete"]
+    assert "staging istioctl analyze NOT RUN: istioctl is not available" in " ".join(
+        shown.stdout.split()
+    )
+    # The others still ran.
+    assert verdict["netpol"]["status"] == verdict["authz"]["status"] == "ran"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.flows.istio_authz import Decision, MeshConfig, Request, decide, mtls_mode
+from infra.plan.istio_authz import Decision, MeshConfig, Request, decide, mtls_mode
 
 ROOT = "istio-system"
 ALICE = "cluster.local/ns/a/sa/alice"

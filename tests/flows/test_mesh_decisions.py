@@ -1,5 +1,6 @@
 """The mesh's decision for every flow of the table, and for flows that must be refused, evaluated
-over the plans' rendered Istio objects with Istio's documented semantics (tests/flows/istio_authz).
+over the plans' rendered Istio objects with Istio's documented semantics
+(infra/plan/istio_authz.py).
 
 The first cases are the defects of issue 19: the gateway refused everything (root deny-all, no
 allow), staging's Redis in an injected namespace had no allow, the caller JWT and the platform
@@ -9,96 +10,33 @@ plaintext against STRICT mTLS.
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from contracts import endpoints, ports
 from contracts.config import PlatformConfig, load_from_mapping
-from infra.plan.document import Plan
-from infra.platform.flows import Flow, Network, Workload, flows, workloads
-from infra.platform.mesh_policies import CALLER_JWT_HEADER, ROOT_NAMESPACE
+from infra.plan.connectivity import flow_decisions, mesh_config
+from infra.plan.istio_authz import Decision, MeshConfig, Request, decide
+from infra.platform.flows import Workload, flows, workloads
+from infra.platform.mesh_policies import CALLER_JWT_HEADER
 from infra.platform.names import COST_ENGINE, MANAGER, Namespace, pool_workload
-from tests.flows.istio_authz import Decision, MeshConfig, Request, decide
 from tests.stacks import stack_values
 
 MESHED = ("staging", "prod")
 
 
-def _objects(plan: Plan, kind: str) -> list[dict[str, Any]]:
-    return [
-        r.inputs
-        for r in plan.resources
-        if r.is_kubernetes_object and r.inputs["kind"] == kind and ".istio.io/" in r.type
-    ]
-
-
-def _mesh(plan: Plan) -> MeshConfig:
-    return MeshConfig(
-        ROOT_NAMESPACE,
-        _objects(plan, "AuthorizationPolicy"),
-        _objects(plan, "RequestAuthentication"),
-        _objects(plan, "PeerAuthentication"),
-    )
-
-
-def _address(n: Network) -> str:
-    """An address of the network outside its exceptions."""
-    block = ipaddress.ip_network(n.cidr)
-    for host in (block.network_address + 1, block.network_address + 2**24 + 1):
-        if not any(host in ipaddress.ip_network(e) for e in n.excepted):
-            return str(host)
-    raise AssertionError(n)
-
-
-def _concrete(path: str) -> str:
-    return path.replace("*", "item") if path.endswith("*") else path
-
-
-def _requests(flow: Flow, cfg: PlatformConfig) -> Iterator[Request]:
-    dst = flow.destination
-    assert isinstance(dst, Workload)
-    src = flow.source
-    principal = None if flow.plaintext or not isinstance(src, Workload) else src.principal
-    if principal is None and isinstance(src, Workload) and not flow.plaintext:
-        principal = f"cluster.local/ns/{src.namespace}/sa/default"  # any pod of the namespace
-    source_ip = _address(src) if isinstance(src, Network) else "10.0.0.10"
-    token = None
-    if flow.caller_jwt and cfg.mesh.jwt is not None:
-        token = (cfg.mesh.jwt.issuer, "caller-1")
-    methods = flow.methods or (("GET",) if flow.paths else (None,))
-    for port in flow.mesh_ports:
-        for method in methods:
-            for path in flow.paths or (None,):
-                yield Request(
-                    dst.namespace,
-                    dst.label_map,
-                    port,
-                    source_ip,
-                    principal=principal,
-                    method=method,
-                    path=_concrete(path) if path else ("/" if method else None),
-                    token=token,
-                    token_header=CALLER_JWT_HEADER,
-                    gateway=dst.edge,
-                )
+def _mesh(plan_dir: Path) -> MeshConfig:
+    return mesh_config(plan_dir / "manifests")
 
 
 @pytest.mark.parametrize("stack", MESHED)
-def test_every_flow_the_mesh_sees_is_allowed(plans: dict[str, Plan], stack: str) -> None:
+def test_every_flow_the_mesh_sees_is_allowed(plan_dirs: dict[str, Path], stack: str) -> None:
     cfg = load_from_mapping(stack_values(stack))
-    mesh = _mesh(plans[stack])
-    seen = [f for f in flows(cfg) if f.mesh_ports]
-    assert seen
-    refused = [
-        (f.name, r.port, r.method, r.path, decide(r, mesh))
-        for f in seen
-        for r in _requests(f, cfg)
-        if decide(r, mesh) is not Decision.ALLOW
-    ]
-    assert refused == []
+    decided = flow_decisions(cfg, _mesh(plan_dirs[stack]))
+    assert {d.flow for d in decided} == {f.name for f in flows(cfg) if f.mesh_ports}
+    assert [d.row() for d in decided if d.decision is not Decision.ALLOW] == []
 
 
 def _w(cfg: PlatformConfig, key: str) -> Workload:
@@ -133,9 +71,9 @@ def _call(
 
 
 @pytest.mark.parametrize("stack", MESHED)
-def test_defect_gateway_takes_callers(plans: dict[str, Plan], stack: str) -> None:
+def test_defect_gateway_takes_callers(plan_dirs: dict[str, Path], stack: str) -> None:
     cfg = load_from_mapping(stack_values(stack))
-    mesh = _mesh(plans[stack])
+    mesh = _mesh(plan_dirs[stack])
     outside = "203.0.113.7"
     assert decide(_call(cfg, None, "ingress-gateway", 443, ip=outside), mesh) is Decision.ALLOW
     assert decide(_call(cfg, None, "ingress-gateway", 80, ip=outside), mesh) is Decision.ALLOW
@@ -143,9 +81,9 @@ def test_defect_gateway_takes_callers(plans: dict[str, Plan], stack: str) -> Non
     assert decide(_call(cfg, None, "ingress-gateway", 15000, ip=outside), mesh) is Decision.DENY
 
 
-def test_defect_staging_redis_reached_by_the_runtime(plans: dict[str, Plan]) -> None:
+def test_defect_staging_redis_reached_by_the_runtime(plan_dirs: dict[str, Path]) -> None:
     cfg = load_from_mapping(stack_values("staging"))
-    mesh = _mesh(plans["staging"])
+    mesh = _mesh(plan_dirs["staging"])
     clients = [MANAGER, COST_ENGINE, *(pool_workload(p.name) for p in cfg.agents.pools)]
     for client in clients:
         for port in (ports.REDIS, 26379):
@@ -158,11 +96,11 @@ def test_defect_staging_redis_reached_by_the_runtime(plans: dict[str, Plan]) -> 
 
 @pytest.mark.parametrize("stack", MESHED)
 def test_defect_caller_jwt_and_platform_token_use_separate_headers(
-    plans: dict[str, Plan], stack: str
+    plan_dirs: dict[str, Path], stack: str
 ) -> None:
     cfg = load_from_mapping(stack_values(stack))
     assert cfg.mesh.jwt is not None
-    mesh = _mesh(plans[stack])
+    mesh = _mesh(plan_dirs[stack])
     issuer = cfg.mesh.jwt.issuer
     task = endpoints.TASKS_API
 
@@ -183,10 +121,10 @@ def test_defect_caller_jwt_and_platform_token_use_separate_headers(
 
 @pytest.mark.parametrize("stack", MESHED)
 def test_defect_api_server_reaches_webhooks_and_external_metrics(
-    plans: dict[str, Plan], stack: str
+    plan_dirs: dict[str, Path], stack: str
 ) -> None:
     cfg = load_from_mapping(stack_values(stack))
-    mesh = _mesh(plans[stack])
+    mesh = _mesh(plan_dirs[stack])
     assert cfg.network is not None
     control_plane = str(cfg.network.vpc_cidr.network_address + 5)
     for target, port in (("prometheus-adapter", 6443), ("prometheus-operator", 10250)):
@@ -198,10 +136,10 @@ def test_defect_api_server_reaches_webhooks_and_external_metrics(
 
 
 @pytest.mark.parametrize("stack", MESHED)
-def test_must_be_refused(plans: dict[str, Plan], stack: str) -> None:
+def test_must_be_refused(plan_dirs: dict[str, Path], stack: str) -> None:
     cfg = load_from_mapping(stack_values(stack))
     assert cfg.mesh.jwt is not None
-    mesh = _mesh(plans[stack])
+    mesh = _mesh(plan_dirs[stack])
     pool = pool_workload(cfg.agents.pools[0].name)
     jwt = (cfg.mesh.jwt.issuer, "alice")
     refused = {

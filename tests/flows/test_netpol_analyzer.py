@@ -2,34 +2,32 @@
 table is allowed, and nothing else is.
 
 The analyzer is np-guard's netpol-analyzer (k8snetpolicy), built from the Go module proxy at the
-version contracts/versions.py pins (scripts/ensure-go-tool netpol). Its verdicts are written to
-.pytest_cache/netpol-<stack>.txt for the closing note.
+version contracts/versions.py pins (scripts/ensure-go-tool netpol), through the runner `agentops
+plan` uses for its connectivity report (infra/plan/connectivity.py).
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from contracts.config import load_from_mapping
-from infra.platform.flows import flows, networks
-from infra.platform.names import enabled_namespaces
-from tests.flows.netpol import Analysis, analyze, analyzer, compare, write_inputs
-from tests.stacks import REPO, STACKS, stack_values
+from infra.plan.connectivity import go_tool, netpol_analysis
+from infra.plan.netpol import Analysis
+from infra.platform.names import Namespace
+from tests.stacks import STACKS, stack_values
 
 
 @pytest.fixture(scope="session")
 def netpol() -> Path:
-    return analyzer()
+    return go_tool("netpol")
 
 
 def _analysis(stack: str, plan_dir: Path, netpol: Path, out: Path) -> Analysis:
     cfg = load_from_mapping(stack_values(stack))
-    table = flows(cfg)
-    inputs = write_inputs(plan_dir / "manifests", out, table)
-    owned = {ns.value for ns in enabled_namespaces(cfg)}
-    return compare(analyze(netpol, inputs), inputs, table, owned, networks(cfg)["nodes"])
+    return netpol_analysis(cfg, plan_dir / "manifests", out, netpol)
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -37,16 +35,6 @@ def test_every_flow_allowed_and_nothing_else(
     plan_dirs: dict[str, Path], netpol: Path, tmp_path: Path, stack: str
 ) -> None:
     result = _analysis(stack, plan_dirs[stack], netpol, tmp_path)
-    report = REPO / ".pytest_cache" / f"netpol-{stack}.txt"
-    report.parent.mkdir(exist_ok=True)
-    report.write_text(
-        f"{stack}: {len(result.entities)} workloads, {len(result.connections)} allowed "
-        f"connections; flows allowed {result.allowed_flows}, refused "
-        f"{len(result.refused_flows)}; pairs denied {result.denied_pairs}; "
-        f"allowed outside the table {len(result.unexpected)}\n"
-        + "".join(f"refused: {f}\n" for f in result.refused_flows)
-        + "".join(f"unexpected: {u}\n" for u in result.unexpected)
-    )
     assert result.refused_flows == []
     assert result.unexpected == []
     assert result.denied_pairs > 0
@@ -87,3 +75,67 @@ def test_an_extra_allow_is_seen_outside_the_table(
     result = _analysis("staging", tmp_path, netpol, tmp_path / "inputs")
     assert result.unexpected
     assert all(u.endswith("TCP 9999") for u in result.unexpected)
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_agents_reach_vault_on_its_api_port_only(
+    plan_dirs: dict[str, Path], netpol: Path, tmp_path: Path, stack: str
+) -> None:
+    # The analyzer's own connection list: every agent pool → every Vault server pod is TCP 8200
+    # and nothing else (not the raft/forwarding port 8201, which only Vault's peers reach).
+    result = _analysis(stack, plan_dirs[stack], netpol, tmp_path)
+    prefix = f"{Namespace.VAULT.value}/standin-vault-"
+    servers = [e for e in result.entities if e.removeprefix(prefix).isdigit()]
+    into_vault = [
+        c
+        for c in result.connections
+        if c.src.startswith(f"{Namespace.AGENTS.value}/") and c.dst in servers
+    ]
+    cfg = load_from_mapping(stack_values(stack))
+    assert len(into_vault) == len(cfg.agents.pools) * len(servers) > 0
+    assert all(c.ports == frozenset({("TCP", 8200)}) for c in into_vault), into_vault
+    peers = [c for c in result.connections if c.src in servers and c.dst in servers]
+    assert peers and all(("TCP", 8201) in c.ports for c in peers)
+
+
+def test_kube_system_addons_are_covered(
+    plan_dirs: dict[str, Path], netpol: Path, tmp_path: Path
+) -> None:
+    # kube-system is not ours: no policy of ours selects its pods, so the scaling add-ons'
+    # flows pass by default, and none of these pods reaches ours or is reached from ours.
+    result = _analysis("staging", plan_dirs["staging"], netpol, tmp_path / "as-planned")
+    addons = [e for e in result.entities if e.startswith("kube-system/") and "kube-dns" not in e]
+    assert {a.split("/")[1] for a in addons} == {
+        "standin-metrics-server-0",
+        "standin-cluster-autoscaler-0",
+    }
+    owned = [e for e in result.entities if not e.startswith("kube-system/")]
+    touching = [
+        c
+        for c in result.connections
+        if (c.src in addons and c.dst in owned) or (c.src in owned and c.dst in addons)
+    ]
+    assert touching == []
+
+    # Were kube-system to deny by default, the analyzer refuses exactly the flows into and
+    # out of it: the comparison covers them, it does not skip them.
+    manifests = tmp_path / "denied" / "manifests"
+    shutil.copytree(plan_dirs["staging"] / "manifests", manifests)
+    (manifests / "kube-system").mkdir()
+    (manifests / "kube-system" / "networkpolicy-default-deny.yaml").write_text(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+        "metadata: {name: default-deny, namespace: kube-system}\n"
+        "spec: {podSelector: {}, policyTypes: [Ingress, Egress]}\n"
+    )
+    denied = _analysis("staging", tmp_path / "denied", netpol, tmp_path / "denied-inputs")
+    assert {
+        "api-server-to-metrics-server",
+        "metrics-server-to-kubelets",
+        "metrics-server-to-api-server",
+        "cluster-autoscaler-to-api-server",
+        "cluster-autoscaler-to-aws",
+    } <= set(denied.refused_flows)
+    assert all(
+        f.startswith(("dns-", "api-server-to-metrics", "metrics-server-", "cluster-autoscaler-"))
+        for f in denied.refused_flows
+    ), denied.refused_flows

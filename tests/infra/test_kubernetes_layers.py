@@ -203,7 +203,7 @@ def test_explicit_allows_exist(plans: dict[str, Plan], stack: str) -> None:
     pool = "agent-code-generator"
     redis = "elasticache" if stack == "prod" else "redis"
     assert _allows(p[(agents, f"out-{pool}-to-{redis}")], "egress", 6379)
-    https = p[(agents, f"out-{pool}-to-model-providers")]["spec"]["egress"][0]
+    https = p[(agents, f"out-{pool}-to-model-provider")]["spec"]["egress"][0]
     assert https["ports"] == [{"port": 443, "protocol": "TCP"}]
     assert https["to"][0]["ipBlock"]["except"] == ["169.254.169.254/32"]
     for ns in (platform, agents):

@@ -5,6 +5,7 @@ service ignores, and every file it names present in the pod (injected from Vault
 
 from __future__ import annotations
 
+import asyncio
 import os
 import typing
 from pathlib import Path
@@ -16,6 +17,7 @@ from pydantic_settings import BaseSettings
 from contracts.config import PlatformConfig, load_from_mapping
 from contracts.settings.cost import CostEngineSettings
 from contracts.settings.environment import env_names
+from contracts.settings.llm import LLMSettings
 from contracts.settings.manager import ManagerSettings
 from contracts.settings.service import ServiceSettings, TraceExporter
 from contracts.settings.vault import VaultSettings
@@ -25,6 +27,7 @@ from infra.platform.runtime_secrets import SECRETS_DIR, VAULT_ADDRESS
 from infra.platform.tracing import COLLECTOR_SERVICE, otlp_traces_endpoint, tracing_on
 from infra.platform.vault_access import secret_prefix, vault_identities
 from infra.platform.workloads import PRE_STOP_SLEEP_SECONDS, runtime_workloads
+from runtime.worker.handlers.llm import LLMHandler
 from tests.stacks import STACKS, helm_release, stack_values
 
 # What the image's `python -m runtime serve <command>` runs with (runtime/cli.py).
@@ -62,7 +65,10 @@ def _fake_pod_name(deployment: str) -> str:
 
 
 def _container_env(
-    deployment: PlanResource, model: type[ServiceSettings], sandbox: Path
+    deployment: PlanResource,
+    model: type[ServiceSettings],
+    sandbox: Path,
+    extra: tuple[type[BaseSettings], ...] = (),
 ) -> dict[str, str]:
     """The container's environment as the kubelet would hand it over, with every file it names
     replaced by a local one (after checking the pod provides that file)."""
@@ -73,6 +79,8 @@ def _container_env(
     annotations = template["metadata"].get("annotations", {})
     mounts = [m["mountPath"] for m in container.get("volumeMounts", [])]
     file_vars = _variables(model, files=True) | _variables(VaultSettings, files=True)
+    for settings in extra:
+        file_vars |= _variables(settings, files=True)
     env: dict[str, str] = {}
     for item in container["env"]:
         name = item["name"]
@@ -120,7 +128,10 @@ def _settings_of(
     (workload,) = [w for w in runtime_workloads(cfg) if w.name == name]
     assert workload.settings is model, f"{name} is described with {workload.settings.__name__}"
     sandbox.mkdir()
-    env = _container_env(deployment, model, sandbox)
+    env = _container_env(deployment, model, sandbox, workload.extra_settings)
+    # Only this container's variables: none left over from the previous Deployment's.
+    for key in [k for k in os.environ if k.startswith("AGENTOPS_")]:
+        monkeypatch.delenv(key)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return model(), VaultSettings(), env
@@ -144,7 +155,10 @@ def test_each_runtime_deployment_builds_its_settings_model(
             if info.is_required():
                 assert set(env_names(model, field)) & set(env), f"{name}: {field} is not set"
         # Nothing is set that the service does not read (a typo or a stale variable).
+        (workload,) = [w for w in runtime_workloads(cfg) if w.name == name]
         known = _variables(model) | _variables(VaultSettings)
+        for extra in workload.extra_settings:
+            known |= _variables(extra)
         stray = {k for k in env if k.startswith("AGENTOPS_")} - known
         assert not stray, f"{name} sets variables its service does not read: {stray}"
         # Secrets come from files, and those files are readable.
@@ -189,6 +203,14 @@ def test_services_get_the_stack_config(
             sleep = container["lifecycle"]["preStop"]["sleep"]["seconds"]
             assert sleep == PRE_STOP_SLEEP_SECONDS
             assert 0 < settings.drain_timeout_s < pod["terminationGracePeriodSeconds"] - sleep
+            if pool.provider is not None:
+                # The LLM handler starts from the same environment: provider, model, key file.
+                llm = LLMSettings()
+                assert (str(llm.base_url), llm.model) == (str(pool.provider.base_url), pool.model)
+                assert llm.api_key_file is not None
+                handler = LLMHandler(llm)
+                assert handler.http.headers["Authorization"] == f"Bearer {_DUMMY_TOKEN}"
+                asyncio.run(handler.aclose())
         else:
             assert isinstance(settings, CostEngineSettings)
             assert settings.cost() == cfg.cost

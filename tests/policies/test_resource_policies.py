@@ -14,6 +14,7 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
+from contracts.config.agents import DEFAULT_HANDLER, LLM_HANDLER, LOAD_TEST_LABEL
 from infra.plan.policy_check import resolve_policy
 from policies import ALL_POLICIES
 
@@ -86,7 +87,31 @@ Case = tuple[
     str, str, Callable[[], dict[str, Any]], Callable[[], dict[str, Any]], dict[str, Any], str
 ]
 
+
+def _worker(load_test: bool = False, handler: str = DEFAULT_HANDLER) -> dict[str, Any]:
+    d = deployment(env=[{"name": "AGENTOPS_HANDLER", "value": handler}])
+    if load_test:
+        d["spec"]["template"]["metadata"]["labels"][LOAD_TEST_LABEL] = "true"
+    return d
+
+
 CASES: list[Case] = [
+    (
+        "k8s-prod-real-agents",
+        DEPLOYMENT,
+        lambda: _worker(load_test=True),
+        _worker,
+        {"environment": "prod"},
+        "runs the demo work handler in prod without the agentops.io/load-test=true label",
+    ),
+    (
+        "k8s-prod-real-agents",
+        DEPLOYMENT,
+        lambda: _worker(handler=LLM_HANDLER),
+        lambda: _worker(handler=DEFAULT_HANDLER),
+        {"environment": "prod"},
+        "demo work handler",
+    ),
     (
         "k8s-run-as-non-root",
         DEPLOYMENT,

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import AnyHttpUrl, Field, JsonValue
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import JsonValue
 
+from contracts.settings.llm import LLMSettings
 from contracts.settings.service import read_secret_file
 from contracts.settings.worker import WorkerSettings
 from runtime.manager.queue import TokenUsage
@@ -30,23 +29,6 @@ from runtime.worker.handlers.base import (
 )
 
 __all__ = ["LLMHandler", "LLMSettings", "build", "messages_of"]
-
-
-class LLMSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AGENTOPS_LLM_", extra="ignore", frozen=True)
-
-    base_url: AnyHttpUrl = Field(description="OpenAI-compatible API base, e.g. …/v1")
-    api_key_file: Path | None = Field(default=None, description="file holding the API key")
-    model: str | None = Field(
-        default=None, max_length=100, description="model when no cost engine chooses one"
-    )
-    max_tokens: int = Field(default=1000, ge=1, le=200_000, description="answer length cap")
-    temperature: float = Field(default=0.2, ge=0, le=2)
-    system_prompt: str = Field(default="You are a helpful agent.", max_length=10_000)
-    timeout_s: float = Field(default=120, gt=0, le=3600)
-    max_attempts: int = Field(default=4, ge=1, le=20, description="calls per task attempt")
-    backoff_s: float = Field(default=1.0, ge=0, le=60, description="first wait after a 5xx")
-    max_retry_after_s: float = Field(default=60, ge=0, le=3600, description="longest wait")
 
 
 def messages_of(payload: JsonValue, system_prompt: str) -> list[dict[str, Any]]:

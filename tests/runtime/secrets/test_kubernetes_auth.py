@@ -13,15 +13,19 @@ import base64
 import json
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import hvac
 import kubernetes.client
 import pytest
 from kubernetes.client.exceptions import ApiException
 
 from contracts.config import PlatformConfig, load_from_mapping
+from infra.platform.names import Namespace
 from infra.platform.vault_access import (
     REDIS_SECRET_PATH,
     TRANSIT_MOUNT,
@@ -179,6 +183,7 @@ def setup(kube: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Itera
                     "bound_service_account_namespaces": [identity.namespace.value],
                     "audience": VAULT_AUDIENCE,
                     "token_policies": [identity.name],
+                    "token_no_default_policy": True,
                     "token_ttl": 3600,
                     "token_max_ttl": 4 * 3600,
                 },
@@ -256,7 +261,7 @@ def test_the_manager_reads_exactly_what_its_policy_allows(setup: Setup, tmp_path
     assert login.actor.role == MANAGER
     assert login.actor.service_account == f"{manager.namespace.value}/{manager.name}"
     assert login.actor.entity_id  # Vault made an entity for the service account
-    assert set(login.actor.policies) == {"default", MANAGER}
+    assert set(login.actor.policies) == {MANAGER}
     assert all(r.pod == f"{MANAGER}-5d8f7c9b6-q2xkz" for r in recent.records())
     assert jwt not in "\n".join(r.to_json() for r in recent.records())
 
@@ -336,3 +341,68 @@ def test_an_expired_token_is_refused(setup: Setup, tmp_path: Path) -> None:
     client = pod_client(setup, MANAGER, expired, tmp_path)
     with pytest.raises(LoginFailed, match=r"Vault refused the login: .*expired"):
         client.read(f"platform/{MANAGER}/api")
+
+
+def _vault_call(
+    setup: Setup, method: str, path: str, token: str, body: dict[str, object] | None = None
+) -> tuple[int, dict[str, object]]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(  # noqa: S310 - the test's own server on 127.0.0.1
+        f"{setup.vault.address}/v1/{path}", data=data, method=method
+    )
+    request.add_header("X-Vault-Token", token)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else {}
+    except urllib.error.HTTPError as err:
+        return err.code, {}
+
+
+# What an agent's token must not do on Vault's sys/ paths: seal it, change policies, mounts,
+# auth methods or audit devices, read its configuration, or use `default`'s sys paths.
+SYS_CALLS: tuple[tuple[str, str, dict[str, object] | None], ...] = (
+    ("PUT", "sys/seal", None),
+    ("PUT", "sys/policy/agent-admin", {"policy": 'path "*" { capabilities = ["sudo"] }'}),
+    ("PUT", "sys/policies/acl/agent-admin", {"policy": 'path "*" { capabilities = ["sudo"] }'}),
+    ("GET", "sys/policies/acl?list=true", None),
+    ("POST", "sys/mounts/agent-kv", {"type": "kv"}),
+    ("GET", "sys/mounts", None),
+    ("POST", "sys/auth/agent-userpass", {"type": "userpass"}),
+    ("PUT", "sys/audit/agent-file", {"type": "file", "options": {"file_path": "stdout"}}),
+    ("PUT", "sys/raw/core/auth", None),
+    ("PUT", "sys/leases/renew", {"lease_id": "x"}),
+    ("PUT", "sys/capabilities-self", {"paths": ["sys/seal"]}),
+    ("PUT", "sys/tools/hash", {"input": "eA=="}),
+    ("PUT", "sys/wrapping/wrap", {"x": "y"}),
+)
+
+
+def test_agent_pools_use_no_sys_path_and_read_their_own_secret(setup: Setup) -> None:
+    agents = [i for i in setup.identities.values() if i.namespace is Namespace.AGENTS]
+    assert agents, "the staging stack has agent pools"
+    for identity in agents:
+        assert "sys/" not in identity.policy
+        jwt = request_token(setup.kube, identity.namespace.value, identity.name)
+        login = hvac.Client(url=setup.vault.address).auth.kubernetes.login(identity.name, jwt)
+        token = login["auth"]["client_token"]
+        assert login["auth"]["policies"] == [identity.name]  # no `default`
+
+        own = f"{setup.cfg.vault.kv_mount}/data/{secret_prefix(identity.name, identity.namespace)}"
+        status, body = _vault_call(setup, "GET", f"{own}/api", token)
+        assert status == 200 and body["data"]["data"] == {"api_key": f"key-of-{identity.name}"}
+        assert _vault_call(setup, "GET", "auth/token/lookup-self", token)[0] == 200
+        assert _vault_call(setup, "PUT", "auth/token/renew-self", token, {})[0] == 200
+
+        refused = {
+            f"{method} {path}": _vault_call(setup, method, path, token, body)[0]
+            for method, path, body in SYS_CALLS
+        }
+        assert refused == dict.fromkeys(refused, 403), identity.name
+
+    # Vault's unauthenticated endpoints (seal-status, health, unseal) answer anyone who reaches
+    # port 8200, whatever the token: an ACL cannot refuse them. A key sent to an unsealed
+    # Vault changes nothing; the stacks unseal with KMS (prod, staging), not key shares.
+    status, body = _vault_call(setup, "PUT", "sys/unseal", token, {"key": "AAAA"})
+    assert (status, body.get("sealed")) == (200, False)
+    assert root_hvac(setup.vault).sys.read_seal_status()["sealed"] is False

@@ -1,5 +1,7 @@
 """np-guard's NetworkPolicy connectivity analyzer (k8snetpolicy) over a stack's rendered manifests.
 
+Used by `agentops plan` (the connectivity report, infra/plan/connectivity.py) and by tests/flows.
+
 The plan renders our Deployments, Namespaces and NetworkPolicies; the charts' pods are not in it,
 so each chart workload of the flow table gets a stand-in Pod with the labels its chart gives
 its pods. The analyzer lists every allowed connection; `compare` matches them with the table.
@@ -9,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import re
 import subprocess
 from collections.abc import Iterable, Iterator
@@ -25,37 +26,14 @@ __all__ = [
     "Analysis",
     "Connection",
     "analyze",
-    "analyzer",
     "compare",
-    "go_tool",
     "write_inputs",
 ]
 
-REPO = Path(__file__).resolve().parents[2]
 KINDS = ("Namespace", "NetworkPolicy", "Deployment")
 NS_LABEL = "kubernetes.io/metadata.name"
 ALL_PORTS = frozenset({("*", 0)})
 IPv4 = ipaddress.IPv4Network
-
-
-def go_tool(tool: str, variable: str) -> Path:
-    """A pinned analyzer: `variable` when set (scripts/dev test sets it), else whatever
-    scripts/ensure-go-tool prints (cached after the first build)."""
-    configured = os.environ.get(variable)
-    if configured:
-        return Path(configured)
-    out = subprocess.run(
-        [str(REPO / "scripts" / "ensure-go-tool"), tool],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO,
-    )
-    return Path(out.stdout.strip().splitlines()[-1])
-
-
-def analyzer() -> Path:
-    return go_tool("netpol", "AGENTOPS_NETPOL_BIN")
 
 
 @dataclass(frozen=True)
@@ -155,14 +133,15 @@ def _entity(name: str) -> str:
 
 
 def analyze(binary: Path, inputs: Inputs) -> list[Connection]:
-    proc = subprocess.run(
+    proc = subprocess.run(  # noqa: S603 - a pinned analyzer, argv list
         [str(binary), "list", "--dirpath", str(inputs.directory), "-o", "json"],
         capture_output=True,
         text=True,
         check=False,
     )
     # Every object must be read: the analyzer reports skipped or malformed input on stderr.
-    assert proc.returncode == 0 and not proc.stderr.strip(), proc.stderr
+    if proc.returncode != 0 or proc.stderr.strip():
+        raise RuntimeError(f"{binary.name} failed (exit {proc.returncode}): {proc.stderr.strip()}")
     return [
         Connection(_entity(c["src"]), _entity(c["dst"]), _ports(c["conn"]))
         for c in json.loads(proc.stdout)
