@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from contracts.config import PlatformConfig
     from contracts.config.cost import CostConfig
     from ops.devstack.load import LoadReport
-    from runtime.cost.api import ReportOut
+    from runtime.cost.schemas import ReportOut
 
 app = typer.Typer(
     name="agentops",
@@ -94,16 +94,18 @@ def dev_up_command(
 
     from rich.console import Console
 
+    from contracts.settings.environment import env_name
     from ops.devstack.control import free_ports, start
     from ops.devstack.layout import DevOptions, plan, process_names
+    from runtime.worker.handlers.work import WorkSettings
 
     console = Console()
     cfg = _load_stack_or_exit(stack_dir, stack)
     options = DevOptions(
         workers_per_pool=workers,
         worker_env={
-            "AGENTOPS_WORK_LATENCY_MS": str(latency_ms),
-            "AGENTOPS_WORK_FAILURE_RATE": str(failure_rate),
+            env_name(WorkSettings, "latency_ms"): str(latency_ms),
+            env_name(WorkSettings, "failure_rate"): str(failure_rate),
         },
     )
     state = state_dir.resolve()
@@ -132,6 +134,7 @@ def dev_load_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from ops.devstack.control import read_state
+    from ops.devstack.layout import AGENT_TYPE
     from ops.devstack.load import run_load
 
     record = read_state(state_dir.resolve())
@@ -139,9 +142,7 @@ def dev_load_command(
         Console(stderr=True).print(f"[red]no local platform in {state_dir}: agentops dev up[/red]")
         raise typer.Exit(code=1)
     urls = {p["name"]: f"http://127.0.0.1:{p['port']}" for p in record["processes"]}
-    types = sorted(
-        {p["env"]["AGENTOPS_AGENT_TYPE"] for p in record["processes"] if p["role"] == "worker"}
-    )
+    types = sorted({p["env"][AGENT_TYPE] for p in record["processes"] if p["role"] == "worker"})
     token = Path(record["tokens"]["api"]).read_text().strip()
     cost_token = Path(record["tokens"]["cost"]).read_text().strip()
     before = _spend_by_model(urls["cost-engine"], cost_token)
@@ -364,7 +365,7 @@ def _report_from_engine(url: str, token_file: Path | None, days: int) -> ReportO
     import httpx
 
     from contracts import endpoints
-    from runtime.cost.api import ReportOut
+    from runtime.cost.schemas import ReportOut
 
     headers = {}
     if token_file is not None:
@@ -385,10 +386,10 @@ def _report_from_redis(redis_url: str, cost: CostConfig, days: int) -> ReportOut
 
     from prometheus_client import CollectorRegistry
 
-    from runtime.cost.api import report_out
     from runtime.cost.engine import CostEngine
     from runtime.cost.metrics import CostMetrics
     from runtime.service.redis import connect_url
+    from runtime.cost.schemas import report_out
 
     async def read() -> ReportOut:
         client = connect_url(redis_url)

@@ -9,7 +9,7 @@ from rich.console import Group
 from rich.table import Table
 
 from contracts.prices import PriceRow
-from runtime.cost.api import ReportOut
+from runtime.cost.schemas import ReportOut
 
 __all__ = ["price_table", "spend_chart", "spend_report"]
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import re
-from typing import Annotated, Literal, Self
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AnyHttpUrl, Field, StringConstraints, field_validator, model_validator
 
 from contracts.balancing import Strategy
 from contracts.config.base import ConfigModel, DnsLabel, RuleViolation
+from contracts.settings.manager import ManagerSettings
 
 __all__ = [
     "DEFAULT_HANDLER",
@@ -17,6 +21,7 @@ __all__ = [
     "KV_POOLS_AREA",
     "LLM_HANDLER",
     "LOAD_TEST_LABEL",
+    "MANAGER_KNOBS",
     "AgentPoolConfig",
     "AgentsConfig",
     "ImageConfig",
@@ -146,6 +151,27 @@ def _policy_arns(arns: list[str]) -> list[str]:
 _AWS_POLICIES_HELP = "IAM policy ARNs of the workload's IRSA role (none: no AWS rights)"
 
 
+# The manager's knobs a stack sets (`agents.manager.<camelCase of the key>`) and the setting
+# each one becomes (`AGENTOPS_<SETTING>` on the manager's Deployment). The setting declares
+# it once — type, bounds, default, description — and the config field reuses that declaration.
+MANAGER_KNOBS: Mapping[str, str] = MappingProxyType(
+    {
+        "strategy": "strategy",
+        "heartbeat_ttl_seconds": "heartbeat_ttl_s",
+        "visibility_timeout_seconds": "visibility_timeout_s",
+        "max_attempts": "max_attempts",
+        "max_queued_per_type": "max_queued_per_type",
+        "task_retention_seconds": "task_retention_s",
+        "dead_letter_cap": "dead_letter_cap",
+    }
+)
+
+
+def _knob(config_name: str) -> Any:
+    """The ManagerSettings field `config_name` maps to, as this config field's declaration."""
+    return copy.copy(ManagerSettings.model_fields[MANAGER_KNOBS[config_name]])
+
+
 class ServiceConfig(ConfigModel):
     """A runtime service the program deploys (agent manager, cost engine)."""
 
@@ -163,36 +189,14 @@ class ServiceConfig(ConfigModel):
 class ManagerConfig(ServiceConfig):
     """The agent manager: a runtime service plus how it queues and balances tasks."""
 
-    strategy: Strategy = Field(
-        default=Strategy.SCORE_BASED, description="how the manager picks an agent for a task"
-    )
-    heartbeat_ttl_seconds: float = Field(
-        default=15, gt=0, le=600, description="an agent silent this long gets no new work"
-    )
-    visibility_timeout_seconds: float = Field(
-        default=60, gt=0, le=3600, description="silence after which an agent's tasks are retried"
-    )
-    max_attempts: int = Field(
-        default=3, ge=1, le=20, description="deliveries of a task before it is dead-lettered"
-    )
-    max_queued_per_type: int = Field(
-        default=10_000,
-        ge=1,
-        le=10_000_000,
-        description="queued tasks per agent type before submits get 429",
-    )
-    task_retention_seconds: int = Field(
-        default=7 * 24 * 3600,
-        ge=60,
-        le=400 * 24 * 3600,
-        description="how long Redis keeps a finished or dead-lettered task's record",
-    )
-    dead_letter_cap: int = Field(
-        default=100_000,
-        ge=100,
-        le=10_000_000,
-        description="dead-letter stream length past which the oldest are trimmed (alerted first)",
-    )
+    # Declared once, in ManagerSettings (bounds, default, description); see MANAGER_KNOBS.
+    strategy: Strategy = _knob("strategy")
+    heartbeat_ttl_seconds: float = _knob("heartbeat_ttl_seconds")
+    visibility_timeout_seconds: float = _knob("visibility_timeout_seconds")
+    max_attempts: int = _knob("max_attempts")
+    max_queued_per_type: int = _knob("max_queued_per_type")
+    task_retention_seconds: int = _knob("task_retention_seconds")
+    dead_letter_cap: int = _knob("dead_letter_cap")
 
     @model_validator(mode="after")
     def _heartbeat_within_visibility(self) -> Self:

@@ -16,7 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from contracts import ports
 from contracts.balancing import ScoreWeights, Strategy
-from contracts.settings.service import ServiceSettings
+from contracts.settings.retry import RetryBackoffSettings
 
 __all__ = ["AGENT_TYPE_PATTERN", "ManagerSettings"]
 
@@ -28,7 +28,7 @@ def _instance() -> str:
     return os.environ.get("POD_NAME") or socket.gethostname()
 
 
-class ManagerSettings(ServiceSettings):
+class ManagerSettings(RetryBackoffSettings):
     port: int = Field(default=ports.MANAGER_HTTP, ge=1, le=65535, description="HTTP port")
     agent_types: list[str] = Field(
         min_length=1, description="agent types tasks may name (the stack's agent pools)"
@@ -61,10 +61,6 @@ class ManagerSettings(ServiceSettings):
     )
     max_attempts: int = Field(
         default=3, ge=1, le=20, description="attempts before a task is dead-lettered"
-    )
-    retry_backoff_s: float = Field(default=2.0, ge=0, le=600, description="first retry delay")
-    retry_backoff_max_s: float = Field(
-        default=60.0, ge=0, le=3600, description="longest retry delay (doubling from the first)"
     )
     task_retention_s: int = Field(
         default=7 * 24 * 3600,
@@ -124,8 +120,6 @@ class ManagerSettings(ServiceSettings):
                     f"request_routes[{request_type!r}] names agent type {agent_type!r}, "
                     f"not one of agent_types {self.agent_types}"
                 )
-        if self.retry_backoff_max_s < self.retry_backoff_s:
-            raise ValueError("retry_backoff_max_s must be ≥ retry_backoff_s")
         return self
 
     def score_weights(self) -> ScoreWeights:

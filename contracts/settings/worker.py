@@ -10,7 +10,7 @@ from pydantic import AnyHttpUrl, Field
 
 from contracts import ports
 from contracts.settings.manager import AGENT_TYPE_PATTERN
-from contracts.settings.service import ServiceSettings
+from contracts.settings.retry import RetryBackoffSettings
 
 __all__ = ["TOOL_SERVERS_ENV", "WorkerSettings"]
 
@@ -25,7 +25,7 @@ def _agent_id() -> str:
     return os.environ.get("POD_NAME") or socket.gethostname()
 
 
-class WorkerSettings(ServiceSettings):
+class WorkerSettings(RetryBackoffSettings):
     port: int = Field(default=ports.WORKER_HTTP, ge=1, le=65535, description="HTTP port")
     agent_type: str = Field(pattern=AGENT_TYPE_PATTERN, description="the pool's agent type")
     agent_id: str = Field(
@@ -72,6 +72,4 @@ class WorkerSettings(ServiceSettings):
         le=3600,
         description="time in-flight tasks get after SIGTERM (< terminationGracePeriodSeconds)",
     )
-    retry_backoff_s: float = Field(default=2, ge=0, le=600)
-    retry_backoff_max_s: float = Field(default=60, ge=0, le=3600)
     usage_record_attempts: int = Field(default=5, ge=1, le=50)

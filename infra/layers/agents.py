@@ -47,7 +47,15 @@ from infra.platform.workloads import (
     zone_spread_is_hard,
 )
 
-__all__ = ["Agents", "AgentsArgs", "image_reference"]
+__all__ = [
+    "Agents",
+    "AgentsArgs",
+    "container_spec",
+    "image_reference",
+    "pod_labels",
+    "pod_selector",
+    "pod_spec",
+]
 
 RUN_AS = 10001
 # The pod's name, through the downward API: the manager's instance id and the worker's agent id
@@ -83,6 +91,38 @@ def image_pull_policy(digest: str | None) -> str:
     return "IfNotPresent" if digest else "Always"
 
 
+def pod_selector(w: Workload) -> dict[str, str]:
+    """What a workload's Deployment, PDB and spread select: its app, and its track if any."""
+    selector = {APP_LABEL: w.identity}
+    if w.track is not None:
+        # Tracks share the Service; each Deployment (and PDB) selects only its own pods.
+        selector[TRACK_LABEL] = w.track.value
+    return selector
+
+
+def pod_labels(w: Workload) -> dict[str, str]:
+    return {**pod_selector(w), COMPONENT_LABEL: w.component, PART_OF_LABEL: PART_OF, **w.labels}
+
+
+def resources(w: Workload) -> k8s.core.v1.ResourceRequirementsArgs:
+    gpus = {GPU_RESOURCE: str(w.gpus)} if w.gpus else {}
+    disk = {"ephemeral-storage": EPHEMERAL_STORAGE}
+    return k8s.core.v1.ResourceRequirementsArgs(
+        requests={
+            "cpu": w.resources.cpu_request,
+            "memory": w.resources.memory_request,
+            **disk,
+            **gpus,
+        },
+        limits={
+            "cpu": w.resources.cpu_limit,
+            "memory": w.resources.memory_limit,
+            **disk,
+            **gpus,
+        },
+    )
+
+
 def _container_env(w: Workload, redis_url: pulumi.Input[str]) -> list[k8s.core.v1.EnvVarArgs]:
     """The runtime's settings, Redis URL and pod name; another image gets only its own env."""
     if not w.runtime:
@@ -115,6 +155,114 @@ def _probe(w: Workload, path: str, period: int, failures: int) -> k8s.core.v1.Pr
     )
 
 
+def container_spec(
+    w: Workload, repository: pulumi.Input[str], redis_url: pulumi.Input[str]
+) -> k8s.core.v1.ContainerArgs:
+    """The one container of a pod: image, env its settings read, probes, hardening."""
+    return k8s.core.v1.ContainerArgs(
+        name=w.component,
+        image=image_reference(repository, w.image.tag, w.image.digest),
+        image_pull_policy=image_pull_policy(w.image.digest),
+        args=list(w.args),
+        env=_container_env(w, redis_url),
+        ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=w.port)],
+        resources=resources(w),
+        liveness_probe=_probe(w, endpoints.HEALTH, period=10, failures=3),
+        readiness_probe=_probe(w, endpoints.READY, period=5, failures=2),
+        # Endpoints are removed before SIGTERM arrives, so no new request hits a draining pod.
+        lifecycle=k8s.core.v1.LifecycleArgs(
+            pre_stop=k8s.core.v1.LifecycleHandlerArgs(
+                sleep=k8s.core.v1.SleepActionArgs(seconds=PRE_STOP_SLEEP_SECONDS)
+            )
+        ),
+        security_context=k8s.core.v1.SecurityContextArgs(
+            allow_privilege_escalation=False,
+            read_only_root_filesystem=True,
+            run_as_non_root=True,
+            run_as_user=RUN_AS,
+            run_as_group=RUN_AS,
+            capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+        ),
+        volume_mounts=[
+            k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),  # noqa: S108
+            k8s.core.v1.VolumeMountArgs(
+                name=VAULT_TOKEN_VOLUME, mount_path=VAULT_TOKEN_DIR, read_only=True
+            ),
+            k8s.core.v1.VolumeMountArgs(name=CA_CONFIGMAP, mount_path=VAULT_CA_DIR, read_only=True),
+        ],
+    )
+
+
+def topology_spread(
+    cfg: PlatformConfig, selector: dict[str, str]
+) -> list[k8s.core.v1.TopologySpreadConstraintArgs]:
+    return [
+        k8s.core.v1.TopologySpreadConstraintArgs(
+            max_skew=1,
+            topology_key=key,
+            when_unsatisfiable="DoNotSchedule" if hard else "ScheduleAnyway",
+            label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+        )
+        for key, hard in (
+            ("topology.kubernetes.io/zone", zone_spread_is_hard(cfg)),
+            ("kubernetes.io/hostname", False),
+        )
+    ]
+
+
+def pod_spec(
+    w: Workload, cfg: PlatformConfig, repository: pulumi.Input[str], redis_url: pulumi.Input[str]
+) -> k8s.core.v1.PodSpecArgs:
+    """A runtime workload's pod: pure (no resource is registered), so tests call it directly."""
+    return k8s.core.v1.PodSpecArgs(
+        service_account_name=w.identity,
+        automount_service_account_token=False,
+        termination_grace_period_seconds=w.termination_grace_seconds,
+        security_context=k8s.core.v1.PodSecurityContextArgs(
+            run_as_non_root=True,
+            run_as_user=RUN_AS,
+            run_as_group=RUN_AS,
+            fs_group=RUN_AS,
+            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+        ),
+        containers=[container_spec(w, repository, redis_url)],
+        volumes=[
+            k8s.core.v1.VolumeArgs(
+                name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=TMP_SIZE)
+            ),
+            k8s.core.v1.VolumeArgs(
+                name=VAULT_TOKEN_VOLUME,
+                projected=k8s.core.v1.ProjectedVolumeSourceArgs(
+                    sources=[
+                        k8s.core.v1.VolumeProjectionArgs(
+                            service_account_token=k8s.core.v1.ServiceAccountTokenProjectionArgs(
+                                audience="vault", expiration_seconds=600, path="token"
+                            )
+                        )
+                    ]
+                ),
+            ),
+            # The CA that signs Vault's certificate (written by the vault layer).
+            k8s.core.v1.VolumeArgs(
+                name=CA_CONFIGMAP,
+                config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=CA_CONFIGMAP),
+            ),
+        ],
+        topology_spread_constraints=topology_spread(cfg, pod_selector(w)),
+        node_selector=(
+            {NODE_ROLE_LABEL: (NodeGroupRole.GPU if w.gpus else NodeGroupRole.AGENTS).value}
+            if cfg.on_aws
+            else None
+        ),
+        tolerations=(
+            [k8s.core.v1.TolerationArgs(**t) for t in gpu_tolerations(cfg.cluster)]
+            if w.gpus
+            else None
+        ),
+    )
+
+
 class Agents(pulumi.ComponentResource):
     deployments: dict[str, k8s.apps.v1.Deployment]
 
@@ -139,11 +287,8 @@ class Agents(pulumi.ComponentResource):
             parent=self, provider=args.provider, depends_on=args.depends_on
         )
         ns = w.namespace.value
-        selector = {APP_LABEL: w.identity}
-        if w.track is not None:
-            # Tracks share the Service; each Deployment (and PDB) selects only its own pods.
-            selector[TRACK_LABEL] = w.track.value
-        labels = {**selector, COMPONENT_LABEL: w.component, PART_OF_LABEL: PART_OF, **w.labels}
+        selector = pod_selector(w)
+        labels = pod_labels(w)
         meta = k8s.meta.v1.ObjectMetaArgs(name=w.name, namespace=ns, labels=labels)
         shared_labels = {k: v for k, v in labels.items() if k != TRACK_LABEL}
         shared_meta = k8s.meta.v1.ObjectMetaArgs(
@@ -154,143 +299,8 @@ class Agents(pulumi.ComponentResource):
             if args.repository_urls is not None
             else f"agentops/{w.image.repository}"
         )
-
         if w.owns_service:
-            sa_meta = shared_meta
-            if args.oidc is not None:
-                role = IrsaRole(
-                    f"{prefix}-{w.name}-irsa",
-                    IrsaRoleArgs(
-                        oidc_provider_arn=args.oidc.provider_arn,
-                        oidc_issuer_url=args.oidc.issuer_url,
-                        namespace=ns,
-                        service_account=w.identity,
-                        managed_policy_arns=w.aws_policy_arns,
-                        tags=args.tagging(f"{w.identity}-irsa") if args.tagging else None,
-                    ),
-                    opts=pulumi.ResourceOptions(parent=self),
-                )
-                sa_meta = k8s.meta.v1.ObjectMetaArgs(
-                    name=w.identity,
-                    namespace=ns,
-                    labels=shared_labels,
-                    annotations={"eks.amazonaws.com/role-arn": role.role_arn},
-                )
-            k8s.core.v1.ServiceAccount(
-                f"{prefix}-{w.name}-sa",
-                metadata=sa_meta,
-                automount_service_account_token=False,
-                opts=opts,
-            )
-        gpus = {GPU_RESOURCE: str(w.gpus)} if w.gpus else {}
-        disk = {"ephemeral-storage": EPHEMERAL_STORAGE}
-        resources = k8s.core.v1.ResourceRequirementsArgs(
-            requests={
-                "cpu": w.resources.cpu_request,
-                "memory": w.resources.memory_request,
-                **disk,
-                **gpus,
-            },
-            limits={
-                "cpu": w.resources.cpu_limit,
-                "memory": w.resources.memory_limit,
-                **disk,
-                **gpus,
-            },
-        )
-        container = k8s.core.v1.ContainerArgs(
-            name=w.component,
-            image=image_reference(repo, w.image.tag, w.image.digest),
-            image_pull_policy=image_pull_policy(w.image.digest),
-            args=list(w.args),
-            env=_container_env(w, args.redis_url),
-            ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=w.port)],
-            resources=resources,
-            liveness_probe=_probe(w, endpoints.HEALTH, period=10, failures=3),
-            readiness_probe=_probe(w, endpoints.READY, period=5, failures=2),
-            # Endpoints are removed before SIGTERM arrives, so no new request hits a draining pod.
-            lifecycle=k8s.core.v1.LifecycleArgs(
-                pre_stop=k8s.core.v1.LifecycleHandlerArgs(
-                    sleep=k8s.core.v1.SleepActionArgs(seconds=PRE_STOP_SLEEP_SECONDS)
-                )
-            ),
-            security_context=k8s.core.v1.SecurityContextArgs(
-                allow_privilege_escalation=False,
-                read_only_root_filesystem=True,
-                run_as_non_root=True,
-                run_as_user=RUN_AS,
-                run_as_group=RUN_AS,
-                capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-                seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-            ),
-            volume_mounts=[
-                k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),  # noqa: S108
-                k8s.core.v1.VolumeMountArgs(
-                    name=VAULT_TOKEN_VOLUME, mount_path=VAULT_TOKEN_DIR, read_only=True
-                ),
-                k8s.core.v1.VolumeMountArgs(
-                    name=CA_CONFIGMAP, mount_path=VAULT_CA_DIR, read_only=True
-                ),
-            ],
-        )
-        spread = [
-            k8s.core.v1.TopologySpreadConstraintArgs(
-                max_skew=1,
-                topology_key=key,
-                when_unsatisfiable="DoNotSchedule" if hard else "ScheduleAnyway",
-                label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
-            )
-            for key, hard in (
-                ("topology.kubernetes.io/zone", zone_spread_is_hard(cfg)),
-                ("kubernetes.io/hostname", False),
-            )
-        ]
-        pod = k8s.core.v1.PodSpecArgs(
-            service_account_name=w.identity,
-            automount_service_account_token=False,
-            termination_grace_period_seconds=w.termination_grace_seconds,
-            security_context=k8s.core.v1.PodSecurityContextArgs(
-                run_as_non_root=True,
-                run_as_user=RUN_AS,
-                run_as_group=RUN_AS,
-                fs_group=RUN_AS,
-                seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-            ),
-            containers=[container],
-            volumes=[
-                k8s.core.v1.VolumeArgs(
-                    name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=TMP_SIZE)
-                ),
-                k8s.core.v1.VolumeArgs(
-                    name=VAULT_TOKEN_VOLUME,
-                    projected=k8s.core.v1.ProjectedVolumeSourceArgs(
-                        sources=[
-                            k8s.core.v1.VolumeProjectionArgs(
-                                service_account_token=k8s.core.v1.ServiceAccountTokenProjectionArgs(
-                                    audience="vault", expiration_seconds=600, path="token"
-                                )
-                            )
-                        ]
-                    ),
-                ),
-                # The CA that signs Vault's certificate (written by the vault layer).
-                k8s.core.v1.VolumeArgs(
-                    name=CA_CONFIGMAP,
-                    config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=CA_CONFIGMAP),
-                ),
-            ],
-            topology_spread_constraints=spread,
-            node_selector=(
-                {NODE_ROLE_LABEL: (NodeGroupRole.GPU if w.gpus else NodeGroupRole.AGENTS).value}
-                if cfg.on_aws
-                else None
-            ),
-            tolerations=(
-                [k8s.core.v1.TolerationArgs(**t) for t in gpu_tolerations(cfg.cluster)]
-                if w.gpus
-                else None
-            ),
-        )
+            self._service_account(prefix, w, args, shared_labels, opts)
         deployment = k8s.apps.v1.Deployment(
             f"{prefix}-{w.name}",
             metadata=meta,
@@ -314,7 +324,7 @@ class Agents(pulumi.ComponentResource):
                             mesh=cfg.mesh.enabled,
                         ),
                     ),
-                    spec=pod,
+                    spec=pod_spec(w, cfg, repo, args.redis_url),
                 ),
             ),
             opts=opts,
@@ -335,6 +345,42 @@ class Agents(pulumi.ComponentResource):
         if w.autoscaling is not None:
             self._hpa(prefix, w, meta, opts)
         return deployment
+
+    def _service_account(
+        self,
+        prefix: str,
+        w: Workload,
+        args: AgentsArgs,
+        labels: dict[str, str],
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        ns = w.namespace.value
+        sa_meta = k8s.meta.v1.ObjectMetaArgs(name=w.identity, namespace=ns, labels=labels)
+        if args.oidc is not None:
+            role = IrsaRole(
+                f"{prefix}-{w.name}-irsa",
+                IrsaRoleArgs(
+                    oidc_provider_arn=args.oidc.provider_arn,
+                    oidc_issuer_url=args.oidc.issuer_url,
+                    namespace=ns,
+                    service_account=w.identity,
+                    managed_policy_arns=w.aws_policy_arns,
+                    tags=args.tagging(f"{w.identity}-irsa") if args.tagging else None,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            sa_meta = k8s.meta.v1.ObjectMetaArgs(
+                name=w.identity,
+                namespace=ns,
+                labels=labels,
+                annotations={"eks.amazonaws.com/role-arn": role.role_arn},
+            )
+        k8s.core.v1.ServiceAccount(
+            f"{prefix}-{w.name}-sa",
+            metadata=sa_meta,
+            automount_service_account_token=False,
+            opts=opts,
+        )
 
     def _service(
         self,

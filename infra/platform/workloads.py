@@ -23,7 +23,7 @@ from contracts.config import (
     PlatformConfig,
     ResourcesConfig,
 )
-from contracts.config.agents import LOAD_TEST_LABEL
+from contracts.config.agents import LOAD_TEST_LABEL, MANAGER_KNOBS
 from contracts.settings.cost import CostEngineSettings
 from contracts.settings.environment import settings_env
 from contracts.settings.llm import LLMSettings
@@ -271,13 +271,7 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
                 # Tasks may name exactly the stack's pools; request types route to them.
                 "agent_types": [pool.name for pool in agents.pools],
                 "request_routes": agents.request_routes(),
-                "strategy": m.strategy,
-                "heartbeat_ttl_s": m.heartbeat_ttl_seconds,
-                "visibility_timeout_s": m.visibility_timeout_seconds,
-                "max_attempts": m.max_attempts,
-                "max_queued_per_type": m.max_queued_per_type,
-                "task_retention_s": m.task_retention_seconds,
-                "dead_letter_cap": m.dead_letter_cap,
+                **{setting: getattr(m, knob) for knob, setting in MANAGER_KNOBS.items()},
             },
         ),
         replicas=m.replicas,

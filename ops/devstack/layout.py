@@ -18,6 +18,11 @@ import yaml
 
 from contracts import endpoints
 from contracts.config import PlatformConfig
+from contracts.settings.environment import env_name, env_names
+from contracts.settings.manager import ManagerSettings
+from contracts.settings.service import ServiceSettings
+from contracts.settings.vault import VaultSettings
+from contracts.settings.worker import WorkerSettings
 from contracts.telemetry.alerts import build_catalogue, render_rule_groups
 from infra.platform.alert_thresholds import alert_thresholds
 from infra.platform.alertmanager import LocalDelivery, alertmanager_config
@@ -28,7 +33,27 @@ __all__ = ["DevOptions", "DevPlan", "ProcessSpec", "Timing", "plan", "process_na
 LOCALHOST = "127.0.0.1"
 # Kubernetes-only settings: the pod's Vault login, which no local process has, and the in-cluster
 # collector's address (a local run exports spans only where its own environment says).
-_CLUSTER_ONLY_PREFIXES = ("AGENTOPS_VAULT_", "AGENTOPS_TRACE_EXPORTER", "AGENTOPS_OTLP_")
+_CLUSTER_ONLY = frozenset(
+    [
+        *(name for field in VaultSettings.model_fields for name in env_names(VaultSettings, field)),
+        env_name(ServiceSettings, "trace_exporter"),
+        env_name(ServiceSettings, "otlp_endpoint"),
+    ]
+)
+# The variables `plan` sets itself, each named by the settings model that reads it.
+HOST = env_name(ServiceSettings, "host")
+PORT = env_name(ServiceSettings, "port")
+REDIS_URL = env_name(ServiceSettings, "redis_url")
+REDIS_MIN_REPLICAS = env_name(ServiceSettings, "redis_min_replicas")
+MANAGER_URL = env_name(WorkerSettings, "manager_url")
+COST_ENGINE_URL = env_name(WorkerSettings, "cost_engine_url")
+API_TOKEN_FILE = env_name(ManagerSettings, "api_token_file")
+AGENT_TOKEN_FILE = env_name(ManagerSettings, "agent_token_file")
+WEBHOOK_TOKEN_FILE = env_name(ManagerSettings, "webhook_token_file")
+COST_TOKEN_FILE = env_name(WorkerSettings, "cost_token_file")
+INSTANCE_ID = env_name(ManagerSettings, "instance_id")
+AGENT_ID = env_name(WorkerSettings, "agent_id")
+AGENT_TYPE = env_name(WorkerSettings, "agent_type")
 
 
 @dataclass(frozen=True)
@@ -95,25 +120,21 @@ def plan(
     manager_url = f"http://{LOCALHOST}:{ports['manager']}"
     cost_url = f"http://{LOCALHOST}:{ports['cost-engine']}"
     local = {
-        "AGENTOPS_HOST": LOCALHOST,
-        "AGENTOPS_REDIS_URL": redis_url,
+        HOST: LOCALHOST,
+        REDIS_URL: redis_url,
         # One redis-server without a replica: nothing to wait for.
-        "AGENTOPS_REDIS_MIN_REPLICAS": "0",
-        "AGENTOPS_MANAGER_URL": manager_url,
-        "AGENTOPS_COST_ENGINE_URL": cost_url,
-        "AGENTOPS_API_TOKEN_FILE": str(secrets / "api.token"),
-        "AGENTOPS_AGENT_TOKEN_FILE": str(secrets / "agent.token"),
-        "AGENTOPS_WEBHOOK_TOKEN_FILE": str(secrets / "webhook.token"),
-        "AGENTOPS_COST_TOKEN_FILE": str(secrets / "cost.token"),
+        REDIS_MIN_REPLICAS: "0",
+        MANAGER_URL: manager_url,
+        COST_ENGINE_URL: cost_url,
+        API_TOKEN_FILE: str(secrets / "api.token"),
+        AGENT_TOKEN_FILE: str(secrets / "agent.token"),
+        WEBHOOK_TOKEN_FILE: str(secrets / "webhook.token"),
+        COST_TOKEN_FILE: str(secrets / "cost.token"),
     }
 
-    def service_env(env: dict[str, str], port: int, **extra: str) -> dict[str, str]:
-        kept = {
-            k: v
-            for k, v in env.items()
-            if not k.startswith(_CLUSTER_ONLY_PREFIXES) and not k.endswith("_FILE")
-        }
-        return {**kept, **local, "AGENTOPS_PORT": str(port), **extra}
+    def service_env(env: dict[str, str], port: int, extra: dict[str, str]) -> dict[str, str]:
+        kept = {k: v for k, v in env.items() if k not in _CLUSTER_ONLY and not k.endswith("_FILE")}
+        return {**kept, **local, PORT: str(port), **extra}
 
     serve = [python, "-m", "runtime", "serve"]
     processes = [
@@ -145,20 +166,20 @@ def plan(
     for w in runtime_workloads(cfg):
         if w.component == "cost-engine":
             # The engine's own audience: the cost token the workers and manager present.
-            env = service_env(w.env, ports["cost-engine"])
-            env["AGENTOPS_API_TOKEN_FILE"] = local["AGENTOPS_COST_TOKEN_FILE"]
+            env = service_env(w.env, ports["cost-engine"], {})
+            env[API_TOKEN_FILE] = local[COST_TOKEN_FILE]
             processes.append(
                 ProcessSpec("cost-engine", [*serve, "cost-engine"], ports["cost-engine"], env)
             )
         elif w.component == "manager" and w.track in (None, Track.BLUE):
-            env = service_env(w.env, ports["manager"], AGENTOPS_INSTANCE_ID="manager-0")
+            env = service_env(w.env, ports["manager"], {INSTANCE_ID: "manager-0"})
             processes.append(ProcessSpec("manager", [*serve, "manager"], ports["manager"], env))
         elif w.component == "agent-worker":
-            agent_type = w.env["AGENTOPS_AGENT_TYPE"]
+            agent_type = w.env[AGENT_TYPE]
             count = options.workers_per_pool or (w.autoscaling.min_replicas if w.autoscaling else 1)
             for i in range(count):
                 name = f"worker-{agent_type}-{i}"
-                env = service_env(w.env, ports[name], AGENTOPS_AGENT_ID=name, **options.worker_env)
+                env = service_env(w.env, ports[name], {AGENT_ID: name, **options.worker_env})
                 workers.append(
                     ProcessSpec(name, [*serve, "worker"], ports[name], env, role="worker")
                 )
@@ -181,9 +202,7 @@ def plan(
     routes = alertmanager_config(
         cfg,
         {},
-        LocalDelivery(
-            manager_url=manager_url, webhook_token_file=local["AGENTOPS_WEBHOOK_TOKEN_FILE"]
-        ),
+        LocalDelivery(manager_url=manager_url, webhook_token_file=local[WEBHOOK_TOKEN_FILE]),
     )
     processes += [
         ProcessSpec(
@@ -229,7 +248,7 @@ def process_names(cfg: PlatformConfig, options: DevOptions | None = None) -> lis
     for w in runtime_workloads(cfg):
         if w.component == "agent-worker":
             count = options.workers_per_pool or (w.autoscaling.min_replicas if w.autoscaling else 1)
-            names += [f"worker-{w.env['AGENTOPS_AGENT_TYPE']}-{i}" for i in range(count)]
+            names += [f"worker-{w.env[AGENT_TYPE]}-{i}" for i in range(count)]
     return names
 
 

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from contracts.settings.cost import CostEngineSettings
 from runtime.cost import keys
-from runtime.cost.api import router
+from runtime.cost.api import install_api
 from runtime.cost.engine import CostEngine, UsageWindow
 from runtime.cost.metrics import CostMetrics
 from runtime.service.app import create_app
@@ -90,6 +90,6 @@ def build_app(settings: CostEngineSettings) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         auths=(auth,),
     )
-    app.include_router(router(engine, auth))
+    install_api(app, engine, auth)
     app.state.engine = engine
     return app

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from contracts.settings.manager import ManagerSettings
 from runtime.manager import keys as k
-from runtime.manager.api import ManagerState, build_router
+from runtime.manager.api import Callers, ManagerState, install_api
 from runtime.manager.balancing import make_balancer
 from runtime.manager.dispatcher import Dispatcher
 from runtime.manager.emergency import EmergencySwitch
@@ -118,5 +118,5 @@ def create_manager_app(settings: ManagerSettings) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         auths=(submitters, agents, alertmanager),
     )
-    app.include_router(build_router(state, submitters, agents, alertmanager))
+    install_api(app, state, Callers(submitters, agents, alertmanager))
     return app

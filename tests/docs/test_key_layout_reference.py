@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from runtime.service.key_layout import KEYS_END, KEYS_PAGE, KEYS_START, render_key_layout
-from tests.conftest import REPO
+from tests.stacks import REPO
 
 
 def test_the_page_holds_the_generated_key_layout() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from markdown.extensions.toc import slugify
 
-from tests.conftest import REPO
+from tests.stacks import REPO
 
 # Markdown links: [text](target), the target without spaces.
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")

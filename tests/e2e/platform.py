@@ -17,7 +17,7 @@ from infra.plan.stackfile import load_stack_config
 from ops.devstack.control import free_ports, read_state, start, stop
 from ops.devstack.layout import DevOptions, plan, process_names
 from tests import waiting
-from tests.conftest import write_stack
+from tests.stacks import write_stack
 
 __all__ = ["LocalPlatform", "eventually", "local_platform"]
 

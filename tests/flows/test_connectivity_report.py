@@ -15,7 +15,7 @@ from typing import Any
 from contracts.config import load_from_mapping
 from infra.plan.connectivity import VERDICT_FILE, write_report
 from infra.platform.flows import flow_table
-from tests.conftest import REPO, run_plan, stack_values, write_stack
+from tests.stacks import REPO, run_plan, stack_values, write_stack
 
 
 def _rows(plan_dir: Path) -> list[dict[str, Any]]:

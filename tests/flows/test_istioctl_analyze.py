@@ -14,7 +14,7 @@ import yaml
 
 from contracts.config import load_from_mapping
 from infra.plan.connectivity import go_tool, istioctl_inputs, run_istioctl
-from tests.conftest import stack_values
+from tests.stacks import stack_values
 
 MESHED = ("staging", "prod")
 

@@ -22,7 +22,7 @@ from infra.plan.istio_authz import Decision, MeshConfig, Request, decide
 from infra.platform.flows import Workload, flows, workloads
 from infra.platform.mesh_policies import CALLER_JWT_HEADER
 from infra.platform.names import COST_ENGINE, MANAGER, Namespace, pool_workload
-from tests.conftest import stack_values
+from tests.stacks import stack_values
 
 MESHED = ("staging", "prod")
 

@@ -17,7 +17,7 @@ from contracts.config import load_from_mapping
 from infra.plan.connectivity import go_tool, netpol_analysis
 from infra.plan.netpol import Analysis
 from infra.platform.names import Namespace
-from tests.conftest import STACKS, stack_values
+from tests.stacks import STACKS, stack_values
 
 
 @pytest.fixture(scope="session")

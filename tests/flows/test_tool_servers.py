@@ -17,7 +17,7 @@ from infra.platform.flows import flows
 from infra.platform.mesh_policies import mesh_security
 from infra.platform.network_policies import network_policies
 from infra.platform.workloads import runtime_workloads
-from tests.conftest import stack_values
+from tests.stacks import stack_values
 
 CODE, SCANNER = "code-generator", "security-scanner"
 DIGEST = "sha256:" + "ab" * 32

@@ -33,8 +33,8 @@ from runtime.cost.metrics import CostMetrics
 from runtime.manager.metrics import ManagerMetrics
 from runtime.service.app import ShellMetrics
 from runtime.worker.metrics import WorkerMetrics
-from tests.conftest import STACKS, stack_values
 from tests.infra.alert_facts import metric_names, release
+from tests.stacks import STACKS, stack_values
 
 WORKERS = "agent pools"
 

@@ -20,7 +20,6 @@ from contracts.config import load_from_mapping
 from contracts.telemetry.alerts import EMERGENCY_ALERT, AlertRule, build_catalogue
 from infra.plan.document import Plan
 from infra.platform.alert_thresholds import alert_thresholds
-from tests.conftest import STACKS, stack_values
 from tests.infra.alert_facts import (
     PEOPLE,
     RoutedAlert,
@@ -32,6 +31,7 @@ from tests.infra.alert_facts import (
     tool,
 )
 from tests.servers import free_port
+from tests.stacks import STACKS, stack_values
 from tests.waiting import eventually
 
 # An always-firing heartbeat may go nowhere by design; the catalogue has none today.

@@ -12,7 +12,7 @@ import pytest
 from contracts.config import load_from_mapping
 from infra.layers.tagging import REQUIRED_TAG_KEYS
 from infra.plan.document import Plan, PlanResource
-from tests.conftest import stack_values
+from tests.stacks import stack_values
 
 AWS_STACKS = ("staging", "prod")
 

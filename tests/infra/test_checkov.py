@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO, STACKS, run_plan
+from tests.stacks import REPO, STACKS, run_plan
 
 ENSURE_CHECKOV = REPO / "scripts" / "ensure-checkov"
 SKIPS_FILE = REPO / "policies" / "checkov-skips.yaml"

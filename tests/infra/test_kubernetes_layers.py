@@ -12,7 +12,7 @@ from infra.plan.document import Plan, PlanResource
 from infra.plan.output import manifest_body
 from infra.platform.names import APP_LABEL, POD_SECURITY, Namespace, PodSecurity, pool_workload
 from infra.platform.workloads import EPHEMERAL_STORAGE, TMP_SIZE, TRACK_LABEL
-from tests.conftest import STACKS, stack_values
+from tests.stacks import STACKS, stack_values
 
 
 def objects(plan: Plan, kind: str) -> list[PlanResource]:
@@ -72,7 +72,7 @@ def test_every_workload_is_hardened(plans: dict[str, Plan], stack: str) -> None:
             assert sc["readOnlyRootFilesystem"] is True, where
             assert sc["capabilities"] == {"drop": ["ALL"]}, where
             for part in ("requests", "limits"):
-                # A GPU pool adds nvidia.com/gpu (tests/plan/test_scaling.py).
+                # A GPU pool adds nvidia.com/gpu (tests/infra/plan/test_scaling.py).
                 assert set(c["resources"][part]) == {"cpu", "memory", "ephemeral-storage"}, where
             assert c["resources"]["requests"]["ephemeral-storage"] == EPHEMERAL_STORAGE, where
             assert c["resources"]["limits"]["ephemeral-storage"] == EPHEMERAL_STORAGE, where

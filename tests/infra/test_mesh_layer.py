@@ -21,7 +21,7 @@ from infra.platform.tracing import (
     TELEMETRY_NAME,
     mesh_telemetry,
 )
-from tests.conftest import helm_release, stack_values
+from tests.stacks import helm_release, stack_values
 
 AWS = ("staging", "prod")
 

@@ -16,7 +16,7 @@ from contracts.telemetry.alerts import EMERGENCY_ALERT, build_catalogue, render_
 from infra.plan.document import REDACTED, Plan, PlanResource
 from infra.platform.alert_thresholds import alert_thresholds
 from infra.platform.alertmanager import alertmanager_config
-from tests.conftest import stack_values
+from tests.stacks import stack_values
 
 AWS = ("staging", "prod")
 

@@ -17,8 +17,8 @@ from contracts.config import PlatformConfig, load_from_mapping
 from infra.platform.runtime_secrets import PROVIDER_KEY_FILE
 from infra.platform.vault_access import vault_identities
 from infra.platform.workloads import provider_key_file
-from tests.conftest import stack_values
 from tests.servers import BaoServer, bao_server
+from tests.stacks import stack_values
 from tests.vault_agent import render_once, token_for
 
 KEYS = {"code-generator": "sk-codegen-0f3a", "security-scanner": "sk-scanner-9b1c"}

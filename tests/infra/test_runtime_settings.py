@@ -28,9 +28,9 @@ from infra.platform.tracing import COLLECTOR_SERVICE, otlp_traces_endpoint, trac
 from infra.platform.vault_access import secret_prefix, vault_identities
 from infra.platform.workloads import PRE_STOP_SLEEP_SECONDS, runtime_workloads
 from runtime.worker.handlers.llm import LLMHandler
-from tests.conftest import STACKS, helm_release, stack_values
+from tests.stacks import STACKS, helm_release, stack_values
 
-# What `agentops serve <command>` runs with (ops/cli.py).
+# What the image's `python -m runtime serve <command>` runs with (runtime/cli.py).
 SERVE: dict[str, type[ServiceSettings]] = {
     "manager": ManagerSettings,
     "worker": WorkerSettings,

@@ -8,7 +8,7 @@ import sys
 import textwrap
 
 from infra.layers.irsa import trust_policy
-from tests.conftest import REPO
+from tests.stacks import REPO
 
 
 def test_trust_policy_names_one_service_account() -> None:
@@ -81,7 +81,7 @@ def test_set_secret_is_returned_as_secret_output() -> None:
 
 def test_required_secrets_follow_configured_receivers() -> None:
     from contracts.config import load_from_mapping
-    from tests.conftest import stack_values
+    from tests.stacks import stack_values
 
     keys = {s.key for s in load_from_mapping(stack_values("prod")).required_secrets()}
     assert keys == {"slackWebhookUrl", "smtpPassword", "pagerdutyRoutingKey", "vaultToken"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contracts.config import load_from_mapping
 from infra.plan.document import REDACTED, Plan
-from tests.conftest import stack_values
+from tests.stacks import stack_values
 
 
 def test_prod_elasticache_is_multi_az_encrypted_and_private(plans: dict[str, Plan]) -> None:

@@ -17,7 +17,7 @@ from infra.platform.runtime_secrets import (
     MANAGER_WEBHOOK_TOKEN,
     REDIS_SECRET_PATH,
 )
-from tests.conftest import stack_values
+from tests.stacks import stack_values
 
 AWS = ("staging", "prod")
 

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from contracts.versions import VERSIONS
-from tests.conftest import REPO
 from tests.kubeapi import VAULT_AUDIENCE, ControlPlane
+from tests.stacks import REPO
 
 NAMESPACE = "control-plane-check"
 ACCOUNT = "probe"

@@ -10,11 +10,11 @@ import kubernetes.client
 
 from infra.plan.document import Plan
 from infra.platform.scheduling import GPU_RESOURCE, NODE_ROLE_LABEL
-from tests.conftest import run_plan, write_stack
+from tests.infra.plan.test_scaling import GPU_POOL, GPU_TOLERATION, _gpu_stack
 from tests.kube.apply import dynamic_client, helm_releases, load_manifests
 from tests.kube.test_plans_apply import StackApply, _apply_all, _settle
 from tests.kubeapi import control_plane
-from tests.plan.test_scaling import GPU_POOL, GPU_TOLERATION, _gpu_stack
+from tests.stacks import run_plan, write_stack
 
 
 def test_gpu_pool_is_stored_and_its_pods_admitted(tmp_path: Path) -> None:

@@ -22,7 +22,6 @@ import pytest
 from kubernetes.dynamic import DynamicClient
 
 from infra.plan.document import Plan
-from tests.conftest import STACKS
 from tests.kube.apply import (
     CRD_CHARTS,
     REPORT,
@@ -38,6 +37,7 @@ from tests.kube.apply import (
     resource_for,
 )
 from tests.kubeapi import ControlPlane, control_plane
+from tests.stacks import STACKS
 from tests.waiting import eventually
 
 POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce"

@@ -19,7 +19,7 @@ from infra.plan.document import Plan, PlanResource
 from infra.plan.policy_check import check_plan, load_pack_config, resolve_policy
 from infra.plan.policy_input import policy_resources
 from policies import ALL_POLICIES
-from tests.conftest import run_plan, write_stack
+from tests.stacks import run_plan, write_stack
 
 BY_NAME = {p.name: p for p in ALL_POLICIES}
 

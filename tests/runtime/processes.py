@@ -1,5 +1,6 @@
-"""The runtime's services as real processes for tests: `agentops serve <service>` on
-127.0.0.1 with a free port, settings through the environment, stopped by PID."""
+"""The runtime's services as real processes for tests: `python -m runtime serve <service>`, as
+the image runs them, on 127.0.0.1 with a free port, settings through the environment, stopped
+by PID."""
 
 from __future__ import annotations
 

@@ -11,9 +11,9 @@ import httpx
 
 from contracts import endpoints
 from contracts.config import load_from_mapping
-from tests.conftest import stack_values
 from tests.runtime.processes import ServiceProcess, Tokens, manager_env, running, worker_env
 from tests.servers import redis_server
+from tests.stacks import stack_values
 from tests.waiting import eventually
 
 POOL = "code-generator"

@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from infra.layers.agents import RUN_AS
-from tests.conftest import REPO, stack_values
+from tests.stacks import REPO, stack_values
 
 WORKFLOWS_DIR = REPO / ".github" / "workflows"
 WORKFLOWS = sorted(WORKFLOWS_DIR.glob("*.yml"))
@@ -415,7 +415,7 @@ def test_image_is_scanned_before_push_then_signed_and_pinned_by_pull_request() -
     workflow = _workflow("image.yml")
     triggers = _triggers(workflow)
     assert "workflow_dispatch" in triggers
-    assert {"runtime/**", "pyproject.toml"} <= set(triggers["push"]["paths"])
+    assert {"runtime/**", "contracts/**", "pyproject.toml"} <= set(triggers["push"]["paths"])
     publish = workflow["jobs"]["publish"]
     assert publish["permissions"]["id-token"] == "write", "cosign keyless and the AWS role"
     order = [_uses(s) or s.get("name", "") for s in _steps(publish)]
@@ -627,7 +627,7 @@ def test_dockerfile_runs_as_the_deployments_user_with_the_cli_entrypoint() -> No
     instructions = _dockerfile()
     runtime = instructions[[i for i, s in enumerate(instructions) if s.startswith("FROM ")][1] :]
     assert f"USER {RUN_AS}:{RUN_AS}" in runtime or f"USER {RUN_AS}" in runtime
-    assert instructions[-2:] == ['ENTRYPOINT ["agentops"]', 'CMD ["--help"]']
+    assert instructions[-2:] == ['ENTRYPOINT ["python", "-m", "runtime"]', 'CMD ["--help"]']
     env = " ".join(s for s in runtime if s.startswith("ENV "))
     for setting in ("PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", "HOME=/tmp"):
         assert setting in env
@@ -642,5 +642,12 @@ def test_dockerignore_keeps_the_context_to_what_pip_builds() -> None:
         if line.strip() and not line.startswith("#")
     ]
     assert lines[0] == "*"
-    for needed in ("!pyproject.toml", "!infra/", "!runtime/", "!policies/"):
+    for needed in ("!pyproject.toml", "!contracts/", "!runtime/"):
         assert needed in lines
+    # The image carries the runtime and its contracts only: not the Pulumi program, the
+    # policy pack or the operator tooling.
+    assert [line for line in lines if line.startswith("!")] == [
+        "!pyproject.toml",
+        "!contracts/",
+        "!runtime/",
+    ]

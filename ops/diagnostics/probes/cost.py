@@ -15,7 +15,7 @@ from ops.diagnostics.probes.errors import describe
 from ops.diagnostics.rules import unreachable
 from ops.diagnostics.rules.cost import budget_check, budget_config_check, projection_check
 from ops.diagnostics.settings import DoctorSettings
-from runtime.cost.api import ReportOut
+from runtime.cost.schemas import ReportOut
 
 __all__ = ["cost_checks"]
 

@@ -9,7 +9,7 @@ import pytest
 
 from contracts.config import ConfigError, load_from_mapping
 from contracts.config.agents import DEFAULT_HANDLER, LLM_HANDLER, LOAD_TEST_LABEL
-from tests.conftest import STACKS, stack_values
+from tests.stacks import STACKS, stack_values
 
 OPENAI = {
     "baseUrl": "https://api.openai.com/v1",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contracts.config.state import APPENDFSYNC_LOSS_WINDOW
-from tests.conftest import REPO
+from tests.stacks import REPO
 
 
 def test_docs_state_each_appendfsync_loss_window() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from contracts.config import ConfigError, Environment, load_from_mapping
 from contracts.config.loader import TOP_LEVEL_KEYS
-from tests.conftest import STACKS, stack_values
+from tests.stacks import STACKS, stack_values
 
 Mutation = Callable[[dict[str, Any]], None]
 
@@ -414,7 +414,7 @@ def test_message_shows_value_and_rule() -> None:
 def test_every_top_level_key_is_documented_in_pulumi_yaml() -> None:
     import yaml
 
-    from tests.conftest import REPO
+    from tests.stacks import REPO
 
     declared = yaml.safe_load((REPO / "Pulumi.yaml").read_text())["config"]
     for key in TOP_LEVEL_KEYS:
@@ -424,7 +424,7 @@ def test_every_top_level_key_is_documented_in_pulumi_yaml() -> None:
 
 def test_docs_reference_matches_the_models() -> None:
     from contracts.config.reference import PAGE, PAGE_END, PAGE_START, render_reference
-    from tests.conftest import REPO
+    from tests.stacks import REPO
 
     page = (REPO / PAGE).read_text()
     section = page[page.index(PAGE_START) + len(PAGE_START) : page.index(PAGE_END)]

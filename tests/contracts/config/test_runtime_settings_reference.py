@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contracts.settings.environment import env_name
 from contracts.settings.reference import PAGE, PAGE_END, PAGE_START, SERVICES, render_settings
-from tests.conftest import REPO
+from tests.stacks import REPO
 
 
 def test_docs_runtime_settings_match_the_models() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from contracts.config import load_from_mapping
 from infra.platform.tracing import tracing_on
 from ops.devstack.layout import DevOptions, plan, process_names
-from tests.conftest import stack_values
+from tests.stacks import stack_values
 
 
 def test_local_processes_never_get_the_cluster_collector(tmp_path: Path) -> None:

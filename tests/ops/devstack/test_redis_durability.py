@@ -16,7 +16,7 @@ import redis
 from contracts.config import load_from_mapping
 from ops.devstack.control import free_ports
 from ops.devstack.layout import plan, process_names
-from tests.conftest import stack_values
+from tests.stacks import stack_values
 from tests.waiting import eventually
 
 

@@ -8,12 +8,8 @@ import pytest
 from contracts.config import load_from_mapping
 from ops.diagnostics import DoctorSettings
 from ops.diagnostics.platform import PlatformExpectations, expectations
-from tests.conftest import stack_values
-
-# Rates need two samples in their window: with a 1 s scrape, 20 s holds plenty.
-QUERY_WINDOW = "20s"
-# Redis memory growth: two INFO samples this far apart (production: 10 s).
-REDIS_GROWTH_SAMPLE_S = 1
+from tests.ops.diagnostics.windows import QUERY_WINDOW, REDIS_GROWTH_SAMPLE_S
+from tests.stacks import stack_values
 
 
 @pytest.fixture(scope="session")

@@ -19,11 +19,11 @@ import redis
 
 from infra.plan.stackfile import load_stack_config
 from ops.diagnostics import EXIT_CRITICAL, EXIT_OK
-from tests.conftest import write_stack
-from tests.ops.diagnostics.conftest import QUERY_WINDOW, REDIS_GROWTH_SAMPLE_S
 from tests.ops.diagnostics.prometheus import PrometheusServer, prometheus_server
 from tests.ops.diagnostics.runtime import LocalRuntime, local_runtime
+from tests.ops.diagnostics.windows import QUERY_WINDOW, REDIS_GROWTH_SAMPLE_S
 from tests.servers import BaoServer, bao_server, free_port
+from tests.stacks import write_stack
 from tests.waiting import eventually
 
 AGENTOPS = str(Path(sys.executable).parent / "agentops")

@@ -19,9 +19,9 @@ from kubernetes.dynamic import DynamicClient
 from ops.diagnostics import Check, Status
 from ops.diagnostics.platform import DEFAULT_DENY, PlatformExpectations
 from ops.diagnostics.probes.kubernetes import kubernetes_checks
-from tests.conftest import run_plan
 from tests.kube.apply import Manifest, apply, dynamic_client, load_manifests, resource_for
 from tests.kubeapi import ControlPlane
+from tests.stacks import run_plan
 from tests.waiting import eventually
 
 KINDS = ("Namespace", "LimitRange", "NetworkPolicy", "ServiceAccount", "Deployment")

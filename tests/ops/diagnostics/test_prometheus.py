@@ -16,10 +16,10 @@ from infra.platform.alert_thresholds import alert_thresholds
 from ops.diagnostics import Check, DoctorSettings, Status
 from ops.diagnostics.platform import expectations
 from ops.diagnostics.probes.prometheus import prometheus_checks
-from tests.conftest import stack_values
-from tests.ops.diagnostics.conftest import QUERY_WINDOW
 from tests.ops.diagnostics.prometheus import PrometheusServer, prometheus_server
 from tests.ops.diagnostics.runtime import LocalRuntime, local_runtime
+from tests.ops.diagnostics.windows import QUERY_WINDOW
+from tests.stacks import stack_values
 from tests.waiting import eventually
 
 CFG = load_from_mapping(stack_values("local"))

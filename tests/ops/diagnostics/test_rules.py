@@ -53,7 +53,7 @@ from ops.diagnostics.rules.redis import (
 )
 from ops.diagnostics.rules.vault import SecretAge, seal_check, secret_age_check
 from ops.diagnostics.thresholds import Bounds, at_or_above, below
-from tests.conftest import stack_values
+from tests.stacks import stack_values
 
 SETTINGS = DoctorSettings()
 MANAGER = ExpectedDeployment("agentops-platform", "agent-manager", "agent-manager")

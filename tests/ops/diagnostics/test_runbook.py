@@ -11,7 +11,7 @@ from contracts.config import load_from_mapping
 from contracts.telemetry.alerts import alert_names, build_catalogue
 from infra.platform.alert_thresholds import alert_thresholds
 from ops.diagnostics.rules.prometheus import playbook_anchor
-from tests.conftest import REPO, STACKS, stack_values
+from tests.stacks import REPO, STACKS, stack_values
 
 RUNBOOK = REPO / "docs" / "operations.md"
 

@@ -144,7 +144,7 @@ def test_cli_report_from_redis_prints_and_charts(redis: Backend, tmp_path: Path)
     from typer.testing import CliRunner
 
     from ops.cli import app
-    from tests.conftest import REPO
+    from tests.stacks import REPO
 
     today = dt.datetime.now(dt.UTC)
 

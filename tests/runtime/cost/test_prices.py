@@ -14,7 +14,7 @@ from genai_prices import Usage, calc_price
 
 from contracts.config.cost import CostConfig
 from contracts.prices import PriceBook, PricedModel, PriceOverride, UnknownModelError
-from tests.conftest import REPO, write_stack
+from tests.stacks import REPO, write_stack
 
 _COST = CostConfig.model_validate({"budget": {"dailyUsd": "1", "monthlyUsd": "1"}})
 DEFAULTS = [PricedModel(name, profile.provider) for name, profile in _COST.models.items()]

@@ -13,7 +13,7 @@ from contracts.settings.cost import CostEngineSettings, price_book
 from infra.plan.stackfile import read_stack_file
 from infra.platform.names import COST_ENGINE
 from infra.platform.workloads import runtime_workloads
-from tests.conftest import REPO
+from tests.stacks import REPO
 
 
 @pytest.mark.parametrize("stack", ["staging", "prod", "local"])

@@ -1,10 +1,10 @@
-"""A real OpenBao dev server for the secrets tests, with the platform's mounts on it."""
+"""A real OpenBao dev server for the secrets tests, with the platform's mounts on it
+(helpers in tests/runtime/secrets/bao.py)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from collections.abc import Iterator
 from pathlib import Path
 
 import hvac
@@ -19,36 +19,8 @@ from runtime.secrets import (
     StaticToken,
     VaultSettings,
 )
-from runtime.secrets.clock import utc_now
+from tests.runtime.secrets.bao import FakeClock, MakeClient, prepare, root_hvac
 from tests.servers import BaoServer, bao_server
-
-KV_MOUNT = "agents"  # the staging/prod default of vault.kvMount
-TRANSIT_KEY = "agent-data"
-
-
-class FakeClock:
-    """Wall time that only moves when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = utc_now()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
-
-
-def root_hvac(server: BaoServer) -> hvac.Client:
-    return hvac.Client(url=server.address, token=server.root_token)
-
-
-def prepare(server: BaoServer) -> None:
-    """The mounts the Vault layer configures: KV v2 at `agents`, transit with one key."""
-    root = root_hvac(server)
-    root.sys.enable_secrets_engine("kv", path=KV_MOUNT, options={"version": "2"})
-    root.sys.enable_secrets_engine("transit", path="transit")
-    root.secrets.transit.create_key(TRANSIT_KEY, mount_point="transit")
 
 
 @pytest.fixture(scope="session")
@@ -79,9 +51,6 @@ def clock() -> FakeClock:
 @pytest.fixture
 def recent() -> RecentAudit:
     return RecentAudit(capacity=500)
-
-
-MakeClient = Callable[..., SecretsClient]
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.runtime.secrets.conftest import root_hvac
+from tests.runtime.secrets.bao import root_hvac
 from tests.servers import BaoServer
 
 

@@ -19,7 +19,7 @@ from runtime.secrets import (
     rotate_api_keys,
 )
 from runtime.secrets.audit import LOGGER_NAME
-from tests.runtime.secrets.conftest import TRANSIT_KEY, FakeClock, MakeClient
+from tests.runtime.secrets.bao import TRANSIT_KEY, FakeClock, MakeClient
 from tests.runtime.secrets.policies import narrow_token
 from tests.servers import BaoServer
 

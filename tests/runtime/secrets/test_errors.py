@@ -17,7 +17,7 @@ from runtime.secrets import (
     VaultSealed,
     VaultUnreachable,
 )
-from tests.runtime.secrets.conftest import MakeClient, root_hvac
+from tests.runtime.secrets.bao import MakeClient, root_hvac
 from tests.runtime.secrets.policies import narrow_token
 from tests.servers import BaoServer, free_port
 

@@ -42,10 +42,10 @@ from runtime.secrets import (
     SecretsClient,
     VaultSettings,
 )
-from tests.conftest import stack_values
 from tests.kubeapi import ControlPlane
-from tests.runtime.secrets.conftest import root_hvac
+from tests.runtime.secrets.bao import root_hvac
 from tests.servers import BaoServer, bao_server
+from tests.stacks import stack_values
 
 # The Vault layer's own service account reviews tokens (its Helm chart binds it to
 # system:auth-delegator); the test gives the same name the same right.

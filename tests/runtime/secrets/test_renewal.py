@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from runtime.secrets import AuditTrail, LoginFailed, RecentAudit, SecretsClient, StaticToken
-from tests.runtime.secrets.conftest import FakeClock, MakeClient, root_hvac
+from tests.runtime.secrets.bao import FakeClock, MakeClient, root_hvac
 from tests.runtime.secrets.policies import narrow_token
 from tests.servers import BaoServer
 

@@ -15,7 +15,7 @@ from runtime.secrets import (
     rotate_api_keys,
 )
 from runtime.secrets.rotation import superseded_past_grace
-from tests.runtime.secrets.conftest import FakeClock
+from tests.runtime.secrets.bao import FakeClock
 
 GRACE = timedelta(hours=24)
 

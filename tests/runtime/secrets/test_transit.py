@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from runtime.secrets import PermissionDenied, SecretsClient, VaultRequestFailed
-from tests.runtime.secrets.conftest import TRANSIT_KEY, MakeClient, root_hvac
+from tests.runtime.secrets.bao import TRANSIT_KEY, MakeClient, root_hvac
 from tests.runtime.secrets.policies import narrow_token
 from tests.servers import BaoServer
 

@@ -23,10 +23,10 @@ import redis
 
 from contracts import endpoints
 from contracts.config import load_from_mapping
-from tests.conftest import stack_values
 from tests.otlp import otlp_receiver
 from tests.runtime.processes import ServiceProcess, Tokens, manager_env, running, worker_env
 from tests.servers import redis_server
+from tests.stacks import stack_values
 from tests.waiting import eventually
 
 PASSWORD = "redis-Pa55word-never-logged-7f3a9c"

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import REPO, run_plan, write_stack
+from tests.stacks import REPO, run_plan, write_stack
 from tests.flows.test_tool_servers import TWO
 
 SERVERS = ("mcp-search", "mcp-files")

@@ -10,7 +10,7 @@ from typing import Any
 
 from infra.plan.diff import diff_plans, render_markdown
 from infra.plan.document import Plan
-from tests.conftest import REPO, run_plan, write_stack
+from tests.stacks import REPO, run_plan, write_stack
 
 
 def _tree_files(root: Path) -> list[Path]:

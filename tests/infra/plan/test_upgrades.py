@@ -17,7 +17,7 @@ from infra.plan.document import Plan, PlanResource
 from infra.plan.policy_input import policy_resources
 from infra.plan.upgrade import assess_upgrade
 from policies.upgrades import kubernetes_version_skew
-from tests.conftest import REPO, run_plan, write_stack
+from tests.stacks import REPO, run_plan, write_stack
 
 
 def _at_minor(minor: str) -> Any:

@@ -13,7 +13,7 @@ import pytest
 from contracts import versions
 from infra.plan.document import Plan, PlanResource
 from infra.platform.scheduling import GPU_RESOURCE, NODE_ROLE_LABEL
-from tests.conftest import STACKS, run_plan, stack_values, write_stack
+from tests.stacks import STACKS, run_plan, stack_values, write_stack
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"

@@ -12,7 +12,7 @@ import pytest
 from infra.plan.document import Plan, PlanResource
 from infra.plan.policy_check import check_plan, load_pack_config
 from policies import ALL_POLICIES
-from tests.conftest import run_plan, write_stack
+from tests.stacks import run_plan, write_stack
 
 GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

@@ -15,7 +15,7 @@ from infra.plan.document import Plan
 from infra.platform.flows import IMDS
 from infra.platform.names import Namespace, pool_workload
 from infra.platform.runtime_secrets import PROVIDER_KEY_FILE, SECRETS_DIR
-from tests.conftest import STACKS, stack_values
+from tests.stacks import STACKS, stack_values
 
 AGENTS = Namespace.AGENTS.value
 INJECT = "vault.hashicorp.com"

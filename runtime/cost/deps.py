@@ -1,0 +1,64 @@
+"""What the cost engine's routes share: the engine as an `Annotated` dependency, the caller's
+token check, the error bodies and the span of a task's call."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
+from opentelemetry.trace import Span, SpanKind
+
+from runtime.cost.engine import CostEngine
+from runtime.cost.limits import RateLimited
+from runtime.service.auth import BearerAuth
+from runtime.service.tracing import tracer
+
+__all__ = ["Caller", "Engine", "error", "invalid", "span", "unknown_model"]
+
+_tracer = tracer("agentops.cost")
+
+
+def _engine(request: Request) -> CostEngine:
+    engine: CostEngine = request.app.state.engine
+    return engine
+
+
+async def _caller(request: Request) -> None:
+    auth: BearerAuth = request.app.state.auth
+    await auth(request)
+
+
+Engine = Annotated[CostEngine, Depends(_engine)]
+Caller = Depends(_caller)
+
+
+def error(code: int, body: dict[str, Any], retry_after: int | None = None) -> JSONResponse:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return JSONResponse(body, status_code=code, headers=headers)
+
+
+def rate_limited(err: RateLimited) -> JSONResponse:
+    """429 with Retry-After: the scope, dimension and limit that refused the call."""
+    body = {"detail": str(err), "scope": err.scope, "dimension": err.dimension, "limit": err.limit}
+    return error(429, body, err.retry_after_s)
+
+
+def invalid(field: str, reason: str) -> JSONResponse:
+    """A 422 in the shape of the service's validation errors: the field and what is allowed."""
+    return error(422, {"detail": "invalid request", "errors": [{"field": field, "error": reason}]})
+
+
+def unknown_model(engine: CostEngine) -> JSONResponse:
+    # The submitted name is not repeated: the body lists what is allowed instead.
+    return invalid("model", f"not a priced, configured model: {', '.join(engine.book.models)}")
+
+
+def span(name: str, task_id: str, attempt: int, model: str) -> AbstractContextManager[Span]:
+    """A span of the task's trace: the worker's call carries its context (traceparent)."""
+    return _tracer.start_as_current_span(
+        name,
+        kind=SpanKind.SERVER,
+        attributes={"task_id": task_id, "attempt": attempt, "model": model},
+    )

@@ -1,0 +1,1 @@
+"""The cost engine's routes, one module per resource."""

@@ -1,0 +1,53 @@
+"""Usage records: what a call cost; settles its reservation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from contracts.prices import UnknownModelError
+from runtime.cost.deps import Engine, invalid, span, unknown_model
+from runtime.cost.engine import AtOutsideWindow
+from runtime.cost.ledger import from_nano
+from runtime.cost.schemas import AlertOut, UsageIn, UsageOut
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+@router.post("/usage", response_model=UsageOut)
+async def usage(body: UsageIn, engine: Engine) -> Any:
+    try:
+        with span("usage record", body.task_id, body.attempt, body.model):
+            done = await engine.record(
+                body.task_id,
+                body.attempt,
+                body.model,
+                body.agent_type,
+                body.team,
+                body.input_tokens,
+                body.output_tokens,
+                body.at,
+            )
+    except UnknownModelError:
+        return unknown_model(engine)
+    except AtOutsideWindow as err:
+        return invalid("at", str(err))
+    return UsageOut(
+        idempotency_key=done.idempotency_key,
+        recorded=done.recorded,
+        cost_usd=done.cost_usd,
+        settled_reservation=done.settled_reservation,
+        alerts=[
+            AlertOut(
+                scope=a.scope,
+                window=a.window,
+                threshold=a.threshold,
+                spent_usd=from_nano(a.spent_nano),
+                budget_usd=from_nano(a.budget_nano),
+            )
+            for a in done.alerts
+        ],
+    )

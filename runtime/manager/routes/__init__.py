@@ -1,0 +1,1 @@
+"""The manager's routes, one module per resource: tasks, agents, alerts."""
