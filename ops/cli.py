@@ -388,8 +388,8 @@ def _report_from_redis(redis_url: str, cost: CostConfig, days: int) -> ReportOut
 
     from runtime.cost.engine import CostEngine
     from runtime.cost.metrics import CostMetrics
-    from runtime.service.redis import connect_url
     from runtime.cost.schemas import report_out
+    from runtime.service.redis import connect_url
 
     async def read() -> ReportOut:
         client = connect_url(redis_url)

@@ -238,8 +238,6 @@ def _provider_env(pool: AgentPoolConfig) -> dict[str, str]:
 
 def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
     agents = cfg.agents
-    manager_url = _service_url(MANAGER, Namespace.PLATFORM, ports.MANAGER_HTTP)
-    cost_url = _service_url(COST_ENGINE, Namespace.PLATFORM, ports.COST_ENGINE_HTTP)
     # Tokens a service accepts hold every value of their entry (old and new during a rotation);
     # tokens a service presents hold the current one.
     manager_files = {
@@ -248,10 +246,6 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
         "webhook_token_file": SecretFile("webhook-token", MANAGER_WEBHOOK_TOKEN, key=None),
     }
     cost_files = {"api_token_file": SecretFile("api-tokens", COST_ENGINE_TOKEN, key=None)}
-    worker_files = {
-        "agent_token_file": SecretFile("agent-token", AGENT_TOKEN, key="token"),
-        "cost_token_file": SecretFile("cost-token", COST_ENGINE_TOKEN, key="token"),
-    }
     m = agents.manager
     manager = Workload(
         name=MANAGER,
@@ -317,74 +311,88 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
             secret_files=(_REDIS_PASSWORD, *cost_files.values()),
         ),
     ]
-    drain = drain_timeout_seconds(WORKER_TERMINATION_GRACE_SECONDS)
-    for pool in agents.pools:
-        name = pool_workload(pool.name)
-        values: dict[str, object] = {
-            "agent_type": pool.name,
-            "capacity": pool.capacity,
-            "weight": pool.weight,
-            "handler": pool.handler,
-            "request_types": list(pool.request_types),
-            "max_complexity": pool.max_complexity,
-            "manager_url": manager_url,
-            "cost_engine_url": cost_url,
-            "drain_timeout_s": drain,
-        }
-        if pool.model is not None:
-            values["model"] = pool.model
-        key_file = provider_key_file(pool)
-        env = {
-            **_service_env(cfg, WorkerSettings, name, worker_files, values),
-            **_provider_env(pool),
-        }
-        if servers := agents.tool_servers_of(pool.name):
-            env[TOOL_SERVERS_ENV] = json.dumps(
-                {
-                    s.name: _service_url(tool_server_workload(s.name), Namespace.AGENTS, s.port)
-                    + s.path
-                    for s in servers
-                },
-                sort_keys=True,
-            )
-        found.append(
-            Workload(
-                name=name,
-                component="agent-worker",
-                namespace=Namespace.AGENTS,
-                image=pool.image,
-                resources=pool.resources,
-                port=ports.WORKER_HTTP,
-                args=("serve", "worker"),
-                settings=WorkerSettings,
-                env=env,
-                replicas=None,
-                autoscaling=Autoscaling(
-                    min_replicas=pool.min_replicas,
-                    max_replicas=pool.max_replicas,
-                    cpu_percent=pool.target_cpu_utilization,
-                    memory_percent=pool.target_memory_utilization,
-                    queue_metric=metrics.QUEUE_LENGTH,
-                    queue_selector={"agent_type": pool.name},
-                    queue_per_replica=pool.target_queue_length,
-                ),
-                labels={
-                    "agentops.io/agent-type": pool.name,
-                    **({LOAD_TEST_LABEL: "true"} if pool.load_test else {}),
-                },
-                # In-flight tasks finish before the pod goes (the worker drains on SIGTERM).
-                termination_grace_seconds=WORKER_TERMINATION_GRACE_SECONDS,
-                aws_policy_arns=tuple(pool.aws_policy_arns),
-                secret_files=(
-                    _REDIS_PASSWORD,
-                    *worker_files.values(),
-                    *((key_file,) if key_file is not None else ()),
-                ),
-                gpus=pool.gpus,
-                extra_settings=(LLMSettings,) if pool.provider is not None else (),
-            )
-        )
+    worker_files = {
+        "agent_token_file": SecretFile("agent-token", AGENT_TOKEN, key="token"),
+        "cost_token_file": SecretFile("cost-token", COST_ENGINE_TOKEN, key="token"),
+    }
+    found += [_pool_workload(cfg, pool, worker_files) for pool in agents.pools]
     return found
+
+
+def _tool_servers_env(cfg: PlatformConfig, pool: str) -> dict[str, str]:
+    """The MCP servers a pool may use, by name → URL (none: no variable)."""
+    servers = cfg.agents.tool_servers_of(pool)
+    if not servers:
+        return {}
+    urls = {
+        s.name: _service_url(tool_server_workload(s.name), Namespace.AGENTS, s.port) + s.path
+        for s in servers
+    }
+    return {TOOL_SERVERS_ENV: json.dumps(urls, sort_keys=True)}
+
+
+def _pool_workload(
+    cfg: PlatformConfig, pool: AgentPoolConfig, worker_files: dict[str, SecretFile]
+) -> Workload:
+    """An agent pool's workers: their settings, provider, tool servers, autoscaling."""
+    manager_url = _service_url(MANAGER, Namespace.PLATFORM, ports.MANAGER_HTTP)
+    cost_url = _service_url(COST_ENGINE, Namespace.PLATFORM, ports.COST_ENGINE_HTTP)
+    drain = drain_timeout_seconds(WORKER_TERMINATION_GRACE_SECONDS)
+    name = pool_workload(pool.name)
+    values: dict[str, object] = {
+        "agent_type": pool.name,
+        "capacity": pool.capacity,
+        "weight": pool.weight,
+        "handler": pool.handler,
+        "request_types": list(pool.request_types),
+        "max_complexity": pool.max_complexity,
+        "manager_url": manager_url,
+        "cost_engine_url": cost_url,
+        "drain_timeout_s": drain,
+    }
+    if pool.model is not None:
+        values["model"] = pool.model
+    key_file = provider_key_file(pool)
+    env = {
+        **_service_env(cfg, WorkerSettings, name, worker_files, values),
+        **_provider_env(pool),
+    }
+    env.update(_tool_servers_env(cfg, pool.name))
+    return Workload(
+        name=name,
+        component="agent-worker",
+        namespace=Namespace.AGENTS,
+        image=pool.image,
+        resources=pool.resources,
+        port=ports.WORKER_HTTP,
+        args=("serve", "worker"),
+        settings=WorkerSettings,
+        env=env,
+        replicas=None,
+        autoscaling=Autoscaling(
+            min_replicas=pool.min_replicas,
+            max_replicas=pool.max_replicas,
+            cpu_percent=pool.target_cpu_utilization,
+            memory_percent=pool.target_memory_utilization,
+            queue_metric=metrics.QUEUE_LENGTH,
+            queue_selector={"agent_type": pool.name},
+            queue_per_replica=pool.target_queue_length,
+        ),
+        labels={
+            "agentops.io/agent-type": pool.name,
+            **({LOAD_TEST_LABEL: "true"} if pool.load_test else {}),
+        },
+        # In-flight tasks finish before the pod goes (the worker drains on SIGTERM).
+        termination_grace_seconds=WORKER_TERMINATION_GRACE_SECONDS,
+        aws_policy_arns=tuple(pool.aws_policy_arns),
+        secret_files=(
+            _REDIS_PASSWORD,
+            *worker_files.values(),
+            *((key_file,) if key_file is not None else ()),
+        ),
+        gpus=pool.gpus,
+        extra_settings=(LLMSettings,) if pool.provider is not None else (),
+    )
 
 
 def tool_server_workloads(cfg: PlatformConfig) -> list[Workload]:

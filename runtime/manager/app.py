@@ -13,6 +13,7 @@ from importlib.metadata import version
 from typing import Any
 
 from fastapi import FastAPI
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from contracts.settings.manager import ManagerSettings
@@ -34,14 +35,9 @@ __all__ = ["create_manager_app"]
 log = logging.getLogger("agentops.manager")
 
 
-def create_manager_app(settings: ManagerSettings) -> FastAPI:
-    # Token files are read now: a missing one stops the start, not the first request.
-    submitters = BearerAuth(settings.api_token_file, "tasks")
-    agents = BearerAuth(settings.agent_token_file, "agents")
-    alertmanager = BearerAuth(settings.webhook_token_file, "alertmanager")
-    redis = connect(settings)
-    metrics = ManagerMetrics()
-    queue = TaskQueue(
+def task_queue(redis: Redis, settings: ManagerSettings) -> TaskQueue:
+    """The queue with the manager's attempt policy, limits and replicated acceptance."""
+    return TaskQueue(
         redis,
         max_queued_per_type=settings.max_queued_per_type,
         max_attempts=settings.max_attempts,
@@ -51,6 +47,16 @@ def create_manager_app(settings: ManagerSettings) -> FastAPI:
         idempotency_ttl_s=settings.idempotency_ttl_s,
         replication=Replication.of(settings),
     )
+
+
+def create_manager_app(settings: ManagerSettings) -> FastAPI:
+    # Token files are read now: a missing one stops the start, not the first request.
+    submitters = BearerAuth(settings.api_token_file, "tasks")
+    agents = BearerAuth(settings.agent_token_file, "agents")
+    alertmanager = BearerAuth(settings.webhook_token_file, "alertmanager")
+    redis = connect(settings)
+    metrics = ManagerMetrics()
+    queue = task_queue(redis, settings)
     registry = AgentRegistry(redis, heartbeat_ttl_s=settings.heartbeat_ttl_s)
     balancer = make_balancer(settings.strategy, settings.score_weights())
     dispatcher = Dispatcher(redis, queue, registry, balancer, metrics, settings)

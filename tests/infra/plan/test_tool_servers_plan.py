@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from tests.stacks import REPO, run_plan, write_stack
 from tests.flows.test_tool_servers import TWO
+from tests.stacks import REPO, run_plan, write_stack
 
 SERVERS = ("mcp-search", "mcp-files")
 
