@@ -20,8 +20,10 @@ from infra.layers.network import Network, NetworkArgs
 from infra.layers.registry import Registry, RegistryArgs
 from infra.layers.scaling import AwsScaling, Scaling, ScalingArgs
 from infra.layers.state import AwsPlacement, Redis, RedisArgs
+from infra.layers.storage import Storage, StorageArgs
 from infra.layers.tagging import Tagging
 from infra.layers.vault import AwsIdentity, Vault, VaultArgs
+from infra.platform.names import pool_workload
 
 # Validation happens first: a bad value fails here, before any resource is registered.
 cfg = platform_config.load()
@@ -37,6 +39,7 @@ placement: AwsPlacement | None = None
 aws_identity: AwsIdentity | None = None
 oidc: OidcIdentity | None = None
 aws_scaling: AwsScaling | None = None
+pool_policies: dict[str, pulumi.Output[str]] = {}
 if cfg.network is not None and cfg.cluster is not None:
     region = pulumi.Config("aws").require("region")
     network = Network(
@@ -77,6 +80,10 @@ if cfg.network is not None and cfg.cluster is not None:
         region=region,
         tagging=tagging,
     )
+    if cfg.storage.enabled:
+        storage = Storage("storage", StorageArgs(config=cfg, tagging=tagging))
+        pool_policies = {pool_workload(p): policy for p, policy in storage.pool_policies.items()}
+        pulumi.export("poolBuckets", {p.name: cfg.pool_bucket(p.name) for p in cfg.agents.pools})
     pulumi.export("clusterName", cluster.cluster_name)
     pulumi.export("clusterEndpoint", cluster.endpoint)
     pulumi.export("kubeconfig", cluster.kubeconfig)
@@ -110,6 +117,7 @@ agents = Agents(
         redis_url=redis.url,
         oidc=oidc,
         tagging=tagging if oidc is not None else None,
+        aws_inline_policies=pool_policies,
     ),
 )
 monitoring: Monitoring | None = None

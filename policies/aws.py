@@ -164,7 +164,7 @@ def _bucket_acl(args: ResourceValidationArgs, props: Mapping[str, Any], report: 
 def _buckets(args: StackValidationArgs, report: ReportViolation) -> None:
     buckets = [r for r in args.resources if r.resource_type == "aws:s3/bucket:Bucket"]
     for bucket in buckets:
-        blocked = encrypted = False
+        blocked = encrypted = kms = False
         for r in args.resources:
             if bucket not in r.dependencies:
                 continue
@@ -180,10 +180,35 @@ def _buckets(args: StackValidationArgs, report: ReportViolation) -> None:
                 )
             if r.resource_type.startswith("aws:s3/bucketServerSideEncryptionConfiguration:"):
                 encrypted = True
+                kms = kms or _kms_encrypted(r.props)
         if not blocked:
             report(f"bucket {bucket.name} has no full public access block", bucket.urn)
         if not encrypted:
             report(f"bucket {bucket.name} has no server-side encryption configuration", bucket.urn)
+        elif not kms:
+            report(
+                f"bucket {bucket.name} is not encrypted with a KMS key (sseAlgorithm aws:kms "
+                "and a kmsMasterKeyId)",
+                bucket.urn,
+            )
+
+
+def _kms_encrypted(props: Mapping[str, Any]) -> bool:
+    """Every default-encryption rule is aws:kms with a key of our own."""
+    rules = props.get("rules") or []
+    defaults = [r.get("applyServerSideEncryptionByDefault") or {} for r in rules]
+    return bool(defaults) and all(
+        d.get("sseAlgorithm") in ("aws:kms", "aws:kms:dsse") and d.get("kmsMasterKeyId")
+        for d in defaults
+    )
+
+
+@_of_type("aws:rds/instance:Instance")
+def _rds(args: ResourceValidationArgs, props: Mapping[str, Any], report: Report) -> None:
+    if props.get("storageEncrypted") is not True:
+        report("the database's storage is not encrypted (storageEncrypted is not true)")
+    if props.get("publiclyAccessible") is True:
+        report("the database is publicly accessible")
 
 
 def _node_subnets(args: StackValidationArgs, report: ReportViolation) -> None:
@@ -280,11 +305,17 @@ POLICIES = [
     ),
     stack_policy(
         "s3-private-and-encrypted",
-        "Every S3 bucket (flow logs, backups) has a full public access block and server-side "
-        "encryption.",
+        "Every S3 bucket (agent storage, flow logs, backups) has a full public access block and "
+        "default encryption with a customer-managed KMS key.",
         "Add a BucketPublicAccessBlock (all four true) and a "
-        "BucketServerSideEncryptionConfiguration for the bucket.",
+        "BucketServerSideEncryptionConfiguration with sseAlgorithm aws:kms and the key's ARN.",
         _buckets,
+    ),
+    resource_policy(
+        "rds-encrypted-and-private",
+        "Every RDS instance encrypts its storage and is not reachable from the internet.",
+        "Set storageEncrypted: true and publiclyAccessible: false.",
+        _rds,
     ),
     stack_policy(
         "eks-node-groups-private-subnets",

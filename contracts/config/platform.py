@@ -21,6 +21,7 @@ from contracts.config.mesh import MeshConfig
 from contracts.config.monitoring import MonitoringConfig
 from contracts.config.network import NatMode, NetworkConfig
 from contracts.config.state import APPENDFSYNC_LOSS_WINDOW, Appendfsync, RedisConfig, RedisMode
+from contracts.config.storage import BUCKET_NAME_MAX, StorageConfig, pool_bucket_name
 from contracts.config.tags import TagsConfig
 from contracts.config.vault import UnsealMode, VaultConfig
 
@@ -80,6 +81,9 @@ class PlatformConfig(ConfigModel):
     monitoring: MonitoringConfig = Field(
         default_factory=MonitoringConfig, description="Prometheus, Alertmanager, Grafana, tracing"
     )
+    storage: StorageConfig = Field(
+        default_factory=StorageConfig, description="agent storage: one S3 bucket per pool"
+    )
     agents: AgentsConfig = Field(description="the runtime: manager, cost engine, agent pools")
     cost: CostConfig = Field(description="budgets, prices and model routing")
 
@@ -112,6 +116,30 @@ class PlatformConfig(ConfigModel):
                 raise RuleViolation("redis.mode", "elasticache", "the local stack has no AWS")
             if self.vault.unseal is UnsealMode.AWS_KMS:
                 raise RuleViolation("vault.unseal", "awskms", "the local stack has no AWS KMS")
+            if self.storage.enabled:
+                raise RuleViolation(
+                    "storage.enabled", True, "the local stack has no S3: agent storage is off there"
+                )
+        return self
+
+    def pool_bucket(self, pool: str) -> str | None:
+        """The S3 bucket of an agent pool (None: storage is off)."""
+        if not self.storage.enabled:
+            return None
+        assert self.storage.bucket_prefix is not None  # StorageConfig requires it when enabled
+        return pool_bucket_name(self.storage.bucket_prefix, self.environment.value, pool)
+
+    @model_validator(mode="after")
+    def _bucket_names_fit(self) -> Self:
+        for i, pool in enumerate(self.agents.pools):
+            bucket = self.pool_bucket(pool.name)
+            if bucket is not None and len(bucket) > BUCKET_NAME_MAX:
+                raise RuleViolation(
+                    "storage.bucketPrefix",
+                    self.storage.bucket_prefix,
+                    f"bucket {bucket} of agents.pools[{i}] is {len(bucket)} characters; "
+                    f"S3 allows {BUCKET_NAME_MAX}: shorten the prefix",
+                )
         return self
 
     @model_validator(mode="after")

@@ -73,3 +73,11 @@ class WorkerSettings(RetryBackoffSettings):
         description="time in-flight tasks get after SIGTERM (< terminationGracePeriodSeconds)",
     )
     usage_record_attempts: int = Field(default=5, ge=1, le=50)
+    storage_bucket: str | None = Field(
+        default=None,
+        max_length=63,
+        description=(
+            "the pool's own S3 bucket, reached with its IRSA role, KMS-encrypted by default "
+            "(none: no agent storage)"
+        ),
+    )

@@ -11,7 +11,7 @@ renders (infra/platform/runtime_secrets.py).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -75,6 +75,8 @@ class AgentsArgs:
     # On AWS each service account gets its own IRSA role; None on the local stack.
     oidc: OidcIdentity | None
     tagging: Tagging | None
+    # Workload identity → the inline policy its IRSA role gets (a pool's storage access).
+    aws_inline_policies: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 def image_reference(
@@ -365,6 +367,7 @@ class Agents(pulumi.ComponentResource):
                     namespace=ns,
                     service_account=w.identity,
                     managed_policy_arns=w.aws_policy_arns,
+                    inline_policy=args.aws_inline_policies.get(w.identity),
                     tags=args.tagging(f"{w.identity}-irsa") if args.tagging else None,
                 ),
                 opts=pulumi.ResourceOptions(parent=self),

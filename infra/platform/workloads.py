@@ -352,6 +352,9 @@ def _pool_workload(
     }
     if pool.model is not None:
         values["model"] = pool.model
+    bucket = cfg.pool_bucket(pool.name)
+    if bucket is not None:
+        values["storage_bucket"] = bucket
     key_file = provider_key_file(pool)
     env = {
         **_service_env(cfg, WorkerSettings, name, worker_files, values),

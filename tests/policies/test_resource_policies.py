@@ -434,6 +434,22 @@ CASES: list[Case] = [
         {},
         "maxSize 80 exceeds the per-group limit 50",
     ),
+    (
+        "rds-encrypted-and-private",
+        "aws:rds/instance:Instance",
+        lambda: {"storageEncrypted": True, "publiclyAccessible": False},
+        lambda: {"storageEncrypted": False, "publiclyAccessible": False},
+        {},
+        "storage is not encrypted",
+    ),
+    (
+        "rds-encrypted-and-private",
+        "aws:rds/instance:Instance",
+        lambda: {"storageEncrypted": True},
+        lambda: {"storageEncrypted": True, "publiclyAccessible": True},
+        {},
+        "publicly accessible",
+    ),
 ]
 
 

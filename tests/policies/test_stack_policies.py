@@ -123,17 +123,70 @@ def test_buckets_need_public_access_block_and_encryption() -> None:
         ),
         [bucket],
     )
-    sse = _resource(
-        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-        "sse",
-        {},
-        [bucket],
+    sse_type = (
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
     )
+    kms = {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": "arn:aws:kms:eu-west-1:1:key/k"}
+    rules = {"rules": [{"applyServerSideEncryptionByDefault": kms}]}
+    sse = _resource(sse_type, "sse", rules, [bucket])
     assert violations("s3-private-and-encrypted", [bucket, block, sse]) == []
     assert violations("s3-private-and-encrypted", [bucket]) == [
         "bucket flow-logs has no full public access block",
         "bucket flow-logs has no server-side encryption configuration",
     ]
+    aes = {"rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]}
+    s3_managed = _resource(sse_type, "sse", aes, [bucket])
+    assert violations("s3-private-and-encrypted", [bucket, block, s3_managed]) == [
+        "bucket flow-logs is not encrypted with a KMS key (sseAlgorithm aws:kms and a "
+        "kmsMasterKeyId)"
+    ]
+
+
+def _public_bucket(plan: Plan) -> None:
+    for r in plan.resources:
+        if r.type == "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock":
+            r.inputs["restrictPublicBuckets"] = False
+
+
+def _s3_managed_keys(plan: Plan) -> None:
+    for r in plan.resources:
+        if r.type.startswith("aws:s3/bucketServerSideEncryptionConfiguration:"):
+            for rule in r.inputs["rules"]:
+                rule["applyServerSideEncryptionByDefault"] = {"sseAlgorithm": "AES256"}
+
+
+def _unencrypted_public_database(plan: Plan) -> None:
+    (bucket, *_) = [r for r in plan.resources if r.type == "aws:s3/bucket:Bucket"]
+    database = copy.deepcopy(bucket)
+    database.type = "aws:rds/instance:Instance"
+    database.name = "agent-db"
+    database.urn = bucket.urn.replace("aws:s3/bucket:Bucket", database.type).replace(
+        bucket.name, "agent-db"
+    )
+    database.inputs = {"engine": "postgres", "storageEncrypted": False, "publiclyAccessible": True}
+    plan.resources.append(database)
+
+
+@pytest.mark.parametrize(
+    ("policy", "breaks", "expected"),
+    [
+        ("s3-private-and-encrypted", _public_bucket, "has no full public access block"),
+        ("s3-private-and-encrypted", _s3_managed_keys, "is not encrypted with a KMS key"),
+        ("rds-encrypted-and-private", _unencrypted_public_database, "is publicly accessible"),
+        ("rds-encrypted-and-private", _unencrypted_public_database, "storage is not encrypted"),
+    ],
+    ids=["public-bucket", "s3-managed-keys", "public-database", "unencrypted-database"],
+)
+def test_storage_policies_fail_a_broken_prod_plan(
+    plans: dict[str, Plan], policy: str, breaks: Any, expected: str
+) -> None:
+    """The real prod plan (its agent buckets) passes; the same plan broken one way is blocked."""
+    config = load_pack_config("prod")
+    assert [v for v in check_plan(plans["prod"], ALL_POLICIES, config) if v.blocking] == []
+    plan = copy.deepcopy(plans["prod"])
+    breaks(plan)
+    blocking = [v for v in check_plan(plan, ALL_POLICIES, config) if v.blocking]
+    assert any(v.policy == policy and expected in v.message for v in blocking), blocking
 
 
 def test_committed_plans_pass_every_mandatory_policy(plans: dict[str, Plan]) -> None:

@@ -386,6 +386,24 @@ CASES: list[tuple[str, str, Mutation, str]] = [
         _set("agents.manager.visibilityTimeoutSeconds", 10),
         "must be > heartbeatTtlSeconds",
     ),
+    (
+        "local",
+        "agentops:storage.enabled",
+        _set("storage", {"enabled": True, "bucketPrefix": "acme-agentops"}),
+        "the local stack has no S3",
+    ),
+    (
+        "prod",
+        "agentops:storage.bucketPrefix",
+        _set("storage.bucketPrefix", _DELETE),
+        "required when storage is enabled",
+    ),
+    (
+        "prod",
+        "agentops:storage.bucketPrefix",
+        _set("storage.bucketPrefix", "a-very-long-company-prefix-for-every-s3-bucket"),
+        "S3 allows 63",
+    ),
 ]
 
 
