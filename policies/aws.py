@@ -211,6 +211,29 @@ def _rds(args: ResourceValidationArgs, props: Mapping[str, Any], report: Report)
         report("the database is publicly accessible")
 
 
+IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
+
+
+def _one_role_per_service_account(args: StackValidationArgs, report: ReportViolation) -> None:
+    holders: dict[str, str] = {}
+    for sa in args.resources:
+        if sa.resource_type != "kubernetes:core/v1:ServiceAccount":
+            continue
+        meta = sa.props.get("metadata") or {}
+        role = (meta.get("annotations") or {}).get(IRSA_ANNOTATION)
+        if not isinstance(role, str):
+            continue
+        who = f"{meta.get('namespace')}/{meta.get('name')}"
+        if role in holders:
+            report(
+                f"service accounts {holders[role]} and {who} share the IAM role {role}: "
+                "their pods hold the same AWS credentials",
+                sa.urn,
+            )
+        else:
+            holders[role] = who
+
+
 def _node_subnets(args: StackValidationArgs, report: ReportViolation) -> None:
     for group in args.resources:
         if group.resource_type != "aws:eks/nodeGroup:NodeGroup":
@@ -316,6 +339,13 @@ POLICIES = [
         "Every RDS instance encrypts its storage and is not reachable from the internet.",
         "Set storageEncrypted: true and publiclyAccessible: false.",
         _rds,
+    ),
+    stack_policy(
+        "irsa-role-per-service-account",
+        "No two service accounts assume the same IAM role: each pool (and service) holds its own "
+        "AWS credentials, scoped to its own bucket and key.",
+        "Give each ServiceAccount its own IrsaRole (infra.layers.irsa) instead of reusing an ARN.",
+        _one_role_per_service_account,
     ),
     stack_policy(
         "eks-node-groups-private-subnets",

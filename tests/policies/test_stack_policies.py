@@ -167,6 +167,19 @@ def _unencrypted_public_database(plan: Plan) -> None:
     plan.resources.append(database)
 
 
+def _shared_pool_role(plan: Plan) -> None:
+    accounts = [
+        r
+        for r in plan.resources
+        if kind_name(r)[0] == "ServiceAccount"
+        and r.inputs["metadata"]["name"].startswith("agent-")
+        and r.inputs["metadata"]["namespace"] == "agentops-agents"
+    ]
+    first, second = accounts[:2]
+    role = first.inputs["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+    second.inputs["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] = role
+
+
 @pytest.mark.parametrize(
     ("policy", "breaks", "expected"),
     [
@@ -174,8 +187,15 @@ def _unencrypted_public_database(plan: Plan) -> None:
         ("s3-private-and-encrypted", _s3_managed_keys, "is not encrypted with a KMS key"),
         ("rds-encrypted-and-private", _unencrypted_public_database, "is publicly accessible"),
         ("rds-encrypted-and-private", _unencrypted_public_database, "storage is not encrypted"),
+        ("irsa-role-per-service-account", _shared_pool_role, "share the IAM role"),
     ],
-    ids=["public-bucket", "s3-managed-keys", "public-database", "unencrypted-database"],
+    ids=[
+        "public-bucket",
+        "s3-managed-keys",
+        "public-database",
+        "unencrypted-database",
+        "shared-pool-role",
+    ],
 )
 def test_storage_policies_fail_a_broken_prod_plan(
     plans: dict[str, Plan], policy: str, breaks: Any, expected: str
