@@ -112,6 +112,10 @@ class PlatformConfig(ConfigModel):
                 raise RuleViolation("redis.mode", "elasticache", "the local stack has no AWS")
             if self.vault.unseal is UnsealMode.AWS_KMS:
                 raise RuleViolation("vault.unseal", "awskms", "the local stack has no AWS KMS")
+            if self.monitoring.logs.enabled:
+                raise RuleViolation(
+                    "monitoring.logs.enabled", True, "the local stack has no CloudWatch Logs"
+                )
         return self
 
     @model_validator(mode="after")
