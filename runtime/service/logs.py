@@ -24,7 +24,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 from contracts.telemetry.logs import AUDIT_FIELD, AuditEvent
 
-__all__ = ["TASK_ID", "audit", "bind_task", "configure_logging"]
+__all__ = ["TASK_ID", "audit", "bind_task", "configure_logging", "json_formatter"]
 
 # The task the current asyncio task handles (a worker's run of one entry, a task request).
 TASK_ID: ContextVar[str | None] = ContextVar("agentops_task_id", default=None)
@@ -58,7 +58,8 @@ class _Correlation(logging.Filter):
         return True
 
 
-def _formatter() -> logging.Formatter:
+def json_formatter() -> logging.Formatter:
+    """The JSON formatter of every runtime line (`configure_logging` installs it)."""
     formatter = JsonFormatter(
         _FIELDS,
         style="{",
@@ -76,7 +77,7 @@ def _formatter() -> logging.Formatter:
 def configure_logging(level: str) -> None:
     """JSON lines on stderr for the root logger; uvicorn's loggers propagate to it."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_formatter())
+    handler.setFormatter(json_formatter())
     handler.addFilter(_Correlation())
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -29,7 +29,7 @@ from contracts.telemetry.logs import AuditEvent
 from infra.plan.document import Plan, PlanResource
 from infra.platform.logship import LOG_WRITES, log_group_names
 from infra.platform.workloads import LOGS_EPHEMERAL_STORAGE
-from runtime.service.logs import _formatter, audit
+from runtime.service.logs import audit, json_formatter
 from tests.stacks import REPO, helm_release, run_plan, stack_values, write_stack
 
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
@@ -89,7 +89,7 @@ def _runtime_line(message: str, extra: dict[str, Any]) -> dict[str, Any]:
     """What the runtime's real formatter writes for a record, parsed as Merge_Log parses it."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(_formatter())
+    handler.setFormatter(json_formatter())
     logger = logging.getLogger("tests.logship")
     logger.propagate = False
     logger.addHandler(handler)

@@ -20,7 +20,7 @@ from runtime.secrets import (
     rotate_api_keys,
 )
 from runtime.secrets.audit import LOGGER_NAME
-from runtime.service.logs import _formatter
+from runtime.service.logs import json_formatter
 from tests.runtime.secrets.bao import TRANSIT_KEY, FakeClock, MakeClient
 from tests.runtime.secrets.policies import narrow_token
 from tests.servers import BaoServer
@@ -79,7 +79,9 @@ def test_every_access_is_recorded_and_no_value_is_anywhere(
     assert caplog.records[-1].levelno == logging.WARNING  # failures stand out
     # Each record's line, as the runtime's JSON formatter writes it, carries the audit marker
     # the log shipper routes to the audit log group.
-    shipped = [json.loads(_formatter().format(r)) for r in caplog.records if r.name == LOGGER_NAME]
+    shipped = [
+        json.loads(json_formatter().format(r)) for r in caplog.records if r.name == LOGGER_NAME
+    ]
     assert {line[AUDIT_FIELD] for line in shipped} == {AuditEvent.SECRET_ACCESS.value}
 
     everything = "\n".join([caplog.text, *lines, *(repr(r) for r in records)])
