@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from infra.plan.options import BasePlan, HeadPlan, MarkdownOut, Out, Quiet, StackDir, Stacks
 from ops.diagnostics.cli import doctor_command
 from runtime.cli import serve_app
 
@@ -34,16 +35,10 @@ app = typer.Typer(
 
 @app.command("plan")
 def plan_command(
-    stacks: Annotated[
-        list[str] | None, typer.Argument(help="stacks to plan (default: staging prod)")
-    ] = None,
-    out: Annotated[Path, typer.Option(help="directory for <stack>/plan.json + manifests/")] = Path(
-        "plans"
-    ),
-    quiet: Annotated[bool, typer.Option(help="print only one line per stack")] = False,
-    stack_dir: Annotated[
-        Path | None, typer.Option(help="where Pulumi.yaml and Pulumi.<stack>.yaml live")
-    ] = None,
+    stacks: Stacks = None,
+    out: Out = Path("plans"),
+    quiet: Quiet = False,
+    stack_dir: StackDir = None,
 ) -> None:
     """Plan stacks offline under Pulumi's mock engine (no cloud credentials)."""
     from infra.plan.cli import plan
@@ -57,9 +52,9 @@ app.command("doctor")(doctor_command)
 
 @app.command("diff")
 def diff_command(
-    base: Annotated[Path, typer.Argument(help="base plan directory or plan.json")],
-    head: Annotated[Path, typer.Argument(help="head plan directory or plan.json")],
-    output: Annotated[Path | None, typer.Option(help="also write the Markdown here")] = None,
+    base: BasePlan,
+    head: HeadPlan,
+    output: MarkdownOut = None,
 ) -> None:
     """Compare two plans; Markdown for a pull-request comment."""
     from infra.plan.cli import diff

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Any, cast
 
 import typer
 from rich.console import Console
@@ -15,6 +15,7 @@ from rich.console import Console
 from infra.plan.connectivity import REPO_ROOT, VERDICT_FILE, summary, write_report
 from infra.plan.diff import diff_flows, diff_plans, render_markdown
 from infra.plan.document import Plan
+from infra.plan.options import BasePlan, HeadPlan, MarkdownOut, Out, Quiet, StackDir, Stacks
 from infra.plan.output import FLOWS_FILE
 from infra.plan.stackfile import load_stack_config
 from infra.plan.summary import summary_tree
@@ -30,16 +31,10 @@ _errors = Console(stderr=True, soft_wrap=True)
 
 
 def plan(
-    stacks: Annotated[
-        list[str] | None, typer.Argument(help="stacks to plan (default: staging prod)")
-    ] = None,
-    out: Annotated[Path, typer.Option(help="directory for <stack>/plan.json + manifests/")] = Path(
-        "plans"
-    ),
-    quiet: Annotated[bool, typer.Option(help="print only one line per stack")] = False,
-    stack_dir: Annotated[
-        Path | None, typer.Option(help="where Pulumi.yaml and Pulumi.<stack>.yaml live")
-    ] = None,
+    stacks: Stacks = None,
+    out: Out = Path("plans"),
+    quiet: Quiet = False,
+    stack_dir: StackDir = None,
 ) -> None:
     """Run the real program of each stack under Pulumi's mock engine and write its plan."""
     failed: dict[str, int] = {}
@@ -101,9 +96,9 @@ def _flows(plan: Path) -> list[dict[str, Any]]:
 
 
 def diff(
-    base: Annotated[Path, typer.Argument(help="base plan directory or plan.json")],
-    head: Annotated[Path, typer.Argument(help="head plan directory or plan.json")],
-    output: Annotated[Path | None, typer.Option(help="also write the Markdown here")] = None,
+    base: BasePlan,
+    head: HeadPlan,
+    output: MarkdownOut = None,
 ) -> None:
     """Compare two plans and print the changes as pull-request Markdown.
 

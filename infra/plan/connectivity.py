@@ -187,11 +187,14 @@ def istioctl_inputs(cfg: PlatformConfig, manifests: Path, out: Path) -> Path:
 
 
 def run_istioctl(binary: Path, inputs: Path) -> IstioctlResult:
+    """istioctl analyze over one file, run beside it so its output names the file alone (the
+    verdict in the plan is the same from run to run, whatever the scratch directory)."""
     proc = subprocess.run(  # noqa: S603 - a pinned analyzer, argv list
-        [str(binary), "analyze", "--use-kube=false", "--all-namespaces", str(inputs)],
+        [str(binary), "analyze", "--use-kube=false", "--all-namespaces", inputs.name],
         capture_output=True,
         text=True,
         check=False,
+        cwd=inputs.parent,
     )
     return IstioctlResult(proc.returncode, proc.stdout + proc.stderr)
 
