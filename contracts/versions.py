@@ -20,6 +20,7 @@ __all__ = [
     "ANALYZERS",
     "CHARTS",
     "CLUSTER_AUTOSCALER_CHARTS",
+    "FLUENT_BIT_IMAGE",
     "ISTIO_CHARTS",
     "POD_SECURITY_STANDARD",
     "SUPPORTED_MINORS",
@@ -168,8 +169,16 @@ CHARTS: Final = MappingProxyType(
         "nvidia-device-plugin": Chart(
             "https://nvidia.github.io/k8s-device-plugin", "nvidia-device-plugin", "0.17.0"
         ),
+        # The log shipper (infra/layers/logs.py); its image tag is pinned below.
+        "fluent-bit": Chart("https://fluent.github.io/helm-charts", "fluent-bit", "0.47.10"),
     }
 )
+
+# Fluent Bit's image tag, pinned apart from the chart's appVersion so a chart bump never moves
+# the shipper by itself. Like the chart versions above, written down offline and not verified
+# against the registry here: check with `helm show chart fluent/fluent-bit --version 0.47.10`
+# (appVersion) before a deploy.
+FLUENT_BIT_IMAGE: Final = "3.1.9"
 
 
 @dataclass(frozen=True)

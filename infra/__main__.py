@@ -13,6 +13,7 @@ from infra import stack_config as platform_config
 from infra.layers.agents import Agents, AgentsArgs
 from infra.layers.cluster import Cluster, ClusterArgs
 from infra.layers.irsa import OidcIdentity
+from infra.layers.logs import LogShipping, LogShippingArgs
 from infra.layers.mesh import Mesh, MeshArgs
 from infra.layers.monitoring import ElastiCacheTarget, Monitoring, MonitoringArgs
 from infra.layers.namespaces import Namespaces, NamespacesArgs
@@ -152,6 +153,18 @@ if cfg.vault.enabled:
         ),
     )
     pulumi.export("vaultCaCert", vault.ca_pem)
+if cfg.monitoring.logs.enabled and oidc is not None:
+    LogShipping(
+        "logs",
+        LogShippingArgs(
+            config=cfg,
+            provider=kubernetes,
+            depends_on=namespaces.resources,
+            region=pulumi.Config("aws").require("region"),
+            oidc=oidc,
+            tagging=tagging,
+        ),
+    )
 if cfg.mesh.enabled:
     Mesh("mesh", MeshArgs(config=cfg, provider=kubernetes, depends_on=namespaces.resources))
 

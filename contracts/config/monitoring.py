@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Self
+from typing import Final, Self
 
 from pydantic import Field, model_validator
 
@@ -11,8 +11,10 @@ from contracts.config.base import ConfigModel, RuleViolation
 from contracts.config.quota import NamespaceQuotaConfig
 
 __all__ = [
+    "CLOUDWATCH_RETENTION_DAYS",
     "AlertingConfig",
     "EmailReceiverConfig",
+    "LogsConfig",
     "MonitoringConfig",
     "PagerDutyReceiverConfig",
     "SlackReceiverConfig",
@@ -59,6 +61,35 @@ class AlertingConfig(ConfigModel):
         return self.slack is not None or self.email is not None
 
 
+# The retention periods CloudWatch Logs accepts (PutRetentionPolicy's retentionInDays).
+CLOUDWATCH_RETENTION_DAYS: Final = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+    2922, 3288, 3653,
+)  # fmt: skip
+
+
+class LogsConfig(ConfigModel):
+    enabled: bool = Field(
+        default=False,
+        description=(
+            "ship the nodes' container logs to CloudWatch Logs (AWS stacks only): Fluent Bit "
+            "as a DaemonSet, an application and an audit log group"
+        ),
+    )
+    retention_days: int = Field(
+        default=30, description="days CloudWatch Logs keeps both log groups' events"
+    )
+
+    @model_validator(mode="after")
+    def _retention(self) -> Self:
+        if self.retention_days not in CLOUDWATCH_RETENTION_DAYS:
+            allowed = ", ".join(str(d) for d in CLOUDWATCH_RETENTION_DAYS)
+            raise RuleViolation(
+                "retentionDays", self.retention_days, f"CloudWatch Logs allows only {allowed}"
+            )
+        return self
+
+
 class MonitoringConfig(ConfigModel):
     enabled: bool = Field(default=True, description="install the monitoring stack")
     retention: str = Field(
@@ -83,6 +114,9 @@ class MonitoringConfig(ConfigModel):
     )
     alerting: AlertingConfig = Field(
         default_factory=AlertingConfig, description="Alertmanager receivers"
+    )
+    logs: LogsConfig = Field(
+        default_factory=LogsConfig, description="logs that leave the node (CloudWatch Logs)"
     )
     namespace_quota: NamespaceQuotaConfig = Field(
         default_factory=lambda: NamespaceQuotaConfig(cpu="16", memory="64Gi", pods=150),

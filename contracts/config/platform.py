@@ -120,6 +120,10 @@ class PlatformConfig(ConfigModel):
                 raise RuleViolation(
                     "storage.enabled", True, "the local stack has no S3: agent storage is off there"
                 )
+            if self.monitoring.logs.enabled:
+                raise RuleViolation(
+                    "monitoring.logs.enabled", True, "the local stack has no CloudWatch Logs"
+                )
         return self
 
     def pool_bucket(self, pool: str) -> str | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-__all__ = ["IrsaRole", "IrsaRoleArgs", "OidcIdentity", "trust_policy"]
+__all__ = ["IrsaRole", "IrsaRoleArgs", "OidcIdentity", "policy_role", "trust_policy"]
 
 
 def trust_policy(provider_arn: str, issuer_url: str, namespace: str, service_account: str) -> str:
@@ -85,3 +85,27 @@ class IrsaRole(pulumi.ComponentResource):
             )
         self.role_arn = role.arn
         self.register_outputs({"role_arn": self.role_arn})
+
+
+def policy_role(
+    name: str,
+    oidc: OidcIdentity,
+    service_account: tuple[str, str],
+    policy: pulumi.Input[str],
+    tags: dict[str, str],
+    parent: pulumi.Resource,
+) -> IrsaRole:
+    """An IRSA role with one inline policy for `service_account` (namespace, name)."""
+    namespace, account = service_account
+    return IrsaRole(
+        name,
+        IrsaRoleArgs(
+            oidc_provider_arn=oidc.provider_arn,
+            oidc_issuer_url=oidc.issuer_url,
+            namespace=namespace,
+            service_account=account,
+            inline_policy=policy,
+            tags=tags,
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )

@@ -20,7 +20,7 @@ import pulumi_kubernetes as k8s
 
 from contracts import versions
 from contracts.config import Environment, NodeGroupRole, PlatformConfig
-from infra.layers.irsa import IrsaRole, IrsaRoleArgs, OidcIdentity
+from infra.layers.irsa import OidcIdentity, policy_role
 from infra.layers.shared import pinned_chart
 from infra.layers.tagging import Tagging
 from infra.platform.scheduling import (
@@ -187,17 +187,13 @@ class Scaling(pulumi.ComponentResource):
                 sort_keys=True,
             )
         )
-        role = IrsaRole(
+        role = policy_role(
             f"{name}-cluster-autoscaler-irsa",
-            IrsaRoleArgs(
-                oidc_provider_arn=aws.oidc.provider_arn,
-                oidc_issuer_url=aws.oidc.issuer_url,
-                namespace=ADDON_NAMESPACE,
-                service_account=AUTOSCALER_SERVICE_ACCOUNT,
-                inline_policy=policy,
-                tags=aws.tagging(f"{cluster}-cluster-autoscaler"),
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
+            aws.oidc,
+            (ADDON_NAMESPACE, AUTOSCALER_SERVICE_ACCOUNT),
+            policy,
+            aws.tagging(f"{cluster}-cluster-autoscaler"),
+            self,
         )
         pinned = versions.for_minor(cfg.kubernetes_version)
         k8s.helm.v3.Release(

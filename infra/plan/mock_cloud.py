@@ -48,6 +48,7 @@ class MockCloud(pulumi.runtime.Mocks):
             "aws:ec2/launchTemplate:LaunchTemplate": self._launch_template,
             "aws:ecr/repository:Repository": self._ecr_repository,
             "aws:kms/key:Key": self._kms_key,
+            "aws:cloudwatch/logGroup:LogGroup": self._log_group,
             "aws:iam/openIdConnectProvider:OpenIdConnectProvider": self._oidc_provider,
             "random:index/randomPassword:RandomPassword": self._random_password,
             "aws:elasticache/replicationGroup:ReplicationGroup": self._replication_group,
@@ -93,9 +94,9 @@ class MockCloud(pulumi.runtime.Mocks):
         self, args: pulumi.runtime.MockCallArgs
     ) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
         if args.token == "aws:index/getRegion:getRegion":
-            return {"name": self.region, "region": self.region, "id": self.region}, None
+            return {"name": self.region, "region": self.region, "id": self.region}, []
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": ACCOUNT_ID, "arn": self._arn("iam", "root", regional=False)}, None
+            return {"accountId": ACCOUNT_ID, "arn": self._arn("iam", "root", regional=False)}, []
         raise NotImplementedError(f"the offline plan has no mock for invoke {args.token}")
 
     def _eks_cluster(self, resource_id: str, state: dict[str, Any], h: str) -> dict[str, Any]:
@@ -136,6 +137,10 @@ class MockCloud(pulumi.runtime.Mocks):
     def _kms_key(self, resource_id: str, state: dict[str, Any], h: str) -> dict[str, Any]:
         key_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
         return {"keyId": key_id, "arn": self._arn("kms", f"key/{key_id}")}
+
+    def _log_group(self, resource_id: str, state: dict[str, Any], h: str) -> dict[str, Any]:
+        # AWS reports a log group's ARN with a trailing `:*`.
+        return {"arn": self._arn("logs", f"log-group:{state['name']}:*")}
 
     def _oidc_provider(self, resource_id: str, state: dict[str, Any], h: str) -> dict[str, Any]:
         host = str(state.get("url", "")).removeprefix("https://")

@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from contracts import endpoints, ports
 from contracts.config import AgentPoolConfig, PlatformConfig, RedisMode, UnsealMode
+from infra.platform.logship import FLUENT_BIT
 from infra.platform.names import (
     APP_LABEL,
     COMPONENT_LABEL,
@@ -226,6 +227,7 @@ def workloads(cfg: PlatformConfig) -> dict[str, Workload]:
     )
 
     _scaling_workloads(c)
+    _log_shipper_workload(c)
 
     if cfg.redis.mode is RedisMode.IN_CLUSTER:
         bitnami = f"bitnami/redis {_chart('redis')} templates/{{master,replicas,sentinel}}/"
@@ -435,6 +437,21 @@ def _scaling_workloads(c: _Catalogue) -> None:
         )
 
 
+def _log_shipper_workload(c: _Catalogue) -> None:
+    """Fluent Bit in kube-system where logs leave the node (infra/layers/logs.py)."""
+    if c.cfg.cluster is None or not c.cfg.monitoring.logs.enabled:
+        return
+    c.add(
+        FLUENT_BIT,
+        KUBE_SYSTEM,
+        # selectorLabels: name = chart name, instance = release; SA = serviceAccount.name.
+        _labels(**{APP_LABEL: FLUENT_BIT, INSTANCE_LABEL: FLUENT_BIT}),
+        FLUENT_BIT,
+        f"fluent/fluent-bit {_chart(FLUENT_BIT)} templates/_helpers.tpl (fluent-bit.selectorLabels)"
+        ", daemonset.yaml",
+    )
+
+
 def _chart(name: str) -> str:
     from contracts.versions import CHARTS
 
@@ -566,6 +583,7 @@ def flows(cfg: PlatformConfig) -> list[Flow]:
 
     # ---- scaling add-ons in kube-system ---------------------------------------------------------
     out.extend(_scaling_flows(w, net))
+    out.extend(_log_shipper_flows(w, net))
     names = [f.name for f in out]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
@@ -977,6 +995,27 @@ def _scaling_flows(w: dict[str, Workload], net: dict[str, Network]) -> Iterator[
             (HTTPS,),
             "the Auto Scaling, EC2 and EKS APIs (and STS for IRSA) to size the node groups",
         )
+
+
+def _log_shipper_flows(w: dict[str, Workload], net: dict[str, Network]) -> Iterator[Flow]:
+    """Like the scaling add-ons, Fluent Bit is in kube-system: allowed there by default."""
+    if FLUENT_BIT not in w:
+        return
+    shipper = w[FLUENT_BIT]
+    yield Flow(
+        "fluent-bit-to-api-server",
+        shipper,
+        net["api-server"],
+        (HTTPS,),
+        "the kubernetes filter reads each pod's namespace, labels and container name",
+    )
+    yield Flow(
+        "fluent-bit-to-cloudwatch-logs",
+        shipper,
+        net["internet"],
+        (HTTPS,),
+        "CloudWatch Logs (PutLogEvents to the application and audit groups) and STS for IRSA",
+    )
 
 
 def _describe(peer: Peer) -> dict[str, Any]:

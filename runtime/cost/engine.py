@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from contracts.config.cost import CostConfig
 from contracts.prices import PriceBook
 from contracts.settings.cost import price_book
+from contracts.telemetry.logs import AuditEvent
 from runtime.cost import keys
 from runtime.cost.alerts import BudgetAlert, BudgetAlerts
 from runtime.cost.analysis import ModelSpend, SpendAnalysis, analyse
@@ -36,6 +37,7 @@ from runtime.cost.metrics import CostMetrics
 from runtime.cost.recommend import Recommendation, Task, recommend
 from runtime.cost.reservations import BudgetExceeded, Reservation, Reservations
 from runtime.cost.tool_limits import ToolCallLimiter, ToolLimit
+from runtime.service.logs import audit
 from runtime.service.redis import NO_REPLICAS, Replication
 
 __all__ = ["AtOutsideWindow", "CostEngine", "Downgrade", "Recorded", "Reserved", "UsageWindow"]
@@ -258,7 +260,7 @@ class CostEngine:
                     alert.window,
                     from_nano(alert.spent_nano),
                     from_nano(alert.budget_nano),
-                    extra={"event": "budget_alert", **alert.as_event()},
+                    extra=audit(AuditEvent.BUDGET_ALERT, event="budget_alert", **alert.as_event()),
                 )
         return Recorded(key, done.recorded, cost, done.settled_reservation, fired)
 
@@ -319,7 +321,14 @@ class CostEngine:
         if model != requested and held.created:
             assert due is not None
             self.metrics.downgrades.labels(requested, model, due.scope).inc()
-            log.info("downgraded %s → %s for %s: %s", requested, model, key, due.reason)
+            log.info(
+                "downgraded %s → %s for %s: %s",
+                requested,
+                model,
+                key,
+                due.reason,
+                extra=audit(AuditEvent.DOWNGRADE, requested=requested, model=model),
+            )
         return Reserved(
             held, requested, model, due if model != requested else None, from_nano(held.amount_nano)
         )

@@ -5,6 +5,7 @@ restarted manager agree on it.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -13,9 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 
 from contracts.telemetry.alerts import EMERGENCY_ALERT
+from contracts.telemetry.logs import AuditEvent
 from runtime.manager import keys as k
 from runtime.manager.constants import Priority
 from runtime.service import redis as rd
+from runtime.service.logs import audit
+
+log = logging.getLogger("agentops.manager.emergency")
 
 __all__ = [
     "AlertmanagerAlert",
@@ -95,7 +100,20 @@ class EmergencySwitch:
             keys=[k.EMERGENCY, k.EMERGENCY_ALERTS],
             args=[repr(time.time()), len(firing), *sorted(firing), *sorted(resolved)],
         )
-        return await self.state()
+        state = await self.state()
+        if firing or resolved:
+            log.warning(
+                "emergency mode %s: %d alert(s) firing",
+                "on" if state.active else "off",
+                state.firing_alerts,
+                extra=audit(
+                    AuditEvent.EMERGENCY_MODE,
+                    emergency_active=state.active,
+                    firing=sorted(firing),
+                    resolved=sorted(resolved),
+                ),
+            )
+        return state
 
     async def state(self) -> EmergencyState:
         raw = await rd.hgetall(self.redis, k.EMERGENCY)

@@ -18,6 +18,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from contracts.telemetry.logs import AuditEvent
+from runtime.service.logs import audit
+
 __all__ = [
     "LOGGER_NAME",
     "Actor",
@@ -75,7 +78,7 @@ class LogAudit:
 
     def emit(self, record: AuditRecord) -> None:
         level = logging.INFO if record.outcome == "ok" else logging.WARNING
-        self.logger.log(level, record.to_json())
+        self.logger.log(level, record.to_json(), extra=audit(AuditEvent.SECRET_ACCESS))
 
 
 @dataclass

@@ -4,6 +4,10 @@ Every line has `time` (ISO 8601, UTC), `level`, `logger` and `message`; `task_id
 is handled (the worker's run of it, the manager's task routes) and `trace_id`/`span_id` of the
 current span when there is one, so a line leads to its trace. uvicorn's own loggers go through
 the same handler. Nothing here adds a value from a request: no secret enters a line this way.
+
+An audit event (secret access, emergency mode, budget alert, downgrade) is logged with
+`extra=audit(AuditEvent...)`: its line carries `"audit": "<kind>"` (contracts/telemetry/logs.py),
+which the log shipper routes to the audit log group.
 """
 
 from __future__ import annotations
@@ -12,13 +16,15 @@ import logging
 import sys
 import time
 from contextvars import ContextVar
-from typing import Final
+from typing import Any, Final
 
 from opentelemetry import trace
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
-__all__ = ["TASK_ID", "bind_task", "configure_logging"]
+from contracts.telemetry.logs import AUDIT_FIELD, AuditEvent
+
+__all__ = ["TASK_ID", "audit", "bind_task", "configure_logging", "json_formatter"]
 
 # The task the current asyncio task handles (a worker's run of one entry, a task request).
 TASK_ID: ContextVar[str | None] = ContextVar("agentops_task_id", default=None)
@@ -31,6 +37,11 @@ def bind_task(task_id: str) -> None:
     """Name `task_id` on every line logged for the rest of the current asyncio task (a request
     or a worker's run of one task: each runs in a context of its own)."""
     TASK_ID.set(task_id)
+
+
+def audit(kind: AuditEvent, /, **fields: Any) -> dict[str, Any]:
+    """The `extra` of an audit event's log line: the audit marker and the event's own fields."""
+    return {AUDIT_FIELD: kind.value, **fields}
 
 
 class _Correlation(logging.Filter):
@@ -47,7 +58,8 @@ class _Correlation(logging.Filter):
         return True
 
 
-def _formatter() -> logging.Formatter:
+def json_formatter() -> logging.Formatter:
+    """The JSON formatter of every runtime line (`configure_logging` installs it)."""
     formatter = JsonFormatter(
         _FIELDS,
         style="{",
@@ -65,7 +77,7 @@ def _formatter() -> logging.Formatter:
 def configure_logging(level: str) -> None:
     """JSON lines on stderr for the root logger; uvicorn's loggers propagate to it."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_formatter())
+    handler.setFormatter(json_formatter())
     handler.addFilter(_Correlation())
     root = logging.getLogger()
     for old in list(root.handlers):

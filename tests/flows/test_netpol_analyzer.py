@@ -101,13 +101,15 @@ def test_agents_reach_vault_on_its_api_port_only(
 def test_kube_system_addons_are_covered(
     plan_dirs: dict[str, Path], netpol: Path, tmp_path: Path
 ) -> None:
-    # kube-system is not ours: no policy of ours selects its pods, so the scaling add-ons'
-    # flows pass by default, and none of these pods reaches ours or is reached from ours.
+    # kube-system is not ours: no policy of ours selects its pods, so the scaling add-ons' and
+    # the log shipper's flows pass by default, and none of these pods reaches ours or is
+    # reached from ours.
     result = _analysis("staging", plan_dirs["staging"], netpol, tmp_path / "as-planned")
     addons = [e for e in result.entities if e.startswith("kube-system/") and "kube-dns" not in e]
     assert {a.split("/")[1] for a in addons} == {
         "standin-metrics-server-0",
         "standin-cluster-autoscaler-0",
+        "standin-fluent-bit-0",
     }
     owned = [e for e in result.entities if not e.startswith("kube-system/")]
     touching = [
@@ -134,8 +136,10 @@ def test_kube_system_addons_are_covered(
         "metrics-server-to-api-server",
         "cluster-autoscaler-to-api-server",
         "cluster-autoscaler-to-aws",
+        "fluent-bit-to-api-server",
+        "fluent-bit-to-cloudwatch-logs",
     } <= set(denied.refused_flows)
-    assert all(
-        f.startswith(("dns-", "api-server-to-metrics", "metrics-server-", "cluster-autoscaler-"))
-        for f in denied.refused_flows
-    ), denied.refused_flows
+    kube_system = ("api-server-to-metrics", "metrics-server-", "cluster-autoscaler-", "fluent-bit-")
+    assert all(f.startswith(("dns-", *kube_system)) for f in denied.refused_flows), (
+        denied.refused_flows
+    )

@@ -173,6 +173,7 @@ def test_irsa_trust_is_scoped_to_one_service_account(plans: dict[str, Plan], sta
         "cluster-aws-ebs-csi-driver-role",
         "vault-unseal-role",
         "scaling-cluster-autoscaler-irsa-role",
+        "logs-fluent-bit-irsa-role",
         *runtime,
     }
     assert issuer.inputs["name"]

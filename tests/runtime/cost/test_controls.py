@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+import logging
 from collections.abc import Coroutine
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -12,6 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from contracts.config.cost import CostConfig
+from contracts.telemetry.logs import AUDIT_FIELD, AuditEvent
 from runtime.cost.alerts import BudgetAlerts
 from runtime.cost.budgets import BudgetLine
 from runtime.cost.engine import CostEngine
@@ -19,6 +22,7 @@ from runtime.cost.ledger import to_nano
 from runtime.cost.limits import Limit, LimitTooSmall, RateLimited, RateLimiter
 from runtime.cost.metrics import CostMetrics
 from runtime.cost.reservations import BudgetExceeded, Reservations
+from runtime.service.logs import json_formatter
 from runtime.service.redis import connect_url
 from tests.redis_backends import Backend, backends
 
@@ -204,7 +208,10 @@ def test_alerts_fire_once_per_threshold_and_window_across_restarts(redis: Backen
     run(scenario())
 
 
-def test_downgrade_once_past_the_share_is_visible_and_counted(redis: Backend) -> None:
+def test_downgrade_once_past_the_share_is_visible_and_counted(
+    redis: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="agentops.cost")
     cost = CostConfig.model_validate(
         {"budget": {"dailyUsd": "10", "monthlyUsd": "300"}, "downgradeAt": 0.9}
     )
@@ -231,6 +238,10 @@ def test_downgrade_once_past_the_share_is_visible_and_counted(redis: Backend) ->
         await client.aclose()
 
     run(scenario())
+    # The downgrade is one audit event, in the line the runtime's JSON formatter writes.
+    lines = [json.loads(json_formatter().format(r)) for r in caplog.records]
+    events = [line for line in lines if line.get(AUDIT_FIELD) == AuditEvent.DOWNGRADE]
+    assert [(e["requested"], e["model"]) for e in events] == [("gpt-5", "gpt-5-mini")]
 
 
 class Clock:

@@ -22,6 +22,7 @@ import pytest
 from genai_prices import Usage, calc_price
 from redis import Redis
 
+from contracts.telemetry.logs import AUDIT_FIELD, AuditEvent
 from runtime.cost import keys
 from tests.servers import RedisServer, free_port, redis_server
 
@@ -57,7 +58,10 @@ def start(
         # Replicas re-read the shared spend gauges this often (15 s in production).
         "AGENTOPS_METRICS_REFRESH_SECONDS": "0.2",
     }
-    process = subprocess.Popen([AGENTOPS, "serve", "cost-engine"], env=env)
+    with (directory / f"engine-{port}.log").open("ab") as log:
+        process = subprocess.Popen(
+            [AGENTOPS, "serve", "cost-engine"], env=env, stderr=log, stdout=log
+        )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         assert process.poll() is None, "the cost engine exited at start"
@@ -241,6 +245,16 @@ def test_alerts_fire_once_with_three_engines_and_a_restart(
     client.close()
     assert len(events) == 8
     assert len({(e["scope"], e["window"], e["threshold"]) for e in events}) == 8
+    # Each alert is one audit event in the JSON log of the replica that fired it.
+    logged = [
+        line
+        for log in tmp_path.glob("engine-*.log")
+        for line in map(json.loads, log.read_text().splitlines())
+        if line.get(AUDIT_FIELD) == AuditEvent.BUDGET_ALERT
+    ]
+    assert sorted((e["scope"], e["window"], str(e["threshold"])) for e in logged) == sorted(
+        (e["scope"], e["window"], str(e["threshold"])) for e in events
+    )
     # Every replica's spend gauges converge on the ledger (re-read in the background).
     wanted = (
         'agentops_spend_usd{scope="platform",window="day"} 1.0',

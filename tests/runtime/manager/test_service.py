@@ -3,6 +3,7 @@ the task and agent API, bad input, bounds, emergency mode, drain, and crash safe
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from contracts.telemetry.logs import AUDIT_FIELD, AuditEvent
 from tests.runtime.processes import ServiceProcess, Tokens, manager_env, running, worker_env
 from tests.servers import RedisServer, redis_server
 from tests.waiting import eventually
@@ -216,6 +218,9 @@ def test_idempotent_submit_and_bounded_queue(
         )
 
 
+FINGERPRINT = "a1b2c3d4e5f60718"
+
+
 def alert(status: str) -> dict[str, Any]:
     return {
         "version": "4",
@@ -229,7 +234,7 @@ def alert(status: str) -> dict[str, Any]:
                 "annotations": {"summary": "coder success rate below 80%"},
                 "startsAt": "2026-11-25T10:00:00Z",
                 "endsAt": "0001-01-01T00:00:00Z",
-                "fingerprint": "a1b2c3d4e5f60718",
+                "fingerprint": FINGERPRINT,
             }
         ],
     }
@@ -263,6 +268,16 @@ def test_emergency_mode_from_alertmanager_survives_a_restart(
         assert resolved.json()["active"] is False
         assert submit(mgr, tokens, priority="normal").status_code == 202
         assert "agentops_emergency_mode 0.0" in httpx.get(f"{mgr.url}/metrics").text
+    # Both switches are audit events in the manager's JSON log (the shipper's audit group).
+    events = [
+        line
+        for line in map(json.loads, (tmp_path / "manager.log").read_text().splitlines())
+        if line.get(AUDIT_FIELD) == AuditEvent.EMERGENCY_MODE
+    ]
+    assert [(e["emergency_active"], e["firing"], e["resolved"]) for e in events] == [
+        (True, [FINGERPRINT], []),
+        (False, [], [FINGERPRINT]),
+    ]
 
 
 def test_drained_agent_gets_no_new_work_and_a_silent_one_is_unhealthy(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from contracts.telemetry.logs import AUDIT_FIELD, AuditEvent
 from runtime.secrets import (
     AuditTrail,
     LogAudit,
@@ -19,6 +20,7 @@ from runtime.secrets import (
     rotate_api_keys,
 )
 from runtime.secrets.audit import LOGGER_NAME
+from runtime.service.logs import json_formatter
 from tests.runtime.secrets.bao import TRANSIT_KEY, FakeClock, MakeClient
 from tests.runtime.secrets.policies import narrow_token
 from tests.servers import BaoServer
@@ -75,6 +77,12 @@ def test_every_access_is_recorded_and_no_value_is_anywhere(
     assert [json.loads(line)["operation"] for line in lines] == [r.operation for r in records]
     assert json.loads(lines[-1]) == records[-1].as_dict()
     assert caplog.records[-1].levelno == logging.WARNING  # failures stand out
+    # Each record's line, as the runtime's JSON formatter writes it, carries the audit marker
+    # the log shipper routes to the audit log group.
+    shipped = [
+        json.loads(json_formatter().format(r)) for r in caplog.records if r.name == LOGGER_NAME
+    ]
+    assert {line[AUDIT_FIELD] for line in shipped} == {AuditEvent.SECRET_ACCESS.value}
 
     everything = "\n".join([caplog.text, *lines, *(repr(r) for r in records)])
     for value in (written, generated, plaintext.decode(), ciphertext):
