@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Any, Final, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -113,6 +113,47 @@ def _server_hcl(cfg: PlatformConfig, kms_key_id: str | None, region: str | None)
     )
 
 
+def _chart_values(
+    cfg: PlatformConfig,
+    sa_annotations: dict[str, pulumi.Input[str]],
+    hcl: pulumi.Output[str],
+) -> dict[str, Any]:
+    """The pinned chart's values: HA raft servers behind TLS and the injector."""
+    return {
+        "global": {"tlsDisable": False},
+        "injector": {
+            "enabled": True,
+            "replicas": 2 if cfg.vault.ha else 1,
+            # Injected agents without resource annotations get the same small share as
+            # the runtime's (which set them explicitly, see runtime_secrets).
+            "agentDefaults": {
+                "cpuRequest": VAULT_AGENT_RESOURCES["requests"]["cpu"],
+                "memRequest": VAULT_AGENT_RESOURCES["requests"]["memory"],
+                "cpuLimit": VAULT_AGENT_RESOURCES["limits"]["cpu"],
+                "memLimit": VAULT_AGENT_RESOURCES["limits"]["memory"],
+                "ephemeralRequest": VAULT_AGENT_RESOURCES["requests"]["ephemeral"],
+                "ephemeralLimit": VAULT_AGENT_RESOURCES["limits"]["ephemeral"],
+            },
+            # The injector writes only its logs; CPU and memory come from the LimitRange.
+            "resources": _DISK_ONLY,
+        },
+        "server": {
+            # Raft data is on its volume claim; on the node's disk only its logs.
+            "resources": _DISK_ONLY,
+            "serviceAccount": {"name": SERVICE_ACCOUNT, "annotations": sa_annotations},
+            "dataStorage": {"enabled": True, "size": f"{cfg.vault.storage_gi}Gi"},
+            "extraEnvironmentVars": {"VAULT_CACERT": f"{_TLS_DIR}/ca.crt"},
+            "volumes": [{"name": "vault-tls", "secret": {"secretName": TLS_SECRET}}],
+            "volumeMounts": [{"name": "vault-tls", "mountPath": _TLS_DIR, "readOnly": True}],
+            "ha": {
+                "enabled": True,
+                "replicas": cfg.vault.replicas,
+                "raft": {"enabled": True, "setNodeId": True, "config": hcl},
+            },
+        },
+    }
+
+
 class Vault(pulumi.ComponentResource):
     ca_pem: pulumi.Output[str]
 
@@ -121,69 +162,45 @@ class Vault(pulumi.ComponentResource):
     ) -> None:
         super().__init__("platform:layers:Vault", name, None, opts)
         cfg = args.config
-        ns = Namespace.VAULT.value
         inside = pulumi.ResourceOptions(
             parent=self, provider=args.provider, depends_on=args.depends_on
         )
-
         self.ca_pem = self._tls(name, inside)
-        sa_annotations: dict[str, pulumi.Input[str]] = {}
-        hcl: pulumi.Output[str]
-        if cfg.vault.unseal is UnsealMode.AWS_KMS:
-            assert args.aws is not None  # the config rules keep KMS off the local stack
-            key_arn, role_arn = self._kms_unseal(name, args.aws)
-            sa_annotations["eks.amazonaws.com/role-arn"] = role_arn
-            region = args.aws.region
-            hcl = key_arn.apply(lambda k: _server_hcl(cfg, k, region))
-        else:
-            hcl = pulumi.Output.from_input(_server_hcl(cfg, None, None))
-
+        sa_annotations, hcl = self._seal(name, cfg, args)
         release = k8s.helm.v3.Release(
             f"{name}-release",
             name=RELEASE,
-            namespace=ns,
+            namespace=Namespace.VAULT.value,
             **pinned_chart("vault"),
-            values={
-                "global": {"tlsDisable": False},
-                "injector": {
-                    "enabled": True,
-                    "replicas": 2 if cfg.vault.ha else 1,
-                    # Injected agents without resource annotations get the same small share as
-                    # the runtime's (which set them explicitly, see runtime_secrets).
-                    "agentDefaults": {
-                        "cpuRequest": VAULT_AGENT_RESOURCES["requests"]["cpu"],
-                        "memRequest": VAULT_AGENT_RESOURCES["requests"]["memory"],
-                        "cpuLimit": VAULT_AGENT_RESOURCES["limits"]["cpu"],
-                        "memLimit": VAULT_AGENT_RESOURCES["limits"]["memory"],
-                        "ephemeralRequest": VAULT_AGENT_RESOURCES["requests"]["ephemeral"],
-                        "ephemeralLimit": VAULT_AGENT_RESOURCES["limits"]["ephemeral"],
-                    },
-                    # The injector writes only its logs; CPU and memory come from the LimitRange.
-                    "resources": _DISK_ONLY,
-                },
-                "server": {
-                    # Raft data is on its volume claim; on the node's disk only its logs.
-                    "resources": _DISK_ONLY,
-                    "serviceAccount": {"name": SERVICE_ACCOUNT, "annotations": sa_annotations},
-                    "dataStorage": {"enabled": True, "size": f"{cfg.vault.storage_gi}Gi"},
-                    "extraEnvironmentVars": {"VAULT_CACERT": f"{_TLS_DIR}/ca.crt"},
-                    "volumes": [{"name": "vault-tls", "secret": {"secretName": TLS_SECRET}}],
-                    "volumeMounts": [
-                        {"name": "vault-tls", "mountPath": _TLS_DIR, "readOnly": True}
-                    ],
-                    "ha": {
-                        "enabled": True,
-                        "replicas": cfg.vault.replicas,
-                        "raft": {"enabled": True, "setNodeId": True, "config": hcl},
-                    },
-                },
-            },
+            values=_chart_values(cfg, sa_annotations, hcl),
             atomic=False,  # pods stay unready until initialised; atomic would roll back
             opts=pulumi.ResourceOptions(
                 parent=self, provider=args.provider, depends_on=[*args.depends_on]
             ),
         )
-        # Clients in the runtime namespaces (and Prometheus) verify Vault with this CA.
+        self._ca_config_maps(name, cfg, inside)
+        if cfg.vault.configure:
+            assert args.vault_token is not None and cfg.vault.address is not None
+            self._configure(name, cfg, args, release)
+        self.register_outputs({"ca_pem": self.ca_pem})
+
+    def _seal(
+        self, name: str, cfg: PlatformConfig, args: VaultArgs
+    ) -> tuple[dict[str, pulumi.Input[str]], pulumi.Output[str]]:
+        """The server's service-account annotations and HCL: KMS auto-unseal through IRSA on
+        AWS, Shamir keys elsewhere."""
+        if cfg.vault.unseal is not UnsealMode.AWS_KMS:
+            return {}, pulumi.Output.from_input(_server_hcl(cfg, None, None))
+        assert args.aws is not None  # the config rules keep KMS off the local stack
+        key_arn, role_arn = self._kms_unseal(name, args.aws)
+        region = args.aws.region
+        hcl = key_arn.apply(lambda k: _server_hcl(cfg, k, region))
+        return {"eks.amazonaws.com/role-arn": role_arn}, hcl
+
+    def _ca_config_maps(
+        self, name: str, cfg: PlatformConfig, inside: pulumi.ResourceOptions
+    ) -> None:
+        """Clients in the runtime namespaces (and Prometheus) verify Vault with this CA."""
         clients = [Namespace.PLATFORM, Namespace.AGENTS]
         if cfg.monitoring.enabled:
             clients.append(Namespace.MONITORING)
@@ -194,10 +211,6 @@ class Vault(pulumi.ComponentResource):
                 data={"ca.crt": self.ca_pem},
                 opts=inside,
             )
-        if cfg.vault.configure:
-            assert args.vault_token is not None and cfg.vault.address is not None
-            self._configure(name, cfg, args, release)
-        self.register_outputs({"ca_pem": self.ca_pem})
 
     def _tls(self, name: str, inside: pulumi.ResourceOptions) -> pulumi.Output[str]:
         ns = Namespace.VAULT.value
