@@ -24,8 +24,10 @@ from infra.platform.alert_thresholds import alert_thresholds
 from infra.platform.alertmanager import MANAGER_WEBHOOK_SECRET, alertmanager_config
 from infra.platform.dashboards import build_dashboards
 from infra.platform.metric_producers import (
+    ISTIO_CERTS,
     REDIS_EXPORTER_AUTH_SECRET,
     REDIS_EXPORTER_RELEASE,
+    istio_scrape_tls,
     redis_exporter_values,
     vault_service_monitor,
 )
@@ -47,7 +49,6 @@ ALERTMANAGER_SERVICE_ACCOUNT = f"{RELEASE}-alertmanager"
 OTLP_GRPC = 4317
 # Where the Istio sidecar of Prometheus writes its workload certificate, so Prometheus can
 # scrape pods that only accept mutual TLS.
-_ISTIO_CERTS = "/etc/prom-certs"
 
 
 def _operator_object(
@@ -182,18 +183,7 @@ class Monitoring(pulumi.ComponentResource):
         )
         endpoint: dict[str, Any] = {"port": "http", "path": endpoints.METRICS, "interval": "15s"}
         if cfg.mesh.enabled:
-            endpoint.update(
-                {
-                    "scheme": "https",
-                    "tlsConfig": {
-                        "caFile": f"{_ISTIO_CERTS}/root-cert.pem",
-                        "certFile": f"{_ISTIO_CERTS}/cert-chain.pem",
-                        "keyFile": f"{_ISTIO_CERTS}/key.pem",
-                        # Istio certificates name SPIFFE identities, not DNS names.
-                        "insecureSkipVerify": True,
-                    },
-                }
-            )
+            endpoint.update(istio_scrape_tls())
         _operator_object(
             f"{name}-runtime-scrape",
             "ServiceMonitor",
@@ -342,5 +332,5 @@ class Monitoring(pulumi.ComponentResource):
                 }
             }
             spec["volumes"] = [{"name": "istio-certs", "emptyDir": {"medium": "Memory"}}]
-            spec["volumeMounts"] = [{"name": "istio-certs", "mountPath": _ISTIO_CERTS}]
+            spec["volumeMounts"] = [{"name": "istio-certs", "mountPath": ISTIO_CERTS}]
         return spec

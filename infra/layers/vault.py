@@ -24,6 +24,7 @@ from contracts.config import PlatformConfig, UnsealMode
 from infra.layers.irsa import IrsaRole, IrsaRoleArgs
 from infra.layers.shared import pinned_chart, rotating_key
 from infra.layers.tagging import Tagging
+from infra.platform.flows import VAULT_API, VAULT_CLUSTER
 from infra.platform.metric_producers import (
     VAULT_METRICS_POLICY,
     VAULT_METRICS_POLICY_HCL,
@@ -82,13 +83,31 @@ class VaultArgs:
     manager_webhook_token: pulumi.Output[str] | None
 
 
-def _server_hcl(cfg: PlatformConfig, kms_key_id: str | None, region: str | None) -> str:
-    ns = Namespace.VAULT.value
-    joins = "\n".join(
-        f'  retry_join {{\n    leader_api_addr = "https://{RELEASE}-{i}.{RELEASE}-internal.{ns}'
-        f'.svc:8200"\n    leader_ca_cert_file = "{_TLS_DIR}/ca.crt"\n  }}'
-        for i in range(cfg.vault.replicas)
+def _listener_tls(cfg: PlatformConfig) -> str:
+    """In the mesh the listener is plaintext: the servers' Istio sidecars terminate the mesh's
+    mTLS and authorize each request by identity, method and path (flows.py), which they could
+    not do inside Vault's own TLS. Outside the mesh Vault terminates TLS itself."""
+    if cfg.mesh.enabled:
+        return "  tls_disable = true\n"
+    return (
+        f'  tls_cert_file = "{_TLS_DIR}/tls.crt"\n  tls_key_file = "{_TLS_DIR}/tls.key"\n'
+        '  tls_min_version = "tls12"\n'
     )
+
+
+def _retry_join(cfg: PlatformConfig, i: int) -> str:
+    ns = Namespace.VAULT.value
+    host = f"{RELEASE}-{i}.{RELEASE}-internal.{ns}.svc:{VAULT_API}"
+    if cfg.mesh.enabled:
+        return f'  retry_join {{\n    leader_api_addr = "http://{host}"\n  }}'
+    return (
+        f'  retry_join {{\n    leader_api_addr = "https://{host}"\n'
+        f'    leader_ca_cert_file = "{_TLS_DIR}/ca.crt"\n  }}'
+    )
+
+
+def _server_hcl(cfg: PlatformConfig, kms_key_id: str | None, region: str | None) -> str:
+    joins = "\n".join(_retry_join(cfg, i) for i in range(cfg.vault.replicas))
     # Prometheus presents a token reading only sys/metrics where the program configures Vault
     # (see metric_producers); an unconfigured Vault has no such token to check.
     metrics_access = (
@@ -102,9 +121,8 @@ def _server_hcl(cfg: PlatformConfig, kms_key_id: str | None, region: str | None)
         # No IPC_LOCK capability in a Pod Security baseline namespace; swap is off on EKS nodes.
         "disable_mlock = true\n"
         'listener "tcp" {\n'
-        '  address = "[::]:8200"\n  cluster_address = "[::]:8201"\n'
-        f'  tls_cert_file = "{_TLS_DIR}/tls.crt"\n  tls_key_file = "{_TLS_DIR}/tls.key"\n'
-        '  tls_min_version = "tls12"\n'
+        f'  address = "[::]:{VAULT_API}"\n  cluster_address = "[::]:{VAULT_CLUSTER}"\n'
+        f"{_listener_tls(cfg)}"
         f"{metrics_access}}}\n"
         f'storage "raft" {{\n  path = "/vault/data"\n{joins}\n}}\n'
         f"{seal}"
@@ -118,9 +136,10 @@ def _chart_values(
     sa_annotations: dict[str, pulumi.Input[str]],
     hcl: pulumi.Output[str],
 ) -> dict[str, Any]:
-    """The pinned chart's values: HA raft servers behind TLS and the injector."""
+    """The pinned chart's values: HA raft servers behind TLS (or the mesh) and the injector."""
     return {
-        "global": {"tlsDisable": False},
+        # The chart's listener scheme: its Services' port names (http/https), VAULT_ADDR.
+        "global": {"tlsDisable": cfg.mesh.enabled},
         "injector": {
             "enabled": True,
             "replicas": 2 if cfg.vault.ha else 1,
@@ -138,6 +157,7 @@ def _chart_values(
             "resources": _DISK_ONLY,
         },
         "server": {
+            **_mesh_pod(cfg),
             # Raft data is on its volume claim; on the node's disk only its logs.
             "resources": _DISK_ONLY,
             "serviceAccount": {"name": SERVICE_ACCOUNT, "annotations": sa_annotations},
@@ -150,6 +170,24 @@ def _chart_values(
                 "replicas": cfg.vault.replicas,
                 "raft": {"enabled": True, "setNodeId": True, "config": hcl},
             },
+        },
+    }
+
+
+def _mesh_pod(cfg: PlatformConfig) -> dict[str, Any]:
+    """The servers join the mesh (chart 0.28.1 values `server.extraLabels`, `server.annotations`:
+    labels and annotations of the server pods): Istio's injection label — their namespace is
+    not injected, the injector stays a plain webhook — and the cluster port outside the
+    sidecar both ways (raft and forwarding carry Vault's own mutual TLS between the servers).
+    """
+    if not cfg.mesh.enabled:
+        return {}
+    bypass = str(VAULT_CLUSTER)
+    return {
+        "extraLabels": {"sidecar.istio.io/inject": "true"},
+        "annotations": {
+            "traffic.sidecar.istio.io/excludeInboundPorts": bypass,
+            "traffic.sidecar.istio.io/excludeOutboundPorts": bypass,
         },
     }
 

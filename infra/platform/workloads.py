@@ -47,10 +47,10 @@ from infra.platform.runtime_secrets import (
     MANAGER_WEBHOOK_TOKEN,
     PROVIDER_KEY_FILE,
     REDIS_SECRET_PATH,
-    VAULT_ADDRESS,
     VAULT_CA_FILE,
     VAULT_TOKEN_FILE,
     SecretFile,
+    vault_address,
 )
 from infra.platform.tracing import trace_settings
 
@@ -177,18 +177,18 @@ def _service_url(name: str, namespace: Namespace, port: int) -> str:
 
 def _vault_env(cfg: PlatformConfig, identity: str) -> dict[str, str]:
     """Where the service's own Vault client (runtime/secrets) logs in: its Kubernetes-auth role
-    is its service account, over TLS verified with the platform's CA."""
-    return settings_env(
-        VaultSettings,
-        {
-            "address": VAULT_ADDRESS,
-            "role": identity,
-            "auth_mount": AUTH_MOUNT,
-            "kv_mount": cfg.vault.kv_mount,
-            "token_file": VAULT_TOKEN_FILE,
-            "ca_file": VAULT_CA_FILE,
-        },
-    )
+    is its service account, over TLS verified with the platform's CA — or, in the mesh, over
+    the sidecars' mTLS to Vault's plaintext listener."""
+    values: dict[str, object] = {
+        "address": vault_address(cfg.mesh.enabled),
+        "role": identity,
+        "auth_mount": AUTH_MOUNT,
+        "kv_mount": cfg.vault.kv_mount,
+        "token_file": VAULT_TOKEN_FILE,
+    }
+    if not cfg.mesh.enabled:
+        values["ca_file"] = VAULT_CA_FILE
+    return settings_env(VaultSettings, values)
 
 
 def _service_env(
