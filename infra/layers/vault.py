@@ -186,6 +186,8 @@ def _mesh_pod(cfg: PlatformConfig) -> dict[str, Any]:
     return {
         "extraLabels": {"sidecar.istio.io/inject": "true"},
         "annotations": {
+            # The proxy starts before Vault (its raft join goes through it) and stops after.
+            "sidecar.istio.io/nativeSidecar": "true",
             "traffic.sidecar.istio.io/excludeInboundPorts": bypass,
             "traffic.sidecar.istio.io/excludeOutboundPorts": bypass,
         },

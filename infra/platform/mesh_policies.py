@@ -207,7 +207,7 @@ def mesh_egress(cfg: PlatformConfig) -> list[MeshObject]:
     Services its flows reach and to ServiceEntries for exactly those hosts (TLS on their port,
     matched on SNI) and for the address ranges of its other external flows. Anything else, the
     internet included, gets no route (502 / reset), even where the NetworkPolicy, which cannot
-    name hosts, lets its 443 out. Vault's port bypasses the proxy (runtime_secrets).
+    name hosts, lets its 443 out. Vault is one of those Services (its servers are in the mesh).
     """
     if not cfg.mesh.enabled:
         return []

@@ -215,6 +215,7 @@ def test_vault_servers_are_in_the_mesh(plans: dict[str, Plan], stack: str) -> No
     server = values["server"]
     assert server["extraLabels"] == {"sidecar.istio.io/inject": "true"}
     assert server["annotations"] == {
+        "sidecar.istio.io/nativeSidecar": "true",
         "traffic.sidecar.istio.io/excludeInboundPorts": "8201",
         "traffic.sidecar.istio.io/excludeOutboundPorts": "8201",
     }
@@ -229,6 +230,9 @@ def test_agents_reach_no_vault_sys_path(plan_dirs: dict[str, Path], stack: str) 
     # and reads its own secrets; every sys/ call of every runtime identity is refused by the
     # Vault servers' sidecars — and so is a pool on another pool's secrets, and plaintext.
     cfg = load_from_mapping(stack_values(stack))
+    # Without a sidecar on the servers no policy decides anything into Vault: every path,
+    # sys/unseal included, answers whoever the NetworkPolicy lets reach port 8200 (the agents).
+    assert workloads(cfg)["vault"].injected, "Vault outside the mesh: agents reach sys/unseal"
     mesh = _mesh(plan_dirs[stack])
     kv = cfg.vault.kv_mount
     pools = [pool_workload(p.name) for p in cfg.agents.pools]
