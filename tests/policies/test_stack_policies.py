@@ -311,5 +311,5 @@ def test_a_tool_server_without_a_pinned_image_fails_the_plan_of_prod(tmp_path: P
     _image_without_digest(plan, "mcp-search")
     blocking = [v for v in check_plan(plan, ALL_POLICIES, config) if v.blocking]
     assert [v.policy for v in blocking] == ["k8s-pinned-images"], blocking
-    assert "mcp-search" in blocking[0].message or "mcp-search" in blocking[0].urn
+    assert "mcp-search" in f"{blocking[0].message} {blocking[0].urn}"
     assert "not pinned by digest" in blocking[0].message
