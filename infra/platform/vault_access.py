@@ -97,8 +97,12 @@ def _operations(grants: list[tuple[str, str]]) -> tuple[ApiOperation, ...]:
     by_verbs: dict[tuple[str, ...], list[str]] = {_VERBS["update"]: [login]}
     for path, capability in grants:
         paths = by_verbs.setdefault(_VERBS[capability], [])
-        if f"/v1/{path}" not in paths:
-            paths.append(f"/v1/{path}")
+        api = [f"/v1/{path}"]
+        if capability == "list" and path.endswith("/*"):
+            # A list names the folder itself (`LIST /v1/<mount>/metadata/<own>`, no slash):
+            # Vault adds the slash that its policy glob then matches, the mesh sees it bare.
+            api.append(f"/v1/{path.removesuffix('/*')}")
+        paths.extend(a for a in api if a not in paths)
     return tuple(ApiOperation(verbs, tuple(paths)) for verbs, paths in by_verbs.items())
 
 

@@ -10,12 +10,17 @@ audience "vault". The API server is the session's control plane (tests/kubeapi.p
 from __future__ import annotations
 
 import base64
+import http.client
+import http.server
 import json
 import subprocess
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +30,9 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from contracts.config import PlatformConfig, load_from_mapping
+from infra.plan.istio_authz import Decision, MeshConfig, Request, decide
+from infra.platform.flows import Workload, workloads
+from infra.platform.mesh_policies import ROOT_NAMESPACE, MeshObject, mesh_security
 from infra.platform.names import Namespace
 from infra.platform.vault_access import (
     REDIS_SECRET_PATH,
@@ -39,6 +47,7 @@ from runtime.secrets import (
     LoginFailed,
     PermissionDenied,
     RecentAudit,
+    SecretNotFound,
     SecretsClient,
     VaultSettings,
 )
@@ -203,7 +212,12 @@ def setup(kube: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 def pod_client(
-    setup: Setup, role: str, jwt: str, tmp_path: Path, recent: RecentAudit | None = None
+    setup: Setup,
+    role: str,
+    jwt: str,
+    tmp_path: Path,
+    recent: RecentAudit | None = None,
+    address: str | None = None,
 ) -> SecretsClient:
     """The client as a pod builds it: settings from the environment's names, the token in the
     projected file."""
@@ -211,7 +225,7 @@ def pod_client(
     token_file.parent.mkdir(parents=True, exist_ok=True)
     token_file.write_text(jwt)
     settings = VaultSettings(
-        address=setup.vault.address,
+        address=address or setup.vault.address,
         role=role,
         token_file=token_file,
         kv_mount=setup.cfg.vault.kv_mount,
@@ -406,3 +420,133 @@ def test_agent_pools_use_no_sys_path_and_read_their_own_secret(setup: Setup) -> 
     status, body = _vault_call(setup, "PUT", "sys/unseal", token, {"key": "AAAA"})
     assert (status, body.get("sealed")) == (200, False)
     assert root_hvac(setup.vault).sys.read_seal_status()["sealed"] is False
+
+
+@contextmanager
+def _recording_proxy(upstream: str) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """A proxy on 127.0.0.1 in front of OpenBao that records each request's method and path as
+    Vault's sidecar sees them (Istio matches `paths` on the URL path, without the query)."""
+    seen: list[tuple[str, str]] = []
+    target = urllib.parse.urlsplit(upstream)
+
+    class Forward(http.server.BaseHTTPRequestHandler):
+        def forward(self) -> None:
+            seen.append((self.command, urllib.parse.urlsplit(self.path).path))
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            conn = http.client.HTTPConnection(target.hostname or "", target.port, timeout=10)
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+            conn.request(self.command, self.path, body=body or None, headers=headers)
+            answer = conn.getresponse()
+            payload = answer.read()
+            self.send_response(answer.status)
+            for key, value in answer.getheaders():
+                if key.lower() not in {"transfer-encoding", "connection", "content-length"}:
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            conn.close()
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_LIST = forward  # noqa: N815 - the handler's names
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def _manifest(obj: MeshObject) -> dict[str, object]:
+    return {
+        "apiVersion": f"{obj.group}/v1",
+        "kind": obj.kind,
+        "metadata": {"name": obj.name, "namespace": obj.namespace},
+        "spec": obj.spec,
+    }
+
+
+def test_what_the_runtime_sends_to_vault_is_what_the_mesh_lets_in(
+    setup: Setup, tmp_path: Path
+) -> None:
+    # Issue 19: the mesh's rules for Vault (flow table → AuthorizationPolicies on the Vault
+    # servers' sidecars) against the requests the real clients send to a real OpenBao: the
+    # runtime's client (login, KV read/list/metadata, transit) and hvac's token calls. Every
+    # one is allowed for its identity; the same identity's sys/ calls are refused.
+    cfg = setup.cfg
+    objects = [_manifest(o) for o in mesh_security(cfg)]
+    mesh = MeshConfig(
+        ROOT_NAMESPACE,
+        [o for o in objects if o["kind"] == "AuthorizationPolicy"],
+        [o for o in objects if o["kind"] == "RequestAuthentication"],
+        [o for o in objects if o["kind"] == "PeerAuthentication"],
+    )
+    found = workloads(cfg)
+    vault = found["vault"]
+    for identity in setup.identities.values():
+        caller = found[identity.name]
+        jwt = request_token(setup.kube, identity.namespace.value, identity.name)
+        own = secret_prefix(identity.name, identity.namespace)
+        with _recording_proxy(setup.vault.address) as (address, seen):
+            client = pod_client(setup, identity.name, jwt, tmp_path / identity.name, None, address)
+            assert client.read(f"{own}/api").value("api_key") == f"key-of-{identity.name}"
+            assert client.list(own) == ["api"]
+            assert client.metadata(f"{own}/api").current_version == 1
+            for shared in identity.shared_paths:
+                # The setup seeds only the Redis entry: a 404 is a request all the same.
+                with suppress(SecretNotFound):
+                    client.read(shared)
+            sealed = client.encrypt(identity.name, b"payload")
+            assert client.decrypt(identity.name, sealed) == b"payload"
+            login = hvac.Client(url=address).auth.kubernetes.login(identity.name, jwt)
+            token = hvac.Client(url=address, token=login["auth"]["client_token"])
+            token.auth.token.lookup_self()
+            token.auth.token.renew_self()
+            sent = list(seen)
+            for method, path, body in SYS_CALLS:
+                _vault_call_at(address, method, path, login["auth"]["client_token"], body)
+            sys_calls = seen[len(sent) :]
+
+        def decision(method: str, path: str, caller: Workload = caller) -> Decision:
+            request = Request(
+                vault.namespace,
+                vault.label_map,
+                8200,
+                "10.0.0.10",
+                principal=caller.principal,
+                method=method,
+                path=path,
+            )
+            return decide(request, mesh)
+
+        login_call = ("POST", "/v1/auth/kubernetes/login")
+        assert login_call in sent and ("GET", "/v1/auth/token/lookup-self") in sent, sent
+        assert {f"{m} {p}": decision(m, p) for m, p in sent} == {
+            f"{m} {p}": Decision.ALLOW for m, p in sent
+        }, identity.name
+        assert len(sys_calls) == len(SYS_CALLS)
+        assert {f"{m} {p}": decision(m, p) for m, p in sys_calls} == {
+            f"{m} {p}": Decision.DENY for m, p in sys_calls
+        }, identity.name
+
+
+def _vault_call_at(
+    address: str, method: str, path: str, token: str, body: dict[str, object] | None
+) -> int:
+    request = urllib.request.Request(  # noqa: S310 - the test's own proxy on 127.0.0.1
+        f"{address}/v1/{path}",
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers={"X-Vault-Token": token},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            return int(answer.status)
+    except urllib.error.HTTPError as refused:
+        return refused.code
