@@ -10,17 +10,13 @@ audience "vault". The API server is the session's control plane (tests/kubeapi.p
 from __future__ import annotations
 
 import base64
-import http.client
-import http.server
 import json
 import subprocess
-import threading
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +26,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from contracts.config import PlatformConfig, load_from_mapping
-from infra.plan.istio_authz import Decision, MeshConfig, Request, decide
-from infra.platform.flows import Workload, workloads
-from infra.platform.mesh_policies import ROOT_NAMESPACE, MeshObject, mesh_security
+from infra.plan.istio_authz import Decision
 from infra.platform.names import Namespace
 from infra.platform.vault_access import (
     REDIS_SECRET_PATH,
@@ -55,6 +49,7 @@ from tests.kubeapi import ControlPlane
 from tests.runtime.secrets.bao import root_hvac
 from tests.servers import BaoServer, bao_server
 from tests.stacks import stack_values
+from tests.vault_mesh import generated_mesh, recording_proxy, vault_decision
 
 # The Vault layer's own service account reviews tokens (its Helm chart binds it to
 # system:auth-delegator); the test gives the same name the same right.
@@ -422,56 +417,6 @@ def test_agent_pools_use_no_sys_path_and_read_their_own_secret(setup: Setup) -> 
     assert root_hvac(setup.vault).sys.read_seal_status()["sealed"] is False
 
 
-@contextmanager
-def _recording_proxy(upstream: str) -> Iterator[tuple[str, list[tuple[str, str]]]]:
-    """A proxy on 127.0.0.1 in front of OpenBao that records each request's method and path as
-    Vault's sidecar sees them (Istio matches `paths` on the URL path, without the query)."""
-    seen: list[tuple[str, str]] = []
-    target = urllib.parse.urlsplit(upstream)
-
-    class Forward(http.server.BaseHTTPRequestHandler):
-        def forward(self) -> None:
-            seen.append((self.command, urllib.parse.urlsplit(self.path).path))
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            conn = http.client.HTTPConnection(target.hostname or "", target.port, timeout=10)
-            headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-            conn.request(self.command, self.path, body=body or None, headers=headers)
-            answer = conn.getresponse()
-            payload = answer.read()
-            self.send_response(answer.status)
-            for key, value in answer.getheaders():
-                if key.lower() not in {"transfer-encoding", "connection", "content-length"}:
-                    self.send_header(key, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-            conn.close()
-
-        do_GET = do_POST = do_PUT = do_DELETE = do_LIST = forward  # noqa: N815 - the handler's names
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Forward)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-def _manifest(obj: MeshObject) -> dict[str, object]:
-    return {
-        "apiVersion": f"{obj.group}/v1",
-        "kind": obj.kind,
-        "metadata": {"name": obj.name, "namespace": obj.namespace},
-        "spec": obj.spec,
-    }
-
-
 def test_what_the_runtime_sends_to_vault_is_what_the_mesh_lets_in(
     setup: Setup, tmp_path: Path
 ) -> None:
@@ -480,20 +425,11 @@ def test_what_the_runtime_sends_to_vault_is_what_the_mesh_lets_in(
     # runtime's client (login, KV read/list/metadata, transit) and hvac's token calls. Every
     # one is allowed for its identity; the same identity's sys/ calls are refused.
     cfg = setup.cfg
-    objects = [_manifest(o) for o in mesh_security(cfg)]
-    mesh = MeshConfig(
-        ROOT_NAMESPACE,
-        [o for o in objects if o["kind"] == "AuthorizationPolicy"],
-        [o for o in objects if o["kind"] == "RequestAuthentication"],
-        [o for o in objects if o["kind"] == "PeerAuthentication"],
-    )
-    found = workloads(cfg)
-    vault = found["vault"]
+    mesh = generated_mesh(cfg)
     for identity in setup.identities.values():
-        caller = found[identity.name]
         jwt = request_token(setup.kube, identity.namespace.value, identity.name)
         own = secret_prefix(identity.name, identity.namespace)
-        with _recording_proxy(setup.vault.address) as (address, seen):
+        with recording_proxy(setup.vault.address) as (address, seen):
             client = pod_client(setup, identity.name, jwt, tmp_path / identity.name, None, address)
             assert client.read(f"{own}/api").value("api_key") == f"key-of-{identity.name}"
             assert client.list(own) == ["api"]
@@ -513,17 +449,8 @@ def test_what_the_runtime_sends_to_vault_is_what_the_mesh_lets_in(
                 _vault_call_at(address, method, path, login["auth"]["client_token"], body)
             sys_calls = seen[len(sent) :]
 
-        def decision(method: str, path: str, caller: Workload = caller) -> Decision:
-            request = Request(
-                vault.namespace,
-                vault.label_map,
-                8200,
-                "10.0.0.10",
-                principal=caller.principal,
-                method=method,
-                path=path,
-            )
-            return decide(request, mesh)
+        def decision(method: str, path: str, name: str = identity.name) -> Decision:
+            return vault_decision(cfg, mesh, name, method, path)
 
         login_call = ("POST", "/v1/auth/kubernetes/login")
         assert login_call in sent and ("GET", "/v1/auth/token/lookup-self") in sent, sent
