@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from contracts import ports
 from contracts.balancing import ScoreWeights, Strategy
 from contracts.settings.retry import RetryBackoffSettings
+from contracts.units import Share
 
 __all__ = ["AGENT_TYPE_PATTERN", "ManagerSettings"]
 
@@ -37,20 +38,20 @@ class ManagerSettings(RetryBackoffSettings):
         default_factory=dict, description="request type → agent type that serves it"
     )
     strategy: Strategy = Field(default=Strategy.SCORE_BASED, description="balancing strategy")
-    score_success_weight: float = Field(
-        default=0.35, ge=0, le=1, description="score-based: weight of the success rate"
+    score_success_weight: Share = Field(
+        default=0.35, description="score-based: weight of the success rate"
     )
-    score_speed_weight: float = Field(
-        default=0.2, ge=0, le=1, description="score-based: weight of the response time"
+    score_speed_weight: Share = Field(
+        default=0.2, description="score-based: weight of the response time"
     )
-    score_load_weight: float = Field(
-        default=0.25, ge=0, le=1, description="score-based: weight of the free capacity"
+    score_load_weight: Share = Field(
+        default=0.25, description="score-based: weight of the free capacity"
     )
-    score_compatibility_weight: float = Field(
-        default=0.1, ge=0, le=1, description="score-based: weight of request-type match"
+    score_compatibility_weight: Share = Field(
+        default=0.1, description="score-based: weight of request-type match"
     )
-    score_complexity_weight: float = Field(
-        default=0.1, ge=0, le=1, description="score-based: weight of the complexity fit"
+    score_complexity_weight: Share = Field(
+        default=0.1, description="score-based: weight of the complexity fit"
     )
     score_slow_seconds: float = Field(default=30.0, gt=0, description="speed score reaches 0")
     heartbeat_ttl_s: float = Field(
