@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contracts.config import PlatformConfig
-from infra.platform.names import Namespace
+from contracts.database import credentials_path
+from infra.platform.names import Namespace, pool_workload
 from infra.platform.runtime_secrets import REDIS_SECRET_PATH, secret_prefix
 from infra.platform.workloads import runtime_workloads, tool_server_workloads
 
@@ -43,7 +44,9 @@ class VaultIdentity:
     shared_paths: tuple[str, ...] = ()
 
 
-def _policy(mount: str, own: str, shared: tuple[str, ...], identity: str) -> str:
+def _policy(
+    mount: str, own: str, shared: tuple[str, ...], identity: str, database: str | None = None
+) -> str:
     # KV v2 separates data (read) from metadata (list, version ages for the rotation check).
     lines = [
         f'path "{mount}/data/{own}/*" {{ capabilities = ["read"] }}',
@@ -56,11 +59,15 @@ def _policy(mount: str, own: str, shared: tuple[str, ...], identity: str) -> str
         'path "auth/token/renew-self" { capabilities = ["update"] }',
     ]
     lines += [f'path "{mount}/data/{path}" {{ capabilities = ["read"] }}' for path in shared]
+    if database is not None:
+        # Its own database role's logins (a new lease per read), no other pool's.
+        lines.append(f'path "{database}" {{ capabilities = ["read"] }}')
     return "\n".join([*lines, ""])
 
 
 def vault_identities(cfg: PlatformConfig) -> list[VaultIdentity]:
     mount = cfg.vault.kv_mount
+    databases = {pool_workload(p): credentials_path(p) for p in cfg.database_pools()}
     found = []
     for w in [*runtime_workloads(cfg), *tool_server_workloads(cfg)]:
         if not w.owns_service:
@@ -73,7 +80,7 @@ def vault_identities(cfg: PlatformConfig) -> list[VaultIdentity]:
             VaultIdentity(
                 name=w.identity,
                 namespace=w.namespace,
-                policy=_policy(mount, own, shared, w.identity),
+                policy=_policy(mount, own, shared, w.identity, databases.get(w.identity)),
                 shared_paths=shared,
             )
         )
