@@ -21,7 +21,7 @@ from contracts.database import (
 )
 from contracts.settings.environment import env_name
 from contracts.settings.worker import WorkerSettings
-from infra.plan.document import Plan, PlanResource
+from infra.plan.document import REDACTED, Plan, PlanResource
 from tests.stacks import REPO, run_plan, stack_values, write_stack
 
 AWS_STACKS = ("staging", "prod")
@@ -71,9 +71,13 @@ def test_the_database_is_private_encrypted_and_multi_az_as_configured(
     assert (rule["fromPort"], rule["toPort"], rule["protocol"]) == (5432, 5432, "tcp")
     assert "cidrBlocks" not in rule and len(rule["securityGroups"]) == 1
     (params,) = _of(plan, "aws:rds/parameterGroup:ParameterGroup")
-    assert {"name": "rds.force_ssl", "value": "1"} in params.inputs["parameters"]
-    # The master password is a secret in the plan, never plain text.
-    assert instance.inputs["password"] != "" and "password" in str(instance.inputs)
+    assert [(p["name"], p["value"]) for p in params.inputs["parameters"]] == [
+        ("rds.force_ssl", "1")
+    ]
+    # The master password is a secret in the plan, never plain text; so is Vault's copy.
+    assert i["password"] == REDACTED
+    (connection,) = _of(plan, "vault:database/secretBackendConnection:SecretBackendConnection")
+    assert connection.inputs["postgresql"]["password"] == REDACTED
 
 
 @pytest.mark.parametrize("stack", AWS_STACKS)
