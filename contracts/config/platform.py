@@ -144,16 +144,16 @@ class PlatformConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _database_users(self) -> Self:
+        known = [p.name for p in self.agents.pools]
+        for i, pool in enumerate(self.database.pools):
+            if pool not in known:
+                raise RuleViolation(f"database.pools[{i}]", pool, f"must be one of {known}")
         if not self.database.enabled:
             return self
-        known = [p.name for p in self.agents.pools]
         if not self.database.pools:
             raise RuleViolation(
                 "database.pools", [], f"name the pools that use the database, of {known}"
             )
-        for i, pool in enumerate(self.database.pools):
-            if pool not in known:
-                raise RuleViolation(f"database.pools[{i}]", pool, f"must be one of {known}")
         if not self.vault.configure:
             raise RuleViolation(
                 "vault.configure",
