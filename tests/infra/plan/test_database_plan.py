@@ -22,6 +22,7 @@ from contracts.database import (
 from contracts.settings.environment import env_name
 from contracts.settings.worker import WorkerSettings
 from infra.plan.document import REDACTED, Plan, PlanResource
+from tests.infra.plan.test_agent_storage import _worker_env
 from tests.stacks import REPO, run_plan, stack_values, write_stack
 
 AWS_STACKS = ("staging", "prod")
@@ -29,18 +30,6 @@ AWS_STACKS = ("staging", "prod")
 
 def _of(plan: Plan, type_: str) -> list[PlanResource]:
     return [r for r in plan.resources if r.type == type_]
-
-
-def _worker_env(plan: Plan, pool: str) -> dict[str, Any]:
-    (deployment,) = [
-        r
-        for r in plan.resources
-        if r.is_kubernetes_object
-        and r.inputs["kind"] == "Deployment"
-        and r.inputs["metadata"]["name"] == f"agent-{pool}"
-    ]
-    (container,) = deployment.inputs["spec"]["template"]["spec"]["containers"]
-    return {e["name"]: e.get("value") for e in container["env"]}
 
 
 @pytest.mark.parametrize("stack", AWS_STACKS)
