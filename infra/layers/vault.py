@@ -196,6 +196,8 @@ def _mesh_pod(cfg: PlatformConfig) -> dict[str, Any]:
 
 class Vault(pulumi.ComponentResource):
     ca_pem: pulumi.Output[str]
+    # The provider that configures Vault through its API (None: `vault.configure` is off).
+    api: vault.Provider | None = None
 
     def __init__(
         self, name: str, args: VaultArgs, opts: pulumi.ResourceOptions | None = None
@@ -360,6 +362,7 @@ class Vault(pulumi.ComponentResource):
             skip_child_token=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[release]),
         )
+        self.api = provider
         opts = pulumi.ResourceOptions(parent=self, provider=provider)
         auth = vault.AuthBackend(
             f"{name}-kubernetes-auth", type="kubernetes", path=AUTH_MOUNT, opts=opts

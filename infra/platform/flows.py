@@ -606,6 +606,9 @@ def flows(cfg: PlatformConfig) -> list[Flow]:
     # ---- MCP tool servers: only the pools a server allows reach it ---------------------------
     out.extend(_tool_server_flows(cfg, w))
 
+    # ---- the optional PostgreSQL: the pools it allows, and Vault that makes their logins -----
+    out.extend(_database_flows(cfg, w, net))
+
     # ---- Redis: the queues and the ledger ----------------------------------------------------
     out.extend(_redis_flows(cfg, w, net, runtime))
 
@@ -685,6 +688,29 @@ def _pool_egress(pool_cfg: AgentPoolConfig, pool: Workload, net: dict[str, Netwo
             )
         )
     return found
+
+
+def _database_flows(
+    cfg: PlatformConfig, w: dict[str, Workload], net: dict[str, Network]
+) -> Iterator[Flow]:
+    """RDS lives in the VPC's private subnets: the allowed pools and Vault reach it on 5432."""
+    for pool in cfg.database_pools():
+        client = w[pool_workload(pool)]
+        yield Flow(
+            f"{client.key}-to-database",
+            client,
+            net["vpc"],
+            (ports.POSTGRES,),
+            "the pool's own schema in the platform's PostgreSQL (RDS), with a Vault login",
+        )
+    if cfg.database_pools() and cfg.vault.enabled:
+        yield Flow(
+            "vault-to-database",
+            w["vault"],
+            net["vpc"],
+            (ports.POSTGRES,),
+            "Vault's database secrets engine creates and drops the pools' logins",
+        )
 
 
 def _redis_flows(

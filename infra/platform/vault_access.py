@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contracts.config import PlatformConfig
-from infra.platform.names import Namespace
+from contracts.database import credentials_path
+from infra.platform.names import Namespace, pool_workload
 from infra.platform.runtime_secrets import AUTH_MOUNT, REDIS_SECRET_PATH, secret_prefix
 from infra.platform.workloads import runtime_workloads, tool_server_workloads
 
@@ -60,7 +61,9 @@ class VaultIdentity:
     operations: tuple[ApiOperation, ...] = ()
 
 
-def _grants(mount: str, own: str, shared: tuple[str, ...], identity: str) -> list[tuple[str, str]]:
+def _grants(
+    mount: str, own: str, shared: tuple[str, ...], identity: str, database: str | None = None
+) -> list[tuple[str, str]]:
     """(path, capability) of everything the identity may do: its policy and its API calls."""
     # KV v2 separates data (read) from metadata (list, version ages for the rotation check).
     return [
@@ -74,6 +77,8 @@ def _grants(mount: str, own: str, shared: tuple[str, ...], identity: str) -> lis
         ("auth/token/lookup-self", "read"),
         ("auth/token/renew-self", "update"),
         *((f"{mount}/data/{path}", "read") for path in shared),
+        # Its own database role's logins (a new lease per read), no other pool's.
+        *(((database, "read"),) if database is not None else ()),
     ]
 
 
@@ -108,6 +113,7 @@ def _operations(grants: list[tuple[str, str]]) -> tuple[ApiOperation, ...]:
 
 def vault_identities(cfg: PlatformConfig) -> list[VaultIdentity]:
     mount = cfg.vault.kv_mount
+    databases = {pool_workload(p): credentials_path(p) for p in cfg.database_pools()}
     found = []
     for w in [*runtime_workloads(cfg), *tool_server_workloads(cfg)]:
         if not w.owns_service:
@@ -116,7 +122,7 @@ def vault_identities(cfg: PlatformConfig) -> list[VaultIdentity]:
         shared = tuple(
             sorted({f.kv_path for f in w.secret_files if not f.kv_path.startswith(f"{own}/")})
         )
-        grants = _grants(mount, own, shared, w.identity)
+        grants = _grants(mount, own, shared, w.identity, databases.get(w.identity))
         found.append(
             VaultIdentity(
                 name=w.identity,

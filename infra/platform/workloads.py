@@ -24,6 +24,7 @@ from contracts.config import (
     ResourcesConfig,
 )
 from contracts.config.agents import LOAD_TEST_LABEL, MANAGER_KNOBS
+from contracts.database import credentials_path
 from contracts.settings.cost import CostEngineSettings
 from contracts.settings.environment import settings_env
 from contracts.settings.llm import LLMSettings
@@ -34,6 +35,7 @@ from contracts.settings.worker import TOOL_SERVERS_ENV, WorkerSettings
 from contracts.telemetry import metrics
 from infra.platform.names import (
     COST_ENGINE,
+    DATABASE_SERVICE,
     MANAGER,
     Namespace,
     pool_workload,
@@ -171,8 +173,12 @@ class Workload:
         return self.identity == self.name
 
 
+def _service_host(name: str, namespace: Namespace) -> str:
+    return f"{name}.{namespace.value}.svc.cluster.local"
+
+
 def _service_url(name: str, namespace: Namespace, port: int) -> str:
-    return f"http://{name}.{namespace.value}.svc.cluster.local:{port}"
+    return f"http://{_service_host(name, namespace)}:{port}"
 
 
 def _vault_env(cfg: PlatformConfig, identity: str) -> dict[str, str]:
@@ -363,6 +369,10 @@ def _pool_workload(
     bucket = cfg.pool_bucket(pool.name)
     if bucket is not None:
         values["storage_bucket"] = bucket
+    if pool.name in cfg.database_pools():
+        values["database_host"] = _service_host(DATABASE_SERVICE, Namespace.AGENTS)
+        values["database_name"] = cfg.database.name
+        values["database_credentials_path"] = credentials_path(pool.name)
     key_file = provider_key_file(pool)
     env = {
         **_service_env(cfg, WorkerSettings, name, worker_files, values),
