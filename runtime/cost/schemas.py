@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from contracts.settings.llm import MAX_MODEL_CALLS
 from runtime.cost.analysis import SpendAnalysis
 
 __all__ = [
@@ -33,6 +34,14 @@ Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9.
 Label = Annotated[
     str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$")
 ]
+Call = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=MAX_MODEL_CALLS,
+        description="the attempt's model call, from 1 (an LLM tool loop makes several)",
+    ),
+]
 Tokens = Annotated[int, Field(ge=0, le=100_000_000)]
 Share = Annotated[float, Field(ge=0, le=1)]
 
@@ -44,6 +53,7 @@ class _In(BaseModel):
 class UsageIn(_In):
     task_id: TaskId
     attempt: Attempt
+    call: Call = 1
     model: Name
     agent_type: Label
     team: Label
@@ -79,6 +89,7 @@ class ToolCallIn(_In):
 class ReserveIn(_In):
     task_id: TaskId
     attempt: Attempt
+    call: Call = 1
     team: Label
     agent_type: Label
     model: Name
