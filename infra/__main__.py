@@ -44,6 +44,7 @@ aws_scaling: AwsScaling | None = None
 pool_policies: dict[str, pulumi.Output[str]] = {}
 if cfg.network is not None and cfg.cluster is not None:
     region = pulumi.Config("aws").require("region")
+    platform_config.check_region(cfg, region)
     network = Network(
         "network",
         NetworkArgs(

@@ -15,7 +15,7 @@ from contracts.config import (
     load_from_mapping,
 )
 
-__all__ = ["StackConfigError", "load", "require_secret"]
+__all__ = ["StackConfigError", "check_region", "load", "require_secret"]
 
 
 class StackConfigError(ConfigError, pulumi.RunError):
@@ -53,3 +53,15 @@ def require_secret(key: str, purpose: str) -> pulumi.Output[str]:
             ]
         )
     return value
+
+
+def check_region(cfg: PlatformConfig, region: str) -> None:
+    """`aws:region` (where the provider creates everything) and the VPC's zones must agree: the
+    flow table names the region's S3 and STS hosts from the zones."""
+    if cfg.network is not None and cfg.network.region != region:
+        raise StackConfigError(
+            [
+                f"{NAMESPACE}:network.availabilityZones={cfg.network.availability_zones!r}: "
+                f"zones of aws:region {region} (these are in {cfg.network.region})"
+            ]
+        )

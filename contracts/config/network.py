@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from enum import StrEnum
 from typing import Self
 
@@ -10,7 +11,20 @@ from pydantic import Field, model_validator
 
 from contracts.config.base import ConfigModel, RuleViolation
 
-__all__ = ["FlowLogsConfig", "NatMode", "NetworkConfig"]
+__all__ = ["AWS_REGION", "FlowLogsConfig", "NatMode", "NetworkConfig", "zone_region"]
+
+# An AWS region's name: eu-west-1, us-gov-west-1.
+AWS_REGION = r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]"
+
+# An availability zone's name is its region's and a letter (eu-west-1a), or, for a Local or
+# Wavelength Zone, its region's and a location (us-west-2-lax-1a): the region is the prefix.
+_ZONE = re.compile(rf"^(?P<region>{AWS_REGION})([a-z]|-[a-z0-9-]+)$")
+
+
+def zone_region(zone: str) -> str | None:
+    """The region an availability zone lies in (None: not an AZ name)."""
+    found = _ZONE.match(zone)
+    return found.group("region") if found else None
 
 
 class NatMode(StrEnum):
@@ -56,6 +70,20 @@ class NetworkConfig(ConfigModel):
             raise RuleViolation(
                 "availabilityZones", self.availability_zones, "zones must not repeat"
             )
+        for i, zone in enumerate(self.availability_zones):
+            if zone_region(zone) is None:
+                raise RuleViolation(
+                    f"availabilityZones[{i}]",
+                    zone,
+                    "an AWS availability zone name, e.g. eu-west-1a",
+                )
+        regions = sorted({str(zone_region(z)) for z in self.availability_zones})
+        if len(regions) > 1:
+            raise RuleViolation(
+                "availabilityZones",
+                self.availability_zones,
+                f"zones of one region only (these span {', '.join(regions)})",
+            )
         seen: list[tuple[str, ipaddress.IPv4Network]] = []
         for key in ("public_subnet_cidrs", "private_subnet_cidrs"):
             alias = "publicSubnetCidrs" if key.startswith("public") else "privateSubnetCidrs"
@@ -78,6 +106,13 @@ class NetworkConfig(ConfigModel):
                         raise RuleViolation(where, str(cidr), f"overlaps {other_where} ({other})")
                 seen.append((where, cidr))
         return self
+
+    @property
+    def region(self) -> str:
+        """The region of the VPC's zones: the stack's `aws:region` (the program checks)."""
+        found = zone_region(self.availability_zones[0])
+        assert found is not None  # _subnets_fit refused any other name
+        return found
 
     @property
     def nat_gateway_count(self) -> int:

@@ -22,7 +22,12 @@ from contracts.config.mesh import MeshConfig
 from contracts.config.monitoring import MonitoringConfig
 from contracts.config.network import NatMode, NetworkConfig
 from contracts.config.state import APPENDFSYNC_LOSS_WINDOW, Appendfsync, RedisConfig, RedisMode
-from contracts.config.storage import BUCKET_NAME_MAX, StorageConfig, pool_bucket_name
+from contracts.config.storage import (
+    BUCKET_NAME_MAX,
+    StorageConfig,
+    pool_bucket_name,
+    storage_hosts,
+)
 from contracts.config.tags import TagsConfig
 from contracts.config.vault import UnsealMode, VaultConfig
 
@@ -173,6 +178,13 @@ class PlatformConfig(ConfigModel):
             return None
         assert self.storage.bucket_prefix is not None  # StorageConfig requires it when enabled
         return pool_bucket_name(self.storage.bucket_prefix, self.environment.value, pool)
+
+    def pool_storage_hosts(self, pool: str) -> tuple[str, ...]:
+        """The hosts a pool's worker calls to use its bucket (none: storage is off)."""
+        bucket = self.pool_bucket(pool)
+        if bucket is None or self.network is None:
+            return ()
+        return storage_hosts(bucket, self.network.region)
 
     @model_validator(mode="after")
     def _bucket_names_fit(self) -> Self:

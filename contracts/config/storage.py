@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 
 from contracts.config.base import ConfigModel, RuleViolation
 
-__all__ = ["BUCKET_NAME_MAX", "StorageConfig", "pool_bucket_name"]
+__all__ = ["BUCKET_NAME_MAX", "StorageConfig", "pool_bucket_name", "storage_hosts"]
 
 # S3's limit on a bucket name.
 BUCKET_NAME_MAX: Final = 63
@@ -24,6 +24,17 @@ BUCKET_NAME_MAX: Final = 63
 def pool_bucket_name(bucket_prefix: str, environment: str, pool: str) -> str:
     """The one name of a pool's bucket: the IRSA policy, the worker's env and the bucket agree."""
     return f"{bucket_prefix}-{environment}-{pool}"
+
+
+def storage_hosts(bucket: str, region: str) -> tuple[str, str]:
+    """The hosts a worker calls to use its bucket: the bucket's regional virtual-hosted S3
+    endpoint and regional STS (IRSA's AssumeRoleWithWebIdentity; EKS sets regional STS).
+
+    KMS is not among them: for SSE-KMS, S3 itself asks KMS for the data key on the caller's
+    behalf (the caller needs the KMS rights, not a connection). The worker's client and the
+    flow table both take the names from here.
+    """
+    return f"{bucket}.s3.{region}.amazonaws.com", f"sts.{region}.amazonaws.com"
 
 
 class StorageConfig(ConfigModel):

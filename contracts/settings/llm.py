@@ -8,10 +8,14 @@ from pathlib import Path
 from pydantic import AnyHttpUrl, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["TOOL_SEPARATOR", "LLMSettings"]
+__all__ = ["MAX_MODEL_CALLS", "MAX_TOOL_CALLS", "TOOL_SEPARATOR", "LLMSettings"]
 
 # Between a server's name and its tool's in the names the model sees (<server>__<tool>).
 TOOL_SEPARATOR = "__"
+# Tool calls one task may make, at most; its model calls: one answer per allowed call and one
+# more after a refusal of the last (the handler's loop), each reserved and recorded on its own.
+MAX_TOOL_CALLS = 100
+MAX_MODEL_CALLS = MAX_TOOL_CALLS + 2
 
 
 class LLMSettings(BaseSettings):
@@ -33,7 +37,9 @@ class LLMSettings(BaseSettings):
         default_factory=dict,
         description="MCP servers (streamable HTTP) this pool may use: name → URL (JSON)",
     )
-    max_tool_calls: int = Field(default=8, ge=0, le=100, description="tool calls per task")
+    max_tool_calls: int = Field(
+        default=8, ge=0, le=MAX_TOOL_CALLS, description="tool calls per task"
+    )
     tool_timeout_s: float = Field(default=30, gt=0, le=600, description="per tool call")
 
     @field_validator("tool_servers")

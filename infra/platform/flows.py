@@ -601,7 +601,7 @@ def flows(cfg: PlatformConfig) -> list[Flow]:
             )
         )
     for pool_cfg, pool in zip(cfg.agents.pools, pools, strict=True):
-        out.extend(_pool_egress(pool_cfg, pool, net))
+        out.extend(_pool_egress(pool_cfg, pool, net, cfg.pool_storage_hosts(pool_cfg.name)))
 
     # ---- MCP tool servers: only the pools a server allows reach it ---------------------------
     out.extend(_tool_server_flows(cfg, w))
@@ -662,9 +662,15 @@ def _tool_server_flows(cfg: PlatformConfig, w: dict[str, Workload]) -> Iterator[
             )
 
 
-def _pool_egress(pool_cfg: AgentPoolConfig, pool: Workload, net: dict[str, Network]) -> list[Flow]:
-    """What a pool reaches outside the cluster: its own provider's host (llm handler) and, with
-    IRSA rights, the AWS APIs. A pool on the work handler without AWS rights reaches neither."""
+def _pool_egress(
+    pool_cfg: AgentPoolConfig,
+    pool: Workload,
+    net: dict[str, Network],
+    storage_hosts: tuple[str, ...],
+) -> list[Flow]:
+    """What a pool reaches outside the cluster: its own provider's host (llm handler), its own
+    bucket's S3 endpoint and regional STS (storage on) and, with IRSA rights, the AWS APIs. A
+    pool on the work handler without storage or AWS rights reaches none of them."""
     found = []
     if pool_cfg.provider is not None:
         found.append(
@@ -675,6 +681,18 @@ def _pool_egress(pool_cfg: AgentPoolConfig, pool: Workload, net: dict[str, Netwo
                 (pool_cfg.provider.port,),
                 f"the llm handler calls its provider {pool_cfg.provider.base_url} (this host only)",
                 hosts=(pool_cfg.provider.host,),
+            )
+        )
+    if storage_hosts:
+        found.append(
+            Flow(
+                f"{pool.key}-to-storage",
+                pool,
+                net["internet"],
+                (HTTPS,),
+                "task artifacts in the pool's own bucket (SSE-KMS; S3 asks KMS itself), with "
+                "its IRSA role's web identity exchanged at regional STS",
+                hosts=storage_hosts,
             )
         )
     if pool_cfg.aws_policy_arns:

@@ -1,12 +1,13 @@
 """The cost engine's HTTP API (prefix /api/v1), called by the manager and the agent workers.
 
 Every endpoint needs `Authorization: Bearer <token>` (a token of AGENTOPS_API_TOKEN_FILE).
-Money is a JSON string holding a decimal (exact), never a float. One call of a task is
-identified by `task_id` + `attempt`: that pair is the idempotency key of its usage record and
-the id of its reservation.
+Money is a JSON string holding a decimal (exact), never a float. One model call of a task is
+identified by `task_id` + `attempt` + `call` (default 1; an LLM tool loop's n-th model call is
+`call` n): that is the idempotency key of its usage record and the id of its reservation, so
+each call of a loop is held and settled on its own.
 
 POST /api/v1/reservations — check-and-reserve before a model call
-    body: task_id, attempt, team, agent_type, model, max_input_tokens, max_output_tokens
+    body: task_id, attempt, call, team, agent_type, model, max_input_tokens, max_output_tokens
     201:  reservation_id, created, requested_model, model (use this one), downgraded, reason,
           max_cost_usd, expires_at
     429:  an hourly limit is reached (Retry-After header; body: scope, dimension, limit)
@@ -14,12 +15,12 @@ POST /api/v1/reservations — check-and-reserve before a model call
           window, budget_usd, spent_usd, reserved_usd, requested_usd)
     422:  unknown model (the field named, the configured models listed), or one call larger
           than a limit
-DELETE /api/v1/reservations/{task_id}/{attempt} — the call did not happen: release the hold
+DELETE /api/v1/reservations/{task_id}/{attempt}?call=n — the call did not happen: release the hold
     200:  released (false when nothing was held); the budgets and the hourly limits get back
           everything the call held, its request included
 POST /api/v1/usage — record a call's usage; settles the reservation of the same task attempt,
     and the hourly limits' hold of its maximum to its actual tokens and cost
-    body: task_id, attempt, model, agent_type, team, input_tokens, output_tokens, at (optional,
+    body: task_id, attempt, call, model, agent_type, team, input_tokens, output_tokens, at (opt.,
           ISO 8601 with zone; default now; within the engine's usage window around now,
           AGENTOPS_USAGE_MAX_AGE_SECONDS back and AGENTOPS_USAGE_MAX_AHEAD_SECONDS ahead)
     200:  idempotency_key, recorded (false for a replay: nothing counted twice), cost_usd,

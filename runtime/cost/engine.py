@@ -216,6 +216,7 @@ class CostEngine:
         input_tokens: int,
         output_tokens: int,
         at: dt.datetime | None = None,
+        call: int = 1,
     ) -> Recorded:
         """Record one call's usage (priced here), settle its reservation and its hourly-limit
         hold to the actual amount, fire due alerts.
@@ -226,7 +227,7 @@ class CostEngine:
         at = at or now
         self.usage_window.check(at, now)
         cost = self.book.cost(model, input_tokens, output_tokens, at=at)
-        key = idempotency_key(task_id, attempt)
+        key = idempotency_key(task_id, attempt, call)
         usage = UsageRecord(key, model, agent_type, team, input_tokens, output_tokens, cost, at)
         scopes = [lim.scope for lim in limited(self.limits(team))]
         done = await self.ledger.record(usage, scopes, _ms(now))
@@ -272,6 +273,7 @@ class CostEngine:
         model: str,
         max_input_tokens: int,
         max_output_tokens: int,
+        call: int = 1,
     ) -> Reserved:
         """Check the limits and budgets and hold the call's maximum cost until it is recorded.
 
@@ -285,7 +287,7 @@ class CostEngine:
         now = self.clock()
         max_cost = self.book.cost(model, max_input_tokens, max_output_tokens, at=now)
         amount = to_nano(max_cost)
-        key = idempotency_key(task_id, attempt)
+        key = idempotency_key(task_id, attempt, call)
         limits = self.limits(team)
         tokens = max_input_tokens + max_output_tokens
         try:
@@ -333,10 +335,10 @@ class CostEngine:
             held, requested, model, due if model != requested else None, from_nano(held.amount_nano)
         )
 
-    async def release(self, task_id: str, attempt: int) -> bool:
+    async def release(self, task_id: str, attempt: int, call: int = 1) -> bool:
         """The call did not happen: give back its budget reservation and everything it holds
         against the hourly limits, in every limited scope."""
-        key = idempotency_key(task_id, attempt)
+        key = idempotency_key(task_id, attempt, call)
         scopes = [lim.scope for lim in self.all_limits()]
         held_limits = await self.limiter.release(key, scopes, _ms(self.clock()))
         released = await self.reservations.release(key) or held_limits > 0

@@ -89,14 +89,16 @@ return {1, settled, redis.call('HGET', KEYS[3], 'cost:total'),
 )
 
 
-def idempotency_key(task_id: str, attempt: int) -> str:
-    """One call of one task attempt: a retried report of it is the same call."""
-    return f"{task_id}:{attempt}"
+def idempotency_key(task_id: str, attempt: int, call: int = 1) -> str:
+    """One model call of one task attempt: a retried report of it is the same call. The first
+    call's key is the attempt's (`<task>:<attempt>`); a tool loop's further calls add their
+    number (`<task>:<attempt>:<call>`), each reserved and recorded under its own key."""
+    return f"{task_id}:{attempt}" if call == 1 else f"{task_id}:{attempt}:{call}"
 
 
 @dataclass(frozen=True)
 class UsageRecord:
-    idempotency_key: str  # task id + attempt: a retried report of the same call is one call
+    idempotency_key: str  # task id + attempt (+ call): a retried report of a call is one call
     model: str
     agent_type: str
     team: str

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from contracts.settings.llm import MAX_MODEL_CALLS
 from contracts.units import Share
 from runtime.cost.analysis import SpendAnalysis
 from runtime.cost.recommend import Recommendation
@@ -37,6 +38,14 @@ Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9.
 Label = Annotated[
     str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$")
 ]
+Call = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=MAX_MODEL_CALLS,
+        description="the attempt's model call, from 1 (an LLM tool loop makes several)",
+    ),
+]
 Tokens = Annotated[int, Field(ge=0, le=100_000_000)]
 
 
@@ -47,6 +56,7 @@ class _In(BaseModel):
 class UsageIn(_In):
     task_id: TaskId
     attempt: Attempt
+    call: Call = 1
     model: Name
     agent_type: Label
     team: Label
@@ -82,6 +92,7 @@ class ToolCallIn(_In):
 class ReserveIn(_In):
     task_id: TaskId
     attempt: Attempt
+    call: Call = 1
     team: Label
     agent_type: Label
     model: Name

@@ -1,9 +1,10 @@
 """The worker's calls to the cost engine: which model a task may use, and what it spent.
 
 Before a task runs: a recommendation (when the pool names no model) and a check-and-reserve of
-the call's largest cost, which applies the budget downgrade and the hourly limits. After it
-ran: the usage record (idempotency key = task id + attempt), which settles the reservation. A
-task that spent nothing releases its hold.
+the call's largest cost, which applies the budget downgrade and the hourly limits; an LLM tool
+loop reserves each further model call of the attempt the same way before making it. After it
+ran: one usage record per model call (idempotency key = task id + attempt + call), which
+settles that call's reservation. A reserved call that was never made releases its hold.
 
 These calls are on every task's path, so the client is aiohttp with one keep-alive pool for the
 worker's life (httpx spent more CPU per call than the cost engine did answering it; see
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,19 +30,7 @@ from runtime.service.tracing import propagation_headers
 from runtime.worker.handlers.base import DependencyUnavailable, RetryableError, TaskFailed
 from runtime.worker.tools import ToolLimited
 
-__all__ = ["CostClient", "single_model_usage"]
-
-
-def single_model_usage(usage: Sequence[TokenUsage]) -> TokenUsage:
-    """One attempt calls one model (its reservation's); its calls add up to one record."""
-    models = {u.model for u in usage}
-    if len(models) != 1:
-        raise ValueError(f"one attempt must use one model, got {sorted(models)}")
-    return TokenUsage(
-        usage[0].model,
-        sum(u.input_tokens for u in usage),
-        sum(u.output_tokens for u in usage),
-    )
+__all__ = ["CostClient"]
 
 
 # Below the services' keep-alive timeout (AGENTOPS_KEEP_ALIVE_TIMEOUT_S, 5 s): the client drops
@@ -119,8 +108,11 @@ class CostClient:
             raise TaskFailed(f"cost engine refused {path}: {response.text[:300]}")
         return response
 
-    async def choose_model(self, task: TaskRecord, requested: str | None) -> str | None:
-        """The model this attempt may call, reserved against the budgets; None: no model."""
+    async def choose_model(
+        self, task: TaskRecord, requested: str | None, *, call: int = 1
+    ) -> str | None:
+        """The model the attempt's `call`-th model call may use, reserved against the budgets
+        and hourly limits (a budget downgrade applied); None: no model."""
         input_tokens = self.settings.max_input_tokens
         output_tokens = self.settings.max_output_tokens
         if requested is None:
@@ -144,6 +136,7 @@ class CostClient:
                 {
                     "task_id": task.task_id,
                     "attempt": task.attempts,
+                    "call": call,
                     "team": task.team,
                     "agent_type": task.agent_type,
                     "model": requested,
@@ -173,26 +166,34 @@ class CostClient:
             raise ToolLimited(str(err)) from None
 
     async def record(
-        self, task: TaskRecord, attempt: int, agent_type: str, usage: tuple[TokenUsage, ...]
+        self,
+        task: TaskRecord,
+        attempt: int,
+        agent_type: str,
+        usage: tuple[TokenUsage, ...],
+        first: int = 1,
     ) -> None:
-        spent = single_model_usage(usage)
-        await self._post(
-            "/usage",
-            {
-                "task_id": task.task_id,
-                "attempt": attempt,
-                "model": spent.model,
-                "agent_type": agent_type,
-                "team": task.team,
-                "input_tokens": spent.input_tokens,
-                "output_tokens": spent.output_tokens,
-            },
-        )
+        """One record per model call (`usage[i]` is call i + 1), from call `first` on; each is
+        idempotent, so a retried charge of the attempt counts none twice."""
+        for call, spent in enumerate(usage[first - 1 :], first):
+            await self._post(
+                "/usage",
+                {
+                    "task_id": task.task_id,
+                    "attempt": attempt,
+                    "call": call,
+                    "model": spent.model,
+                    "agent_type": agent_type,
+                    "team": task.team,
+                    "input_tokens": spent.input_tokens,
+                    "output_tokens": spent.output_tokens,
+                },
+            )
 
-    async def release(self, task: TaskRecord, attempt: int) -> None:
+    async def release(self, task: TaskRecord, attempt: int, call: int = 1) -> None:
         # Best effort: a hold nobody releases expires after the reservation timeout.
         with contextlib.suppress(DependencyUnavailable):
-            await self._call("DELETE", f"/reservations/{task.task_id}/{attempt}")
+            await self._call("DELETE", f"/reservations/{task.task_id}/{attempt}?call={call}")
 
     async def aclose(self) -> None:
         if self._session is not None:

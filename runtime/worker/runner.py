@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
 import httpx
@@ -58,6 +58,8 @@ class Outcome:
     retry_reason: str | None = None  # set: the task comes back instead of finishing
     defer_s: float | None = None  # a limit's "retry after": the attempt does not count
     outage: bool = False  # a dependency did not answer: the attempt does not count
+    reserved: int = 0  # model calls of this attempt the cost engine holds a reservation for
+    recorded: int = 0  # of its usage, the calls already recorded while the handler ran
 
 
 def task_usage(task: TaskRecord, attempt: int) -> tuple[TokenUsage, ...]:
@@ -65,11 +67,44 @@ def task_usage(task: TaskRecord, attempt: int) -> tuple[TokenUsage, ...]:
     return task.usage if task.outcome_attempt == attempt else ()
 
 
+@dataclass
+class _ModelCalls:
+    """The attempt's model calls (handlers.base.ModelCalls): how many the cost engine holds,
+    and the usage each reported, so a failure after some calls still charges them."""
+
+    task: TaskRecord
+    cost: CostGate | None
+    agent_type: str
+    reserved: int = 0
+    recorded: int = 0
+    usage: list[TokenUsage] = field(default_factory=list)
+
+    async def reserve_next(self, model: str) -> str:
+        if self.cost is None:
+            return model
+        task, call = self.task, self.reserved + 1
+        with _tracer.start_as_current_span(
+            "reserve", kind=SpanKind.CLIENT, attributes={"call": call}
+        ):
+            # Settle the calls made so far first: the budget then counts what they cost, not
+            # their holds, and what they spent is charged even if this one is refused.
+            made = tuple(self.usage)
+            await self.cost.record(task, task.attempts, self.agent_type, made, self.recorded + 1)
+            self.recorded = len(made)
+            chosen = await self.cost.choose_model(task, model, call=call)
+        self.reserved = call
+        return chosen or model
+
+    def spent(self, usage: TokenUsage) -> None:
+        self.usage.append(usage)
+
+
 def _context(
     task: TaskRecord,
     model: str | None,
     on_tool_call: Callable[[ToolCall], None],
     gate: ToolGate | None,
+    calls: _ModelCalls,
 ) -> TaskContext:
     return TaskContext(
         task_id=task.task_id,
@@ -82,6 +117,7 @@ def _context(
         model=model,
         on_tool_call=on_tool_call,
         tool_gate=gate,
+        model_calls=calls if calls.cost is not None else None,
     )
 
 
@@ -103,17 +139,45 @@ def _unstorable(output: object) -> str | None:
 class CostGate(Protocol):
     """What the worker needs of the cost engine (runtime.worker.cost_client)."""
 
-    async def choose_model(self, task: TaskRecord, requested: str | None) -> str | None: ...
+    async def choose_model(
+        self, task: TaskRecord, requested: str | None, *, call: int = 1
+    ) -> str | None: ...
 
     async def record(
-        self, task: TaskRecord, attempt: int, agent_type: str, usage: tuple[TokenUsage, ...]
+        self,
+        task: TaskRecord,
+        attempt: int,
+        agent_type: str,
+        usage: tuple[TokenUsage, ...],
+        first: int = 1,
     ) -> None: ...
 
-    async def release(self, task: TaskRecord, attempt: int) -> None: ...
+    async def release(self, task: TaskRecord, attempt: int, call: int = 1) -> None: ...
 
     async def admit_tool_call(self, task: TaskRecord, server: str, tool: str) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+def _failed(
+    task: TaskRecord, timeout_s: float, err: Exception, model: str | None, calls: _ModelCalls
+) -> Outcome:
+    """The outcome of a handler (or reservation) that raised: retried or failed, with the usage
+    of the model calls it made before."""
+    if isinstance(err, TimeoutError):
+        found = Outcome(model, retry_reason=f"handler timed out after {timeout_s:g}s")
+    elif isinstance(err, DependencyUnavailable):
+        found = Outcome(model, retry_reason=f"dependency unavailable: {err}", outage=True)
+    elif isinstance(err, RetryableError):
+        found = Outcome(model, retry_reason=f"retryable: {err}", defer_s=err.defer_s)
+    elif isinstance(err, TaskFailed):
+        found = Outcome(model, error=str(err) or type(err).__name__)
+    else:
+        log.error("task %s: handler raised", task.task_id, exc_info=err)
+        found = Outcome(model, error=f"handler error: {type(err).__name__}: {err}")
+    return replace(
+        found, usage=tuple(calls.usage), reserved=calls.reserved, recorded=calls.recorded
+    )
 
 
 class Worker:
@@ -265,7 +329,7 @@ class Worker:
             # Reclaimed while it ran: another attempt will run it. What this run spent was
             # spent all the same, so it is recorded under this attempt's own key.
             log.warning("task %s: reclaimed while it ran (attempt %d)", task.task_id, task.attempts)
-            await self._charge(task, task.attempts, outcome.usage, outcome.model)
+            await self._charge(task, task.attempts, outcome)
             await self._persist("discard", lambda: self.queue.discard(entry))
             return
         await self._settle(entry, task, task.attempts, outcome)
@@ -275,34 +339,35 @@ class Worker:
         s = self.settings
         started = time.perf_counter()
         model: str | None = None
+        calls = _ModelCalls(task, self.cost, s.agent_type)
         try:
             # Inside the try: a rate limit retries later, an exhausted budget fails the task.
             if self.cost is not None:
                 with _tracer.start_as_current_span("reserve", kind=SpanKind.CLIENT):
                     model = await self.cost.choose_model(task, s.model)
+                calls.reserved = 1
             with _tracer.start_as_current_span("handler", attributes={"model": model or ""}):
                 result = await asyncio.wait_for(
                     self.handler(
-                        _context(task, model, self._tool_observer(task), self._tool_gate(task))
+                        _context(
+                            task, model, self._tool_observer(task), self._tool_gate(task), calls
+                        )
                     ),
                     s.task_timeout_s,
                 )
             output = _with_model(result.output, model)
             problem = _unstorable(output)
             outcome = Outcome(
-                model, output=None if problem else output, error=problem, usage=result.usage
+                model,
+                output=None if problem else output,
+                error=problem,
+                usage=result.usage,
+                reserved=calls.reserved,
+                recorded=calls.recorded,
             )
-        except TimeoutError:
-            outcome = Outcome(model, retry_reason=f"handler timed out after {s.task_timeout_s:g}s")
-        except DependencyUnavailable as err:
-            outcome = Outcome(model, retry_reason=f"dependency unavailable: {err}", outage=True)
-        except RetryableError as err:
-            outcome = Outcome(model, retry_reason=f"retryable: {err}", defer_s=err.defer_s)
-        except TaskFailed as err:
-            outcome = Outcome(model, error=str(err) or type(err).__name__)
         except Exception as err:
-            log.exception("task %s: handler raised", task.task_id)
-            outcome = Outcome(model, error=f"handler error: {type(err).__name__}: {err}")
+            # What the calls made before the failure spent is charged all the same.
+            outcome = _failed(task, s.task_timeout_s, err, model, calls)
         self.metrics.duration.labels(s.agent_type).observe(time.perf_counter() - started)
         for u in outcome.usage:
             self.metrics.tokens.labels(s.agent_type, u.model, "input").inc(u.input_tokens)
@@ -335,7 +400,7 @@ class Worker:
         """A retryable failure: free the hold, then back to the queue (an outage or a limit
         spends no attempt; anything else does, up to the task's max attempts)."""
         s = self.settings
-        await self._charge(task, task.attempts, outcome.usage, outcome.model)
+        await self._charge(task, task.attempts, outcome)
         reason = outcome.retry_reason or "retry"
         result = await self._persist(
             "retry",
@@ -357,7 +422,7 @@ class Worker:
         `done` is what the task's hash holds: this attempt's outcome as `finish` stored it, or
         the earlier attempt's as `start` read it (the truth: this delivery may not have run it)."""
         try:
-            await self._charge(task, attempt, done.usage, done.model)
+            await self._charge(task, attempt, done)
         except DependencyUnavailable as err:
             # The outcome is stored: the task comes back to be charged and acknowledged later.
             await self._give_back(
@@ -381,25 +446,23 @@ class Worker:
             self.metrics.tasks.labels(self.settings.agent_type, status).inc()
             log.info("task %s %s (attempt %d)", task.task_id, status, attempt)
 
-    async def _charge(
-        self,
-        task: TaskRecord,
-        attempt: int,
-        usage: tuple[TokenUsage, ...],
-        model: str | None,
-    ) -> None:
-        """Record what an attempt spent (before its acknowledgement), or free its hold."""
+    async def _charge(self, task: TaskRecord, attempt: int, outcome: Outcome) -> None:
+        """Record what an attempt spent, one record per model call (before its
+        acknowledgement), and free the holds of reserved calls that were never made."""
         if self.cost is None:
             return
-        if not usage:
-            if model is not None:
-                await self.cost.release(task, attempt)  # nothing spent: free the hold
+        usage = outcome.usage
+        for call in range(len(usage) + 1, outcome.reserved + 1):
+            await self.cost.release(task, attempt, call)  # reserved, not made: free the hold
+        if len(usage) <= outcome.recorded:
             return
         delay = 0.2
         for left in range(self.settings.usage_record_attempts - 1, -1, -1):
             try:
                 with _tracer.start_as_current_span("usage record", kind=SpanKind.CLIENT):
-                    await self.cost.record(task, attempt, self.settings.agent_type, usage)
+                    await self.cost.record(
+                        task, attempt, self.settings.agent_type, usage, outcome.recorded + 1
+                    )
                 return
             except TaskFailed as err:
                 # Refused for good (a 4xx): charging it again would be refused again.

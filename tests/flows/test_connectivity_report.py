@@ -30,8 +30,9 @@ def test_plan_writes_the_flow_table(plan_dirs: dict[str, Path]) -> None:
 def test_adding_a_pool_adds_exactly_its_flows(plan_dirs: dict[str, Path], tmp_path: Path) -> None:
     def add_pool(config: dict[str, Any]) -> None:
         pools = config["agentops:agents"]["pools"]
-        # A demo pool (work handler, no AWS rights): nothing outside the cluster. An llm pool
-        # adds its provider's flow besides (tests/plan/test_agent_providers.py).
+        # A demo pool (work handler, no AWS rights): outside the cluster only its own bucket
+        # (staging has storage; tests/flows/test_storage_egress.py). An llm pool adds its
+        # provider's flow besides (tests/infra/plan/test_agent_providers.py).
         extra = copy.deepcopy(pools[-1])
         assert extra.get("handler", "work") == "work" and not extra.get("awsPolicyArns")
         extra["name"] = "translator"
@@ -50,6 +51,7 @@ def test_adding_a_pool_adds_exactly_its_flows(plan_dirs: dict[str, Path], tmp_pa
         "agent-translator-to-vault",
         "prometheus-scrapes-agent-translator",
         "agent-translator-spans-to-otel",
+        "agent-translator-to-storage",
     }
     # Every other flow is unchanged, row for row.
     assert [r for r in head if r["name"] not in added] == base

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Query, status
 
 from contracts.prices import UnknownModelError
+from contracts.settings.llm import MAX_MODEL_CALLS
 from runtime.cost.budgets import window_end
 from runtime.cost.deps import Engine, error, rate_limited, span, unknown_model
 from runtime.cost.ledger import from_nano
@@ -31,6 +32,7 @@ async def reserve(body: ReserveIn, engine: Engine) -> Any:
                 body.model,
                 body.max_input_tokens,
                 body.max_output_tokens,
+                body.call,
             )
     except UnknownModelError:
         return unknown_model(engine)
@@ -71,5 +73,6 @@ async def release(
     engine: Engine,
     task_id: Annotated[str, Path(max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")],
     attempt: Annotated[int, Path(ge=1, le=1000)],
+    call: Annotated[int, Query(ge=1, le=MAX_MODEL_CALLS)] = 1,
 ) -> dict[str, bool]:
-    return {"released": await engine.release(task_id, attempt)}
+    return {"released": await engine.release(task_id, attempt, call)}

@@ -30,6 +30,7 @@ async def usage(body: UsageIn, engine: Engine) -> Any:
                 body.input_tokens,
                 body.output_tokens,
                 body.at,
+                body.call,
             )
     except UnknownModelError:
         return unknown_model(engine)

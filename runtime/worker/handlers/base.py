@@ -26,11 +26,33 @@ __all__ = [
     "Handler",
     "HandlerFactory",
     "HandlerResult",
+    "ModelCalls",
     "RetryableError",
     "TaskContext",
     "TaskFailed",
     "load_handler",
 ]
+
+
+class ModelCalls(Protocol):
+    """The attempt's model calls as the cost engine holds them (the worker's, runner.py).
+
+    The worker reserves the first call before the handler runs. A handler that calls the model
+    again in the same attempt (the LLM tool loop) reserves each further call before making it,
+    and reports every call's usage as soon as the provider gave it: each call is held, recorded
+    and settled under its own key, and what was spent before a failure is still charged.
+    """
+
+    async def reserve_next(self, model: str) -> str:
+        """Check-and-reserve the attempt's next model call, after the calls made so far are
+        recorded (their holds settle to what they cost); the model to call (a budget downgrade
+        applied). Raises like the first reservation: TaskFailed (budget), RetryableError (an
+        hourly limit), DependencyUnavailable."""
+        ...
+
+    def spent(self, usage: TokenUsage) -> None:
+        """One model call's usage, as the provider reported it."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -49,6 +71,8 @@ class TaskContext:
     # the worker, and the observer every call is reported to (the worker's metrics).
     tool_gate: ToolGate | None = None
     on_tool_call: Callable[[ToolCall], None] | None = None
+    # None: no cost engine; the handler calls the model as often as it needs.
+    model_calls: ModelCalls | None = None
 
 
 @dataclass(frozen=True)

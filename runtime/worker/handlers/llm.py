@@ -9,7 +9,9 @@ never counted as success; other 4xx fail the task with the provider's message.
 Tools: the model is offered the tools of the MCP servers the pool may use (runtime.worker.tools)
 and its tool calls are run and answered until it gives a final answer, within
 `max_tool_calls` per task and `tool_timeout_s` per call. The task's output lists every tool
-call with its outcome, a refusal included.
+call with its outcome, a refusal included. Every model call of the loop after the first is
+reserved against the budgets and hourly limits before it is made (`task.model_calls`), and each
+call's usage is reported as it comes: the cost engine holds and settles every call on its own.
 """
 
 from __future__ import annotations
@@ -87,7 +89,9 @@ class LLMHandler:
         ) as tools:
             usage: list[TokenUsage] = []
             estimated = False
-            # One answer per allowed call, and one more after a refusal of the last.
+            meter = task.model_calls
+            # One answer per allowed call, and one more after a refusal of the last: at most
+            # MAX_MODEL_CALLS model calls.
             for _ in range(s.max_tool_calls + 2):
                 body: dict[str, Any] = {
                     "model": model,
@@ -100,15 +104,25 @@ class LLMHandler:
                 answer = await self._complete(body)
                 message, spent, guessed = _message(model, answer, body)
                 usage.append(spent)
+                if meter is not None:
+                    meter.spent(spent)
                 estimated = estimated or guessed
                 requested = message.get("tool_calls") or []
                 if not requested:
                     return _result(message.get("content"), usage, estimated, tools.calls)
+                if meter is not None:
+                    # The model's answer to these tools' results is the next call: reserved
+                    # before the tools run, so a budget that cannot hold it costs no tool call.
+                    model = await meter.reserve_next(model)
                 messages = [*messages, message]
-                for call in requested:
-                    done = await _tool_call(tools, call)
+                for asked in requested:
+                    done = await _tool_call(tools, asked)
                     messages.append(
-                        {"role": "tool", "tool_call_id": call.get("id", ""), "content": done.result}
+                        {
+                            "role": "tool",
+                            "tool_call_id": asked.get("id", ""),
+                            "content": done.result,
+                        }
                     )
         raise TaskFailed(f"the model still asked for tools after {s.max_tool_calls} tool calls")
 

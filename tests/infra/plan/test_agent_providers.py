@@ -138,12 +138,15 @@ def test_a_pool_reaches_only_its_providers_host_on_443(plans: dict[str, Plan], s
                 for peer in rule["to"]
             )
         }
+        # With storage on, its bucket and STS too (tests/flows/test_storage_egress.py).
+        storage = {(AGENTS, f"out-{name}-to-storage")} if cfg.storage.enabled else set()
+        stored = {f"./{h}" for h in cfg.pool_storage_hosts(pool.name)}
         if pool.provider is None:
-            # A demo pool without AWS rights reaches nothing outside the cluster.
-            assert not internet, (pool.name, internet)
-            assert (AGENTS, f"egress-{name}") not in sidecars
+            # A demo pool without AWS rights reaches nothing else outside the cluster.
+            assert internet == storage, (pool.name, internet)
+            assert ((AGENTS, f"egress-{name}") in sidecars) == bool(storage)
             continue
-        assert internet == {(AGENTS, f"out-{name}-to-model-provider")}
+        assert internet == {(AGENTS, f"out-{name}-to-model-provider")} | storage
         (rule,) = network[(AGENTS, f"out-{name}-to-model-provider")]["spec"]["egress"]
         assert rule["ports"] == [{"port": 443, "protocol": "TCP"}]
         assert rule["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [IMDS]}}]
@@ -167,12 +170,12 @@ def test_a_pool_reaches_only_its_providers_host_on_443(plans: dict[str, Plan], s
             assert db["ports"] == [{"number": 5432, "name": "tcp-5432", "protocol": "TCP"}]
         if stack == "prod":
             # ElastiCache (in the VPC, by address) is the pool's one other way out.
-            assert external == {f"./{host}", "./vpc-6379.external", *database}
+            assert external == {f"./{host}", "./vpc-6379.external", *database} | stored
             redis = entries[(AGENTS, "egress-vpc-6379")]["spec"]
             assert redis["addresses"] == [str(cfg.network.vpc_cidr)]  # type: ignore[union-attr]
             assert redis["ports"] == [{"number": 6379, "name": "tcp-6379", "protocol": "TCP"}]
         else:
-            assert external == {f"./{host}", *database}
+            assert external == {f"./{host}", *database} | stored
         # Inside the cluster: the namespaces of the Services its flows reach.
         assert {h for h in egress["hosts"] if not h.startswith("./")} >= {
             "kube-system/*",

@@ -4,7 +4,8 @@ OpenBao reviews them through it, and the runtime's client gets exactly its polic
 Vault is configured as the Vault layer configures it (infra/layers/vault.py): KV v2 at the
 stack's mount, one policy per runtime identity with the text `vault_identities` renders for
 the staging stack, one role per identity bound to its service account and namespace with the
-audience "vault". The API server is the session's control plane (tests/kubeapi.py).
+audience "vault". The API server is the session's control plane (tests/kubeapi.py). The stack
+is staging with two MCP tool servers that hold Vault secrets of their own.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ import kubernetes.client
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from contracts.config import PlatformConfig, load_from_mapping
+from contracts.config import PlatformConfig
 from infra.plan.istio_authz import Decision
-from infra.platform.names import Namespace
+from infra.platform.names import Namespace, pool_workload, tool_server_workload
 from infra.platform.vault_access import (
     REDIS_SECRET_PATH,
     TRANSIT_MOUNT,
@@ -45,15 +46,31 @@ from runtime.secrets import (
     SecretsClient,
     VaultSettings,
 )
+from tests.flows.test_tool_servers import tool_server, with_servers
 from tests.kubeapi import ControlPlane
 from tests.runtime.secrets.bao import root_hvac
 from tests.servers import BaoServer, bao_server
-from tests.stacks import stack_values
 from tests.vault_mesh import generated_mesh, recording_proxy, vault_decision
 
 # The Vault layer's own service account reviews tokens (its Helm chart binds it to
 # system:auth-delegator); the test gives the same name the same right.
 REVIEWER = ("vault", "vault")
+
+# Two tool servers, each with a credential of its own in Vault (e.g. the API token of the
+# service its tools wrap).
+TOOL_SERVERS = {
+    "search": ("code-generator",),
+    "files": ("code-generator", "security-scanner"),
+}
+
+
+def _config() -> PlatformConfig:
+    servers = []
+    for name, pools in TOOL_SERVERS.items():
+        server = tool_server(name, list(pools))
+        server["vaultSecrets"] = [f"tools/{name}/api"]
+        servers.append(server)
+    return with_servers("staging", *servers)  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -142,7 +159,7 @@ def jwt_parts(token: str) -> tuple[dict[str, object], dict[str, object]]:
 
 @pytest.fixture(scope="module")
 def setup(kube: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    cfg = load_from_mapping(stack_values("staging"))
+    cfg = _config()
     identities = {i.name: i for i in vault_identities(cfg)}
 
     with kube.api_client() as api:
@@ -203,6 +220,13 @@ def setup(kube: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Itera
         root.secrets.kv.v2.create_or_update_secret(
             REDIS_SECRET_PATH, secret={"password": "redis-pass"}, mount_point=cfg.vault.kv_mount
         )
+        for server in cfg.agents.tool_servers:
+            for path in server.vault_secrets:
+                root.secrets.kv.v2.create_or_update_secret(
+                    path,
+                    secret={"token": f"token-of-{server.name}"},
+                    mount_point=cfg.vault.kv_mount,
+                )
         yield Setup(cfg, vault, kube, identities)
 
 
@@ -477,3 +501,41 @@ def _vault_call_at(
             return int(answer.status)
     except urllib.error.HTTPError as refused:
         return refused.code
+
+
+def test_a_tool_server_reads_its_own_secrets_and_no_pools_or_other_servers(
+    setup: Setup, tmp_path: Path
+) -> None:
+    cfg = setup.cfg
+    servers = {s.name: s for s in cfg.agents.tool_servers}
+    assert set(servers) == set(TOOL_SERVERS)
+    pools = [setup.identity(pool_workload(p.name)) for p in cfg.agents.pools]
+    provider_keys = [p.provider.key.path for p in cfg.agents.pools if p.provider is not None]
+    assert pools and provider_keys
+    for name, server in servers.items():
+        identity = setup.identity(tool_server_workload(name))
+        assert identity.shared_paths == tuple(server.vault_secrets)
+        jwt = request_token(setup.kube, identity.namespace.value, identity.name)
+        client = pod_client(setup, identity.name, jwt, tmp_path / name)
+        for path in server.vault_secrets:
+            assert client.read(path).value("token") == f"token-of-{name}"
+        others = [p for o in servers.values() if o is not server for p in o.vault_secrets]
+        pools_own = [f"{secret_prefix(p.name, p.namespace)}/api" for p in pools]
+        for path in [*others, *pools_own, *provider_keys, REDIS_SECRET_PATH]:
+            with pytest.raises(PermissionDenied):
+                client.read(path)
+        with pytest.raises(PermissionDenied):
+            client.write(server.vault_secrets[0], {"token": "self-issued"})
+        # A pool's token does not log in under the server's role.
+        pool_jwt = request_token(setup.kube, pools[0].namespace.value, pools[0].name)
+        with pytest.raises(LoginFailed):
+            pod_client(setup, identity.name, pool_jwt, tmp_path / f"{name}-as-pool").read(
+                server.vault_secrets[0]
+            )
+    # Nor does any pool read a tool server's secrets.
+    for pool in pools:
+        jwt = request_token(setup.kube, pool.namespace.value, pool.name)
+        client = pod_client(setup, pool.name, jwt, tmp_path / pool.name)
+        for server in servers.values():
+            with pytest.raises(PermissionDenied):
+                client.read(server.vault_secrets[0])

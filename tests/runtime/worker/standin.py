@@ -27,6 +27,8 @@ class Answer:
     message: str = "done"
     # (tool name, arguments): the model asks for this tool call instead of answering.
     tool_call: tuple[str, dict[str, Any]] | None = None
+    # (prompt, completion) tokens to report instead of the word counts.
+    tokens: tuple[int, int] | None = None
 
 
 @dataclass
@@ -90,10 +92,14 @@ class Provider:
             if answer.usage:
                 words = (len((m.get("content") or "").split()) for m in body["messages"])
                 prompt_tokens = sum(words) + 7
+                prompt_tokens, completion_tokens = answer.tokens or (
+                    prompt_tokens,
+                    len(content.split()),
+                )
                 reply["usage"] = {
                     "prompt_tokens": prompt_tokens,
-                    "completion_tokens": len(content.split()),
-                    "total_tokens": prompt_tokens + len(content.split()),
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
                 }
             return JSONResponse(reply)
 
