@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.manager import ARQ_WORKER, arq_run, submit_queued
 from ops.devstack.load import percentile
-from runtime.manager import constants as k
+from runtime.manager import keys as k
 from tests.runtime.processes import ServiceProcess, Tokens, manager_env, worker_env
 from tests.servers import RedisServer, redis_server
 
@@ -132,6 +132,27 @@ class Figure:
 
 def load() -> str:
     return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used (/proc): unlike a rate, what a task costs
+    in CPU does not depend on how many other jobs share the cores."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+@contextmanager
+def cpu_per_task(pids: dict[str, int], tasks: Callable[[], int], label: str) -> Iterator[None]:
+    """Print the CPU milliseconds each process spent per task over the block."""
+    before = {name: cpu_s(pid) for name, pid in pids.items()}
+    yield
+    n = tasks()
+    used = {name: (cpu_s(pid) - before[name]) * 1000 / max(n, 1) for name, pid in pids.items()}
+    parts = ", ".join(f"{name} {ms:.2f}" for name, ms in used.items())
+    print(f"CPU per task, {label} ({n} tasks): {sum(used.values()):.2f} ms = {parts}")
 
 
 # -- wrk ---------------------------------------------------------------------------------------
@@ -350,7 +371,9 @@ def arq_best(server: RedisServer, tasks: int, concurrency: int) -> tuple[float, 
             time.sleep(1.0)
             asyncio.run(arq_run(server.port, 300, concurrency))  # warm-up
             asyncio.run(_drop_arq_keys(server.url))  # the job ids are used again
-            rate, waits = asyncio.run(arq_run(server.port, tasks, concurrency, finish=True))
+            used = {"redis": server.process.pid, "arq worker": arq.pid}
+            with cpu_per_task(used, lambda: tasks, f"arq max_jobs {max_jobs} (submitter excluded)"):
+                rate, waits = asyncio.run(arq_run(server.port, tasks, concurrency, finish=True))
             asyncio.run(_drop_arq_keys(server.url))
         finally:
             os.kill(arq.pid, signal.SIGTERM)
@@ -518,6 +541,7 @@ def main() -> None:
         root = Path(tmp)
         script = root / "submit.lua"
         script.write_text(WRK_SUBMIT)
+        redis_pid = server.process.pid
         with platform(server, root, args.capacity) as p:
             mgr, token = str(p["manager"]), str(p["token"])
             print(f"service pids (cost engine, manager, workers): {p['pids']}")
@@ -547,11 +571,15 @@ def main() -> None:
                           agent_type=GOVERNED, tasks=200, seconds=60, connections=c)
             )  # fmt: skip
             spied = {n: pids[n] for n in ("manager", "cost", f"{GOVERNED}-0")}
-            with profiled(spied, args.profile):
+            governed = {"redis": redis_pid, **{n: pids[n] for n in ("manager", "cost")}}
+            governed |= {n: pids[n] for n in pids if n.startswith(GOVERNED)}
+            done: list[list[float]] = []
+            with profiled(spied, args.profile), cpu_per_task(governed, done.__len__, "governed"):
                 gov, rows = asyncio.run(
                     wrk_tasks(server.url, mgr, token, script,
                               agent_type=GOVERNED, tasks=args.tasks, seconds=300, connections=c)
                 )  # fmt: skip
+                done += rows
             rate, waits = through(rows)
             figures.append(
                 Figure(
@@ -584,7 +612,10 @@ def main() -> None:
                 f"p50 {ms(fin_waits, 0.5)} ms p99 {ms(fin_waits, 0.99)} ms  [load {load()}]"
             )
             asyncio.run(queue_level(server.url, 300, c))  # warm-up
-            qrate, qwaits = asyncio.run(queue_level(server.url, args.tasks, c))
+            plain = {"redis": redis_pid, "manager": pids["manager"]}
+            plain |= {n: pids[n] for n in pids if n.startswith(PLAIN)}
+            with cpu_per_task(plain, lambda: args.tasks, "queue level (submitter excluded)"):
+                qrate, qwaits = asyncio.run(queue_level(server.url, args.tasks, c))
             figures.append(
                 Figure(
                     "ours, queue level (2 workers)",
