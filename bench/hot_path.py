@@ -503,7 +503,7 @@ def platform(server: RedisServer, root: Path, capacity: int) -> Iterator[dict[st
     started: list[ServiceProcess] = []
     try:
         for service in (cost, mgr, *workers):
-            service.start()
+            service.start(timeout=180)  # a loaded machine starts eight services slowly
             started.append(service)
         time.sleep(1.5)  # every worker registered and mirrored by the manager
         pids = {s.log.stem: s.process.pid for s in started if s.process is not None}
