@@ -23,6 +23,7 @@ __all__ = [
     "FLUENT_BIT_IMAGE",
     "ISTIO_CHARTS",
     "POD_SECURITY_STANDARD",
+    "POSTGRES_ENGINE_VERSIONS",
     "SUPPORTED_MINORS",
     "VERSIONS",
     "Analyzer",
@@ -207,6 +208,12 @@ ANALYZERS: Final = MappingProxyType(
         ),
     }
 )
+
+# RDS for PostgreSQL engine versions a stack may name in `database.engineVersion` (the first is
+# the default). Full minor versions: RDS upgrades minors only when told (autoMinorVersionUpgrade
+# is off), so the plan shows every engine change. Written down offline; check with
+# `aws rds describe-db-engine-versions --engine postgres` before a deploy.
+POSTGRES_ENGINE_VERSIONS: Final = ("16.4", "15.8")
 
 # Version of the Pod Security Standards the namespaces enforce. Pinned on its own, not to the
 # cluster's minor: a Kubernetes upgrade must never change admission policy as a side effect.

@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 from infra import stack_config as platform_config
 from infra.layers.agents import Agents, AgentsArgs
 from infra.layers.cluster import Cluster, ClusterArgs
+from infra.layers.database import Database, DatabaseArgs
 from infra.layers.irsa import OidcIdentity
 from infra.layers.logs import LogShipping, LogShippingArgs
 from infra.layers.mesh import Mesh, MeshArgs
@@ -153,6 +154,18 @@ if cfg.vault.enabled:
         ),
     )
     pulumi.export("vaultCaCert", vault.ca_pem)
+    if cfg.database.enabled and placement is not None and vault.api is not None:
+        database = Database(
+            "database",
+            DatabaseArgs(
+                config=cfg,
+                placement=placement,
+                provider=kubernetes,
+                depends_on=namespaces.resources,
+                vault_api=vault.api,
+            ),
+        )
+        pulumi.export("databaseAddress", database.address)
 if cfg.monitoring.logs.enabled and oidc is not None:
     LogShipping(
         "logs",

@@ -207,8 +207,20 @@ def _kms_encrypted(props: Mapping[str, Any]) -> bool:
 def _rds(args: ResourceValidationArgs, props: Mapping[str, Any], report: Report) -> None:
     if props.get("storageEncrypted") is not True:
         report("the database's storage is not encrypted (storageEncrypted is not true)")
+    elif not props.get("kmsKeyId"):
+        report("the database's storage is not encrypted with a customer-managed KMS key (kmsKeyId)")
     if props.get("publiclyAccessible") is True:
         report("the database is publicly accessible")
+
+
+@_of_type("aws:rds/instance:Instance")
+def _rds_prod(args: ResourceValidationArgs, props: Mapping[str, Any], report: Report) -> None:
+    if environment(args) != "prod":
+        return
+    if props.get("multiAz") is not True:
+        report("the prod database has no standby in another AZ (multiAz is not true)")
+    if props.get("deletionProtection") is not True:
+        report("the prod database can be deleted (deletionProtection is not true)")
 
 
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
@@ -337,8 +349,16 @@ POLICIES = [
     resource_policy(
         "rds-encrypted-and-private",
         "Every RDS instance encrypts its storage and is not reachable from the internet.",
-        "Set storageEncrypted: true and publiclyAccessible: false.",
+        "Set storageEncrypted: true with a kmsKeyId and publiclyAccessible: false.",
         _rds,
+    ),
+    resource_policy(
+        "rds-multi-az-prod",
+        "In prod the database has a synchronous standby in another AZ and cannot be deleted by "
+        "accident.",
+        "Set database.multiAz: true (infra.layers.database sets deletion protection in prod).",
+        _rds_prod,
+        config=ENVIRONMENT_SCHEMA,
     ),
     stack_policy(
         "irsa-role-per-service-account",

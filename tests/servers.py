@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -23,12 +24,14 @@ from tests.managed import ManagedProcess
 
 __all__ = [
     "BaoServer",
+    "PostgresServer",
     "RedisClusterServers",
     "RedisServer",
     "asgi_server",
     "bao_binary",
     "bao_server",
     "free_port",
+    "postgres_server",
     "redis_cluster",
     "redis_server",
 ]
@@ -322,6 +325,138 @@ def bao_server(directory: Path, extra_config: str = "") -> Iterator[BaoServer]:
         yield server
     finally:
         server.stop(signal.SIGKILL)
+
+
+def postgres_bin(name: str) -> str:
+    """A PostgreSQL program from Debian's versioned directory (the newest major installed)."""
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: p.parts[-3])
+    assert found, f"no PostgreSQL {name}: run scripts/ensure-apt"
+    return str(found[-1])
+
+
+@dataclass
+class PostgresServer:
+    """A PostgreSQL server on 127.0.0.1 with password logins; `admin` may create roles (like
+    RDS's master user: no superuser) and owns `database`."""
+
+    port: int
+    directory: Path
+    process: subprocess.Popen[bytes]
+    admin: str
+    admin_password: str
+    database: str
+
+    def _run_as(self) -> dict[str, Any]:
+        # initdb and postgres refuse to run as root: CI runs as root, so they run as Debian's
+        # postgres user there (the PID we hold is still the server's own).
+        if os.geteuid() != 0:
+            return {}
+        return {"user": "postgres", "group": "postgres", "extra_groups": []}
+
+    def _start(self) -> None:
+        data = self.directory / "data"
+        if not data.exists():
+            self.directory.mkdir(parents=True, exist_ok=True)
+            if os.geteuid() == 0:
+                shutil.chown(self.directory, "postgres", "postgres")
+            subprocess.run(
+                [
+                    postgres_bin("initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                ],
+                check=True,
+                capture_output=True,
+                **self._run_as(),
+            )
+            # Password logins over TCP only, as on RDS.
+            (data / "pg_hba.conf").write_text(
+                "local all postgres trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+            )
+        log = (self.directory / "postgres.log").open("ab")
+        self.process = subprocess.Popen(
+            [
+                postgres_bin("postgres"),
+                "-D",
+                str(data),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.directory),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            **self._run_as(),
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"postgres exited: see {self.directory / 'postgres.log'}")
+            if self._psql("SELECT 1").returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"postgres did not start on port {self.port}")
+        self._psql(
+            f"CREATE ROLE {self.admin} LOGIN CREATEROLE PASSWORD '{self.admin_password}'",
+            # RDS's master user (rds_superuser) may end other logins' sessions too.
+            f"GRANT pg_signal_backend TO {self.admin}",
+            f"CREATE DATABASE {self.database} OWNER {self.admin}",
+        )
+
+    def _psql(self, *statements: str) -> subprocess.CompletedProcess[bytes]:
+        argv = [
+            postgres_bin("psql"),
+            "-h",
+            str(self.directory),
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ]
+        for statement in statements:
+            argv += ["-c", statement]
+        return subprocess.run(argv, capture_output=True, check=False, **self._run_as())
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, sig)
+            self.process.wait(timeout=30)
+
+
+@contextmanager
+def postgres_server(directory: Path, database: str = "agents") -> Iterator[PostgresServer]:
+    if os.geteuid() == 0:
+        # The postgres user cannot enter pytest's root-only temporary tree: a directory of its
+        # own under the system's temporary directory instead, removed afterwards.
+        directory = Path(tempfile.mkdtemp(prefix="agentops-postgres-"))
+    server = PostgresServer(
+        port=free_port(),
+        directory=directory,
+        process=None,  # type: ignore[arg-type]
+        admin="agentops_admin",
+        admin_password=secrets.token_hex(16),
+        database=database,
+    )
+    server._start()
+    try:
+        yield server
+    finally:
+        # SIGINT: PostgreSQL's fast shutdown (SIGKILL would leave its shared memory behind).
+        server.stop(signal.SIGINT)
+        if os.geteuid() == 0:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 @contextmanager

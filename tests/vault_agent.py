@@ -22,7 +22,9 @@ def token_for(server: BaoServer, *policies: str) -> str:
     return token
 
 
-def render_once(server: BaoServer, token: str, template: str, destination: Path) -> Path:
+def render_once(
+    server: BaoServer, token: str, template: str, destination: Path, address: str | None = None
+) -> Path:
     """Render `template` into `destination` with an agent logged in by `token`.
 
     The injector's agent logs in with Kubernetes auth; here the login is a token file holding a
@@ -35,7 +37,7 @@ def render_once(server: BaoServer, token: str, template: str, destination: Path)
     (work / "template.ctmpl").write_text(template)
     config = f"""
 vault {{
-  address = "{server.address}"
+  address = "{address or server.address}"
   retry {{
     num_retries = 1
   }}

@@ -3,6 +3,7 @@
 from contracts.config.agents import AgentPoolConfig, AgentsConfig, ImageConfig, ResourcesConfig
 from contracts.config.cluster import ClusterConfig, NodeGroupConfig, NodeGroupRole, TaintConfig
 from contracts.config.cost import BudgetConfig, CostConfig
+from contracts.config.database import CredentialsMode, DatabaseConfig
 from contracts.config.errors import NAMESPACE, ConfigError
 from contracts.config.loader import TOP_LEVEL_KEYS, load_from_mapping
 from contracts.config.mesh import MeshConfig
@@ -22,6 +23,8 @@ __all__ = [
     "ClusterConfig",
     "ConfigError",
     "CostConfig",
+    "CredentialsMode",
+    "DatabaseConfig",
     "Environment",
     "ImageConfig",
     "LocalClusterConfig",

@@ -17,6 +17,7 @@ from contracts.config.agents import (
 from contracts.config.base import ConfigModel, RuleViolation
 from contracts.config.cluster import ClusterConfig, NodeGroupRole
 from contracts.config.cost import CostConfig
+from contracts.config.database import DatabaseConfig
 from contracts.config.mesh import MeshConfig
 from contracts.config.monitoring import MonitoringConfig
 from contracts.config.network import NatMode, NetworkConfig
@@ -84,6 +85,10 @@ class PlatformConfig(ConfigModel):
     storage: StorageConfig = Field(
         default_factory=StorageConfig, description="agent storage: one S3 bucket per pool"
     )
+    database: DatabaseConfig = Field(
+        default_factory=DatabaseConfig,
+        description="optional PostgreSQL (RDS) for the pools, with Vault dynamic credentials",
+    )
     agents: AgentsConfig = Field(description="the runtime: manager, cost engine, agent pools")
     cost: CostConfig = Field(description="budgets, prices and model routing")
 
@@ -124,6 +129,42 @@ class PlatformConfig(ConfigModel):
                 raise RuleViolation(
                     "monitoring.logs.enabled", True, "the local stack has no CloudWatch Logs"
                 )
+            if self.database.enabled:
+                raise RuleViolation(
+                    "database.enabled",
+                    True,
+                    "the local stack has no RDS (and its runtime no Vault to lease logins from): "
+                    "the database is on in the AWS stacks only",
+                )
+        return self
+
+    def database_pools(self) -> list[str]:
+        """The pools that get database credentials (none: the database is off)."""
+        return list(self.database.pools) if self.database.enabled else []
+
+    @model_validator(mode="after")
+    def _database_users(self) -> Self:
+        known = [p.name for p in self.agents.pools]
+        for i, pool in enumerate(self.database.pools):
+            if pool not in known:
+                raise RuleViolation(f"database.pools[{i}]", pool, f"must be one of {known}")
+        if not self.database.enabled:
+            return self
+        if not self.database.pools:
+            raise RuleViolation(
+                "database.pools", [], f"name the pools that use the database, of {known}"
+            )
+        if not self.vault.configure:
+            raise RuleViolation(
+                "vault.configure",
+                False,
+                "the database's dynamic credentials are set up in Vault by the program: "
+                "turn it on (or database.enabled off)",
+            )
+        if self.environment is Environment.PROD and not self.database.multi_az:
+            raise RuleViolation(
+                "database.multiAz", False, "prod runs the database with a standby in another AZ"
+            )
         return self
 
     def pool_bucket(self, pool: str) -> str | None:

@@ -89,6 +89,21 @@ class WorkerSettings(RetryBackoffSettings):
             "(none: no agent storage)"
         ),
     )
+    database_host: str | None = Field(
+        default=None,
+        max_length=253,
+        description="the platform's PostgreSQL host (none: the pool uses no database)",
+    )
+    database_port: int = Field(default=ports.POSTGRES, ge=1, le=65535)
+    database_name: str | None = Field(default=None, max_length=63, description="database name")
+    database_credentials_path: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Vault path of the pool's dynamic database logins (database/creds/<role>)",
+    )
+    database_ssl: bool = Field(
+        default=True, description="TLS to the database (off only for a local server)"
+    )
 
     @model_validator(mode="after")
     def _one_cost_path(self) -> WorkerSettings:

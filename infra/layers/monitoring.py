@@ -24,8 +24,10 @@ from infra.platform.alert_thresholds import alert_thresholds
 from infra.platform.alertmanager import MANAGER_WEBHOOK_SECRET, alertmanager_config
 from infra.platform.dashboards import build_dashboards
 from infra.platform.metric_producers import (
+    ISTIO_CERTS,
     REDIS_EXPORTER_AUTH_SECRET,
     REDIS_EXPORTER_RELEASE,
+    istio_scrape_tls,
     redis_exporter_values,
     vault_service_monitor,
 )
@@ -50,9 +52,6 @@ PROMETHEUS_URL = f"http://{RELEASE}-prometheus.{Namespace.MONITORING.value}.svc:
 PROMETHEUS_SERVICE_ACCOUNT = f"{RELEASE}-prometheus"
 ALERTMANAGER_SERVICE_ACCOUNT = f"{RELEASE}-alertmanager"
 OTLP_GRPC = 4317
-# Where the Istio sidecar of Prometheus writes its workload certificate, so Prometheus can
-# scrape pods that only accept mutual TLS.
-_ISTIO_CERTS = "/etc/prom-certs"
 GRAFANA_ADMIN_SECRET = "grafana-admin"  # noqa: S105 - a Secret's name
 # Grafana's sidecar loads every ConfigMap with this label as a dashboard.
 DASHBOARD_LABEL = "grafana_dashboard"
@@ -311,7 +310,7 @@ def prometheus_spec(cfg: PlatformConfig) -> dict[str, Any]:
             }
         }
         spec["volumes"] = [{"name": "istio-certs", "emptyDir": {"medium": "Memory"}}]
-        spec["volumeMounts"] = [{"name": "istio-certs", "mountPath": _ISTIO_CERTS}]
+        spec["volumeMounts"] = [{"name": "istio-certs", "mountPath": ISTIO_CERTS}]
     return spec
 
 
@@ -319,18 +318,7 @@ def runtime_service_monitor(cfg: PlatformConfig) -> dict[str, Any]:
     """The ServiceMonitor spec scraping the runtime's services; over mutual TLS in the mesh."""
     endpoint: dict[str, Any] = {"port": "http", "path": endpoints.METRICS, "interval": "15s"}
     if cfg.mesh.enabled:
-        endpoint.update(
-            {
-                "scheme": "https",
-                "tlsConfig": {
-                    "caFile": f"{_ISTIO_CERTS}/root-cert.pem",
-                    "certFile": f"{_ISTIO_CERTS}/cert-chain.pem",
-                    "keyFile": f"{_ISTIO_CERTS}/key.pem",
-                    # Istio certificates name SPIFFE identities, not DNS names.
-                    "insecureSkipVerify": True,
-                },
-            }
-        )
+        endpoint.update(istio_scrape_tls())
     return {
         "namespaceSelector": {"matchNames": [Namespace.PLATFORM.value, Namespace.AGENTS.value]},
         "selector": {"matchLabels": {PART_OF_LABEL: PART_OF}},

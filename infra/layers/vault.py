@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Any, Final, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -24,6 +24,7 @@ from contracts.config import PlatformConfig, UnsealMode
 from infra.layers.irsa import IrsaRole, IrsaRoleArgs
 from infra.layers.shared import pinned_chart, rotating_key
 from infra.layers.tagging import Tagging
+from infra.platform.flows import VAULT_API, VAULT_CLUSTER
 from infra.platform.metric_producers import (
     VAULT_METRICS_POLICY,
     VAULT_METRICS_POLICY_HCL,
@@ -82,13 +83,31 @@ class VaultArgs:
     manager_webhook_token: pulumi.Output[str] | None
 
 
-def _server_hcl(cfg: PlatformConfig, kms_key_id: str | None, region: str | None) -> str:
-    ns = Namespace.VAULT.value
-    joins = "\n".join(
-        f'  retry_join {{\n    leader_api_addr = "https://{RELEASE}-{i}.{RELEASE}-internal.{ns}'
-        f'.svc:8200"\n    leader_ca_cert_file = "{_TLS_DIR}/ca.crt"\n  }}'
-        for i in range(cfg.vault.replicas)
+def _listener_tls(cfg: PlatformConfig) -> str:
+    """In the mesh the listener is plaintext: the servers' Istio sidecars terminate the mesh's
+    mTLS and authorize each request by identity, method and path (flows.py), which they could
+    not do inside Vault's own TLS. Outside the mesh Vault terminates TLS itself."""
+    if cfg.mesh.enabled:
+        return "  tls_disable = true\n"
+    return (
+        f'  tls_cert_file = "{_TLS_DIR}/tls.crt"\n  tls_key_file = "{_TLS_DIR}/tls.key"\n'
+        '  tls_min_version = "tls12"\n'
     )
+
+
+def _retry_join(cfg: PlatformConfig, i: int) -> str:
+    ns = Namespace.VAULT.value
+    host = f"{RELEASE}-{i}.{RELEASE}-internal.{ns}.svc:{VAULT_API}"
+    if cfg.mesh.enabled:
+        return f'  retry_join {{\n    leader_api_addr = "http://{host}"\n  }}'
+    return (
+        f'  retry_join {{\n    leader_api_addr = "https://{host}"\n'
+        f'    leader_ca_cert_file = "{_TLS_DIR}/ca.crt"\n  }}'
+    )
+
+
+def _server_hcl(cfg: PlatformConfig, kms_key_id: str | None, region: str | None) -> str:
+    joins = "\n".join(_retry_join(cfg, i) for i in range(cfg.vault.replicas))
     # Prometheus presents a token reading only sys/metrics where the program configures Vault
     # (see metric_producers); an unconfigured Vault has no such token to check.
     metrics_access = (
@@ -102,9 +121,8 @@ def _server_hcl(cfg: PlatformConfig, kms_key_id: str | None, region: str | None)
         # No IPC_LOCK capability in a Pod Security baseline namespace; swap is off on EKS nodes.
         "disable_mlock = true\n"
         'listener "tcp" {\n'
-        '  address = "[::]:8200"\n  cluster_address = "[::]:8201"\n'
-        f'  tls_cert_file = "{_TLS_DIR}/tls.crt"\n  tls_key_file = "{_TLS_DIR}/tls.key"\n'
-        '  tls_min_version = "tls12"\n'
+        f'  address = "[::]:{VAULT_API}"\n  cluster_address = "[::]:{VAULT_CLUSTER}"\n'
+        f"{_listener_tls(cfg)}"
         f"{metrics_access}}}\n"
         f'storage "raft" {{\n  path = "/vault/data"\n{joins}\n}}\n'
         f"{seal}"
@@ -113,77 +131,118 @@ def _server_hcl(cfg: PlatformConfig, kms_key_id: str | None, region: str | None)
     )
 
 
+def _chart_values(
+    cfg: PlatformConfig,
+    sa_annotations: dict[str, pulumi.Input[str]],
+    hcl: pulumi.Output[str],
+) -> dict[str, Any]:
+    """The pinned chart's values: HA raft servers behind TLS (or the mesh) and the injector."""
+    return {
+        # The chart's listener scheme: its Services' port names (http/https), VAULT_ADDR.
+        "global": {"tlsDisable": cfg.mesh.enabled},
+        "injector": {
+            "enabled": True,
+            "replicas": 2 if cfg.vault.ha else 1,
+            # Injected agents without resource annotations get the same small share as
+            # the runtime's (which set them explicitly, see runtime_secrets).
+            "agentDefaults": {
+                "cpuRequest": VAULT_AGENT_RESOURCES["requests"]["cpu"],
+                "memRequest": VAULT_AGENT_RESOURCES["requests"]["memory"],
+                "cpuLimit": VAULT_AGENT_RESOURCES["limits"]["cpu"],
+                "memLimit": VAULT_AGENT_RESOURCES["limits"]["memory"],
+                "ephemeralRequest": VAULT_AGENT_RESOURCES["requests"]["ephemeral"],
+                "ephemeralLimit": VAULT_AGENT_RESOURCES["limits"]["ephemeral"],
+            },
+            # The injector writes only its logs; CPU and memory come from the LimitRange.
+            "resources": _DISK_ONLY,
+        },
+        "server": {
+            **_mesh_pod(cfg),
+            # Raft data is on its volume claim; on the node's disk only its logs.
+            "resources": _DISK_ONLY,
+            "serviceAccount": {"name": SERVICE_ACCOUNT, "annotations": sa_annotations},
+            "dataStorage": {"enabled": True, "size": f"{cfg.vault.storage_gi}Gi"},
+            "extraEnvironmentVars": {"VAULT_CACERT": f"{_TLS_DIR}/ca.crt"},
+            "volumes": [{"name": "vault-tls", "secret": {"secretName": TLS_SECRET}}],
+            "volumeMounts": [{"name": "vault-tls", "mountPath": _TLS_DIR, "readOnly": True}],
+            "ha": {
+                "enabled": True,
+                "replicas": cfg.vault.replicas,
+                "raft": {"enabled": True, "setNodeId": True, "config": hcl},
+            },
+        },
+    }
+
+
+def _mesh_pod(cfg: PlatformConfig) -> dict[str, Any]:
+    """The servers join the mesh (chart 0.28.1 values `server.extraLabels`, `server.annotations`:
+    labels and annotations of the server pods): Istio's injection label — their namespace is
+    not injected, the injector stays a plain webhook — and the cluster port outside the
+    sidecar both ways (raft and forwarding carry Vault's own mutual TLS between the servers).
+    """
+    if not cfg.mesh.enabled:
+        return {}
+    bypass = str(VAULT_CLUSTER)
+    return {
+        "extraLabels": {"sidecar.istio.io/inject": "true"},
+        "annotations": {
+            # The proxy starts before Vault (its raft join goes through it) and stops after.
+            "sidecar.istio.io/nativeSidecar": "true",
+            "traffic.sidecar.istio.io/excludeInboundPorts": bypass,
+            "traffic.sidecar.istio.io/excludeOutboundPorts": bypass,
+        },
+    }
+
+
 class Vault(pulumi.ComponentResource):
     ca_pem: pulumi.Output[str]
+    # The provider that configures Vault through its API (None: `vault.configure` is off).
+    api: vault.Provider | None = None
 
     def __init__(
         self, name: str, args: VaultArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("platform:layers:Vault", name, None, opts)
         cfg = args.config
-        ns = Namespace.VAULT.value
         inside = pulumi.ResourceOptions(
             parent=self, provider=args.provider, depends_on=args.depends_on
         )
-
         self.ca_pem = self._tls(name, inside)
-        sa_annotations: dict[str, pulumi.Input[str]] = {}
-        hcl: pulumi.Output[str]
-        if cfg.vault.unseal is UnsealMode.AWS_KMS:
-            assert args.aws is not None  # the config rules keep KMS off the local stack
-            key_arn, role_arn = self._kms_unseal(name, args.aws)
-            sa_annotations["eks.amazonaws.com/role-arn"] = role_arn
-            region = args.aws.region
-            hcl = key_arn.apply(lambda k: _server_hcl(cfg, k, region))
-        else:
-            hcl = pulumi.Output.from_input(_server_hcl(cfg, None, None))
-
+        sa_annotations, hcl = self._seal(name, cfg, args)
         release = k8s.helm.v3.Release(
             f"{name}-release",
             name=RELEASE,
-            namespace=ns,
+            namespace=Namespace.VAULT.value,
             **pinned_chart("vault"),
-            values={
-                "global": {"tlsDisable": False},
-                "injector": {
-                    "enabled": True,
-                    "replicas": 2 if cfg.vault.ha else 1,
-                    # Injected agents without resource annotations get the same small share as
-                    # the runtime's (which set them explicitly, see runtime_secrets).
-                    "agentDefaults": {
-                        "cpuRequest": VAULT_AGENT_RESOURCES["requests"]["cpu"],
-                        "memRequest": VAULT_AGENT_RESOURCES["requests"]["memory"],
-                        "cpuLimit": VAULT_AGENT_RESOURCES["limits"]["cpu"],
-                        "memLimit": VAULT_AGENT_RESOURCES["limits"]["memory"],
-                        "ephemeralRequest": VAULT_AGENT_RESOURCES["requests"]["ephemeral"],
-                        "ephemeralLimit": VAULT_AGENT_RESOURCES["limits"]["ephemeral"],
-                    },
-                    # The injector writes only its logs; CPU and memory come from the LimitRange.
-                    "resources": _DISK_ONLY,
-                },
-                "server": {
-                    # Raft data is on its volume claim; on the node's disk only its logs.
-                    "resources": _DISK_ONLY,
-                    "serviceAccount": {"name": SERVICE_ACCOUNT, "annotations": sa_annotations},
-                    "dataStorage": {"enabled": True, "size": f"{cfg.vault.storage_gi}Gi"},
-                    "extraEnvironmentVars": {"VAULT_CACERT": f"{_TLS_DIR}/ca.crt"},
-                    "volumes": [{"name": "vault-tls", "secret": {"secretName": TLS_SECRET}}],
-                    "volumeMounts": [
-                        {"name": "vault-tls", "mountPath": _TLS_DIR, "readOnly": True}
-                    ],
-                    "ha": {
-                        "enabled": True,
-                        "replicas": cfg.vault.replicas,
-                        "raft": {"enabled": True, "setNodeId": True, "config": hcl},
-                    },
-                },
-            },
+            values=_chart_values(cfg, sa_annotations, hcl),
             atomic=False,  # pods stay unready until initialised; atomic would roll back
             opts=pulumi.ResourceOptions(
                 parent=self, provider=args.provider, depends_on=[*args.depends_on]
             ),
         )
-        # Clients in the runtime namespaces (and Prometheus) verify Vault with this CA.
+        self._ca_config_maps(name, cfg, inside)
+        if cfg.vault.configure:
+            assert args.vault_token is not None and cfg.vault.address is not None
+            self._configure(name, cfg, args, release)
+        self.register_outputs({"ca_pem": self.ca_pem})
+
+    def _seal(
+        self, name: str, cfg: PlatformConfig, args: VaultArgs
+    ) -> tuple[dict[str, pulumi.Input[str]], pulumi.Output[str]]:
+        """The server's service-account annotations and HCL: KMS auto-unseal through IRSA on
+        AWS, Shamir keys elsewhere."""
+        if cfg.vault.unseal is not UnsealMode.AWS_KMS:
+            return {}, pulumi.Output.from_input(_server_hcl(cfg, None, None))
+        assert args.aws is not None  # the config rules keep KMS off the local stack
+        key_arn, role_arn = self._kms_unseal(name, args.aws)
+        region = args.aws.region
+        hcl = key_arn.apply(lambda k: _server_hcl(cfg, k, region))
+        return {"eks.amazonaws.com/role-arn": role_arn}, hcl
+
+    def _ca_config_maps(
+        self, name: str, cfg: PlatformConfig, inside: pulumi.ResourceOptions
+    ) -> None:
+        """Clients in the runtime namespaces (and Prometheus) verify Vault with this CA."""
         clients = [Namespace.PLATFORM, Namespace.AGENTS]
         if cfg.monitoring.enabled:
             clients.append(Namespace.MONITORING)
@@ -194,10 +253,6 @@ class Vault(pulumi.ComponentResource):
                 data={"ca.crt": self.ca_pem},
                 opts=inside,
             )
-        if cfg.vault.configure:
-            assert args.vault_token is not None and cfg.vault.address is not None
-            self._configure(name, cfg, args, release)
-        self.register_outputs({"ca_pem": self.ca_pem})
 
     def _tls(self, name: str, inside: pulumi.ResourceOptions) -> pulumi.Output[str]:
         ns = Namespace.VAULT.value
@@ -307,6 +362,7 @@ class Vault(pulumi.ComponentResource):
             skip_child_token=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[release]),
         )
+        self.api = provider
         opts = pulumi.ResourceOptions(parent=self, provider=provider)
         auth = vault.AuthBackend(
             f"{name}-kubernetes-auth", type="kubernetes", path=AUTH_MOUNT, opts=opts

@@ -250,22 +250,26 @@ def flow_requests(flow: Flow, cfg: PlatformConfig) -> Iterator[Request]:
     if flow.caller_jwt and cfg.mesh.jwt is not None:
         token = (cfg.mesh.jwt.issuer, "caller-1")
     # A flow with paths but no methods takes any: a read and a write stand for them.
-    methods = flow.methods or (("GET", "POST") if flow.paths else (None,))
+    calls = [
+        (method, path)
+        for http in flow.http or (None,)
+        for method in (http.methods if http else ()) or (("GET", "POST") if http else (None,))
+        for path in (http.paths if http else ()) or (None,)
+    ]
     for port in flow.mesh_ports:
-        for method in methods:
-            for path in flow.paths or (None,):
-                yield Request(
-                    dst.namespace,
-                    dst.label_map,
-                    port,
-                    source_ip,
-                    principal=principal,
-                    method=method,
-                    path=_concrete(path) if path else ("/" if method else None),
-                    token=token,
-                    token_header=CALLER_JWT_HEADER,
-                    gateway=dst.edge,
-                )
+        for method, path in calls:
+            yield Request(
+                dst.namespace,
+                dst.label_map,
+                port,
+                source_ip,
+                principal=principal,
+                method=method,
+                path=_concrete(path) if path else ("/" if method else None),
+                token=token,
+                token_header=CALLER_JWT_HEADER,
+                gateway=dst.edge,
+            )
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ class MockCloud(pulumi.runtime.Mocks):
             "aws:iam/openIdConnectProvider:OpenIdConnectProvider": self._oidc_provider,
             "random:index/randomPassword:RandomPassword": self._random_password,
             "aws:elasticache/replicationGroup:ReplicationGroup": self._replication_group,
+            "aws:rds/instance:Instance": self._rds_instance,
             "tls:index/privateKey:PrivateKey": self._pem("privateKeyPem", "PRIVATE KEY"),
             "tls:index/certRequest:CertRequest": self._pem("certRequestPem", "CERTIFICATE REQUEST"),
             "tls:index/selfSignedCert:SelfSignedCert": self._pem("certPem", "CERTIFICATE"),
@@ -166,6 +167,15 @@ class MockCloud(pulumi.runtime.Mocks):
             "primaryEndpointAddress": f"master.{domain}",
             "readerEndpointAddress": f"replica.{domain}",
             "arn": self._arn("elasticache", f"replicationgroup:{resource_id}"),
+        }
+
+    def _rds_instance(self, resource_id: str, state: dict[str, Any], h: str) -> dict[str, Any]:
+        # RDS names the endpoint <identifier>.<account-region hash>.<region>.rds.amazonaws.com.
+        address = f"{resource_id}.{h[:12]}.{self.region}.rds.amazonaws.com"
+        return {
+            "address": address,
+            "endpoint": f"{address}:{state.get('port', 5432)}",
+            "arn": self._arn("rds", f"db:{resource_id}"),
         }
 
     def _random_password(self, resource_id: str, state: dict[str, Any], h: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from typing import Any, Final
 from contracts import endpoints, ports
 from contracts.config import AgentPoolConfig, PlatformConfig, RedisMode, UnsealMode
 from infra.platform.logship import FLUENT_BIT
+from infra.platform.metric_producers import VAULT_METRICS_PATH
 from infra.platform.names import (
     APP_LABEL,
     COMPONENT_LABEL,
@@ -31,12 +32,16 @@ from infra.platform.names import (
     pool_workload,
     tool_server_workload,
 )
+from infra.platform.runtime_secrets import VAULT_API_PORT, VAULT_CLUSTER_PORT
 from infra.platform.scheduling import AUTOSCALER_SERVICE_ACCOUNT
 from infra.platform.tracing import OTLP_HTTP
+from infra.platform.vault_access import ApiOperation, vault_identities
 
 __all__ = [
     "DNS_PORT",
     "INJECTED",
+    "VAULT_API",
+    "VAULT_CLUSTER",
     "Flow",
     "Network",
     "Peer",
@@ -60,8 +65,14 @@ SIDECAR_OWN_PORTS: Final = frozenset({15020, 15021, 15090})
 ENVOY_METRICS: Final = 15020
 
 # Namespaces whose pods get an Istio sidecar where the mesh runs. Not the mesh itself, and not
-# Vault: it terminates its own TLS and its raft peers must reach each other without a proxy.
+# Vault's namespace: its injector is the API server's webhook (plaintext caller); the Vault
+# servers alone join the mesh, by their pods' `sidecar.istio.io/inject` label (vault layer).
 INJECTED: Final = (Namespace.PLATFORM, Namespace.AGENTS, Namespace.MONITORING)
+# Vault's API (behind the mesh: plaintext listener, the sidecar's mTLS and path-level policy) and
+# its cluster port (raft and request forwarding between the servers: Vault's own mutual TLS,
+# excluded from the sidecar's capture in and out).
+VAULT_API: Final = VAULT_API_PORT
+VAULT_CLUSTER: Final = VAULT_CLUSTER_PORT
 
 
 class Protocol(StrEnum):
@@ -81,6 +92,9 @@ class Workload:
     injected: bool = False  # an Istio proxy authorizes calls into it (sidecar or gateway)
     host_network: bool = False  # runs in the node's network: NetworkPolicies cannot select it
     edge: bool = False  # the ingress gateway: takes callers' TLS, not the mesh's mTLS
+    # Ports its sidecar does not capture (traffic.sidecar.istio.io/exclude*Ports): no
+    # AuthorizationPolicy decides them, the NetworkPolicies alone do.
+    bypass_ports: tuple[int, ...] = ()
 
     @property
     def label_map(self) -> dict[str, str]:
@@ -125,13 +139,26 @@ class Flow:
     # the network's addresses on these ports); the mesh does (a ServiceEntry for each name and
     # REGISTRY_ONLY outbound for the source, see mesh_policies.mesh_egress).
     hosts: tuple[str, ...] = ()
+    # Several (methods, paths) pairs where one pair cannot say it (Vault's API: login and
+    # writes, reads); each one an operation of the flow's AuthorizationPolicy rule.
+    operations: tuple[ApiOperation, ...] = ()
 
     @property
     def mesh_ports(self) -> tuple[int, ...]:
         """Ports of this flow the destination's sidecar authorizes (empty: the mesh sees none)."""
-        if not isinstance(self.destination, Workload) or not self.destination.injected:
+        dst = self.destination
+        if not isinstance(dst, Workload) or not dst.injected:
             return ()
-        return tuple(p for p in self.ports if p not in SIDECAR_OWN_PORTS)
+        return tuple(p for p in self.ports if p not in SIDECAR_OWN_PORTS | set(dst.bypass_ports))
+
+    @property
+    def http(self) -> tuple[ApiOperation, ...]:
+        """The HTTP operations the mesh allows on this flow (empty: any, or TCP)."""
+        if self.operations:
+            return self.operations
+        if self.methods or self.paths:
+            return (ApiOperation(self.methods, self.paths),)
+        return ()
 
     @property
     def plaintext(self) -> bool:
@@ -166,13 +193,24 @@ class _Catalogue:
         *,
         host_network: bool = False,
         proxy: bool = False,
+        sidecar: bool = False,
+        bypass_ports: tuple[int, ...] = (),
     ) -> Workload:
         # `proxy`: an Envoy of its own (the gateway), authorized by the mesh like a sidecar.
+        # `sidecar`: pods labelled for injection outside the INJECTED namespaces.
         injected = self.cfg.mesh.enabled and (
-            proxy or (not host_network and namespace in {ns.value for ns in INJECTED})
+            proxy or sidecar or (not host_network and namespace in {ns.value for ns in INJECTED})
         )
         w = Workload(
-            key, namespace, labels, service_account, source, injected, host_network, edge=proxy
+            key,
+            namespace,
+            labels,
+            service_account,
+            source,
+            injected,
+            host_network,
+            edge=proxy,
+            bypass_ports=bypass_ports if injected else (),
         )
         self.found[key] = w
         return w
@@ -292,7 +330,11 @@ def workloads(cfg: PlatformConfig) -> dict[str, Workload]:
             vault,
             _labels(**{APP_LABEL: "vault", INSTANCE_LABEL: "vault", COMPONENT_LABEL: "server"}),
             "vault",  # server.serviceAccount.name (infra/layers/vault.py)
+            # server.extraLabels `sidecar.istio.io/inject: "true"` and server.annotations
+            # excluding the cluster port from the sidecar (infra/layers/vault.py).
             hashicorp + "server-statefulset.yaml",
+            sidecar=True,
+            bypass_ports=(VAULT_CLUSTER,),
         )
         c.add(
             "vault-agent-injector",
@@ -564,6 +606,9 @@ def flows(cfg: PlatformConfig) -> list[Flow]:
     # ---- MCP tool servers: only the pools a server allows reach it ---------------------------
     out.extend(_tool_server_flows(cfg, w))
 
+    # ---- the optional PostgreSQL: the pools it allows, and Vault that makes their logins -----
+    out.extend(_database_flows(cfg, w, net))
+
     # ---- Redis: the queues and the ledger ----------------------------------------------------
     out.extend(_redis_flows(cfg, w, net, runtime))
 
@@ -645,6 +690,29 @@ def _pool_egress(pool_cfg: AgentPoolConfig, pool: Workload, net: dict[str, Netwo
     return found
 
 
+def _database_flows(
+    cfg: PlatformConfig, w: dict[str, Workload], net: dict[str, Network]
+) -> Iterator[Flow]:
+    """RDS lives in the VPC's private subnets: the allowed pools and Vault reach it on 5432."""
+    for pool in cfg.database_pools():
+        client = w[pool_workload(pool)]
+        yield Flow(
+            f"{client.key}-to-database",
+            client,
+            net["vpc"],
+            (ports.POSTGRES,),
+            "the pool's own schema in the platform's PostgreSQL (RDS), with a Vault login",
+        )
+    if cfg.database_pools() and cfg.vault.enabled:
+        yield Flow(
+            "vault-to-database",
+            w["vault"],
+            net["vpc"],
+            (ports.POSTGRES,),
+            "Vault's database secrets engine creates and drops the pools' logins",
+        )
+
+
 def _redis_flows(
     cfg: PlatformConfig, w: dict[str, Workload], net: dict[str, Network], runtime: list[Workload]
 ) -> Iterator[Flow]:
@@ -693,15 +761,29 @@ def _vault_flows(
     cfg: PlatformConfig, w: dict[str, Workload], net: dict[str, Network], runtime: list[Workload]
 ) -> Iterator[Flow]:
     vault, injector = w["vault"], w["vault-agent-injector"]
+    # Each client's requests on Vault's API, from its policy (vault_access): in the mesh the
+    # Vault servers' sidecars let nothing else through — no sys/ path (unseal, seal-status,
+    # health, init, generate-root, rekey, step-down, …) answers a client. Vault's own readiness
+    # probe is `vault status` exec'd in its container (on 127.0.0.1, not through the sidecar);
+    # operators reach the API by `kubectl port-forward`/`exec`, also inside the pod.
+    operations = {i.name: i.operations for i in vault_identities(cfg)}
     for client in runtime:
+        assert client.service_account is not None
         yield Flow(
             f"{client.key}-to-vault",
             client,
             vault,
-            (8200,),
+            (VAULT_API,),
             "the injected Vault Agent and the runtime log in (Kubernetes auth) and read KV",
+            operations=operations[client.service_account],
         )
-    yield Flow("vault-peers", vault, vault, (8200, 8201), "raft replication and request forwarding")
+    yield Flow(
+        "vault-peers",
+        vault,
+        vault,
+        (VAULT_API, VAULT_CLUSTER),
+        "raft join (sys/storage/raft on the API port), replication and request forwarding",
+    )
     yield Flow(
         "vault-to-api-server",
         vault,
@@ -845,8 +927,10 @@ def _monitoring_flows(
             "prometheus-scrapes-vault",
             prom,
             w["vault"],
-            (8200,),
+            (VAULT_API,),
             "Vault's telemetry (/v1/sys/metrics) for the alert catalogue",
+            methods=("GET",),
+            paths=(VAULT_METRICS_PATH,),
         )
     scraped = (
         ("alertmanager", 9093),
@@ -1041,6 +1125,15 @@ def flow_table(cfg: PlatformConfig) -> list[dict[str, Any]]:
             "ports": list(f.ports),
             "methods": list(f.methods),
             "paths": list(f.paths),
+            **(
+                {
+                    "operations": [
+                        {"methods": list(o.methods), "paths": list(o.paths)} for o in f.operations
+                    ]
+                }
+                if f.operations
+                else {}
+            ),
             "callerJwt": f.caller_jwt,
             "hosts": list(f.hosts),
             "meshAuthorized": bool(f.mesh_ports),

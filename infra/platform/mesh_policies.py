@@ -63,18 +63,22 @@ def _source(flow: Flow, cfg: PlatformConfig) -> dict[str, Any] | None:
     return source
 
 
-def _operation(flow: Flow) -> dict[str, Any]:
-    operation: dict[str, Any] = {"ports": [str(p) for p in flow.mesh_ports]}
-    if flow.methods:
-        operation["methods"] = list(flow.methods)
-    if flow.paths:
-        operation["paths"] = list(flow.paths)
-    return operation
+def _operations(flow: Flow) -> list[dict[str, Any]]:
+    """One `to` entry per HTTP operation of the flow (any matching lets the request through)."""
+    found = []
+    for http in flow.http or (None,):
+        operation: dict[str, Any] = {"ports": [str(p) for p in flow.mesh_ports]}
+        if http is not None and http.methods:
+            operation["methods"] = list(http.methods)
+        if http is not None and http.paths:
+            operation["paths"] = list(http.paths)
+        found.append({"operation": operation})
+    return found
 
 
 def _allow(flow: Flow, cfg: PlatformConfig) -> MeshObject:
     assert isinstance(flow.destination, Workload)
-    rule: dict[str, Any] = {"to": [{"operation": _operation(flow)}]}
+    rule: dict[str, Any] = {"to": _operations(flow)}
     source = _source(flow, cfg)
     if source is not None:
         rule = {"from": [{"source": source}], **rule}
@@ -203,7 +207,7 @@ def mesh_egress(cfg: PlatformConfig) -> list[MeshObject]:
     Services its flows reach and to ServiceEntries for exactly those hosts (TLS on their port,
     matched on SNI) and for the address ranges of its other external flows. Anything else, the
     internet included, gets no route (502 / reset), even where the NetworkPolicy, which cannot
-    name hosts, lets its 443 out. Vault's port bypasses the proxy (runtime_secrets).
+    name hosts, lets its 443 out. Vault is one of those Services (its servers are in the mesh).
     """
     if not cfg.mesh.enabled:
         return []

@@ -22,6 +22,7 @@ from infra.platform.names import Namespace
 from infra.platform.runtime_secrets import CA_CONFIGMAP, VAULT_RELEASE
 
 __all__ = [
+    "ISTIO_CERTS",
     "PROMETHEUS_POD",
     "REDIS_EXPORTER_AUTH_SECRET",
     "REDIS_EXPORTER_PORT",
@@ -31,11 +32,15 @@ __all__ = [
     "VAULT_METRICS_POLICY_HCL",
     "VAULT_METRICS_SECRET",
     "VAULT_TELEMETRY_HCL",
+    "istio_scrape_tls",
     "redis_exporter_values",
     "vault_service_monitor",
 ]
 
 PROMETHEUS_POD: Final = {"app.kubernetes.io/name": "prometheus"}
+# Where Prometheus' sidecar writes its Istio workload certificate (monitoring layer): it scrapes
+# meshed pods with it over the mesh's mTLS, its own traffic bypassing the sidecar.
+ISTIO_CERTS: Final = "/etc/prom-certs"
 REDIS_EXPORTER_RELEASE: Final = "redis-exporter"
 REDIS_EXPORTER_PORT: Final = 9121
 REDIS_EXPORTER_AUTH_SECRET: Final = "redis-exporter-auth"  # noqa: S105 - a Secret's name
@@ -83,8 +88,24 @@ def redis_exporter_values(primary_endpoint: str) -> dict[str, Any]:
     }
 
 
+def istio_scrape_tls() -> dict[str, Any]:
+    """An endpoint's scheme and TLS for a target in the mesh: Prometheus' Istio certificate."""
+    return {
+        "scheme": "https",
+        "tlsConfig": {
+            "caFile": f"{ISTIO_CERTS}/root-cert.pem",
+            "certFile": f"{ISTIO_CERTS}/cert-chain.pem",
+            "keyFile": f"{ISTIO_CERTS}/key.pem",
+            # Istio certificates name SPIFFE identities, not DNS names.
+            "insecureSkipVerify": True,
+        },
+    }
+
+
 def vault_service_monitor(cfg: PlatformConfig) -> dict[str, Any]:
-    """Spec of the ServiceMonitor scraping every Vault server's telemetry."""
+    """Spec of the ServiceMonitor scraping every Vault server's telemetry: over Vault's TLS
+    (its CA), or in the mesh over mTLS to the servers' sidecars (the chart names the port
+    `http` when its listener is plaintext)."""
     ns = Namespace.VAULT.value
     endpoint: dict[str, Any] = {
         "port": "https",
@@ -97,6 +118,8 @@ def vault_service_monitor(cfg: PlatformConfig) -> dict[str, Any]:
             "serverName": f"{VAULT_RELEASE}.{ns}.svc",
         },
     }
+    if cfg.mesh.enabled:
+        endpoint.update({"port": "http", **istio_scrape_tls()})
     if cfg.vault.configure:
         endpoint["authorization"] = {
             "type": "Bearer",

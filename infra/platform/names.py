@@ -12,6 +12,7 @@ __all__ = [
     "APP_LABEL",
     "COMPONENT_LABEL",
     "COST_ENGINE",
+    "DATABASE_SERVICE",
     "MANAGER",
     "PART_OF",
     "PART_OF_LABEL",
@@ -54,6 +55,8 @@ POD_SECURITY: Final = {
 
 
 MANAGER: Final = "agent-manager"
+# The agents namespace's name of the platform database (an ExternalName Service to RDS).
+DATABASE_SERVICE: Final = "database"
 COST_ENGINE: Final = "cost-engine"
 PART_OF: Final = "agentops"
 

@@ -37,8 +37,11 @@ __all__ = [
     "SECRETS_DIR",
     "VAULT_ADDRESS",
     "VAULT_AGENT_RESOURCES",
+    "VAULT_API_PORT",
     "VAULT_CA_DIR",
     "VAULT_CA_FILE",
+    "VAULT_CLUSTER_PORT",
+    "VAULT_MESH_ADDRESS",
     "VAULT_RELEASE",
     "VAULT_TOKEN_DIR",
     "VAULT_TOKEN_FILE",
@@ -46,13 +49,25 @@ __all__ = [
     "SecretFile",
     "injector_annotations",
     "secret_prefix",
+    "vault_address",
 ]
 
 # The Vault Helm release and its API: the Service `vault` in namespace `vault` fronts every raft
 # peer (a standby forwards to the leader), and the server certificate names `vault.vault.svc`.
 VAULT_RELEASE: Final = "vault"
 VAULT_API_PORT: Final = 8200
+# Raft and request forwarding between the servers (Vault's own mutual TLS, outside the mesh).
+VAULT_CLUSTER_PORT: Final = 8201
 VAULT_ADDRESS: Final = f"https://{VAULT_RELEASE}.{Namespace.VAULT.value}.svc:{VAULT_API_PORT}"
+# In the mesh the servers' listener is plaintext behind their sidecars: the client's sidecar
+# carries the request over the mesh's mTLS, and Vault's sidecar authorizes it by path.
+VAULT_MESH_ADDRESS: Final = f"http://{VAULT_RELEASE}.{Namespace.VAULT.value}.svc:{VAULT_API_PORT}"
+
+
+def vault_address(mesh: bool) -> str:
+    return VAULT_MESH_ADDRESS if mesh else VAULT_ADDRESS
+
+
 # The Kubernetes auth method's mount (the vault layer enables it there).
 AUTH_MOUNT: Final = "kubernetes"
 # The CA that signs Vault's certificate: a ConfigMap (no secret in it) the vault layer writes into
@@ -155,13 +170,10 @@ def injector_annotations(
         f"{_PREFIX}/agent-inject": "true",
         f"{_PREFIX}/role": role,
         f"{_PREFIX}/auth-path": f"auth/{AUTH_MOUNT}",
-        f"{_PREFIX}/service": VAULT_ADDRESS,
+        f"{_PREFIX}/service": vault_address(mesh),
         # Log in with the projected token of audience "vault" (the role requires it): the pods
         # mount no default service-account token.
         f"{_PREFIX}/agent-service-account-token-volume-name": VAULT_TOKEN_VOLUME,
-        # Verify Vault with the platform's CA, mounted from the ConfigMap into the agent
-        # containers (copying the service's mounts would mount the token volume twice).
-        f"{_PREFIX}/ca-cert": VAULT_CA_FILE,
         f"{_PREFIX}/agent-json-patch": json.dumps(ca_mount),
         f"{_PREFIX}/agent-init-json-patch": json.dumps(ca_mount),
         # The service's own uid and gid: the files are 0400 and readable by it alone.
@@ -180,8 +192,13 @@ def injector_annotations(
         annotations[f"{_PREFIX}/agent-inject-template-{f.name}"] = f.template(kv_mount)
         annotations[f"{_PREFIX}/agent-inject-perms-{f.name}"] = "0400"
     if mesh:
-        # The init container runs before the Istio proxy exists, and the CNI plugin has already
-        # redirected the pod's traffic to it: Vault's port bypasses the proxy. Vault is outside
-        # the mesh and terminates its own TLS, so nothing is lost.
-        annotations["traffic.sidecar.istio.io/excludeOutboundPorts"] = str(VAULT_API_PORT)
+        # Vault is reached through the mesh (its sidecar authorizes each path), so the agent's
+        # init container needs the pod's proxy up: Istio's native sidecar (an init container
+        # with restartPolicy Always, placed before the others and started first). The injector
+        # must keep appending its init container (`agent-init-first` unset), after the proxy.
+        annotations["sidecar.istio.io/nativeSidecar"] = "true"
+    else:
+        # Verify Vault with the platform's CA, mounted from the ConfigMap into the agent
+        # containers (copying the service's mounts would mount the token volume twice).
+        annotations[f"{_PREFIX}/ca-cert"] = VAULT_CA_FILE
     return annotations

@@ -24,6 +24,7 @@ from contracts.config import (
     ResourcesConfig,
 )
 from contracts.config.agents import LOAD_TEST_LABEL, MANAGER_KNOBS
+from contracts.database import credentials_path
 from contracts.settings.cost import CostEngineSettings
 from contracts.settings.environment import settings_env
 from contracts.settings.llm import LLMSettings
@@ -34,6 +35,7 @@ from contracts.settings.worker import TOOL_SERVERS_ENV, WorkerSettings
 from contracts.telemetry import metrics
 from infra.platform.names import (
     COST_ENGINE,
+    DATABASE_SERVICE,
     MANAGER,
     Namespace,
     pool_workload,
@@ -47,10 +49,10 @@ from infra.platform.runtime_secrets import (
     MANAGER_WEBHOOK_TOKEN,
     PROVIDER_KEY_FILE,
     REDIS_SECRET_PATH,
-    VAULT_ADDRESS,
     VAULT_CA_FILE,
     VAULT_TOKEN_FILE,
     SecretFile,
+    vault_address,
 )
 from infra.platform.tracing import trace_settings
 
@@ -171,24 +173,28 @@ class Workload:
         return self.identity == self.name
 
 
+def _service_host(name: str, namespace: Namespace) -> str:
+    return f"{name}.{namespace.value}.svc.cluster.local"
+
+
 def _service_url(name: str, namespace: Namespace, port: int) -> str:
-    return f"http://{name}.{namespace.value}.svc.cluster.local:{port}"
+    return f"http://{_service_host(name, namespace)}:{port}"
 
 
 def _vault_env(cfg: PlatformConfig, identity: str) -> dict[str, str]:
     """Where the service's own Vault client (runtime/secrets) logs in: its Kubernetes-auth role
-    is its service account, over TLS verified with the platform's CA."""
-    return settings_env(
-        VaultSettings,
-        {
-            "address": VAULT_ADDRESS,
-            "role": identity,
-            "auth_mount": AUTH_MOUNT,
-            "kv_mount": cfg.vault.kv_mount,
-            "token_file": VAULT_TOKEN_FILE,
-            "ca_file": VAULT_CA_FILE,
-        },
-    )
+    is its service account, over TLS verified with the platform's CA — or, in the mesh, over
+    the sidecars' mTLS to Vault's plaintext listener."""
+    values: dict[str, object] = {
+        "address": vault_address(cfg.mesh.enabled),
+        "role": identity,
+        "auth_mount": AUTH_MOUNT,
+        "kv_mount": cfg.vault.kv_mount,
+        "token_file": VAULT_TOKEN_FILE,
+    }
+    if not cfg.mesh.enabled:
+        values["ca_file"] = VAULT_CA_FILE
+    return settings_env(VaultSettings, values)
 
 
 def _service_env(
@@ -363,6 +369,10 @@ def _pool_workload(
     bucket = cfg.pool_bucket(pool.name)
     if bucket is not None:
         values["storage_bucket"] = bucket
+    if pool.name in cfg.database_pools():
+        values["database_host"] = _service_host(DATABASE_SERVICE, Namespace.AGENTS)
+        values["database_name"] = cfg.database.name
+        values["database_credentials_path"] = credentials_path(pool.name)
     key_file = provider_key_file(pool)
     env = {
         **_service_env(cfg, WorkerSettings, name, worker_files, values),

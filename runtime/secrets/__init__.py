@@ -19,7 +19,7 @@ from runtime.secrets.errors import (
     VaultSealed,
     VaultUnreachable,
 )
-from runtime.secrets.models import SecretMetadata, SecretVersion, VersionInfo
+from runtime.secrets.models import DatabaseLogin, SecretMetadata, SecretVersion, VersionInfo
 from runtime.secrets.rotation import (
     Rotated,
     destroy_superseded,
@@ -33,6 +33,7 @@ __all__ = [
     "AuditRecord",
     "AuditSink",
     "AuditTrail",
+    "DatabaseLogin",
     "KubernetesLogin",
     "LogAudit",
     "Login",

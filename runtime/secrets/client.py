@@ -1,4 +1,5 @@
-"""The runtime's secrets client: KV v2 read / write / list / metadata / destroy, and transit.
+"""The runtime's secrets client: KV v2 read / write / list / metadata / destroy, transit, and
+dynamic database logins.
 
 Paths are relative to the KV mount (`pools/coder/api`); audit records and errors name them
 with the mount in front (`agents/pools/coder/api`). A missing path is an error, never an
@@ -19,7 +20,7 @@ from runtime.secrets.audit import AuditTrail
 from runtime.secrets.auth import KubernetesLogin, Login, StaticToken
 from runtime.secrets.clock import Clock, utc_now
 from runtime.secrets.errors import MalformedResponse
-from runtime.secrets.models import SecretMetadata, SecretVersion
+from runtime.secrets.models import DatabaseLogin, SecretMetadata, SecretVersion
 from runtime.secrets.session import VaultSession
 
 __all__ = ["SecretsClient", "login_from_settings"]
@@ -191,3 +192,15 @@ class SecretsClient:
             return base64.b64decode(encoded)
 
         return self.session.call("decrypt", where, request)
+
+    # -- database secrets engine -------------------------------------------------------
+
+    def database_login(self, path: str) -> DatabaseLogin:
+        """A new login from a database role's `creds` path (`database/creds/<role>`, from the
+        mount): each read is a lease of its own, revoked by Vault when it ends."""
+        where = _clean(path)
+
+        def request(client: hvac.Client) -> DatabaseLogin:
+            return DatabaseLogin.parse(where, client.read(where), self.clock())
+
+        return self.session.call("database-login", where, request)

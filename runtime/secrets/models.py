@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from runtime.secrets.errors import MalformedResponse
 
-__all__ = ["SecretMetadata", "SecretVersion", "VersionInfo"]
+__all__ = ["DatabaseLogin", "SecretMetadata", "SecretVersion", "VersionInfo"]
 
 
 def _time(value: Any, operation: str, path: str, what: str) -> datetime | None:
@@ -112,3 +112,29 @@ class SecretMetadata:
             updated_time=updated,
             versions=dict(sorted(versions.items())),
         )
+
+
+@dataclass(frozen=True)
+class DatabaseLogin:
+    """A dynamic database login from Vault's database secrets engine: valid for its lease."""
+
+    path: str
+    username: str
+    password: SecretStr
+    lease_id: str
+    lease_seconds: int
+    obtained_at: datetime
+
+    @classmethod
+    def parse(cls, path: str, body: Any, now: datetime) -> DatabaseLogin:
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict):
+            raise MalformedResponse("database-login", path, "no data in the answer")
+        username, password = data.get("username"), data.get("password")
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise MalformedResponse("database-login", path, "no username and password")
+        lease_id = body.get("lease_id")
+        if not isinstance(lease_id, str) or not lease_id:
+            raise MalformedResponse("database-login", path, "no lease id")
+        seconds = _int(body.get("lease_duration"), "database-login", path, "lease_duration")
+        return cls(path, username, SecretStr(password), lease_id, seconds, now)

@@ -18,11 +18,12 @@ import pytest
 from contracts import endpoints, ports
 from contracts.config import PlatformConfig, load_from_mapping
 from infra.plan.connectivity import flow_decisions, mesh_config
+from infra.plan.document import Plan
 from infra.plan.istio_authz import Decision, MeshConfig, Request, decide
 from infra.platform.flows import Workload, flows, workloads
 from infra.platform.mesh_policies import CALLER_JWT_HEADER
-from infra.platform.names import COST_ENGINE, MANAGER, Namespace, pool_workload
-from tests.stacks import stack_values
+from infra.platform.names import COST_ENGINE, MANAGER, pool_workload
+from tests.stacks import helm_release, stack_values
 
 MESHED = ("staging", "prod")
 
@@ -179,19 +180,122 @@ def test_must_be_refused(plan_dirs: dict[str, Path], stack: str) -> None:
     assert {n: d for n, d in allowed.items() if d is Decision.ALLOW} == {}
 
 
+# Vault's unauthenticated endpoints: they answer anyone who reaches the API, whatever the token.
+VAULT_SYS_CALLS = (
+    ("PUT", "/v1/sys/unseal"),
+    ("POST", "/v1/sys/unseal"),
+    ("GET", "/v1/sys/seal-status"),
+    ("GET", "/v1/sys/health"),
+    ("GET", "/v1/sys/init"),
+    ("PUT", "/v1/sys/init"),
+    ("PUT", "/v1/sys/generate-root/attempt"),
+    ("PUT", "/v1/sys/generate-root/update"),
+    ("PUT", "/v1/sys/rekey/init"),
+    ("PUT", "/v1/sys/rekey/update"),
+    ("POST", "/v1/sys/step-down"),
+    ("PUT", "/v1/sys/seal"),
+    ("GET", "/v1/sys/leader"),
+    ("GET", "/v1/sys/metrics"),
+    ("GET", "/v1/sys/storage/raft/configuration"),
+    ("GET", "/v1/sys/internal/ui/mounts"),
+)
+
+
 @pytest.mark.parametrize("stack", MESHED)
-def test_vault_outside_the_mesh_is_guarded_by_network_policy(stack: str) -> None:
-    # Vault terminates its own TLS and has no sidecar: the mesh does not decide calls into it.
-    # Only its clients (and its peers) have a flow to it; the NetworkPolicy analyzer
-    # (test_netpol_analyzer) shows every other pair refused.
+def test_vault_servers_are_in_the_mesh(plans: dict[str, Plan], stack: str) -> None:
+    # The servers' pods carry Istio's injection label and keep the cluster port outside the
+    # sidecar; the listener is plaintext behind it (the sidecar sees every path). The
+    # injector (the API server's webhook) stays out.
     cfg = load_from_mapping(stack_values(stack))
+    found = workloads(cfg)
+    assert found["vault"].injected
+    assert found["vault"].bypass_ports == (8201,)
+    assert not found["vault-agent-injector"].injected
+    values = helm_release(plans[stack], "vault").inputs["values"]
+    server = values["server"]
+    assert server["extraLabels"] == {"sidecar.istio.io/inject": "true"}
+    assert server["annotations"] == {
+        "sidecar.istio.io/nativeSidecar": "true",
+        "traffic.sidecar.istio.io/excludeInboundPorts": "8201",
+        "traffic.sidecar.istio.io/excludeOutboundPorts": "8201",
+    }
+    assert values["global"]["tlsDisable"] is True
+    hcl = server["ha"]["raft"]["config"]
+    assert "tls_disable = true" in hcl and "https://" not in hcl
+
+
+@pytest.mark.parametrize("stack", MESHED)
+def test_agents_reach_no_vault_sys_path(plan_dirs: dict[str, Path], stack: str) -> None:
+    # Issue 19: nothing in agentops-agents reaches Vault's unseal/sys paths. Every pool logs in
+    # and reads its own secrets; every sys/ call of every runtime identity is refused by the
+    # Vault servers' sidecars — and so is a pool on another pool's secrets, and plaintext.
+    cfg = load_from_mapping(stack_values(stack))
+    # Without a sidecar on the servers no policy decides anything into Vault: every path,
+    # sys/unseal included, answers whoever the NetworkPolicy lets reach port 8200 (the agents).
+    assert workloads(cfg)["vault"].injected, "Vault outside the mesh: agents reach sys/unseal"
+    mesh = _mesh(plan_dirs[stack])
+    kv = cfg.vault.kv_mount
+    pools = [pool_workload(p.name) for p in cfg.agents.pools]
+    assert len(pools) >= 2
+    for pool, other in zip(pools, [*pools[1:], pools[0]], strict=True):
+        allowed = {
+            "login POST": _call(cfg, pool, "vault", 8200, "POST", "/v1/auth/kubernetes/login"),
+            "login PUT": _call(cfg, pool, "vault", 8200, "PUT", "/v1/auth/kubernetes/login"),
+            "own secret": _call(
+                cfg, pool, "vault", 8200, "GET", f"/v1/{kv}/data/pools/{pool}/provider"
+            ),
+            "lookup-self": _call(cfg, pool, "vault", 8200, "GET", "/v1/auth/token/lookup-self"),
+            "renew-self": _call(cfg, pool, "vault", 8200, "PUT", "/v1/auth/token/renew-self"),
+        }
+        assert {n: decide(r, mesh) for n, r in allowed.items()} == dict.fromkeys(
+            allowed, Decision.ALLOW
+        )
+        refused = {
+            f"{method} {path}": _call(cfg, pool, "vault", 8200, method, path)
+            for method, path in VAULT_SYS_CALLS
+        }
+        refused["other pool's secret"] = _call(
+            cfg, pool, "vault", 8200, "GET", f"/v1/{kv}/data/pools/{other}/provider"
+        )
+        refused["login with GET"] = _call(
+            cfg, pool, "vault", 8200, "GET", "/v1/auth/kubernetes/login"
+        )
+        refused["plaintext unseal"] = _call(cfg, None, "vault", 8200, "PUT", "/v1/sys/unseal")
+        assert {n: decide(r, mesh) for n, r in refused.items()} == dict.fromkeys(
+            refused, Decision.DENY
+        )
+
+
+@pytest.mark.parametrize("stack", MESHED)
+def test_only_vault_peers_and_prometheus_reach_vault_sys_paths(
+    plan_dirs: dict[str, Path], stack: str
+) -> None:
+    cfg = load_from_mapping(stack_values(stack))
+    mesh = _mesh(plan_dirs[stack])
+    for service in (MANAGER, COST_ENGINE):
+        for method, path in VAULT_SYS_CALLS:
+            call = _call(cfg, service, "vault", 8200, method, path)
+            assert decide(call, mesh) is Decision.DENY, (service, method, path)
+    # Prometheus reads the telemetry and nothing else; the servers' raft join goes peer to peer.
+    assert decide(_call(cfg, "prometheus", "vault", 8200, "GET", "/v1/sys/metrics"), mesh) is (
+        Decision.ALLOW
+    )
+    assert decide(_call(cfg, "prometheus", "vault", 8200, "PUT", "/v1/sys/unseal"), mesh) is (
+        Decision.DENY
+    )
+    join = _call(cfg, "vault", "vault", 8200, "POST", "/v1/sys/storage/raft/bootstrap/challenge")
+    assert decide(join, mesh) is Decision.ALLOW
+    # Only these identities have a flow to Vault at all.
     vault = workloads(cfg)["vault"]
-    assert not vault.injected
     callers = {
         f.source.key
         for f in flows(cfg)
         if f.destination == vault and isinstance(f.source, Workload)
     }
-    pools = {pool_workload(p.name) for p in cfg.agents.pools}
-    assert callers == {MANAGER, COST_ENGINE, "vault", "prometheus", *pools}
-    assert Namespace.VAULT.value not in {w.namespace for w in workloads(cfg).values() if w.injected}
+    assert callers == {
+        MANAGER,
+        COST_ENGINE,
+        "vault",
+        "prometheus",
+        *(pool_workload(p.name) for p in cfg.agents.pools),
+    }

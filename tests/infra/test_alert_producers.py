@@ -127,6 +127,11 @@ def _vault_producer(plan: Plan, stack: str) -> str | None:
     assert endpoint["path"] == VAULT_METRICS_PATH
     assert endpoint["params"] == {"format": ["prometheus"]}
     assert endpoint["scheme"] == "https"
+    # In the mesh: mTLS with Prometheus' Istio certificate to the servers' sidecars (plaintext
+    # listener behind them); outside it, Vault's own TLS verified with its CA.
+    meshed = load_from_mapping(stack_values(stack)).mesh.enabled
+    assert ("certFile" in endpoint["tlsConfig"]) is meshed
+    assert endpoint["port"] == ("http" if meshed else "https")
     hcl = vault.inputs["values"]["server"]["ha"]["raft"]["config"]
     assert "telemetry {" in hcl and "prometheus_retention_time" in hcl, hcl
     if not stack_values(stack)["vault"].get("configure", False):

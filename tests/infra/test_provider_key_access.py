@@ -14,12 +14,15 @@ from pathlib import Path
 import pytest
 
 from contracts.config import PlatformConfig, load_from_mapping
+from infra.plan.istio_authz import Decision
+from infra.platform.names import pool_workload
 from infra.platform.runtime_secrets import PROVIDER_KEY_FILE
 from infra.platform.vault_access import vault_identities
 from infra.platform.workloads import provider_key_file
 from tests.servers import BaoServer, bao_server
 from tests.stacks import stack_values
 from tests.vault_agent import render_once, token_for
+from tests.vault_mesh import generated_mesh, recording_proxy, vault_decision
 
 KEYS = {"code-generator": "sk-codegen-0f3a", "security-scanner": "sk-scanner-9b1c"}
 
@@ -93,3 +96,41 @@ def test_agent_renders_the_key_alone_from_the_injector_template(
     assert first is not None
     with pytest.raises(RuntimeError, match="rendered nothing"):
         render_once(vault, other, first.template(prod.vault.kv_mount), tmp_path / "stolen" / "key")
+
+
+def test_the_injected_agent_renders_through_the_meshs_vault_rules(
+    vault: BaoServer, prod: PlatformConfig, tmp_path: Path
+) -> None:
+    # Issue 19: the real agent renders each pool's key through a proxy that refuses (403, as
+    # Envoy does) whatever the prod mesh refuses that pool on Vault's API. The agent also asks
+    # `sys/health` and `sys/internal/ui/mounts/<path>` (KV version detection); the mesh refuses
+    # both like every sys/ path, and the agent renders all the same (it falls back to the
+    # path as written: `<mount>/data/…`). Everything else it sends the mesh allows; the other
+    # pool's identity is refused on its secret.
+    mesh = generated_mesh(prod)
+    pools = [pool_workload(p.name) for p in prod.agents.pools]
+    for pool, other in zip(prod.agents.pools, [*pools[1:], pools[0]], strict=True):
+        key_file = provider_key_file(pool)
+        assert key_file is not None
+        name = pool_workload(pool.name)
+
+        def refused(method: str, path: str, name: str = name) -> bool:
+            return vault_decision(prod, mesh, name, method, path) is not Decision.ALLOW
+
+        with recording_proxy(vault.address, refused) as (address, seen):
+            token = token_for(vault, name)
+            template = key_file.template(prod.vault.kv_mount)
+            rendered = render_once(vault, token, template, tmp_path / pool.name / "key", address)
+            assert rendered.read_text() == KEYS[pool.name]
+        assert seen, "the agent sent nothing through the proxy"
+        own = {f"{m} {p}": vault_decision(prod, mesh, name, m, p) for m, p in seen}
+        expected = {
+            call: Decision.DENY if call.split()[1].startswith("/v1/sys/") else Decision.ALLOW
+            for call in own
+        }
+        assert own == expected, pool.name
+        assert "GET /v1/sys/health" in own  # what the agent asks, refused by the mesh
+        assert pool.provider is not None
+        read = f"GET /v1/{prod.vault.kv_mount}/data/{pool.provider.key.path}"
+        assert own[read] is Decision.ALLOW
+        assert vault_decision(prod, mesh, other, "GET", read.split()[1]) is Decision.DENY

@@ -23,7 +23,7 @@ from contracts.settings.service import ServiceSettings, TraceExporter
 from contracts.settings.vault import VaultSettings
 from contracts.settings.worker import WorkerSettings
 from infra.plan.document import Plan, PlanResource
-from infra.platform.runtime_secrets import SECRETS_DIR, VAULT_ADDRESS
+from infra.platform.runtime_secrets import SECRETS_DIR, vault_address
 from infra.platform.tracing import COLLECTOR_SERVICE, otlp_traces_endpoint, tracing_on
 from infra.platform.vault_access import secret_prefix, vault_identities
 from infra.platform.workloads import PRE_STOP_SLEEP_SECONDS, runtime_workloads
@@ -165,12 +165,14 @@ def test_each_runtime_deployment_builds_its_settings_model(
         assert settings.redis_password() == _DUMMY_TOKEN, name
         assert settings.redis_url.password is None, name
         assert settings.environment == cfg.environment.value
-        # The pod logs in to Vault as its own service account, verifying Vault with the CA.
+        # The pod logs in to Vault as its own service account, verifying Vault with the CA —
+        # or, in the mesh, through the sidecars' mTLS to Vault's plaintext listener.
         pod = d.inputs["spec"]["template"]["spec"]
         assert vault.role == pod["serviceAccountName"], name
-        assert vault.url == VAULT_ADDRESS
+        assert vault.url == vault_address(cfg.mesh.enabled)
+        assert vault.url.startswith("http://" if cfg.mesh.enabled else "https://")
         assert vault.kv_mount == cfg.vault.kv_mount
-        assert vault.ca_file is not None
+        assert (vault.ca_file is None) is cfg.mesh.enabled
         assert vault.pod_name == _fake_pod_name(name)
 
 

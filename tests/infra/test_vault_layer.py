@@ -42,8 +42,11 @@ def test_ha_raft_with_kms_unseal(plans: dict[str, Plan], stack: str) -> None:
     hcl = server["ha"]["raft"]["config"]
     assert hcl.count("retry_join {") == cfg.replicas
     assert 'seal "awskms"' in hcl
-    assert "tls_cert_file" in hcl
-    assert "tls_disable" not in hcl
+    # In the mesh (both AWS stacks) the listener is plaintext behind the servers' sidecars,
+    # which authorize each request by path (tests/flows/test_mesh_decisions.py).
+    assert load_from_mapping(stack_values(stack)).mesh.enabled
+    assert "tls_disable = true" in hcl
+    assert "tls_cert_file" not in hcl
     (key,) = [k for k in _of(plans[stack], "aws:kms/key:Key") if k.name == "vault-unseal"]
     assert key.inputs["enableKeyRotation"] is True
     role_arn = server["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"]
@@ -66,6 +69,9 @@ def test_local_vault_has_no_kms_and_no_api_configuration(plans: dict[str, Plan])
     hcl = _release(plan)["server"]["ha"]["raft"]["config"]
     assert "awskms" not in hcl
     assert not [r for r in plan.resources if r.type.startswith("vault:")]
+    # No mesh: Vault terminates its own TLS.
+    assert "tls_cert_file" in hcl
+    assert "tls_disable" not in hcl
 
 
 @pytest.mark.parametrize("stack", AWS)

@@ -27,6 +27,9 @@ def _opts() -> PolicyResourceOptions:
     return PolicyResourceOptions(False, [], False, [], PolicyCustomTimeouts(0, 0, 0), [])
 
 
+RDS_KEY = "arn:aws:kms:eu-west-1:1:key/k"
+
+
 def run(name: str, resource_type: str, props: dict[str, Any], **config: Any) -> list[str]:
     policy = BY_NAME[name]
     assert isinstance(policy, ResourceValidationPolicy)
@@ -437,7 +440,7 @@ CASES: list[Case] = [
     (
         "rds-encrypted-and-private",
         "aws:rds/instance:Instance",
-        lambda: {"storageEncrypted": True, "publiclyAccessible": False},
+        lambda: {"storageEncrypted": True, "publiclyAccessible": False, "kmsKeyId": RDS_KEY},
         lambda: {"storageEncrypted": False, "publiclyAccessible": False},
         {},
         "storage is not encrypted",
@@ -445,10 +448,34 @@ CASES: list[Case] = [
     (
         "rds-encrypted-and-private",
         "aws:rds/instance:Instance",
-        lambda: {"storageEncrypted": True},
-        lambda: {"storageEncrypted": True, "publiclyAccessible": True},
+        lambda: {"storageEncrypted": True, "kmsKeyId": RDS_KEY},
+        lambda: {"storageEncrypted": True, "publiclyAccessible": True, "kmsKeyId": RDS_KEY},
         {},
         "publicly accessible",
+    ),
+    (
+        "rds-encrypted-and-private",
+        "aws:rds/instance:Instance",
+        lambda: {"storageEncrypted": True, "kmsKeyId": RDS_KEY},
+        lambda: {"storageEncrypted": True},
+        {},
+        "not encrypted with a customer-managed KMS key",
+    ),
+    (
+        "rds-multi-az-prod",
+        "aws:rds/instance:Instance",
+        lambda: {"multiAz": True, "deletionProtection": True},
+        lambda: {"multiAz": False, "deletionProtection": True},
+        {"environment": "prod"},
+        "no standby in another AZ",
+    ),
+    (
+        "rds-multi-az-prod",
+        "aws:rds/instance:Instance",
+        lambda: {"multiAz": True, "deletionProtection": True},
+        lambda: {"multiAz": True, "deletionProtection": False},
+        {"environment": "prod"},
+        "can be deleted",
     ),
 ]
 
@@ -469,6 +496,10 @@ def test_policy_rejects_violation_and_accepts_compliant(
     assert run(name, resource_type, good(), **config) == []
     found = run(name, resource_type, bad(), **config)
     assert any(expected in message for message in found), found
+
+
+def test_a_single_az_database_passes_outside_prod() -> None:
+    assert run("rds-multi-az-prod", "aws:rds/instance:Instance", {}, environment="staging") == []
 
 
 def test_every_resource_policy_has_cases() -> None:

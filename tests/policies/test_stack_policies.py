@@ -156,16 +156,22 @@ def _s3_managed_keys(plan: Plan) -> None:
                 rule["applyServerSideEncryptionByDefault"] = {"sseAlgorithm": "AES256"}
 
 
+def _database(plan: Plan) -> dict[str, Any]:
+    """The inputs of the RDS instance the program renders (the prod stack enables it)."""
+    (database,) = [r for r in plan.resources if r.type == "aws:rds/instance:Instance"]
+    return database.inputs
+
+
 def _unencrypted_public_database(plan: Plan) -> None:
-    (bucket, *_) = [r for r in plan.resources if r.type == "aws:s3/bucket:Bucket"]
-    database = copy.deepcopy(bucket)
-    database.type = "aws:rds/instance:Instance"
-    database.name = "agent-db"
-    database.urn = bucket.urn.replace("aws:s3/bucket:Bucket", database.type).replace(
-        bucket.name, "agent-db"
-    )
-    database.inputs = {"engine": "postgres", "storageEncrypted": False, "publiclyAccessible": True}
-    plan.resources.append(database)
+    _database(plan).update(storageEncrypted=False, publiclyAccessible=True)
+
+
+def _aws_managed_database_key(plan: Plan) -> None:
+    del _database(plan)["kmsKeyId"]
+
+
+def _single_az_database(plan: Plan) -> None:
+    _database(plan)["multiAz"] = False
 
 
 def _shared_pool_role(plan: Plan) -> None:
@@ -188,6 +194,8 @@ def _shared_pool_role(plan: Plan) -> None:
         ("s3-private-and-encrypted", _s3_managed_keys, "is not encrypted with a KMS key"),
         ("rds-encrypted-and-private", _unencrypted_public_database, "is publicly accessible"),
         ("rds-encrypted-and-private", _unencrypted_public_database, "storage is not encrypted"),
+        ("rds-encrypted-and-private", _aws_managed_database_key, "customer-managed KMS key"),
+        ("rds-multi-az-prod", _single_az_database, "no standby in another AZ"),
         ("irsa-role-per-service-account", _shared_pool_role, "share the IAM role"),
     ],
     ids=[
@@ -195,13 +203,16 @@ def _shared_pool_role(plan: Plan) -> None:
         "s3-managed-keys",
         "public-database",
         "unencrypted-database",
+        "aws-managed-database-key",
+        "single-az-database",
         "shared-pool-role",
     ],
 )
 def test_storage_policies_fail_a_broken_prod_plan(
     plans: dict[str, Plan], policy: str, breaks: Any, expected: str
 ) -> None:
-    """The real prod plan (its agent buckets) passes; the same plan broken one way is blocked."""
+    """The real prod plan (its agent buckets and database) passes; the same plan broken one way
+    is blocked."""
     config = load_pack_config("prod")
     assert [v for v in check_plan(plans["prod"], ALL_POLICIES, config) if v.blocking] == []
     plan = copy.deepcopy(plans["prod"])

@@ -159,14 +159,20 @@ def test_a_pool_reaches_only_its_providers_host_on_443(plans: dict[str, Plan], s
         assert sidecar["outboundTrafficPolicy"] == {"mode": "REGISTRY_ONLY"}
         (egress,) = sidecar["egress"]
         external = {h for h in egress["hosts"] if h.startswith("./")}
+        # The platform database (RDS, in the VPC, by address) where the pool may use it.
+        database = {"./vpc-5432.external"} if pool.name in cfg.database_pools() else set()
+        if database:
+            db = entries[(AGENTS, "egress-vpc-5432")]["spec"]
+            assert db["addresses"] == [str(cfg.network.vpc_cidr)]  # type: ignore[union-attr]
+            assert db["ports"] == [{"number": 5432, "name": "tcp-5432", "protocol": "TCP"}]
         if stack == "prod":
             # ElastiCache (in the VPC, by address) is the pool's one other way out.
-            assert external == {f"./{host}", "./vpc-6379.external"}
+            assert external == {f"./{host}", "./vpc-6379.external", *database}
             redis = entries[(AGENTS, "egress-vpc-6379")]["spec"]
             assert redis["addresses"] == [str(cfg.network.vpc_cidr)]  # type: ignore[union-attr]
             assert redis["ports"] == [{"number": 6379, "name": "tcp-6379", "protocol": "TCP"}]
         else:
-            assert external == {f"./{host}"}
+            assert external == {f"./{host}", *database}
         # Inside the cluster: the namespaces of the Services its flows reach.
         assert {h for h in egress["hosts"] if not h.startswith("./")} >= {
             "kube-system/*",

@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from contracts.config import PlatformConfig, load_from_mapping
+from infra.plan.istio_authz import Decision
 from infra.platform.names import Namespace
 from infra.platform.vault_access import (
     REDIS_SECRET_PATH,
@@ -39,6 +41,7 @@ from runtime.secrets import (
     LoginFailed,
     PermissionDenied,
     RecentAudit,
+    SecretNotFound,
     SecretsClient,
     VaultSettings,
 )
@@ -46,6 +49,7 @@ from tests.kubeapi import ControlPlane
 from tests.runtime.secrets.bao import root_hvac
 from tests.servers import BaoServer, bao_server
 from tests.stacks import stack_values
+from tests.vault_mesh import generated_mesh, recording_proxy, vault_decision
 
 # The Vault layer's own service account reviews tokens (its Helm chart binds it to
 # system:auth-delegator); the test gives the same name the same right.
@@ -203,7 +207,12 @@ def setup(kube: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 def pod_client(
-    setup: Setup, role: str, jwt: str, tmp_path: Path, recent: RecentAudit | None = None
+    setup: Setup,
+    role: str,
+    jwt: str,
+    tmp_path: Path,
+    recent: RecentAudit | None = None,
+    address: str | None = None,
 ) -> SecretsClient:
     """The client as a pod builds it: settings from the environment's names, the token in the
     projected file."""
@@ -211,7 +220,7 @@ def pod_client(
     token_file.parent.mkdir(parents=True, exist_ok=True)
     token_file.write_text(jwt)
     settings = VaultSettings(
-        address=setup.vault.address,
+        address=address or setup.vault.address,
         role=role,
         token_file=token_file,
         kv_mount=setup.cfg.vault.kv_mount,
@@ -406,3 +415,65 @@ def test_agent_pools_use_no_sys_path_and_read_their_own_secret(setup: Setup) -> 
     status, body = _vault_call(setup, "PUT", "sys/unseal", token, {"key": "AAAA"})
     assert (status, body.get("sealed")) == (200, False)
     assert root_hvac(setup.vault).sys.read_seal_status()["sealed"] is False
+
+
+def test_what_the_runtime_sends_to_vault_is_what_the_mesh_lets_in(
+    setup: Setup, tmp_path: Path
+) -> None:
+    # Issue 19: the mesh's rules for Vault (flow table → AuthorizationPolicies on the Vault
+    # servers' sidecars) against the requests the real clients send to a real OpenBao: the
+    # runtime's client (login, KV read/list/metadata, transit) and hvac's token calls. Every
+    # one is allowed for its identity; the same identity's sys/ calls are refused.
+    cfg = setup.cfg
+    mesh = generated_mesh(cfg)
+    for identity in setup.identities.values():
+        jwt = request_token(setup.kube, identity.namespace.value, identity.name)
+        own = secret_prefix(identity.name, identity.namespace)
+        with recording_proxy(setup.vault.address) as (address, seen):
+            client = pod_client(setup, identity.name, jwt, tmp_path / identity.name, None, address)
+            assert client.read(f"{own}/api").value("api_key") == f"key-of-{identity.name}"
+            assert client.list(own) == ["api"]
+            assert client.metadata(f"{own}/api").current_version == 1
+            for shared in identity.shared_paths:
+                # The setup seeds only the Redis entry: a 404 is a request all the same.
+                with suppress(SecretNotFound):
+                    client.read(shared)
+            sealed = client.encrypt(identity.name, b"payload")
+            assert client.decrypt(identity.name, sealed) == b"payload"
+            login = hvac.Client(url=address).auth.kubernetes.login(identity.name, jwt)
+            token = hvac.Client(url=address, token=login["auth"]["client_token"])
+            token.auth.token.lookup_self()
+            token.auth.token.renew_self()
+            sent = list(seen)
+            for method, path, body in SYS_CALLS:
+                _vault_call_at(address, method, path, login["auth"]["client_token"], body)
+            sys_calls = seen[len(sent) :]
+
+        def decision(method: str, path: str, name: str = identity.name) -> Decision:
+            return vault_decision(cfg, mesh, name, method, path)
+
+        login_call = ("POST", "/v1/auth/kubernetes/login")
+        assert login_call in sent and ("GET", "/v1/auth/token/lookup-self") in sent, sent
+        assert {f"{m} {p}": decision(m, p) for m, p in sent} == {
+            f"{m} {p}": Decision.ALLOW for m, p in sent
+        }, identity.name
+        assert len(sys_calls) == len(SYS_CALLS)
+        assert {f"{m} {p}": decision(m, p) for m, p in sys_calls} == {
+            f"{m} {p}": Decision.DENY for m, p in sys_calls
+        }, identity.name
+
+
+def _vault_call_at(
+    address: str, method: str, path: str, token: str, body: dict[str, object] | None
+) -> int:
+    request = urllib.request.Request(  # noqa: S310 - the test's own proxy on 127.0.0.1
+        f"{address}/v1/{path}",
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers={"X-Vault-Token": token},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            return int(answer.status)
+    except urllib.error.HTTPError as refused:
+        return refused.code
