@@ -14,14 +14,17 @@ One invocation, one redis-server (AOF, fsync every second), in this order:
   the outcome store, the usage record, the acknowledgement;
 * the same at half that rate (`wrk` paced by its `delay()`): submit→start latency under a
   steady load;
+* both again with the in-process cost gate (workers with AGENTOPS_COST_CONFIG run the cost
+  package's reservation and usage scripts on the queue's Redis: no HTTP call per task);
 * our queue level: tasks submitted with the task queue's client (as arq's `enqueue_job`),
   dispatched by the manager to 2 workers with no cost engine;
 * arq 0.28 with a no-op job (two settings, the better one is the reference);
 * Celery 5 with a Redis broker and a no-op task (its own venv, pinned, in ~/.cache);
 * redis-benchmark: what the Redis server does by itself.
 
-It prints tasks/s, submit→finish p50/p99, each ratio to arq, the load average, and which
-client bounds which figure.
+It prints tasks/s, submit→finish p50/p99, each ratio to arq, the load average, which client
+bounds which figure, and the CPU milliseconds per task of every process involved (a figure
+the machine's other load changes far less than a rate).
 """
 
 from __future__ import annotations
@@ -50,11 +53,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.manager import ARQ_WORKER, arq_run, submit_queued
 from ops.devstack.load import percentile
-from runtime.manager import constants as k
+from runtime.manager import keys as k
 from tests.runtime.processes import ServiceProcess, Tokens, manager_env, worker_env
 from tests.servers import RedisServer, redis_server
 
-GOVERNED, PLAIN, SINK = "governed", "plain", "sink"
+GOVERNED, LOCAL, PLAIN, SINK = "governed", "governed-local", "plain", "sink"
 MODEL = "gpt-4o"
 CELERY = "celery[redis]==5.5.3"
 REDIS_BENCHMARK = ("redis-benchmark", "-q", "-n", "200000", "-c", "50", "-t", "set", "-p")
@@ -132,6 +135,27 @@ class Figure:
 
 def load() -> str:
     return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used (/proc): unlike a rate, what a task costs
+    in CPU does not depend on how many other jobs share the cores."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+@contextmanager
+def cpu_per_task(pids: dict[str, int], tasks: Callable[[], int], label: str) -> Iterator[None]:
+    """Print the CPU milliseconds each process spent per task over the block."""
+    before = {name: cpu_s(pid) for name, pid in pids.items()}
+    yield
+    n = tasks()
+    used = {name: (cpu_s(pid) - before[name]) * 1000 / max(n, 1) for name, pid in pids.items()}
+    parts = ", ".join(f"{name} {ms:.2f}" for name, ms in used.items())
+    print(f"CPU per task, {label} ({n} tasks): {sum(used.values()):.2f} ms = {parts}")
 
 
 # -- wrk ---------------------------------------------------------------------------------------
@@ -350,7 +374,9 @@ def arq_best(server: RedisServer, tasks: int, concurrency: int) -> tuple[float, 
             time.sleep(1.0)
             asyncio.run(arq_run(server.port, 300, concurrency))  # warm-up
             asyncio.run(_drop_arq_keys(server.url))  # the job ids are used again
-            rate, waits = asyncio.run(arq_run(server.port, tasks, concurrency, finish=True))
+            used = {"redis": server.process.pid, "arq worker": arq.pid}
+            with cpu_per_task(used, lambda: tasks, f"arq max_jobs {max_jobs} (submitter excluded)"):
+                rate, waits = asyncio.run(arq_run(server.port, tasks, concurrency, finish=True))
             asyncio.run(_drop_arq_keys(server.url))
         finally:
             os.kill(arq.pid, signal.SIGTERM)
@@ -441,17 +467,21 @@ def platform(server: RedisServer, root: Path, capacity: int) -> Iterator[dict[st
         manager_env(
             server.url,
             tokens,
-            [GOVERNED, PLAIN, SINK],
+            [GOVERNED, LOCAL, PLAIN, SINK],
             strategy="least_connections",
             max_queued_per_type=10_000_000,
         ),
         root / "manager.log",
     )
-    governed = {
-        "cost_engine_url": cost.url,
-        "cost_token_file": tokens.file("cost"),
-        "model": MODEL,
-        "work_model": MODEL,
+    governed: dict[str, dict[str, object]] = {
+        GOVERNED: {
+            "cost_engine_url": cost.url,
+            "cost_token_file": tokens.file("cost"),
+            "model": MODEL,
+            "work_model": MODEL,
+        },
+        # The same governance in-process: the cost package's scripts on the queue's Redis.
+        LOCAL: {"cost_config": json.dumps(cost_config), "model": MODEL, "work_model": MODEL},
     }
     workers = [
         ServiceProcess(
@@ -463,17 +493,17 @@ def platform(server: RedisServer, root: Path, capacity: int) -> Iterator[dict[st
                 kind,
                 f"{kind}-{i}",
                 capacity=capacity,
-                **(governed if kind == GOVERNED else {}),
+                **governed.get(kind, {}),
             ),
             root / f"{kind}-{i}.log",
         )
-        for kind in (GOVERNED, PLAIN)
+        for kind in (GOVERNED, LOCAL, PLAIN)
         for i in range(2)
     ]
     started: list[ServiceProcess] = []
     try:
         for service in (cost, mgr, *workers):
-            service.start()
+            service.start(timeout=180)  # a loaded machine starts eight services slowly
             started.append(service)
         time.sleep(1.5)  # every worker registered and mirrored by the manager
         pids = {s.log.stem: s.process.pid for s in started if s.process is not None}
@@ -499,6 +529,57 @@ def report(figures: list[Figure], arq_settings: str) -> None:
     print(f"\narq reference settings: {arq_settings}")
 
 
+def governed_stage(
+    args: argparse.Namespace,
+    redis_url: str,
+    mgr: str,
+    token: str,
+    script: Path,
+    redis_pid: int,
+    pids: dict[str, int],
+    kind: str,
+) -> tuple[float, list[float], str]:
+    """Warm-up, the governed path at full speed, then at half that rate: its tasks/s,
+    submit→finish latencies and what bounded it."""
+    c = args.concurrency
+    asyncio.run(
+        wrk_tasks(redis_url, mgr, token, script,
+                  agent_type=kind, tasks=200, seconds=60, connections=c)
+    )  # fmt: skip
+    workers = {n: pids[n] for n in (f"{kind}-0", f"{kind}-1")}
+    spied = {n: pids[n] for n in ("manager", "cost", f"{kind}-0")}
+    used = {"redis": redis_pid, "manager": pids["manager"], "cost": pids["cost"], **workers}
+    done: list[list[float]] = []
+    with profiled(spied, args.profile), cpu_per_task(used, done.__len__, kind):
+        gov, rows = asyncio.run(
+            wrk_tasks(redis_url, mgr, token, script,
+                      agent_type=kind, tasks=args.tasks, seconds=300, connections=c)
+        )  # fmt: skip
+        done += rows
+    rate, waits = through(rows)
+    print(
+        f"{kind} path: {len(rows)} tasks, {rate:,.0f} tasks/s, submit→finish p50 "
+        f"{ms(waits, 0.5)} ms p99 {ms(waits, 0.99)} ms (wrk submit {gov.rate:,.0f} "
+        f"req/s)  [load {load()}]"
+    )
+    paced_conn = 16
+    pause = round(paced_conn * 1000 / (rate / 2))
+    _, steady = asyncio.run(
+        wrk_tasks(redis_url, mgr, token, script,
+                  agent_type=kind, tasks=0, seconds=args.seconds,
+                  connections=paced_conn, pause_ms=pause)
+    )  # fmt: skip
+    start_waits = [r[1] - r[0] for r in steady]
+    fin_waits = [r[2] - r[0] for r in steady]
+    print(
+        f"{kind} steady load at half capacity ({len(steady) / args.seconds:,.0f} tasks/s "
+        f"offered by wrk, {paced_conn} connections, {pause} ms apart): submit→start p50 "
+        f"{ms(start_waits, 0.5)} ms p99 {ms(start_waits, 0.99)} ms; submit→finish "
+        f"p50 {ms(fin_waits, 0.5)} ms p99 {ms(fin_waits, 0.99)} ms  [load {load()}]"
+    )
+    return rate, waits, f"the services (wrk submitted {gov.rate:,.0f} req/s)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=3000)
@@ -518,6 +599,7 @@ def main() -> None:
         root = Path(tmp)
         script = root / "submit.lua"
         script.write_text(WRK_SUBMIT)
+        redis_pid = server.process.pid
         with platform(server, root, args.capacity) as p:
             mgr, token = str(p["manager"]), str(p["token"])
             print(f"service pids (cost engine, manager, workers): {p['pids']}")
@@ -541,50 +623,16 @@ def main() -> None:
                 f"{sink.rate / floor.rate:.0%} of the /health floor  [load {load()}]"
             )
             asyncio.run(Redis.from_url(server.url).delete(k.queued_counter(SINK)))
-            # Warm-up, then the governed path at full speed.
-            asyncio.run(
-                wrk_tasks(server.url, mgr, token, script,
-                          agent_type=GOVERNED, tasks=200, seconds=60, connections=c)
-            )  # fmt: skip
-            spied = {n: pids[n] for n in ("manager", "cost", f"{GOVERNED}-0")}
-            with profiled(spied, args.profile):
-                gov, rows = asyncio.run(
-                    wrk_tasks(server.url, mgr, token, script,
-                              agent_type=GOVERNED, tasks=args.tasks, seconds=300, connections=c)
-                )  # fmt: skip
-            rate, waits = through(rows)
-            figures.append(
-                Figure(
-                    "ours, governed path (HTTP, 2 workers)",
-                    rate,
-                    waits,
-                    f"the services (wrk submitted {gov.rate:,.0f} req/s)",
+            for kind, label in ((GOVERNED, "cost engine API"), (LOCAL, "in-process cost")):
+                found = governed_stage(args, server.url, mgr, token, script, redis_pid, pids, kind)
+                figures.append(
+                    Figure(f"ours, governed path ({label}, HTTP submit, 2 workers)", *found)
                 )
-            )
-            print(
-                f"governed path: {len(rows)} tasks, {rate:,.0f} tasks/s, submit→finish p50 "
-                f"{ms(waits, 0.5)} ms p99 {ms(waits, 0.99)} ms (wrk submit {gov.rate:,.0f} "
-                f"req/s)  [load {load()}]"
-            )
-            half = rate / 2
-            paced_conn = 16
-            pause = round(paced_conn * 1000 / half)
-            _, steady = asyncio.run(
-                wrk_tasks(server.url, mgr, token, script,
-                          agent_type=GOVERNED, tasks=0, seconds=args.seconds,
-                          connections=paced_conn, pause_ms=pause)
-            )  # fmt: skip
-            srate = len(steady) / args.seconds
-            start_waits = [r[1] - r[0] for r in steady]
-            fin_waits = [r[2] - r[0] for r in steady]
-            print(
-                f"steady load at half capacity ({srate:,.0f} tasks/s offered by wrk, "
-                f"{paced_conn} connections, {pause} ms apart): submit→start p50 "
-                f"{ms(start_waits, 0.5)} ms p99 {ms(start_waits, 0.99)} ms; submit→finish "
-                f"p50 {ms(fin_waits, 0.5)} ms p99 {ms(fin_waits, 0.99)} ms  [load {load()}]"
-            )
             asyncio.run(queue_level(server.url, 300, c))  # warm-up
-            qrate, qwaits = asyncio.run(queue_level(server.url, args.tasks, c))
+            plain = {"redis": redis_pid, "manager": pids["manager"]}
+            plain |= {n: pids[n] for n in pids if n.startswith(PLAIN)}
+            with cpu_per_task(plain, lambda: args.tasks, "queue level (submitter excluded)"):
+                qrate, qwaits = asyncio.run(queue_level(server.url, args.tasks, c))
             figures.append(
                 Figure(
                     "ours, queue level (2 workers)",

@@ -12,10 +12,12 @@ from decimal import Decimal
 from importlib.metadata import version
 
 from genai_prices import Usage, calc_price
+from genai_prices.data_snapshot import get_snapshot
 
 __all__ = ["PriceBook", "PriceOverride", "PriceRow", "PricedModel", "UnknownModelError"]
 
 _THOUSAND = 1000
+_COMPUTED_KEPT = 4096  # prices kept per (model, price list, usage): the maxima repeat
 DATABASE = f"genai-prices {version('genai-prices')}"
 
 
@@ -63,6 +65,7 @@ class PriceBook:
         self, models: Sequence[PricedModel], overrides: Sequence[PriceOverride] = ()
     ) -> None:
         self._models = {m.model: m for m in models}
+        self._computed: dict[tuple[str, str | None, str, int, int], Decimal] = {}
         self._overrides: dict[str, list[PriceOverride]] = {}
         for o in sorted(overrides, key=lambda o: o.effective_from):
             self._overrides.setdefault(o.model, []).append(o)
@@ -97,19 +100,30 @@ class PriceBook:
             return (
                 override.input_per_1k * input_tokens + override.output_per_1k * output_tokens
             ) / _THOUSAND
+        provider = self._models[model].provider
         try:
-            calc = calc_price(
-                Usage(input_tokens=input_tokens, output_tokens=output_tokens),
-                model,
-                provider_id=self._models[model].provider,
-                genai_request_timestamp=at,
-            )
+            # The database's price calculation takes about a millisecond; its result depends
+            # only on the price list in force at `at` and the usage, so it is kept per both.
+            _, info = get_snapshot().find_provider_model(model, None, provider, None)
+            key = (model, provider, repr(info.get_prices(at)), input_tokens, output_tokens)
+            cost = self._computed.get(key)
+            if cost is None:
+                calc = calc_price(
+                    Usage(input_tokens=input_tokens, output_tokens=output_tokens),
+                    model,
+                    provider_id=provider,
+                    genai_request_timestamp=at,
+                )
+                cost = self._computed[key] = Decimal(calc.total_price)
+                if len(self._computed) > _COMPUTED_KEPT:
+                    del self._computed[next(iter(self._computed))]  # the oldest entry
         except LookupError as err:
-            provider = self._models[model].provider or "any provider"
             raise UnknownModelError(
-                model, f"{DATABASE} has no price for it from {provider}; add a price override"
+                model,
+                f"{DATABASE} has no price for it from {provider or 'any provider'}; "
+                "add a price override",
             ) from err
-        return Decimal(calc.total_price)
+        return cost
 
     def table(self, at: dt.datetime | None = None) -> list[PriceRow]:
         """The effective price of every model and where it comes from."""

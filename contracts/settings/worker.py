@@ -6,7 +6,7 @@ import os
 import socket
 from pathlib import Path
 
-from pydantic import AnyHttpUrl, Field
+from pydantic import AnyHttpUrl, Field, model_validator
 
 from contracts import ports
 from contracts.settings.manager import AGENT_TYPE_PATTERN
@@ -48,6 +48,15 @@ class WorkerSettings(RetryBackoffSettings):
     )
     cost_token_file: Path | None = Field(
         default=None, description="bearer token for the cost engine's API"
+    )
+    cost_config: str | None = Field(
+        default=None,
+        description=(
+            "the cost engine's config (JSON, as its AGENTOPS_COST_CONFIG): set, the worker "
+            "reserves and records usage in-process on its own Redis with the cost package's "
+            "scripts instead of two HTTP calls per task (the cost state must live on the "
+            "queue's Redis); excludes cost_engine_url"
+        ),
     )
     model: str | None = Field(
         default=None, max_length=100, description="model the pool's tasks ask the cost engine for"
@@ -95,3 +104,12 @@ class WorkerSettings(RetryBackoffSettings):
     database_ssl: bool = Field(
         default=True, description="TLS to the database (off only for a local server)"
     )
+
+    @model_validator(mode="after")
+    def _one_cost_path(self) -> WorkerSettings:
+        if self.cost_config is not None and self.cost_engine_url is not None:
+            raise ValueError(
+                "set at most one of AGENTOPS_COST_ENGINE_URL (the cost engine's API) and "
+                "AGENTOPS_COST_CONFIG (in-process on the queue's Redis)"
+            )
+        return self

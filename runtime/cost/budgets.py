@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 from contracts.config.cost import BudgetConfig, CostConfig
 from runtime.cost import keys
@@ -21,6 +21,7 @@ __all__ = [
     "crossed",
     "downgrade_target",
     "over_share",
+    "share_threshold",
     "threshold_label",
     "window_end",
 ]
@@ -79,6 +80,14 @@ def crossed(spent_nano: int, budget_nano: int, thresholds: Sequence[float]) -> l
 
 def over_share(used_nano: int, budget_nano: int, share: float) -> bool:
     return budget_nano > 0 and Decimal(used_nano) >= _share(share) * budget_nano
+
+
+def share_threshold(budget_nano: int, share: float) -> int:
+    """The least whole nano-dollars `used` with over_share(used, budget, share); -1: none
+    (a budget of 0 is never over its share). What the check-and-reserve script compares."""
+    if budget_nano <= 0:
+        return -1
+    return int((_share(share) * budget_nano).to_integral_value(rounding=ROUND_CEILING))
 
 
 def window_end(window: str, at: dt.datetime) -> dt.datetime:

@@ -20,7 +20,8 @@ __all__ = ["Caller", "Engine", "error", "invalid", "span", "unknown_model"]
 _tracer = tracer("agentops.cost")
 
 
-def _engine(request: Request) -> CostEngine:
+async def _engine(request: Request) -> CostEngine:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request
     engine: CostEngine = request.app.state.engine
     return engine
 

@@ -22,7 +22,13 @@ from contracts.telemetry.logs import AuditEvent
 from runtime.cost import keys
 from runtime.cost.alerts import BudgetAlert, BudgetAlerts
 from runtime.cost.analysis import ModelSpend, SpendAnalysis, analyse
-from runtime.cost.budgets import BudgetLine, all_budget_lines, budget_lines, over_share
+from runtime.cost.budgets import (
+    BudgetLine,
+    all_budget_lines,
+    budget_lines,
+    over_share,
+    share_threshold,
+)
 from runtime.cost.ledger import Ledger, UsageRecord, from_nano, idempotency_key, to_nano
 from runtime.cost.limits import (
     Limit,
@@ -35,7 +41,7 @@ from runtime.cost.limits import (
 )
 from runtime.cost.metrics import CostMetrics
 from runtime.cost.recommend import Recommendation, Task, recommend
-from runtime.cost.reservations import BudgetExceeded, Reservation, Reservations
+from runtime.cost.reservations import BudgetExceeded, CallMaximum, Reservation, Reservations
 from runtime.cost.tool_limits import ToolCallLimiter, ToolLimit
 from runtime.service.logs import audit
 from runtime.service.redis import NO_REPLICAS, Replication
@@ -265,6 +271,25 @@ class CostEngine:
                 )
         return Recorded(key, done.recorded, cost, done.settled_reservation, fired)
 
+    def _call_maximum(
+        self, call_id: str, team: str, model: str, max_in: int, max_out: int, now: dt.datetime
+    ) -> CallMaximum:
+        """What the check-and-reserve script needs: both models' maxima, budgets, limits."""
+        target = self.cost.downgrade.get(model)
+        lines = budget_lines(self.cost, team)
+        return CallMaximum(
+            reservation_id=call_id,
+            team=team,
+            tokens=max_in + max_out,
+            amount_nano=to_nano(self.book.cost(model, max_in, max_out, at=now)),
+            target_nano=None
+            if target is None
+            else to_nano(self.book.cost(target, max_in, max_out, at=now)),
+            lines=lines,
+            thresholds=[share_threshold(ln.budget_nano, self.cost.downgrade_at) for ln in lines],
+            limits=limited(self.limits(team)),
+        )
+
     async def reserve(
         self,
         task_id: str,
@@ -280,60 +305,49 @@ class CostEngine:
         Raises UnknownModelError, RateLimited, LimitTooSmall or BudgetExceeded.
         """
         requested = model
-        due = await self.downgrade_due(team)
-        target = self.cost.downgrade.get(model) if due is not None else None
-        if due is not None and target is not None:
-            model = target
+        target = self.cost.downgrade.get(model)
         now = self.clock()
-        max_cost = self.book.cost(model, max_input_tokens, max_output_tokens, at=now)
-        amount = to_nano(max_cost)
-        key = idempotency_key(task_id, attempt, call)
-        limits = self.limits(team)
-        tokens = max_input_tokens + max_output_tokens
+        maximum = self._call_maximum(
+            idempotency_key(task_id, attempt, call),
+            team,
+            model,
+            max_input_tokens,
+            max_output_tokens,
+            now,
+        )
         try:
-            await self.limiter.admit(
-                key,
-                tokens,
-                amount,
-                limits,
-                _ms(now),
-                hold_ms=self.cost.reservation_timeout_seconds * 1000,
+            checked = await self.reservations.check_and_reserve(
+                maximum, now, self.cost.reservation_timeout_seconds, self.limiter.window_ms
             )
         except (RateLimited, LimitTooSmall) as err:
             self.metrics.rate_limited.labels(err.scope, err.dimension).inc()
             self.metrics.reservations.labels("refused_rate").inc()
             raise
-        try:
-            held = await self.reservations.reserve(
-                key,
-                team,
-                amount,
-                budget_lines(self.cost, team),
-                now,
-                self.cost.reservation_timeout_seconds,
-            )
         except BudgetExceeded:
-            # The call will not run: take back what the limiter counted for it.
-            await self.limiter.release(key, [lim.scope for lim in limits], _ms(now))
             self.metrics.reservations.labels("refused_budget").inc()
             raise
+        held = checked.reservation
         if held.expired_released:
             self.metrics.reservations.labels("expired").inc(held.expired_released)
         self.metrics.reservations.labels("reserved" if held.created else "duplicate").inc()
-        if model != requested and held.created:
-            assert due is not None
-            self.metrics.downgrades.labels(requested, model, due.scope).inc()
-            log.info(
-                "downgraded %s → %s for %s: %s",
-                requested,
-                model,
-                key,
-                due.reason,
-                extra=audit(AuditEvent.DOWNGRADE, requested=requested, model=model),
-            )
-        return Reserved(
-            held, requested, model, due if model != requested else None, from_nano(held.amount_nano)
-        )
+        due = None
+        if checked.downgraded and target is not None and checked.due is not None:
+            model, line = target, checked.due
+            due = Downgrade(
+                line.scope, line.window, checked.due_used_nano, line.budget_nano,
+                self.cost.downgrade_at,
+            )  # fmt: skip
+            if held.created:
+                self.metrics.downgrades.labels(requested, model, due.scope).inc()
+                log.info(
+                    "downgraded %s → %s for %s: %s",
+                    requested,
+                    model,
+                    held.id,
+                    due.reason,
+                    extra=audit(AuditEvent.DOWNGRADE, requested=requested, model=model),
+                )
+        return Reserved(held, requested, model, due, from_nano(held.amount_nano))
 
     async def release(self, task_id: str, attempt: int, call: int = 1) -> bool:
         """The call did not happen: give back its budget reservation and everything it holds

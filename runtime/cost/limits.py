@@ -32,6 +32,7 @@ from runtime.service.redis import reply
 
 __all__ = [
     "DIMENSIONS",
+    "LUA_ADMIT",
     "LUA_LIMITS",
     "WINDOW_S",
     "Limit",
@@ -39,8 +40,10 @@ __all__ = [
     "RateLimited",
     "RateLimiter",
     "Used",
+    "limit_args",
     "limit_from_config",
     "limited",
+    "refusal",
     "scope_keys",
 ]
 
@@ -118,56 +121,80 @@ local function settle(base, now, window, id, tokens, nano)
 end
 """
 
-# ARGV: now ms, window ms, hold ms, id, tokens, nano, then per scope the three limits (-1:
-# none). Returns {1} admitted, {2} already admitted (same id), {0, scope index, dimension
-# index, retry ms} refused, {-1, scope index, dimension index} larger than the limit itself.
-_ADMIT = (
-    LUA_LIMITS
-    + """
-local now, window, hold, id = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local member = id .. '|' .. ARGV[5] .. '|' .. ARGV[6]
-local add = {1, tonumber(ARGV[5]), tonumber(ARGV[6])}
-local scopes = #KEYS / 4
+# The admission of one call, as functions over the scopes whose four keys start at KEYS[base
+# + 1] (the check-and-reserve script runs them beside the budgets). `add`: the call's weights.
+LUA_ADMIT = """
 -- Callers' clocks race (a request stamped earlier may reach Redis later): time never runs
 -- backwards within a log, so a Retry-After never exceeds the window.
-for s = 1, scopes do
-  local newest = redis.call('ZRANGE', KEYS[4 * s - 3], -1, -1, 'WITHSCORES')
-  if newest[2] and tonumber(newest[2]) > now then now = tonumber(newest[2]) end
+local function admit_clock(base, scopes, now)
+  for s = 1, scopes do
+    local newest = redis.call('ZRANGE', KEYS[base + 4 * s - 3], -1, -1, 'WITHSCORES')
+    if newest[2] and tonumber(newest[2]) > now then now = tonumber(newest[2]) end
+  end
+  return now
 end
-for s = 1, scopes do prune(4 * (s - 1), now, window) end
-if redis.call('HEXISTS', KEYS[3], id) == 1 or redis.call('ZSCORE', KEYS[1], member) then
-  return {2}
-end
-for s = 1, scopes do
-  local log, sums = KEYS[4 * s - 3], KEYS[4 * s - 2]
-  local current = redis.call('HMGET', sums, 'requests', 'tokens', 'cost')
-  for d = 1, 3 do
-    local limit = tonumber(ARGV[6 + 3 * (s - 1) + d])
-    local used = tonumber(current[d] or '0')
-    if limit ~= -1 and used + add[d] > limit then
-      if add[d] > limit then return {-1, s, d} end
-      -- Entries are sure to leave when their hour ends (a hold may settle to less earlier).
-      local need = used + add[d] - limit
-      local freed = 0
-      local entries = redis.call('ZRANGE', log, 0, -1, 'WITHSCORES')
-      for i = 1, #entries, 2 do
-        freed = freed + tonumber(weights(entries[i])[d])
-        if freed >= need then
-          return {0, s, d, tonumber(entries[i + 1]) + window - now}
+-- Prunes, then {1} fits, {2} already admitted (same id), {0, scope index, dimension index,
+-- retry ms} refused, {-1, scope index, dimension index} larger than the limit itself.
+-- `limits`: three per scope (-1: none). Writes nothing but the pruning.
+local function admit_check(base, scopes, now, window, id, member, add, limits)
+  for s = 1, scopes do prune(base + 4 * (s - 1), now, window) end
+  if redis.call('HEXISTS', KEYS[base + 3], id) == 1
+     or redis.call('ZSCORE', KEYS[base + 1], member) then
+    return {2}
+  end
+  for s = 1, scopes do
+    local log, sums = KEYS[base + 4 * s - 3], KEYS[base + 4 * s - 2]
+    local current = redis.call('HMGET', sums, 'requests', 'tokens', 'cost')
+    for d = 1, 3 do
+      local limit = limits[3 * (s - 1) + d]
+      local used = tonumber(current[d] or '0')
+      if limit ~= -1 and used + add[d] > limit then
+        if add[d] > limit then return {-1, s, d} end
+        -- Entries are sure to leave when their hour ends (a hold may settle to less earlier).
+        local need = used + add[d] - limit
+        local freed = 0
+        local entries = redis.call('ZRANGE', log, 0, -1, 'WITHSCORES')
+        for i = 1, #entries, 2 do
+          freed = freed + tonumber(weights(entries[i])[d])
+          if freed >= need then
+            return {0, s, d, tonumber(entries[i + 1]) + window - now}
+          end
         end
+        return {0, s, d, window}
       end
-      return {0, s, d, window}
     end
   end
+  return {1}
 end
-for s = 1, scopes do
-  local base = 4 * (s - 1)
-  redis.call('ZADD', KEYS[base + 1], now, member)
-  weigh(base, member, 1)
-  redis.call('HSET', KEYS[base + 3], id, member)
-  redis.call('ZADD', KEYS[base + 4], now + hold, id)
-  keep(base, window + hold)
+-- Holds the call's maximum in every scope until it is settled, released or `hold` passes.
+local function admit_hold(base, scopes, now, window, hold, id, member)
+  for s = 1, scopes do
+    local b = base + 4 * (s - 1)
+    redis.call('ZADD', KEYS[b + 1], now, member)
+    weigh(b, member, 1)
+    redis.call('HSET', KEYS[b + 3], id, member)
+    redis.call('ZADD', KEYS[b + 4], now + hold, id)
+    keep(b, window + hold)
+  end
 end
+"""
+
+# ARGV: now ms, window ms, hold ms, id, tokens, nano, then per scope the three limits (-1:
+# none). Returns what admit_check does; {1} admitted.
+_ADMIT = (
+    LUA_LIMITS
+    + LUA_ADMIT
+    + """
+local window, hold, id = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local member = id .. '|' .. ARGV[5] .. '|' .. ARGV[6]
+local limits = {}
+for i = 7, #ARGV do limits[#limits + 1] = tonumber(ARGV[i]) end
+local scopes = #KEYS / 4
+local now = admit_clock(0, scopes, tonumber(ARGV[1]))
+local found = admit_check(0, scopes, now, window, id, member,
+                         {1, tonumber(ARGV[5]), tonumber(ARGV[6])}, limits)
+if found[1] ~= 1 then return found end
+admit_hold(0, scopes, now, window, hold, id, member)
 return {1}
 """
 )
@@ -291,6 +318,25 @@ def limited(limits: Sequence[Limit]) -> list[Limit]:
     return [lim for lim in limits if not lim.unlimited]
 
 
+def limit_args(limits: Sequence[Limit]) -> list[int]:
+    """The ARGV tail of the admission: three limits per scope, -1 for none."""
+    return [_NONE if v is None else v for lim in limits for v in lim.values()]
+
+
+def refusal(
+    raw: Sequence[int], limits: Sequence[Limit], tokens: int, cost_nano: int
+) -> RateLimited | LimitTooSmall:
+    """The exception of admit_check's refusal `raw` ({0 | -1, scope, dimension, retry ms})."""
+    scope = limits[raw[1] - 1]
+    dimension = DIMENSIONS[raw[2] - 1]
+    ceiling = scope.values()[raw[2] - 1]
+    assert ceiling is not None  # the script only refuses on a set limit
+    if raw[0] == -1:
+        return LimitTooSmall(scope.scope, dimension, ceiling, (1, tokens, cost_nano)[raw[2] - 1])
+    # Seconds, rounded up: retrying at the advertised moment must succeed.
+    return RateLimited(scope.scope, dimension, ceiling, max(1, math.ceil(raw[3] / 1000)))
+
+
 class RateLimiter:
     def __init__(self, redis: Redis, window_s: int = WINDOW_S) -> None:
         self.redis = redis
@@ -320,21 +366,12 @@ class RateLimiter:
         member(call_id, tokens, cost_nano)  # refuses an id the log could not parse
         hold = self.window_ms if hold_ms is None else hold_ms
         args: list[str | int] = [now_ms, self.window_ms, hold, call_id, str(tokens), str(cost_nano)]
-        for lim in limits:
-            args += [_NONE if v is None else v for v in lim.values()]
+        args += limit_args(limits)
         keys_ = scope_keys([lim.scope for lim in limits])
         raw = [int(v) for v in await self._admit(keys=keys_, args=args)]
         if raw[0] in (1, 2):
             return raw[0] == 1
-        scope = limits[raw[1] - 1]
-        dimension = DIMENSIONS[raw[2] - 1]
-        ceiling = scope.values()[raw[2] - 1]
-        assert ceiling is not None  # the script only refuses on a set limit
-        if raw[0] == -1:
-            amount = (1, tokens, cost_nano)[raw[2] - 1]
-            raise LimitTooSmall(scope.scope, dimension, ceiling, amount)
-        # Seconds, rounded up: retrying at the advertised moment must succeed.
-        raise RateLimited(scope.scope, dimension, ceiling, max(1, math.ceil(raw[3] / 1000)))
+        raise refusal(raw, limits, tokens, cost_nano)
 
     async def release(self, call_id: str, scopes: Sequence[str], now_ms: int) -> int:
         """Take back everything a call holds whose call never ran; in how many scopes it held."""

@@ -21,9 +21,17 @@ from redis.asyncio import Redis
 
 from runtime.cost import keys
 from runtime.cost.budgets import BudgetLine
+from runtime.cost.limits import (
+    LUA_ADMIT,
+    LUA_LIMITS,
+    Limit,
+    limit_args,
+    refusal,
+    scope_keys,
+)
 from runtime.service.redis import NO_REPLICAS, Replication, replicated, reply, text
 
-__all__ = ["BudgetExceeded", "Reservation", "Reservations"]
+__all__ = ["BudgetExceeded", "CallMaximum", "Checked", "Reservation", "Reservations"]
 
 # Releases lapsed reservations; shared by the reserve and sweep scripts.
 # KEYS[1] reserved, KEYS[2] expiry, KEYS[3] reservations; `now` in ms.
@@ -46,6 +54,43 @@ local function release_expired(now)
 end
 """
 
+# The budget check and hold, over KEYS[1..3] (reserved, expiry, reservations) and the ledger
+# hash of each budget line at KEYS[3 + i]. `lines`: {scope, ledger field, budget nano} each.
+_LUA_BUDGETS = """
+-- The amount already held under this id, or nil.
+local function held_amount(id)
+  local existing = redis.call('HGET', KEYS[3], id)
+  if existing then return string.match(existing, '^(%d+)|') end
+  return nil
+end
+-- nil when every budget holds the amount besides what is spent and reserved; else {line
+-- index, spent, reserved} of the first that cannot.
+local function budget_check(lines, amount)
+  for i, line in ipairs(lines) do
+    local spent = redis.call('HGET', KEYS[3 + i], line[2]) or '0'
+    local reserved = redis.call('HGET', KEYS[1], line[1]) or '0'
+    if tonumber(spent) + tonumber(reserved) + amount > line[3] then
+      return {i, spent, reserved}
+    end
+  end
+  return nil
+end
+local function budget_hold(id, amount, team, expires)
+  redis.call('HSET', KEYS[3], id, amount .. '|' .. team)
+  redis.call('ZADD', KEYS[2], expires, id)
+  redis.call('HINCRBY', KEYS[1], 'platform', amount)
+  redis.call('HINCRBY', KEYS[1], 'team:' .. team, amount)
+end
+local function budget_lines(first, count)
+  local lines = {}
+  for i = 1, count do
+    local o = first + 3 * (i - 1)
+    lines[i] = {ARGV[o], ARGV[o + 1], tonumber(ARGV[o + 2])}
+  end
+  return lines
+end
+"""
+
 # KEYS: reserved, expiry, reservations, then the ledger hash of each budget line.
 # ARGV: now ms, expires ms, id, nano amount, team, then per budget line: scope, ledger field,
 # budget nano. Returns {1, expired} held, {2, expired, amount} already held under this id,
@@ -53,27 +98,79 @@ end
 # where Lua's doubles are exact.
 _RESERVE = (
     _RELEASE_EXPIRED
+    + _LUA_BUDGETS
     + """
 local expired = release_expired(tonumber(ARGV[1]))
-local existing = redis.call('HGET', KEYS[3], ARGV[3])
-if existing then
-  return {2, expired, string.match(existing, '^(%d+)|')}
-end
-local amount = tonumber(ARGV[4])
-local lines = (#ARGV - 5) / 3
-for i = 1, lines do
-  local scope, field, budget = ARGV[3 + 3 * i], ARGV[4 + 3 * i], tonumber(ARGV[5 + 3 * i])
-  local spent = redis.call('HGET', KEYS[3 + i], field) or '0'
-  local reserved = redis.call('HGET', KEYS[1], scope) or '0'
-  if tonumber(spent) + tonumber(reserved) + amount > budget then
-    return {0, expired, i, spent, reserved}
+local existing = held_amount(ARGV[3])
+if existing then return {2, expired, existing} end
+local refused = budget_check(budget_lines(6, (#ARGV - 5) / 3), tonumber(ARGV[4]))
+if refused then return {0, expired, refused[1], refused[2], refused[3]} end
+budget_hold(ARGV[3], ARGV[4], ARGV[5], ARGV[2])
+return {1, expired}
+"""
+)
+
+# The whole check-and-reserve of a call in one step: the downgrade decision, the hourly limits
+# and the budgets, each read and held atomically together.
+# KEYS: reserved, expiry, reservations, the ledger hash of each budget line, then four per
+# limited scope (limits.scope_keys).
+# ARGV: now ms, expires ms, limit window ms, limit hold ms, id, tokens, team, nano amount of the
+# requested model, nano amount of its downgrade target ('': none), number of budget lines, per
+# line: scope, ledger field, budget nano, downgrade threshold nano (-1: never), then three
+# limits per limited scope (-1: none).
+# Returns {outcome, expired, model (1 requested, 2 target), downgrade line, its used nano, ...}:
+# outcome 1 held; 2 already held under this id (+ amount); 0 over a budget (+ line index,
+# spent, reserved); 3 refused by a limit (+ admit_check's refusal).
+_CHECK_AND_RESERVE = (
+    LUA_LIMITS
+    + LUA_ADMIT
+    + _RELEASE_EXPIRED
+    + _LUA_BUDGETS
+    + """
+local now, window, hold = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local id, tokens, team = ARGV[5], ARGV[6], ARGV[7]
+local count = tonumber(ARGV[10])
+local lines = budget_lines(11, count)
+local thresholds = {}
+for i = 1, count do thresholds[i] = tonumber(ARGV[10 + count * 3 + i]) end
+local limits = {}
+for i = 11 + count * 4, #ARGV do limits[#limits + 1] = tonumber(ARGV[i]) end
+local expired = release_expired(now)
+-- Downgraded once spent + reserved of any budget reached its share (a call past the
+-- downgrade share runs the cheaper model).
+local model, due, due_used, amount = 1, 0, 0, ARGV[8]
+if ARGV[9] ~= '' then
+  for i, line in ipairs(lines) do
+    local used = tonumber(redis.call('HGET', KEYS[3 + i], line[2]) or '0')
+                 + math.max(0, tonumber(redis.call('HGET', KEYS[1], line[1]) or '0'))
+    if thresholds[i] >= 0 and used >= thresholds[i] then
+      model, due, due_used, amount = 2, i, used, ARGV[9]
+      break
+    end
   end
 end
-redis.call('HSET', KEYS[3], ARGV[3], ARGV[4] .. '|' .. ARGV[5])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-redis.call('HINCRBY', KEYS[1], 'platform', ARGV[4])
-redis.call('HINCRBY', KEYS[1], 'team:' .. ARGV[5], ARGV[4])
-return {1, expired}
+local head = {expired, model, due, due_used}
+local base, member = 3 + count, id .. '|' .. tokens .. '|' .. amount
+local scopes = (#KEYS - base) / 4
+local admitted, at = {2}, now
+if scopes > 0 then
+  at = admit_clock(base, scopes, now)
+  admitted = admit_check(base, scopes, at, window, id, member,
+                         {1, tonumber(tokens), tonumber(amount)}, limits)
+  if admitted[1] < 1 then
+    return {3, head[1], head[2], head[3], head[4], admitted[1], admitted[2], admitted[3],
+            admitted[4] or 0}
+  end
+end
+local existing = held_amount(id)
+if existing then return {2, head[1], head[2], head[3], head[4], existing} end
+local refused = budget_check(lines, tonumber(amount))
+if refused then
+  return {0, head[1], head[2], head[3], head[4], refused[1], refused[2], refused[3]}
+end
+if admitted[1] == 1 then admit_hold(base, scopes, at, window, hold, id, member) end
+budget_hold(id, amount, team, ARGV[2])
+return {1, head[1], head[2], head[3], head[4]}
 """
 )
 
@@ -105,6 +202,28 @@ class Reservation:
     expired_released: int  # lapsed reservations this call released on the way
 
 
+@dataclass(frozen=True)
+class CallMaximum:
+    """What one call may cost at most, and what it is held to: the input of check_and_reserve."""
+
+    reservation_id: str
+    team: str
+    tokens: int
+    amount_nano: int  # the requested model's maximum
+    target_nano: int | None  # its downgrade target's maximum (None: the model has none)
+    lines: Sequence[BudgetLine]
+    thresholds: Sequence[int]  # per line: the used nano-dollars that downgrade (-1: never)
+    limits: Sequence[Limit]  # the limited scopes (limits.limited)
+
+
+@dataclass(frozen=True)
+class Checked:
+    reservation: Reservation
+    downgraded: bool  # the hold is the target's: the call runs the cheaper model
+    due: BudgetLine | None  # the first budget past its downgrade share (when downgraded)
+    due_used_nano: int
+
+
 class BudgetExceeded(Exception):
     def __init__(self, line: BudgetLine, spent_nano: int, reserved_nano: int, amount: int) -> None:
         self.line = line
@@ -125,6 +244,55 @@ class Reservations:
         self._reserve = redis.register_script(_RESERVE)
         self._sweep = redis.register_script(_SWEEP)
         self._release = redis.register_script(_RELEASE)
+        self._check_and_reserve = redis.register_script(_CHECK_AND_RESERVE)
+
+    async def check_and_reserve(
+        self, call: CallMaximum, now: dt.datetime, timeout_s: int, window_ms: int
+    ) -> Checked:
+        """The downgrade decision, the hourly limits (limits.py, held for `timeout_s`) and the
+        budgets in one script: one round trip, and no moment where the call is admitted by the
+        limits but refused by a budget. Raises RateLimited, LimitTooSmall or BudgetExceeded,
+        having held nothing."""
+        now_ms = int(now.timestamp() * 1000)
+        expires = now + dt.timedelta(seconds=timeout_s)
+        windows = keys.buckets(now)
+        lines = call.lines
+        redis_keys = [
+            *_STATE,
+            *(keys.usage(line.window, windows[line.window]) for line in lines),
+            *scope_keys([lim.scope for lim in call.limits]),
+        ]
+        args: list[str | int] = [
+            now_ms,
+            int(expires.timestamp() * 1000),
+            window_ms,
+            timeout_s * 1000,
+            call.reservation_id,
+            str(call.tokens),
+            call.team,
+            str(call.amount_nano),
+            "" if call.target_nano is None else str(call.target_nano),
+            len(lines),
+        ]
+        for line in lines:
+            args += [line.scope, keys.ledger_field(line.scope), str(line.budget_nano)]
+        args += [*call.thresholds, *limit_args(call.limits)]
+        raw = await replicated(
+            self.redis, self._check_and_reserve, redis_keys, args, self.replication
+        )
+        status, expired, downgraded = int(raw[0]), int(raw[1]), int(raw[2]) == 2
+        amount = call.target_nano if downgraded and call.target_nano is not None else None
+        amount = call.amount_nano if amount is None else amount
+        if status == 3:
+            raise refusal([int(v) for v in raw[5:]], call.limits, call.tokens, amount)
+        if status == 0:
+            raise BudgetExceeded(lines[int(raw[5]) - 1], int(raw[6]), int(raw[7]), amount)
+        held = int(raw[5]) if status == 2 else amount
+        reservation = Reservation(
+            call.reservation_id, call.team, held, expires, status == 1, expired
+        )
+        due = lines[int(raw[3]) - 1] if downgraded else None
+        return Checked(reservation, downgraded, due, int(raw[4]))
 
     async def reserve(
         self,

@@ -56,7 +56,8 @@ def problem(code: int, detail: str, retry_after: int | None = None) -> HTTPExcep
     return HTTPException(code, detail=detail, headers=headers)
 
 
-def _state(request: Request) -> ManagerState:
+async def _state(request: Request) -> ManagerState:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request
     state: ManagerState = request.app.state.manager
     return state
 

@@ -114,6 +114,12 @@ class _RequestMetrics:
             nonlocal code
             if message["type"] == "http.response.start":
                 code = message["status"]
+                if self.outage.active and code < 500:
+                    endpoint = getattr(scope.get("route"), "path", "unmatched")
+                    if endpoint not in _PROBES:
+                        # An API call went through: the store is back (said before the answer
+                        # leaves, so whoever got the answer can read the line).
+                        self.outage.recovered()
             await send(message)
 
         try:
@@ -121,8 +127,6 @@ class _RequestMetrics:
         finally:
             route = scope.get("route")
             endpoint = getattr(route, "path", "unmatched")
-            if self.outage.active and code < 500 and endpoint not in _PROBES:
-                self.outage.recovered()  # an API call went through: the store is back
             if endpoint != endpoints.METRICS:
                 self.requests.labels(endpoint, scope["method"], str(code)).inc()
                 self.duration.labels(endpoint, scope["method"]).observe(

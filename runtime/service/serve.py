@@ -43,6 +43,8 @@ def serve(settings_class: type[S], factory: Callable[[S], FastAPI]) -> None:
         # JSON lines through the root handler (runtime.service.logs), not uvicorn's own format.
         log_config=None,
         access_log=False,
+        # No service reads the client's address: X-Forwarded-* need no rewriting per request.
+        proxy_headers=False,
         # Slow clients (issue 17): read deadlines, an idle limit and a cap on connections.
         http=read_deadline_protocol(settings.header_timeout_s, settings.body_timeout_s),
         timeout_keep_alive=settings.keep_alive_timeout_s,

@@ -51,6 +51,11 @@ def create_worker_app(settings: WorkerSettings) -> FastAPI:
             from runtime.worker.cost_client import CostClient
 
             cost = CostClient(settings)
+        elif settings.cost_config is not None:
+            from runtime.cost.metrics import CostMetrics
+            from runtime.worker.cost_local import LocalCost
+
+            cost = LocalCost(settings, redis, CostMetrics(metrics.registry))
         worker = holder["worker"] = Worker(settings, redis, manager, handler, metrics, cost)
         stop = asyncio.Event()
         beats = asyncio.create_task(worker.heartbeats(stop), name="heartbeats")

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from contracts.config.cost import CostConfig
 from contracts.telemetry.logs import AUDIT_FIELD, AuditEvent
 from runtime.cost.alerts import BudgetAlerts
-from runtime.cost.budgets import BudgetLine
+from runtime.cost.budgets import BudgetLine, over_share, share_threshold
 from runtime.cost.engine import CostEngine
 from runtime.cost.ledger import to_nano
 from runtime.cost.limits import Limit, LimitTooSmall, RateLimited, RateLimiter
@@ -415,3 +415,38 @@ def test_report_names_a_substitute_only_where_it_would_have_cost_less(
     # Input-heavy: it saves 10 × (0.00125 − 0.0001) = 0.0115 USD — suggested with that figure.
     action, savings = run(scenario(1000, 0))
     assert "gpt-5-mini" in action and Decimal(savings) == Decimal("0.0115")
+
+
+def test_a_call_over_its_budget_holds_nothing_against_the_hourly_limits(redis: Backend) -> None:
+    # The check-and-reserve is one script: a budget's refusal leaves no limit hold behind
+    # (before, the limits admitted the call and a second round trip took it back).
+    tight = CostConfig.model_validate(
+        {
+            "budget": {"dailyUsd": "0.15", "monthlyUsd": "10000"},
+            "rateLimits": {"overall": {"costUsd": "1"}},
+        }
+    )
+
+    async def scenario() -> None:
+        client = connect_url(redis.url)
+        engine = CostEngine(client, tight, CostMetrics(CollectorRegistry()), clock=Clock(T0))
+        await engine.reserve("a", 1, "research", "gpt-4o", MAX_IN, MAX_OUT)  # 0.1 of 0.15
+        with pytest.raises(BudgetExceeded):
+            await engine.reserve("b", 1, "research", "gpt-4o", MAX_IN, MAX_OUT)
+        [(_, used)] = await engine.limit_state()
+        assert (used.requests, used.cost_nano, used.holds) == (1, to_nano(Decimal("0.1")), 1)
+        assert await engine.reservations.reserved("platform") == to_nano(Decimal("0.1"))
+        assert await engine.reservations.held("b:1") is None
+        await client.aclose()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("share", [0.8, 0.95, 0.333, 1.0])
+@pytest.mark.parametrize("budget", [1, 3, 7, 100, 999_999_999, 10**15 + 7])
+def test_the_scripts_downgrade_threshold_is_the_exact_share(share: float, budget: int) -> None:
+    # The script compares whole nano-dollars with this threshold; over_share compares decimals.
+    edge = share_threshold(budget, share)
+    assert over_share(edge, budget, share)
+    assert not over_share(edge - 1, budget, share)
+    assert share_threshold(0, share) == -1

@@ -126,3 +126,32 @@ def test_cli_refuses_unpriceable_model(tmp_path: Path) -> None:
     proc = _prices(write_stack(tmp_path, "staging", private))
     assert proc.returncode == 2
     assert "cannot price model 'acme-coder-ft'" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("model", "provider", "moments"),
+    [
+        # A price change from a date on (2026-03-13), and prices by time of day.
+        ("claude-opus-4-6", "anthropic", [(2026, 3, 12, 23), (2026, 3, 13, 0), (2026, 3, 12, 9)]),
+        ("deepseek-chat", "deepseek", [(2026, 11, 1, h) for h in (0, 6, 12, 17, 18, 23, 0)]),
+    ],
+)
+def test_kept_prices_follow_the_price_list_in_force(
+    model: str, provider: str, moments: list[tuple[int, int, int, int]]
+) -> None:
+    # The book keeps what it computed (the database's calculation takes a millisecond): at
+    # every moment, asked again or not, it still answers the price in force then.
+    book = PriceBook([PricedModel(model, provider)])
+    seen = set()
+    for _ in range(2):
+        for moment in moments:
+            at = dt.datetime(*moment, tzinfo=dt.UTC)
+            expected = calc_price(
+                Usage(input_tokens=1_000_000, output_tokens=1_000_000),
+                model,
+                provider_id=provider,
+                genai_request_timestamp=at,
+            ).total_price
+            assert book.cost(model, 1_000_000, 1_000_000, at=at) == expected
+            seen.add(expected)
+    assert len(seen) > 1  # the list did change over these moments
