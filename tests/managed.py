@@ -2,8 +2,8 @@
 file, a readiness probe polled until it holds (the process dying first fails at once, with the
 end of its log), and a stop by PID — a signal (SIGTERM by default), then SIGKILL after a grace.
 
-`tests/servers.py` (redis-server, OpenBao), `tests/kubeapi.py` (etcd, kube-apiserver,
-kube-controller-manager), `tests/runtime/processes.py` (our services) and
+`tests/servers.py` (redis-server, OpenBao, PostgreSQL), `tests/kubeapi.py` (etcd,
+kube-apiserver, kube-controller-manager), `tests/runtime/processes.py` (our services) and
 `tests/ops/diagnostics/prometheus.py` all start their processes through it.
 """
 
@@ -16,13 +16,22 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-__all__ = ["ManagedProcess", "ProcessError", "http_ok"]
+__all__ = ["ManagedProcess", "ProcessError", "as_user", "http_ok"]
 
 # What a probe may raise while the server is still coming up: it counts as "not ready yet".
 NOT_YET: tuple[type[BaseException], ...] = (OSError, httpx.HTTPError)
+
+
+def as_user(user: str | None) -> dict[str, Any]:
+    """Popen/run arguments that drop to `user` (and its group) when the tests run as root —
+    as CI does; servers such as PostgreSQL refuse to run as root."""
+    if user is None or os.geteuid() != 0:
+        return {}
+    return {"user": user, "group": user, "extra_groups": []}
 
 
 class ProcessError(RuntimeError):
@@ -47,6 +56,7 @@ class ManagedProcess:
     poll_interval: float = 0.05
     stop_grace: float = 10  # after the stop signal, before SIGKILL
     error: type[Exception] = ProcessError
+    run_as: str | None = None  # a system user (and its group) the process runs as, when root
     popen: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -69,6 +79,7 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 env=None if self.env is None else dict(self.env),
                 cwd=self.cwd,
+                **as_user(self.run_as),
             )
         if self.ready is not None:
             self.wait_until("ready", self.ready)

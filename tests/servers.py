@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.managed import ManagedProcess
+from tests.managed import ManagedProcess, as_user
 
 __all__ = [
     "BaoServer",
@@ -341,69 +341,53 @@ class PostgresServer:
 
     port: int
     directory: Path
-    process: subprocess.Popen[bytes]
     admin: str
     admin_password: str
     database: str
+    handle: ManagedProcess | None = None
 
-    def _run_as(self) -> dict[str, Any]:
-        # initdb and postgres refuse to run as root: CI runs as root, so they run as Debian's
-        # postgres user there (the PID we hold is still the server's own).
-        if os.geteuid() != 0:
-            return {}
-        return {"user": "postgres", "group": "postgres", "extra_groups": []}
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        assert self.handle is not None and self.handle.popen is not None, "not started"
+        return self.handle.popen
+
+    def _initdb(self, data: Path) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres", "postgres")
+        subprocess.run(
+            [
+                postgres_bin("initdb"),
+                *("-D", str(data), "-U", "postgres", "--auth=trust"),
+                *("--encoding=UTF8", "--locale=C"),
+            ],
+            check=True,
+            capture_output=True,
+            **as_user("postgres"),
+        )
+        # Password logins over TCP only, as on RDS.
+        (data / "pg_hba.conf").write_text(
+            "local all postgres trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+        )
 
     def _start(self) -> None:
+        # initdb and postgres refuse to run as root: CI runs as root, so they run as Debian's
+        # postgres user there (the PID we hold is still the server's own).
         data = self.directory / "data"
         if not data.exists():
-            self.directory.mkdir(parents=True, exist_ok=True)
-            if os.geteuid() == 0:
-                shutil.chown(self.directory, "postgres", "postgres")
-            subprocess.run(
-                [
-                    postgres_bin("initdb"),
-                    "-D",
-                    str(data),
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "--encoding=UTF8",
-                    "--locale=C",
-                ],
-                check=True,
-                capture_output=True,
-                **self._run_as(),
-            )
-            # Password logins over TCP only, as on RDS.
-            (data / "pg_hba.conf").write_text(
-                "local all postgres trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
-            )
-        log = (self.directory / "postgres.log").open("ab")
-        self.process = subprocess.Popen(
-            [
-                postgres_bin("postgres"),
-                "-D",
-                str(data),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-k",
-                str(self.directory),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            **self._run_as(),
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"postgres exited: see {self.directory / 'postgres.log'}")
-            if self._psql("SELECT 1").returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            raise RuntimeError(f"postgres did not start on port {self.port}")
+            self._initdb(data)
+        argv = [
+            postgres_bin("postgres"),
+            *("-D", str(data), "-h", "127.0.0.1", "-p", str(self.port), "-k", str(self.directory)),
+        ]
+        self.handle = ManagedProcess(
+            "postgres",
+            argv,
+            self.directory / "postgres.log",
+            ready=lambda: self._psql("SELECT 1").returncode == 0,
+            run_as="postgres",
+            stop_grace=30,
+        ).start()
         self._psql(
             f"CREATE ROLE {self.admin} LOGIN CREATEROLE PASSWORD '{self.admin_password}'",
             # RDS's master user (rds_superuser) may end other logins' sessions too.
@@ -414,25 +398,16 @@ class PostgresServer:
     def _psql(self, *statements: str) -> subprocess.CompletedProcess[bytes]:
         argv = [
             postgres_bin("psql"),
-            "-h",
-            str(self.directory),
-            "-p",
-            str(self.port),
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-v",
-            "ON_ERROR_STOP=1",
+            *("-h", str(self.directory), "-p", str(self.port), "-U", "postgres", "-d", "postgres"),
+            *("-v", "ON_ERROR_STOP=1"),
         ]
         for statement in statements:
             argv += ["-c", statement]
-        return subprocess.run(argv, capture_output=True, check=False, **self._run_as())
+        return subprocess.run(argv, capture_output=True, check=False, **as_user("postgres"))
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, sig)
-            self.process.wait(timeout=30)
+        if self.handle is not None:
+            self.handle.stop(sig)
 
 
 @contextmanager
@@ -444,7 +419,6 @@ def postgres_server(directory: Path, database: str = "agents") -> Iterator[Postg
     server = PostgresServer(
         port=free_port(),
         directory=directory,
-        process=None,  # type: ignore[arg-type]
         admin="agentops_admin",
         admin_password=secrets.token_hex(16),
         database=database,
