@@ -398,7 +398,9 @@ async def _write_then_wait(
     for answer in answers:
         if isinstance(answer, _MOVED_ANSWERS) or _replica_refused_wait(answer):
             cluster._initialize = True
-            raise NotReplicated(f"not accepted: the slot's owner changed ({answer})")
+            raise NotReplicated(
+                f"not accepted: the slot's owner changed ({type(answer).__name__}: {answer})"
+            )
         if isinstance(answer, Exception):
             raise answer
     return answers[0], answers[1]

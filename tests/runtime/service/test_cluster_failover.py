@@ -34,7 +34,13 @@ from runtime.manager import keys as k
 from runtime.manager.queue import TaskQueue
 from runtime.manager.registry import AgentProfile, AgentRegistry
 from runtime.service.keys import slot
-from runtime.service.redis import TRANSIENT_REDIS_ERRORS, Replication, connect_url
+from runtime.service.redis import (
+    TRANSIENT_REDIS_ERRORS,
+    NotReplicated,
+    Replication,
+    connect_url,
+    replicated,
+)
 from tests.servers import RedisClusterServers, RedisServer, redis_cluster
 
 T = TypeVar("T")
@@ -222,3 +228,61 @@ async def _replicas_in_sync(client: Redis) -> None:
     usage = UsageRecord("warm:1", "gpt-5", "coder", "research", 1, 1, Decimal("0"), earlier)
     await _until_accepted("a first submit", lambda: queue.submit("warm", {}, idempotency_key="w"))
     await _until_accepted("a first usage record", lambda: ledger.record(usage))
+
+
+def _replica_of(cluster: RedisClusterServers, primary: RedisServer) -> RedisServer:
+    info = cluster.cli(primary, "INFO", "replication")
+    port = int(info.split("slave0:", 1)[1].split("port=", 1)[1].split(",", 1)[0])
+    return next(n for n in cluster.nodes if n.port == port)
+
+
+def test_a_write_that_meets_moved_is_not_accepted_and_its_retry_is(tmp_path: Path) -> None:
+    """The #22 edge: a write sent to a node that no longer owns its slot. A cluster pipeline
+    would resend it to the new owner on another connection, where WAIT counts replicas for a
+    write it did not see. Here MOVED means "not accepted" (NotReplicated, transient), nothing
+    is resent; the retry lands on the new owner, confirmed by its own WAIT."""
+    key = k.queued_counter("edge")
+    with redis_cluster(tmp_path / "cluster", node_timeout_ms=1000) as cluster:
+        owner = _owner(cluster, slot(key))
+        assert owner is not None
+        replica = _replica_of(cluster, owner)
+
+        async def scenario() -> tuple[str, int, int]:
+            client = connect_url(cluster.url, max_connections=20)
+            try:
+                await _replicas_in_sync(client)
+                incr = client.register_script("return redis.call('INCR', KEYS[1])")
+                await _until_accepted(
+                    "a first write", lambda: replicated(client, incr, [key], [], CONFIRMED)
+                )
+                # A manual failover while the client's slot map still names the old owner.
+                await asyncio.to_thread(cluster.cli, replica, "CLUSTER", "FAILOVER")
+                for _ in range(100):
+                    if await asyncio.to_thread(_owner, cluster, slot(key)) == replica:
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("the manual failover did not complete in 10 s")
+                assert client.get_node_from_key(key) == _node(client, owner), "map not stale"
+                try:
+                    await replicated(client, incr, [key], [], CONFIRMED)
+                except NotReplicated as err:
+                    refused = str(err)
+                else:
+                    raise AssertionError("a write that met MOVED was answered as accepted")
+                value = await _until_accepted(
+                    "the retry", lambda: replicated(client, incr, [key], [], CONFIRMED)
+                )
+                return refused, int(value), int(cluster.cli(replica, "GET", key).strip())
+            finally:
+                await client.aclose()
+
+        refused, value, on_new_owner = asyncio.run(scenario())
+        print(f"\nwrite after a manual failover: {refused}; the retry counted {value}")
+        assert "owner changed" in refused and "MOVED" in refused.upper()
+        assert value == 2, "the refused write took effect, or the retry ran twice"
+        assert on_new_owner == 2, "the new owner does not hold the retried write"
+
+
+def _node(client: Any, server: RedisServer) -> Any:
+    return client.get_node(host="127.0.0.1", port=server.port)
