@@ -20,13 +20,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +35,7 @@ import kubernetes.config
 import pytest
 import yaml
 
+from tests.managed import ManagedProcess
 from tests.servers import free_port
 
 __all__ = [
@@ -244,58 +243,19 @@ def _write_kubeconfig(path: Path, url: str, ca: Path, cert: Path, key: Path, use
 # ---- processes ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Process:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def check_running(self) -> None:
-        code = self.popen.poll()
-        if code is not None:
-            raise ControlPlaneError(f"{self.name} exited with {code}:\n{self.tail()}")
-
-    def stop(self) -> None:
-        """SIGTERM by PID, SIGKILL after ten seconds."""
-        if self.popen.poll() is not None:
-            return
-        os.kill(self.popen.pid, signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(self.popen.pid, signal.SIGKILL)
-            self.popen.wait(timeout=10)
-
-
-def _start(name: str, argv: list[str], directory: Path) -> Process:
-    log = directory / f"{name}.log"
-    with log.open("wb") as out:
-        popen = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=directory
-        )
-    return Process(name, popen, log)
-
-
-def _wait_until(process: Process, what: str, ready: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        process.check_running()
-        try:
-            if ready():
-                return
-        except (OSError, urllib.error.URLError, kubernetes.client.ApiException):
-            pass
-        time.sleep(0.2)
-    raise ControlPlaneError(
-        f"{process.name}: {what} not reached in {START_TIMEOUT:.0f} s:\n{process.tail()}"
-    )
+def _component(name: str, argv: list[str], directory: Path) -> ManagedProcess:
+    """Start one component in `directory`, its output in `<name>.log`; readiness is awaited by
+    the caller (`wait_until`), after the process is registered for stopping."""
+    return ManagedProcess(
+        name,
+        argv,
+        directory / f"{name}.log",
+        cwd=directory,
+        not_yet=(OSError, kubernetes.client.ApiException),
+        start_timeout=START_TIMEOUT,
+        poll_interval=0.2,
+        error=ControlPlaneError,
+    ).start()
 
 
 def _http_get(url: str, context: ssl.SSLContext | None = None, timeout: float = 2) -> bytes:
@@ -321,7 +281,7 @@ class ControlPlane:
     bin_dir: Path
     api_port: int
     etcd_port: int
-    processes: list[Process] = field(default_factory=list)
+    processes: list[ManagedProcess] = field(default_factory=list)
     version: str = ""
 
     @property
@@ -385,7 +345,7 @@ class ControlPlane:
         client_url = f"http://{HOST}:{self.etcd_port}"
         peer_url = f"http://{HOST}:{peer_port}"
         data = self.directory / "etcd-data"
-        process = _start(
+        process = _component(
             "etcd",
             [
                 str(self.bin_dir / "etcd"),
@@ -406,11 +366,11 @@ class ControlPlane:
         def healthy() -> bool:
             return bool(json.loads(_http_get(f"{client_url}/health")).get("health") == "true")
 
-        _wait_until(process, "/health", healthy)
+        process.wait_until("/health", healthy)
 
     def _start_apiserver(self) -> None:
         pki = self.directory / "pki"
-        process = _start(
+        process = _component(
             "kube-apiserver",
             [
                 str(self.bin_dir / "kube-apiserver"),
@@ -439,7 +399,7 @@ class ControlPlane:
         )
         self.processes.append(process)
         context = self.ssl_context()
-        _wait_until(process, "/readyz", lambda: _http_ok(f"{self.url}/readyz", context))
+        process.wait_until("/readyz", lambda: _http_ok(f"{self.url}/readyz", context))
         self.version = str(self.get("/version")["gitVersion"])
 
     def _start_controller_manager(self) -> None:
@@ -454,7 +414,7 @@ class ControlPlane:
             "system:kube-controller-manager",
         )
         port = free_port()
-        process = _start(
+        process = _component(
             "kube-controller-manager",
             [
                 str(self.bin_dir / "kube-controller-manager"),
@@ -479,9 +439,7 @@ class ControlPlane:
         insecure = ssl.create_default_context()
         insecure.check_hostname = False
         insecure.verify_mode = ssl.CERT_NONE
-        _wait_until(
-            process, "/healthz", lambda: _http_ok(f"https://{HOST}:{port}/healthz", insecure)
-        )
+        process.wait_until("/healthz", lambda: _http_ok(f"https://{HOST}:{port}/healthz", insecure))
 
         # Working controllers, not only a live process: the service-account controller has
         # created the `default` service account of the `default` namespace.
@@ -491,7 +449,7 @@ class ControlPlane:
                 core.read_namespaced_service_account("default", "default")
             return True
 
-        _wait_until(process, "the default service account", default_service_account)
+        process.wait_until("the default service account", default_service_account)
 
 
 @contextmanager

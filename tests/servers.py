@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.managed import ManagedProcess
+
 __all__ = [
     "BaoServer",
     "RedisClusterServers",
@@ -38,13 +40,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _redis_ping(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
+        conn.sendall(b"PING\r\n")
+        # Loading the AOF answers -LOADING; only +PONG means ready.
+        return conn.recv(64).startswith(b"+PONG")
+
+
 @dataclass
 class RedisServer:
     port: int
     directory: Path
-    process: subprocess.Popen[bytes]
-    appendfsync: str
+    appendfsync: str = "everysec"
     extra: tuple[str, ...] = ()
+    handle: ManagedProcess | None = None
 
     @property
     def url(self) -> str:
@@ -54,56 +63,35 @@ class RedisServer:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def _start(self) -> None:
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        assert self.handle is not None and self.handle.popen is not None, "not started"
+        return self.handle.popen
+
+    def start(self) -> None:
+        """Start (again, on the same data directory) and wait for +PONG."""
         binary = shutil.which("redis-server")
         assert binary, "redis-server is missing: run scripts/ensure-apt"
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--dir",
-                str(self.directory),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                self.appendfsync,
-                "--save",
-                "",
-                "--protected-mode",
-                "yes",
-                "--daemonize",
-                "no",
-                "--loglevel",
-                "warning",
-                *self.extra,
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
-                    conn.sendall(b"PING\r\n")
-                    # Loading the AOF answers -LOADING; only +PONG means ready.
-                    if conn.recv(64).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
+        argv = [
+            binary,
+            *("--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory)),
+            *("--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", ""),
+            *("--protected-mode", "yes", "--daemonize", "no", "--loglevel", "warning"),
+            *self.extra,
+        ]
+        log = self.directory / "redis-server.log"
+        self.handle = ManagedProcess(
+            "redis-server", argv, log, ready=lambda: _redis_ping(self.port)
+        ).start()
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, sig)
-            self.process.wait(timeout=10)
+        if self.handle is not None:
+            self.handle.stop(sig)
 
     def restart(self, sig: int = signal.SIGTERM) -> None:
         """Stop (gracefully, or SIGKILL as a crash) and start again on the same data."""
         self.stop(sig)
-        self._start()
+        self.start()
 
 
 @contextmanager
@@ -111,9 +99,9 @@ def redis_server(
     directory: Path, appendfsync: str = "everysec", extra: tuple[str, ...] = ()
 ) -> Iterator[RedisServer]:
     directory.mkdir(parents=True, exist_ok=True)
-    server = RedisServer(free_port(), directory, None, appendfsync, extra)  # type: ignore[arg-type]
-    server._start()
+    server = RedisServer(free_port(), directory, appendfsync, extra)
     try:
+        server.start()
         yield server
     finally:
         server.stop(signal.SIGKILL)
@@ -189,9 +177,9 @@ def redis_cluster(directory: Path, node_timeout_ms: int = 2000) -> Iterator[Redi
         for i in range(6):
             node_dir = directory / f"node-{i}"
             node_dir.mkdir(parents=True, exist_ok=True)
-            node = RedisServer(_cluster_port(), node_dir, None, "everysec", extra)  # type: ignore[arg-type]
-            node._start()
+            node = RedisServer(_cluster_port(), node_dir, "everysec", extra)
             cluster.nodes.append(node)
+            node.start()
         binary = shutil.which("redis-cli")
         assert binary, "redis-cli is missing: run scripts/ensure-apt"
         subprocess.run(
@@ -234,14 +222,19 @@ class BaoServer:
     port: int
     directory: Path
     root_token: str
-    process: subprocess.Popen[bytes]
     log_path: Path
     # Extra server configuration (HCL) merged into dev mode, e.g. a telemetry stanza.
     extra_config: str = ""
+    handle: ManagedProcess | None = None
 
     @property
     def address(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        assert self.handle is not None and self.handle.popen is not None, "not started"
+        return self.handle.popen
 
     def env(self) -> dict[str, str]:
         """Environment for `bao` CLI calls against this server (its own HOME, no token file)."""
@@ -277,6 +270,10 @@ class BaoServer:
         parsed: dict[str, object] = json.loads(body)
         return parsed
 
+    def _unsealed(self) -> bool:
+        health = self.health()
+        return health is not None and bool(health.get("initialized")) and not health.get("sealed")
+
     def _config_args(self) -> list[str]:
         if not self.extra_config:
             return []
@@ -284,39 +281,31 @@ class BaoServer:
         path.write_text(self.extra_config)
         return [f"-config={path}"]
 
-    def _start(self) -> None:
+    def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    bao_binary(),
-                    "server",
-                    "-dev",
-                    f"-dev-listen-address=127.0.0.1:{self.port}",
-                    f"-dev-root-token-id={self.root_token}",
-                    "-dev-no-store-token",
-                    "-log-level=warn",
-                    *self._config_args(),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={"PATH": os.environ.get("PATH", ""), "HOME": str(self.directory)},
-                cwd=self.directory,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"bao server exited: {self.log_path.read_text()[-2000:]}")
-            health = self.health()
-            if health is not None and health.get("initialized") and not health.get("sealed"):
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"bao server did not become healthy on port {self.port}")
+        argv = [
+            bao_binary(),
+            "server",
+            "-dev",
+            f"-dev-listen-address=127.0.0.1:{self.port}",
+            f"-dev-root-token-id={self.root_token}",
+            "-dev-no-store-token",
+            "-log-level=warn",
+            *self._config_args(),
+        ]
+        self.handle = ManagedProcess(
+            "bao server",
+            argv,
+            self.log_path,
+            env={"PATH": os.environ.get("PATH", ""), "HOME": str(self.directory)},
+            cwd=self.directory,
+            ready=self._unsealed,
+            poll_interval=0.1,
+        ).start()
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, sig)
-            self.process.wait(timeout=10)
+        if self.handle is not None:
+            self.handle.stop(sig)
 
 
 @contextmanager
@@ -325,12 +314,11 @@ def bao_server(directory: Path, extra_config: str = "") -> Iterator[BaoServer]:
         port=free_port(),
         directory=directory,
         root_token=f"root-{secrets.token_hex(16)}",
-        process=None,  # type: ignore[arg-type]
         log_path=directory / "bao.log",
         extra_config=extra_config,
     )
-    server._start()
     try:
+        server.start()
         yield server
     finally:
         server.stop(signal.SIGKILL)

@@ -25,14 +25,7 @@ TABLES = frozenset(
 
 # Not split yet (issue #18): "path:qualified name" → its length in lines today.
 NOT_YET_SPLIT = {
-    "infra/layers/monitoring.py:Monitoring.__init__": 183,
     "infra/layers/mesh.py:Mesh.__init__": 171,
-    "ops/devstack/layout.py:plan": 138,
-    "infra/platform/workloads.py:runtime_workloads": 81,  # pools split out (_pool_workload)
-    "infra/layers/cluster.py:Cluster.__init__": 124,
-    "infra/layers/network.py:Network.__init__": 113,
-    "ops/diagnostics/cli.py:doctor_command": 98,
-    "runtime/cost/analysis.py:analyse": 91,
     "infra/layers/vault.py:Vault.__init__": 82,
 }
 

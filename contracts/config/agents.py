@@ -13,6 +13,7 @@ from pydantic import AnyHttpUrl, Field, StringConstraints, field_validator, mode
 from contracts.balancing import Strategy
 from contracts.config.base import ConfigModel, DnsLabel, RuleViolation
 from contracts.settings.manager import ManagerSettings
+from contracts.units import Share
 
 __all__ = [
     "DEFAULT_HANDLER",
@@ -311,8 +312,8 @@ class AgentPoolConfig(ConfigModel):
         default_factory=list,
         description="request types routed to this pool (unique across pools)",
     )
-    max_complexity: float = Field(
-        default=1.0, ge=0, le=1, description="hardest task (0..1) the pool's agents take"
+    max_complexity: Share = Field(
+        default=1.0, description="hardest task (0..1) the pool's agents take"
     )
     aws_policy_arns: list[str] = Field(default_factory=list, description=_AWS_POLICIES_HELP)
     gpus: int = Field(

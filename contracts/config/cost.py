@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from contracts.config.base import ConfigModel, RuleViolation
 from contracts.prices import PriceBook, PricedModel, PriceOverride, UnknownModelError
+from contracts.units import Share
 
 __all__ = [
     "BudgetConfig",
@@ -59,8 +60,8 @@ class ModelProfile(ConfigModel):
         pattern=r"^[a-z0-9-]+$",
         description="provider whose price list applies (openai, anthropic, google, ...)",
     )
-    quality: float = Field(ge=0, le=1, description="answer quality score, 0..1")
-    speed: float = Field(ge=0, le=1, description="speed score, 0..1")
+    quality: Share = Field(description="answer quality score, 0..1")
+    speed: Share = Field(description="speed score, 0..1")
     token_efficiency: float = Field(
         default=1.0, gt=0, le=5, description="tokens spent relative to the baseline model"
     )
@@ -143,14 +144,14 @@ class RecommendationConfig(ConfigModel):
              × tokenEfficiency
     """
 
-    quality_priority: float = Field(
-        default=0.7, ge=0, le=1, description="default weight of quality when a task gives none"
+    quality_priority: Share = Field(
+        default=0.7, description="default weight of quality when a task gives none"
     )
-    speed_priority: float = Field(
-        default=0.3, ge=0, le=1, description="default weight of speed when a task gives none"
+    speed_priority: Share = Field(
+        default=0.3, description="default weight of speed when a task gives none"
     )
-    complexity: float = Field(
-        default=0.5, ge=0, le=1, description="default task complexity when a task gives none"
+    complexity: Share = Field(
+        default=0.5, description="default task complexity when a task gives none"
     )
     quality_complexity_base: float = Field(
         default=0.5, ge=0, le=2, description="quality weight multiplier at complexity 0"

@@ -17,10 +17,12 @@ from pydantic import Field, field_validator, model_validator
 from contracts import ports
 from contracts.balancing import ScoreWeights, Strategy
 from contracts.settings.retry import RetryBackoffSettings
+from contracts.units import Share
 
 __all__ = ["AGENT_TYPE_PATTERN", "ManagerSettings"]
 
 AGENT_TYPE_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+_WEIGHTS = ScoreWeights()
 
 
 def _instance() -> str:
@@ -37,22 +39,25 @@ class ManagerSettings(RetryBackoffSettings):
         default_factory=dict, description="request type → agent type that serves it"
     )
     strategy: Strategy = Field(default=Strategy.SCORE_BASED, description="balancing strategy")
-    score_success_weight: float = Field(
-        default=0.35, ge=0, le=1, description="score-based: weight of the success rate"
+    # The balancer's own defaults (ScoreWeights), stated once there.
+    score_success_weight: Share = Field(
+        default=_WEIGHTS.success, description="score-based: weight of the success rate"
     )
-    score_speed_weight: float = Field(
-        default=0.2, ge=0, le=1, description="score-based: weight of the response time"
+    score_speed_weight: Share = Field(
+        default=_WEIGHTS.speed, description="score-based: weight of the response time"
     )
-    score_load_weight: float = Field(
-        default=0.25, ge=0, le=1, description="score-based: weight of the free capacity"
+    score_load_weight: Share = Field(
+        default=_WEIGHTS.load, description="score-based: weight of the free capacity"
     )
-    score_compatibility_weight: float = Field(
-        default=0.1, ge=0, le=1, description="score-based: weight of request-type match"
+    score_compatibility_weight: Share = Field(
+        default=_WEIGHTS.compatibility, description="score-based: weight of request-type match"
     )
-    score_complexity_weight: float = Field(
-        default=0.1, ge=0, le=1, description="score-based: weight of the complexity fit"
+    score_complexity_weight: Share = Field(
+        default=_WEIGHTS.complexity_fit, description="score-based: weight of the complexity fit"
     )
-    score_slow_seconds: float = Field(default=30.0, gt=0, description="speed score reaches 0")
+    score_slow_seconds: float = Field(
+        default=_WEIGHTS.slow_s, gt=0, description="speed score reaches 0"
+    )
     heartbeat_ttl_s: float = Field(
         default=15.0, gt=0, le=600, description="an agent silent this long is unhealthy"
     )

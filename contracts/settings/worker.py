@@ -11,6 +11,7 @@ from pydantic import AnyHttpUrl, Field
 from contracts import ports
 from contracts.settings.manager import AGENT_TYPE_PATTERN
 from contracts.settings.retry import RetryBackoffSettings
+from contracts.units import Share
 
 __all__ = ["TOOL_SERVERS_ENV", "WorkerSettings"]
 
@@ -39,9 +40,7 @@ class WorkerSettings(RetryBackoffSettings):
     request_types: list[str] = Field(
         default_factory=list, description="request types it handles best (JSON list)"
     )
-    max_complexity: float = Field(
-        default=1.0, ge=0, le=1, description="hardest task (0..1) it is sized for"
-    )
+    max_complexity: Share = Field(default=1.0, description="hardest task (0..1) it is sized for")
     manager_url: AnyHttpUrl = Field(description="the agent manager's base URL")
     agent_token_file: Path = Field(description="bearer token for the manager's agent API")
     cost_engine_url: AnyHttpUrl | None = Field(

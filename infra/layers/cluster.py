@@ -18,12 +18,13 @@ import pulumi_kubernetes as k8s
 
 from contracts import versions
 from contracts.config import ClusterConfig, NodeGroupConfig
+from contracts.config.cluster import EndpointConfig
 from infra.layers.irsa import IrsaRole, IrsaRoleArgs
 from infra.layers.shared import rotating_key
 from infra.layers.tagging import Tagging
 from infra.platform.scheduling import NODE_ROLE_LABEL, autoscaler_tags, node_taints
 
-__all__ = ["NODE_ROLE_LABEL", "Cluster", "ClusterArgs", "kubeconfig"]
+__all__ = ["NODE_ROLE_LABEL", "Cluster", "ClusterArgs", "kubeconfig", "public_access_cidrs"]
 
 _POLICY = "arn:aws:iam::aws:policy/"
 # Root CA thumbprint of the EKS OIDC issuers; IAM ignores it for them but the API requires one.
@@ -75,6 +76,11 @@ def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> s
     )
 
 
+def public_access_cidrs(endpoint: EndpointConfig) -> list[str] | None:
+    """Who may reach a public API endpoint; none when the endpoint is private only."""
+    return [str(c) for c in endpoint.public_access_cidrs] if endpoint.public_access else None
+
+
 def _assume_role(service: str) -> str:
     return json.dumps(
         {
@@ -106,67 +112,8 @@ class Cluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         pinned = versions.for_minor(cfg.kubernetes_version)
 
-        key = rotating_key(
-            f"{name}-secrets",
-            f"Envelope encryption of Kubernetes Secrets in {cfg.name}",
-            tags,
-            f"{cfg.name}-secrets",
-            self,
-        )
-        aws.kms.Alias(
-            f"{name}-secrets",
-            name=f"alias/{cfg.name}-secrets",
-            target_key_id=key.key_id,
-            opts=child,
-        )
-
-        role = aws.iam.Role(
-            f"{name}-control-plane",
-            assume_role_policy=_assume_role("eks.amazonaws.com"),
-            tags=tags(f"{cfg.name}-control-plane"),
-            opts=child,
-        )
-        role_attachment = aws.iam.RolePolicyAttachment(
-            f"{name}-control-plane",
-            role=role.name,
-            policy_arn=f"{_POLICY}AmazonEKSClusterPolicy",
-            opts=child,
-        )
-        # EKS writes into this group; creating it first lets us own its retention.
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-control-plane-logs",
-            name=f"/aws/eks/{cfg.name}/cluster",
-            retention_in_days=cfg.log_retention_days,
-            tags=tags(f"{cfg.name}-control-plane-logs"),
-            opts=child,
-        )
-        endpoint = cfg.endpoint
-        cluster = aws.eks.Cluster(
-            f"{name}-eks",
-            name=cfg.name,
-            version=cfg.kubernetes_version,
-            role_arn=role.arn,
-            vpc_config=aws.eks.ClusterVpcConfigArgs(
-                subnet_ids=list(args.private_subnet_ids),
-                endpoint_private_access=endpoint.private_access,
-                endpoint_public_access=endpoint.public_access,
-                public_access_cidrs=[str(c) for c in endpoint.public_access_cidrs]
-                if endpoint.public_access
-                else None,
-            ),
-            encryption_config=aws.eks.ClusterEncryptionConfigArgs(
-                provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=key.arn),
-                resources=["secrets"],
-            ),
-            access_config=aws.eks.ClusterAccessConfigArgs(
-                authentication_mode="API",
-                bootstrap_cluster_creator_admin_permissions=False,
-            ),
-            enabled_cluster_log_types=sorted(cfg.log_types),
-            tags=tags(cfg.name),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_attachment, log_group]),
-        )
-
+        key = self._secrets_key(name, cfg, tags, child)
+        cluster = self._control_plane(name, args, key, child)
         issuer = cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
         oidc = aws.iam.OpenIdConnectProvider(
             f"{name}-oidc",
@@ -188,6 +135,87 @@ class Cluster(pulumi.ComponentResource):
         self.node_group_arns = {
             group.name: ng.arn for group, ng in zip(cfg.node_groups, node_groups, strict=True)
         }
+        self.oidc_provider_arn = oidc.arn
+        self.oidc_issuer_url = issuer
+        self.kms_key_arn = key.arn
+        self._publish(name, args, cluster, [*access_entries, *node_groups])
+
+    def _secrets_key(
+        self, name: str, cfg: ClusterConfig, tags: Tagging, child: pulumi.ResourceOptions
+    ) -> aws.kms.Key:
+        key = rotating_key(
+            f"{name}-secrets",
+            f"Envelope encryption of Kubernetes Secrets in {cfg.name}",
+            tags,
+            f"{cfg.name}-secrets",
+            self,
+        )
+        aws.kms.Alias(
+            f"{name}-secrets",
+            name=f"alias/{cfg.name}-secrets",
+            target_key_id=key.key_id,
+            opts=child,
+        )
+        return key
+
+    def _control_plane(
+        self, name: str, args: ClusterArgs, key: aws.kms.Key, child: pulumi.ResourceOptions
+    ) -> aws.eks.Cluster:
+        """The EKS cluster, its IAM role and the log group it writes to."""
+        cfg, tags = args.config, args.tagging
+        role = aws.iam.Role(
+            f"{name}-control-plane",
+            assume_role_policy=_assume_role("eks.amazonaws.com"),
+            tags=tags(f"{cfg.name}-control-plane"),
+            opts=child,
+        )
+        role_attachment = aws.iam.RolePolicyAttachment(
+            f"{name}-control-plane",
+            role=role.name,
+            policy_arn=f"{_POLICY}AmazonEKSClusterPolicy",
+            opts=child,
+        )
+        # EKS writes into this group; creating it first lets us own its retention.
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-control-plane-logs",
+            name=f"/aws/eks/{cfg.name}/cluster",
+            retention_in_days=cfg.log_retention_days,
+            tags=tags(f"{cfg.name}-control-plane-logs"),
+            opts=child,
+        )
+        endpoint = cfg.endpoint
+        return aws.eks.Cluster(
+            f"{name}-eks",
+            name=cfg.name,
+            version=cfg.kubernetes_version,
+            role_arn=role.arn,
+            vpc_config=aws.eks.ClusterVpcConfigArgs(
+                subnet_ids=list(args.private_subnet_ids),
+                endpoint_private_access=endpoint.private_access,
+                endpoint_public_access=endpoint.public_access,
+                public_access_cidrs=public_access_cidrs(endpoint),
+            ),
+            encryption_config=aws.eks.ClusterEncryptionConfigArgs(
+                provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=key.arn),
+                resources=["secrets"],
+            ),
+            access_config=aws.eks.ClusterAccessConfigArgs(
+                authentication_mode="API",
+                bootstrap_cluster_creator_admin_permissions=False,
+            ),
+            enabled_cluster_log_types=sorted(cfg.log_types),
+            tags=tags(cfg.name),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_attachment, log_group]),
+        )
+
+    def _publish(
+        self,
+        name: str,
+        args: ClusterArgs,
+        cluster: aws.eks.Cluster,
+        ready: list[pulumi.Resource],
+    ) -> None:
+        """The cluster's outputs, and the Kubernetes provider the later layers deploy with."""
         self.cluster_name = cluster.name
         self.endpoint = cluster.endpoint
         self.kubeconfig = pulumi.Output.secret(
@@ -198,9 +226,6 @@ class Cluster(pulumi.ComponentResource):
                 args.region,
             ).apply(lambda v: kubeconfig(v[0], v[1], v[2], v[3]))
         )
-        self.oidc_provider_arn = oidc.arn
-        self.oidc_issuer_url = issuer
-        self.kms_key_arn = key.arn
         self.node_security_group_id = cluster.vpc_config.apply(
             lambda vc: vc.cluster_security_group_id or ""
         )
@@ -211,7 +236,7 @@ class Cluster(pulumi.ComponentResource):
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
             enable_server_side_apply=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*access_entries, *node_groups]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=ready),
         )
         self.register_outputs(
             {

@@ -37,6 +37,11 @@ __all__ = [
     "ElastiCacheTarget",
     "Monitoring",
     "MonitoringArgs",
+    "adapter_values",
+    "otel_collector_values",
+    "prometheus_spec",
+    "runtime_service_monitor",
+    "stack_values",
 ]
 
 RELEASE = "kube-prometheus-stack"
@@ -48,6 +53,9 @@ OTLP_GRPC = 4317
 # Where the Istio sidecar of Prometheus writes its workload certificate, so Prometheus can
 # scrape pods that only accept mutual TLS.
 _ISTIO_CERTS = "/etc/prom-certs"
+GRAFANA_ADMIN_SECRET = "grafana-admin"  # noqa: S105 - a Secret's name
+# Grafana's sidecar loads every ConfigMap with this label as a dashboard.
+DASHBOARD_LABEL = "grafana_dashboard"
 
 
 def _operator_object(
@@ -95,75 +103,18 @@ class Monitoring(pulumi.ComponentResource):
     ) -> None:
         super().__init__("platform:layers:Monitoring", name, None, opts)
         cfg = args.config
-        mon = cfg.monitoring
-        ns = Namespace.MONITORING.value
         inside = pulumi.ResourceOptions(
             parent=self, provider=args.provider, depends_on=args.depends_on
         )
 
-        webhook_token = random.RandomPassword(
-            f"{name}-manager-webhook-token",
-            length=48,
-            special=False,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        self.manager_webhook_token = pulumi.Output.secret(webhook_token.result)
-        webhook_secret = k8s.core.v1.Secret(
-            f"{name}-manager-webhook",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=MANAGER_WEBHOOK_SECRET, namespace=ns),
-            string_data={"token": webhook_token.result},
-            opts=inside,
-        )
-        values: dict[str, Any] = {
-            "fullnameOverride": RELEASE,
-            "prometheus": {"prometheusSpec": self._prometheus_spec(cfg)},
-            "alertmanager": {
-                "config": alertmanager_config(cfg, args.secrets),
-                "alertmanagerSpec": {"secrets": [MANAGER_WEBHOOK_SECRET]},
-            },
-            "grafana": {"enabled": mon.grafana},
-        }
-        if mon.grafana:
-            admin = random.RandomPassword(
-                f"{name}-grafana-admin",
-                length=32,
-                special=False,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            k8s.core.v1.Secret(
-                f"{name}-grafana-admin",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name="grafana-admin", namespace=ns),
-                string_data={"admin-user": "admin", "admin-password": admin.result},
-                opts=inside,
-            )
-            values["grafana"].update(
-                {
-                    "admin": {
-                        "existingSecret": "grafana-admin",
-                        "userKey": "admin-user",
-                        "passwordKey": "admin-password",
-                    },
-                    "sidecar": {"dashboards": {"enabled": True, "label": "grafana_dashboard"}},
-                }
-            )
-        if mon.grafana:
-            # Grafana's sidecar loads every ConfigMap with this label as a dashboard.
-            for uid, model in build_dashboards().items():
-                k8s.core.v1.ConfigMap(
-                    f"{name}-dashboard-{uid}",
-                    metadata=k8s.meta.v1.ObjectMetaArgs(
-                        name=f"dashboard-{uid}",
-                        namespace=ns,
-                        labels={"grafana_dashboard": "1", PART_OF_LABEL: PART_OF},
-                    ),
-                    data={f"{uid}.json": json.dumps(model, sort_keys=True)},
-                    opts=inside,
-                )
+        webhook_secret = self._manager_webhook(name, inside)
+        if cfg.monitoring.grafana:
+            self._grafana(name, inside)
         stack = k8s.helm.v3.Release(
             f"{name}-stack",
             name=RELEASE,
-            namespace=ns,
-            values=values,
+            namespace=Namespace.MONITORING.value,
+            values=stack_values(cfg, args.secrets),
             atomic=True,
             timeout=900,
             **pinned_chart("kube-prometheus-stack"),
@@ -180,98 +131,91 @@ class Monitoring(pulumi.ComponentResource):
             render_rule_groups(build_catalogue(alert_thresholds(cfg))),
             after_crds,
         )
-        endpoint: dict[str, Any] = {"port": "http", "path": endpoints.METRICS, "interval": "15s"}
-        if cfg.mesh.enabled:
-            endpoint.update(
-                {
-                    "scheme": "https",
-                    "tlsConfig": {
-                        "caFile": f"{_ISTIO_CERTS}/root-cert.pem",
-                        "certFile": f"{_ISTIO_CERTS}/cert-chain.pem",
-                        "keyFile": f"{_ISTIO_CERTS}/key.pem",
-                        # Istio certificates name SPIFFE identities, not DNS names.
-                        "insecureSkipVerify": True,
-                    },
-                }
-            )
         _operator_object(
             f"{name}-runtime-scrape",
             "ServiceMonitor",
             "agentops-runtime",
-            {
-                "namespaceSelector": {
-                    "matchNames": [Namespace.PLATFORM.value, Namespace.AGENTS.value]
-                },
-                "selector": {"matchLabels": {PART_OF_LABEL: PART_OF}},
-                "endpoints": [endpoint],
-            },
+            runtime_service_monitor(cfg),
             after_crds,
         )
         self._alert_producers(name, args, after_crds)
         k8s.helm.v3.Release(
             f"{name}-adapter",
             name="prometheus-adapter",
-            namespace=ns,
-            values={
-                "prometheus": {"url": PROMETHEUS_URL.rsplit(":", 1)[0], "port": 9090},
-                "rules": {
-                    "default": False,
-                    # The HPA of each agent pool reads its queue length as an external metric.
-                    "external": [
-                        {
-                            "seriesQuery": f'{metrics.QUEUE_LENGTH}{{agent_type!=""}}',
-                            "resources": {"namespaced": False},
-                            "name": {"as": metrics.QUEUE_LENGTH},
-                            "metricsQuery": "max(<<.Series>>{<<.LabelMatchers>>}) by (agent_type)",
-                        }
-                    ],
-                },
-            },
+            namespace=Namespace.MONITORING.value,
+            values=adapter_values(),
             **pinned_chart("prometheus-adapter"),
             opts=after_crds,
         )
-        if mon.tracing:
-            jaeger = k8s.helm.v3.Release(
-                f"{name}-jaeger",
-                name="jaeger",
-                namespace=ns,
-                values={"provisionDataStore": {"cassandra": False}, "allInOne": {"enabled": True}},
-                **pinned_chart("jaeger"),
-                opts=inside,
-            )
-            k8s.helm.v3.Release(
-                f"{name}-otel-collector",
-                name="otel-collector",
-                namespace=ns,
-                values={
-                    "mode": "deployment",
-                    "image": {"repository": "otel/opentelemetry-collector-k8s"},
-                    "config": {
-                        "exporters": {
-                            "otlp/jaeger": {
-                                "endpoint": f"jaeger-collector.{ns}.svc:{OTLP_GRPC}",
-                                "tls": {"insecure": True},
-                            }
-                        },
-                        "service": {
-                            "pipelines": {
-                                "traces": {
-                                    "receivers": ["otlp"],
-                                    "processors": ["memory_limiter", "batch"],
-                                    "exporters": ["otlp/jaeger"],
-                                }
-                            }
-                        },
-                    },
-                },
-                **pinned_chart("opentelemetry-collector"),
-                opts=pulumi.ResourceOptions(
-                    parent=self, provider=args.provider, depends_on=[jaeger]
-                ),
-            )
+        if cfg.monitoring.tracing:
+            self._tracing(name, args, inside)
         self.prometheus_url = PROMETHEUS_URL
         self.register_outputs(
             {"prometheus_url": PROMETHEUS_URL, "manager_webhook_token": self.manager_webhook_token}
+        )
+
+    def _manager_webhook(self, name: str, inside: pulumi.ResourceOptions) -> k8s.core.v1.Secret:
+        """The token Alertmanager presents to the manager, as a Secret Alertmanager mounts."""
+        webhook_token = random.RandomPassword(
+            f"{name}-manager-webhook-token",
+            length=48,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.manager_webhook_token = pulumi.Output.secret(webhook_token.result)
+        return k8s.core.v1.Secret(
+            f"{name}-manager-webhook",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=MANAGER_WEBHOOK_SECRET, namespace=Namespace.MONITORING.value
+            ),
+            string_data={"token": webhook_token.result},
+            opts=inside,
+        )
+
+    def _grafana(self, name: str, inside: pulumi.ResourceOptions) -> None:
+        """Grafana's admin credentials, and a ConfigMap per dashboard its sidecar loads."""
+        ns = Namespace.MONITORING.value
+        admin = random.RandomPassword(
+            f"{name}-grafana-admin",
+            length=32,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        k8s.core.v1.Secret(
+            f"{name}-grafana-admin",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=GRAFANA_ADMIN_SECRET, namespace=ns),
+            string_data={"admin-user": "admin", "admin-password": admin.result},
+            opts=inside,
+        )
+        for uid, model in build_dashboards().items():
+            k8s.core.v1.ConfigMap(
+                f"{name}-dashboard-{uid}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=f"dashboard-{uid}",
+                    namespace=ns,
+                    labels={DASHBOARD_LABEL: "1", PART_OF_LABEL: PART_OF},
+                ),
+                data={f"{uid}.json": json.dumps(model, sort_keys=True)},
+                opts=inside,
+            )
+
+    def _tracing(self, name: str, args: MonitoringArgs, inside: pulumi.ResourceOptions) -> None:
+        """Jaeger (all in one) and the OpenTelemetry collector that feeds it."""
+        jaeger = k8s.helm.v3.Release(
+            f"{name}-jaeger",
+            name="jaeger",
+            namespace=Namespace.MONITORING.value,
+            values={"provisionDataStore": {"cassandra": False}, "allInOne": {"enabled": True}},
+            **pinned_chart("jaeger"),
+            opts=inside,
+        )
+        k8s.helm.v3.Release(
+            f"{name}-otel-collector",
+            name="otel-collector",
+            namespace=Namespace.MONITORING.value,
+            values=otel_collector_values(),
+            **pinned_chart("opentelemetry-collector"),
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[jaeger]),
         )
 
     def _alert_producers(
@@ -308,39 +252,130 @@ class Monitoring(pulumi.ComponentResource):
                 ),
             )
 
-    @staticmethod
-    def _prometheus_spec(cfg: PlatformConfig) -> dict[str, Any]:
-        mon = cfg.monitoring
-        spec: dict[str, Any] = {
-            "retention": mon.retention,
-            "externalLabels": {"environment": cfg.environment.value},
-            # Select every ServiceMonitor and PrometheusRule, not only the chart's own.
-            "serviceMonitorSelectorNilUsesHelmValues": False,
-            "podMonitorSelectorNilUsesHelmValues": False,
-            "ruleSelectorNilUsesHelmValues": False,
-            "storageSpec": {
-                "volumeClaimTemplate": {
-                    "spec": {
-                        "accessModes": ["ReadWriteOnce"],
-                        "resources": {"requests": {"storage": f"{mon.storage_gi}Gi"}},
+
+def stack_values(cfg: PlatformConfig, secrets: Mapping[str, Any]) -> dict[str, Any]:
+    """The kube-prometheus-stack release's values: Prometheus, Alertmanager's routes, Grafana."""
+    values: dict[str, Any] = {
+        "fullnameOverride": RELEASE,
+        "prometheus": {"prometheusSpec": prometheus_spec(cfg)},
+        "alertmanager": {
+            "config": alertmanager_config(cfg, secrets),
+            "alertmanagerSpec": {"secrets": [MANAGER_WEBHOOK_SECRET]},
+        },
+        "grafana": {"enabled": cfg.monitoring.grafana},
+    }
+    if cfg.monitoring.grafana:
+        values["grafana"].update(
+            {
+                "admin": {
+                    "existingSecret": GRAFANA_ADMIN_SECRET,
+                    "userKey": "admin-user",
+                    "passwordKey": "admin-password",
+                },
+                "sidecar": {"dashboards": {"enabled": True, "label": DASHBOARD_LABEL}},
+            }
+        )
+    return values
+
+
+def prometheus_spec(cfg: PlatformConfig) -> dict[str, Any]:
+    mon = cfg.monitoring
+    spec: dict[str, Any] = {
+        "retention": mon.retention,
+        "externalLabels": {"environment": cfg.environment.value},
+        # Select every ServiceMonitor and PrometheusRule, not only the chart's own.
+        "serviceMonitorSelectorNilUsesHelmValues": False,
+        "podMonitorSelectorNilUsesHelmValues": False,
+        "ruleSelectorNilUsesHelmValues": False,
+        "storageSpec": {
+            "volumeClaimTemplate": {
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": f"{mon.storage_gi}Gi"}},
+                }
+            }
+        },
+    }
+    if cfg.mesh.enabled:
+        spec["podMetadata"] = {
+            "annotations": {
+                # The sidecar only issues certificates; Prometheus' own traffic bypasses it.
+                "traffic.sidecar.istio.io/includeInboundPorts": "",
+                "traffic.sidecar.istio.io/includeOutboundIPRanges": "",
+                "proxy.istio.io/config": (
+                    '{"proxyMetadata":{"OUTPUT_CERTS":"/etc/istio-output-certs"}}'
+                ),
+                "sidecar.istio.io/userVolumeMount": (
+                    '[{"name": "istio-certs", "mountPath": "/etc/istio-output-certs"}]'
+                ),
+            }
+        }
+        spec["volumes"] = [{"name": "istio-certs", "emptyDir": {"medium": "Memory"}}]
+        spec["volumeMounts"] = [{"name": "istio-certs", "mountPath": _ISTIO_CERTS}]
+    return spec
+
+
+def runtime_service_monitor(cfg: PlatformConfig) -> dict[str, Any]:
+    """The ServiceMonitor spec scraping the runtime's services; over mutual TLS in the mesh."""
+    endpoint: dict[str, Any] = {"port": "http", "path": endpoints.METRICS, "interval": "15s"}
+    if cfg.mesh.enabled:
+        endpoint.update(
+            {
+                "scheme": "https",
+                "tlsConfig": {
+                    "caFile": f"{_ISTIO_CERTS}/root-cert.pem",
+                    "certFile": f"{_ISTIO_CERTS}/cert-chain.pem",
+                    "keyFile": f"{_ISTIO_CERTS}/key.pem",
+                    # Istio certificates name SPIFFE identities, not DNS names.
+                    "insecureSkipVerify": True,
+                },
+            }
+        )
+    return {
+        "namespaceSelector": {"matchNames": [Namespace.PLATFORM.value, Namespace.AGENTS.value]},
+        "selector": {"matchLabels": {PART_OF_LABEL: PART_OF}},
+        "endpoints": [endpoint],
+    }
+
+
+def adapter_values() -> dict[str, Any]:
+    """prometheus-adapter: each agent pool's HPA reads its queue length as an external metric."""
+    return {
+        "prometheus": {"url": PROMETHEUS_URL.rsplit(":", 1)[0], "port": 9090},
+        "rules": {
+            "default": False,
+            "external": [
+                {
+                    "seriesQuery": f'{metrics.QUEUE_LENGTH}{{agent_type!=""}}',
+                    "resources": {"namespaced": False},
+                    "name": {"as": metrics.QUEUE_LENGTH},
+                    "metricsQuery": "max(<<.Series>>{<<.LabelMatchers>>}) by (agent_type)",
+                }
+            ],
+        },
+    }
+
+
+def otel_collector_values() -> dict[str, Any]:
+    """The OpenTelemetry collector: OTLP traces in, batched, out to Jaeger's collector."""
+    return {
+        "mode": "deployment",
+        "image": {"repository": "otel/opentelemetry-collector-k8s"},
+        "config": {
+            "exporters": {
+                "otlp/jaeger": {
+                    "endpoint": f"jaeger-collector.{Namespace.MONITORING.value}.svc:{OTLP_GRPC}",
+                    "tls": {"insecure": True},
+                }
+            },
+            "service": {
+                "pipelines": {
+                    "traces": {
+                        "receivers": ["otlp"],
+                        "processors": ["memory_limiter", "batch"],
+                        "exporters": ["otlp/jaeger"],
                     }
                 }
             },
-        }
-        if cfg.mesh.enabled:
-            spec["podMetadata"] = {
-                "annotations": {
-                    # The sidecar only issues certificates; Prometheus' own traffic bypasses it.
-                    "traffic.sidecar.istio.io/includeInboundPorts": "",
-                    "traffic.sidecar.istio.io/includeOutboundIPRanges": "",
-                    "proxy.istio.io/config": (
-                        '{"proxyMetadata":{"OUTPUT_CERTS":"/etc/istio-output-certs"}}'
-                    ),
-                    "sidecar.istio.io/userVolumeMount": (
-                        '[{"name": "istio-certs", "mountPath": "/etc/istio-output-certs"}]'
-                    ),
-                }
-            }
-            spec["volumes"] = [{"name": "istio-certs", "emptyDir": {"medium": "Memory"}}]
-            spec["volumeMounts"] = [{"name": "istio-certs", "mountPath": _ISTIO_CERTS}]
-        return spec
+        },
+    }

@@ -237,6 +237,19 @@ def _provider_env(pool: AgentPoolConfig) -> dict[str, str]:
 
 
 def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
+    worker_files = {
+        "agent_token_file": SecretFile("agent-token", AGENT_TOKEN, key="token"),
+        "cost_token_file": SecretFile("cost-token", COST_ENGINE_TOKEN, key="token"),
+    }
+    return [
+        *_manager_workloads(cfg),
+        _cost_engine_workload(cfg),
+        *(_pool_workload(cfg, pool, worker_files) for pool in cfg.agents.pools),
+    ]
+
+
+def _manager_workloads(cfg: PlatformConfig) -> list[Workload]:
+    """The manager (blue), and its green twin while the mesh splits traffic to a new tag."""
     agents = cfg.agents
     # Tokens a service accepts hold every value of their entry (old and new during a rotation);
     # tokens a service presents hold the current one.
@@ -245,7 +258,6 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
         "agent_token_file": SecretFile("agent-tokens", AGENT_TOKEN, key=None),
         "webhook_token_file": SecretFile("webhook-token", MANAGER_WEBHOOK_TOKEN, key=None),
     }
-    cost_files = {"api_token_file": SecretFile("api-tokens", COST_ENGINE_TOKEN, key=None)}
     m = agents.manager
     manager = Workload(
         name=MANAGER,
@@ -273,50 +285,46 @@ def runtime_workloads(cfg: PlatformConfig) -> list[Workload]:
         aws_policy_arns=tuple(m.aws_policy_arns),
         secret_files=(_REDIS_PASSWORD, *manager_files.values()),
     )
-    found = [manager]
     split = cfg.mesh.blue_green
-    if cfg.mesh.enabled and split.green_tag is not None:
-        found.append(
-            replace(
-                manager,
-                name=f"{MANAGER}-{Track.GREEN.value}",
-                app=MANAGER,
-                track=Track.GREEN,
-                image=manager.image.model_copy(
-                    update={"tag": split.green_tag, "digest": split.green_digest}
-                ),
-            )
-        )
-    found += [
-        Workload(
-            name=COST_ENGINE,
-            component="cost-engine",
-            namespace=Namespace.PLATFORM,
-            image=agents.cost_engine.image,
-            resources=agents.cost_engine.resources,
-            port=ports.COST_ENGINE_HTTP,
-            args=("serve", "cost-engine"),
-            settings=CostEngineSettings,
-            # The stack's cost config, as validated: budgets, limits and price overrides have
-            # one source (Pulumi.<stack>.yaml), and a change rolls the engine's pods.
-            env=_service_env(
-                cfg,
-                CostEngineSettings,
-                COST_ENGINE,
-                cost_files,
-                {"cost_config": cfg.cost.model_dump_json(by_alias=True)},
-            ),
-            replicas=agents.cost_engine.replicas,
-            aws_policy_arns=tuple(agents.cost_engine.aws_policy_arns),
-            secret_files=(_REDIS_PASSWORD, *cost_files.values()),
+    if not cfg.mesh.enabled or split.green_tag is None:
+        return [manager]
+    green = replace(
+        manager,
+        name=f"{MANAGER}-{Track.GREEN.value}",
+        app=MANAGER,
+        track=Track.GREEN,
+        image=manager.image.model_copy(
+            update={"tag": split.green_tag, "digest": split.green_digest}
         ),
-    ]
-    worker_files = {
-        "agent_token_file": SecretFile("agent-token", AGENT_TOKEN, key="token"),
-        "cost_token_file": SecretFile("cost-token", COST_ENGINE_TOKEN, key="token"),
-    }
-    found += [_pool_workload(cfg, pool, worker_files) for pool in agents.pools]
-    return found
+    )
+    return [manager, green]
+
+
+def _cost_engine_workload(cfg: PlatformConfig) -> Workload:
+    engine = cfg.agents.cost_engine
+    files = {"api_token_file": SecretFile("api-tokens", COST_ENGINE_TOKEN, key=None)}
+    return Workload(
+        name=COST_ENGINE,
+        component="cost-engine",
+        namespace=Namespace.PLATFORM,
+        image=engine.image,
+        resources=engine.resources,
+        port=ports.COST_ENGINE_HTTP,
+        args=("serve", "cost-engine"),
+        settings=CostEngineSettings,
+        # The stack's cost config, as validated: budgets, limits and price overrides have
+        # one source (Pulumi.<stack>.yaml), and a change rolls the engine's pods.
+        env=_service_env(
+            cfg,
+            CostEngineSettings,
+            COST_ENGINE,
+            files,
+            {"cost_config": cfg.cost.model_dump_json(by_alias=True)},
+        ),
+        replicas=engine.replicas,
+        aws_policy_arns=tuple(engine.aws_policy_arns),
+        secret_files=(_REDIS_PASSWORD, *files.values()),
+    )
 
 
 def _tool_servers_env(cfg: PlatformConfig, pool: str) -> dict[str, str]:

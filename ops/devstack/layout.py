@@ -26,7 +26,7 @@ from contracts.settings.worker import WorkerSettings
 from contracts.telemetry.alerts import build_catalogue, render_rule_groups
 from infra.platform.alert_thresholds import alert_thresholds
 from infra.platform.alertmanager import LocalDelivery, alertmanager_config
-from infra.platform.workloads import Track, runtime_workloads
+from infra.platform.workloads import Track, Workload, runtime_workloads
 
 __all__ = ["DevOptions", "DevPlan", "ProcessSpec", "Timing", "plan", "process_names"]
 
@@ -105,6 +105,140 @@ def _binary(name: str) -> str:
     return found
 
 
+@dataclass(frozen=True)
+class _Local:
+    """One machine's stand-ins for what the cluster provides: loopback URLs, the state
+    directory's token files, the ports `process_names` asked for."""
+
+    cfg: PlatformConfig
+    state: Path
+    ports: dict[str, int]
+    python: str
+    options: DevOptions
+
+    def url(self, name: str) -> str:
+        return f"http://{LOCALHOST}:{self.ports[name]}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        secrets = self.state / "secrets"
+        return {
+            HOST: LOCALHOST,
+            REDIS_URL: f"redis://{LOCALHOST}:{self.ports['redis']}/0",
+            # One redis-server without a replica: nothing to wait for.
+            REDIS_MIN_REPLICAS: "0",
+            MANAGER_URL: self.url("manager"),
+            COST_ENGINE_URL: self.url("cost-engine"),
+            API_TOKEN_FILE: str(secrets / "api.token"),
+            AGENT_TOKEN_FILE: str(secrets / "agent.token"),
+            WEBHOOK_TOKEN_FILE: str(secrets / "webhook.token"),
+            COST_TOKEN_FILE: str(secrets / "cost.token"),
+        }
+
+    def service(
+        self, name: str, command: str, workload_env: dict[str, str], extra: dict[str, str]
+    ) -> ProcessSpec:
+        """`python -m runtime serve <command>` with the Deployment's environment, made local."""
+        kept = {
+            k: v
+            for k, v in workload_env.items()
+            if k not in _CLUSTER_ONLY and not k.endswith("_FILE")
+        }
+        env = {**kept, **self.env, PORT: str(self.ports[name]), **extra}
+        argv = [self.python, "-m", "runtime", "serve", command]
+        role = "worker" if command == "worker" else "service"
+        return ProcessSpec(name, argv, self.ports[name], env, role=role)
+
+    def services(self) -> tuple[list[ProcessSpec], list[ProcessSpec]]:
+        """The cost engine and (blue) manager, then the workers of every pool."""
+        services: list[ProcessSpec] = []
+        workers: list[ProcessSpec] = []
+        for w in runtime_workloads(self.cfg):
+            if w.component == "cost-engine":
+                # The engine's own audience: the cost token the workers and manager present.
+                extra = {API_TOKEN_FILE: self.env[COST_TOKEN_FILE]}
+                services.append(self.service("cost-engine", "cost-engine", w.env, extra))
+            elif w.component == "manager" and w.track in (None, Track.BLUE):
+                extra = {INSTANCE_ID: "manager-0"}
+                services.append(self.service("manager", "manager", w.env, extra))
+            elif w.component == "agent-worker":
+                for name in _worker_names(w, self.options):
+                    extra = {AGENT_ID: name, **self.options.worker_env}
+                    workers.append(self.service(name, "worker", w.env, extra))
+        return services, workers
+
+    def redis(self) -> ProcessSpec:
+        port = self.ports["redis"]
+        argv = [
+            _binary("redis-server"),
+            *("--bind", LOCALHOST, "--port", str(port), "--dir", str(self.state / "redis")),
+            *("--appendonly", "yes", "--appendfsync", self.cfg.redis.appendfsync.value),
+            *("--save", "", "--protected-mode", "yes"),
+        ]
+        return ProcessSpec("redis", argv, port, ready_path=None, role="dependency")
+
+    def monitoring(self) -> list[ProcessSpec]:
+        """Prometheus and Alertmanager, each reading its file from the state directory."""
+        prometheus, alertmanager = self.ports["prometheus"], self.ports["alertmanager"]
+        return [
+            _dependency(
+                "prometheus",
+                prometheus,
+                _binary("prometheus"),
+                f"--config.file={self.state / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.state / 'prometheus-data'}",
+                f"--web.listen-address={LOCALHOST}:{prometheus}",
+                "--storage.tsdb.retention.time=1d",
+            ),
+            _dependency(
+                "alertmanager",
+                alertmanager,
+                _binary("prometheus-alertmanager"),
+                f"--config.file={self.state / 'alertmanager.yml'}",
+                f"--storage.path={self.state / 'alertmanager-data'}",
+                f"--web.listen-address={LOCALHOST}:{alertmanager}",
+                "--cluster.listen-address=",
+            ),
+        ]
+
+    def files(self, processes: list[ProcessSpec]) -> dict[str, str]:
+        """Prometheus' scrape config and rules, Alertmanager's routes, the stack's cost JSON."""
+        timing = self.options.timing
+        jobs = {
+            "agent-manager": [p.port for p in processes if p.name == "manager"],
+            "cost-engine": [p.port for p in processes if p.name == "cost-engine"],
+            "agent-worker": [p.port for p in processes if p.role == "worker"],
+        }
+        scrape = _scrape_config(jobs, timing, self.ports["alertmanager"])
+        thresholds = replace(
+            alert_thresholds(self.cfg),
+            success_window=timing.success_window,
+            pending_override=timing.pending,
+        )
+        rules = render_rule_groups(build_catalogue(thresholds))
+        delivery = LocalDelivery(
+            manager_url=self.url("manager"), webhook_token_file=self.env[WEBHOOK_TOKEN_FILE]
+        )
+        routes = alertmanager_config(self.cfg, {}, delivery)
+        return {
+            "prometheus.yml": yaml.safe_dump(scrape, sort_keys=False),
+            "rules.yml": yaml.safe_dump(rules, sort_keys=False),
+            "alertmanager.yml": yaml.safe_dump(routes, sort_keys=False),
+            "stack-cost.json": json.dumps(json.loads(self.cfg.cost.model_dump_json(by_alias=True))),
+        }
+
+
+def _dependency(name: str, port: int, *argv: str) -> ProcessSpec:
+    return ProcessSpec(name, list(argv), port, ready_path="/-/ready", role="dependency")
+
+
+def _worker_names(workload: Workload, options: DevOptions) -> list[str]:
+    """`worker-<type>-<i>` for each local worker of a pool: its minReplicas unless overridden."""
+    autoscaling = workload.autoscaling
+    count = options.workers_per_pool or (autoscaling.min_replicas if autoscaling else 1)
+    return [f"worker-{workload.env[AGENT_TYPE]}-{i}" for i in range(count)]
+
+
 def plan(
     cfg: PlatformConfig,
     state: Path,
@@ -114,131 +248,10 @@ def plan(
 ) -> DevPlan:
     """Every process and config file; `ports` maps process names to free ports (see
     `process_names`)."""
-    options = options or DevOptions()
-    secrets = state / "secrets"
-    redis_url = f"redis://{LOCALHOST}:{ports['redis']}/0"
-    manager_url = f"http://{LOCALHOST}:{ports['manager']}"
-    cost_url = f"http://{LOCALHOST}:{ports['cost-engine']}"
-    local = {
-        HOST: LOCALHOST,
-        REDIS_URL: redis_url,
-        # One redis-server without a replica: nothing to wait for.
-        REDIS_MIN_REPLICAS: "0",
-        MANAGER_URL: manager_url,
-        COST_ENGINE_URL: cost_url,
-        API_TOKEN_FILE: str(secrets / "api.token"),
-        AGENT_TOKEN_FILE: str(secrets / "agent.token"),
-        WEBHOOK_TOKEN_FILE: str(secrets / "webhook.token"),
-        COST_TOKEN_FILE: str(secrets / "cost.token"),
-    }
-
-    def service_env(env: dict[str, str], port: int, extra: dict[str, str]) -> dict[str, str]:
-        kept = {k: v for k, v in env.items() if k not in _CLUSTER_ONLY and not k.endswith("_FILE")}
-        return {**kept, **local, PORT: str(port), **extra}
-
-    serve = [python, "-m", "runtime", "serve"]
-    processes = [
-        ProcessSpec(
-            "redis",
-            [
-                _binary("redis-server"),
-                "--bind",
-                LOCALHOST,
-                "--port",
-                str(ports["redis"]),
-                "--dir",
-                str(state / "redis"),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                cfg.redis.appendfsync.value,
-                "--save",
-                "",
-                "--protected-mode",
-                "yes",
-            ],
-            ports["redis"],
-            ready_path=None,
-            role="dependency",
-        )
-    ]
-    workers: list[ProcessSpec] = []
-    for w in runtime_workloads(cfg):
-        if w.component == "cost-engine":
-            # The engine's own audience: the cost token the workers and manager present.
-            env = service_env(w.env, ports["cost-engine"], {})
-            env[API_TOKEN_FILE] = local[COST_TOKEN_FILE]
-            processes.append(
-                ProcessSpec("cost-engine", [*serve, "cost-engine"], ports["cost-engine"], env)
-            )
-        elif w.component == "manager" and w.track in (None, Track.BLUE):
-            env = service_env(w.env, ports["manager"], {INSTANCE_ID: "manager-0"})
-            processes.append(ProcessSpec("manager", [*serve, "manager"], ports["manager"], env))
-        elif w.component == "agent-worker":
-            agent_type = w.env[AGENT_TYPE]
-            count = options.workers_per_pool or (w.autoscaling.min_replicas if w.autoscaling else 1)
-            for i in range(count):
-                name = f"worker-{agent_type}-{i}"
-                env = service_env(w.env, ports[name], {AGENT_ID: name, **options.worker_env})
-                workers.append(
-                    ProcessSpec(name, [*serve, "worker"], ports[name], env, role="worker")
-                )
-    processes += workers
-    scrape = _scrape_config(
-        {
-            "agent-manager": [p.port for p in processes if p.name == "manager"],
-            "cost-engine": [p.port for p in processes if p.name == "cost-engine"],
-            "agent-worker": [p.port for p in workers],
-        },
-        options.timing,
-        ports["alertmanager"],
-    )
-    thresholds = replace(
-        alert_thresholds(cfg),
-        success_window=options.timing.success_window,
-        pending_override=options.timing.pending,
-    )
-    rules = render_rule_groups(build_catalogue(thresholds))
-    routes = alertmanager_config(
-        cfg,
-        {},
-        LocalDelivery(manager_url=manager_url, webhook_token_file=local[WEBHOOK_TOKEN_FILE]),
-    )
-    processes += [
-        ProcessSpec(
-            "prometheus",
-            [
-                _binary("prometheus"),
-                f"--config.file={state / 'prometheus.yml'}",
-                f"--storage.tsdb.path={state / 'prometheus-data'}",
-                f"--web.listen-address={LOCALHOST}:{ports['prometheus']}",
-                "--storage.tsdb.retention.time=1d",
-            ],
-            ports["prometheus"],
-            ready_path="/-/ready",
-            role="dependency",
-        ),
-        ProcessSpec(
-            "alertmanager",
-            [
-                _binary("prometheus-alertmanager"),
-                f"--config.file={state / 'alertmanager.yml'}",
-                f"--storage.path={state / 'alertmanager-data'}",
-                f"--web.listen-address={LOCALHOST}:{ports['alertmanager']}",
-                "--cluster.listen-address=",
-            ],
-            ports["alertmanager"],
-            ready_path="/-/ready",
-            role="dependency",
-        ),
-    ]
-    files = {
-        "prometheus.yml": yaml.safe_dump(scrape, sort_keys=False),
-        "rules.yml": yaml.safe_dump(rules, sort_keys=False),
-        "alertmanager.yml": yaml.safe_dump(routes, sort_keys=False),
-        "stack-cost.json": json.dumps(json.loads(cfg.cost.model_dump_json(by_alias=True))),
-    }
-    return DevPlan(processes, files)
+    local = _Local(cfg, state, ports, python, options or DevOptions())
+    services, workers = local.services()
+    processes = [local.redis(), *services, *workers, *local.monitoring()]
+    return DevPlan(processes, local.files(processes))
 
 
 def process_names(cfg: PlatformConfig, options: DevOptions | None = None) -> list[str]:
@@ -247,8 +260,7 @@ def process_names(cfg: PlatformConfig, options: DevOptions | None = None) -> lis
     names = ["redis", "cost-engine", "manager", "prometheus", "alertmanager"]
     for w in runtime_workloads(cfg):
         if w.component == "agent-worker":
-            count = options.workers_per_pool or (w.autoscaling.min_replicas if w.autoscaling else 1)
-            names += [f"worker-{w.env[AGENT_TYPE]}-{i}" for i in range(count)]
+            names += _worker_names(w, options)
     return names
 
 

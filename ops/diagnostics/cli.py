@@ -7,83 +7,83 @@ bad options, a stack file that does not validate or doctor settings out of range
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+
+if TYPE_CHECKING:
+    from ops.diagnostics.platform import PlatformExpectations
+    from ops.diagnostics.report import Report
+    from ops.diagnostics.settings import DoctorSettings
 
 __all__ = ["EXIT_USAGE", "doctor_command"]
 
 EXIT_USAGE = 2
 
 
+# The command's options, one alias each, so the signature below reads as a list of names.
+Stack = Annotated[
+    str, typer.Option(help="stack whose namespaces, Deployments and thresholds to check")
+]
+StackDir = Annotated[Path, typer.Option(help="where Pulumi.yaml and Pulumi.<stack>.yaml live")]
+Kubernetes = Annotated[bool, typer.Option(help="check the cluster (--no-kubernetes to skip it)")]
+Kubeconfig = Annotated[
+    Path | None,
+    typer.Option(help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)"),
+]
+Context = Annotated[str | None, typer.Option(help="kubeconfig context")]
+RedisUrl = Annotated[str | None, typer.Option(help="e.g. redis://127.0.0.1:6379/0")]
+RedisPasswordFile = Annotated[Path | None, typer.Option(help="file holding the Redis password")]
+PrometheusUrl = Annotated[
+    str | None, typer.Option(help="e.g. http://127.0.0.1:9090 (a port-forward)")
+]
+VaultAddress = Annotated[str | None, typer.Option(help="e.g. https://127.0.0.1:8200")]
+VaultTokenFile = Annotated[Path | None, typer.Option(help="file holding a Vault token (operator)")]
+VaultRole = Annotated[
+    str | None, typer.Option(help="Kubernetes-auth role instead of a token (in a pod)")
+]
+VaultJwtFile = Annotated[Path | None, typer.Option(help="service-account token for --vault-role")]
+VaultCaFile = Annotated[Path | None, typer.Option(help="CA bundle that signs Vault's certificate")]
+CostUrl = Annotated[str | None, typer.Option(help="the cost engine, e.g. http://127.0.0.1:8081")]
+CostTokenFile = Annotated[
+    Path | None, typer.Option(help="bearer token file of the cost engine's API")
+]
+JsonOutput = Annotated[bool, typer.Option("--json", help="print the report as JSON")]
+
+
 def doctor_command(
-    stack: Annotated[
-        str, typer.Option(help="stack whose namespaces, Deployments and thresholds to check")
-    ],
-    stack_dir: Annotated[
-        Path, typer.Option(help="where Pulumi.yaml and Pulumi.<stack>.yaml live")
-    ] = Path("."),
-    kubernetes: Annotated[
-        bool, typer.Option(help="check the cluster (--no-kubernetes to skip it)")
-    ] = True,
-    kubeconfig: Annotated[
-        Path | None,
-        typer.Option(help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)"),
-    ] = None,
-    context: Annotated[str | None, typer.Option(help="kubeconfig context")] = None,
-    redis_url: Annotated[str | None, typer.Option(help="e.g. redis://127.0.0.1:6379/0")] = None,
-    redis_password_file: Annotated[
-        Path | None, typer.Option(help="file holding the Redis password")
-    ] = None,
-    prometheus_url: Annotated[
-        str | None, typer.Option(help="e.g. http://127.0.0.1:9090 (a port-forward)")
-    ] = None,
-    vault_address: Annotated[str | None, typer.Option(help="e.g. https://127.0.0.1:8200")] = None,
-    vault_token_file: Annotated[
-        Path | None, typer.Option(help="file holding a Vault token (operator)")
-    ] = None,
-    vault_role: Annotated[
-        str | None, typer.Option(help="Kubernetes-auth role instead of a token (in a pod)")
-    ] = None,
-    vault_jwt_file: Annotated[
-        Path | None, typer.Option(help="service-account token for --vault-role")
-    ] = None,
-    vault_ca_file: Annotated[
-        Path | None, typer.Option(help="CA bundle that signs Vault's certificate")
-    ] = None,
-    cost_url: Annotated[
-        str | None, typer.Option(help="the cost engine, e.g. http://127.0.0.1:8081")
-    ] = None,
-    cost_token_file: Annotated[
-        Path | None, typer.Option(help="bearer token file of the cost engine's API")
-    ] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    stack: Stack,
+    stack_dir: StackDir = Path("."),
+    kubernetes: Kubernetes = True,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    redis_url: RedisUrl = None,
+    redis_password_file: RedisPasswordFile = None,
+    prometheus_url: PrometheusUrl = None,
+    vault_address: VaultAddress = None,
+    vault_token_file: VaultTokenFile = None,
+    vault_role: VaultRole = None,
+    vault_jwt_file: VaultJwtFile = None,
+    vault_ca_file: VaultCaFile = None,
+    cost_url: CostUrl = None,
+    cost_token_file: CostTokenFile = None,
+    json_output: JsonOutput = False,
 ) -> None:
     """Check a running platform against its stack: a health report with recommendations.
 
     Exits 1 when any check is critical, 0 otherwise; 2 on bad options or config.
     """
-    from pydantic import ValidationError
-    from rich.console import Console
-
-    from contracts.config import ConfigError
-    from infra.plan.stackfile import load_stack_config
     from ops.diagnostics.doctor import DoctorTargets, run_doctor
-    from ops.diagnostics.platform import expectations
     from ops.diagnostics.probes.vault import VaultAccess
-    from ops.diagnostics.report import table
-    from ops.diagnostics.settings import DoctorSettings
 
-    errors = Console(stderr=True, soft_wrap=True)
-    try:
-        settings = DoctorSettings()
-        expect = expectations(load_stack_config(stack_dir, stack))
-    except (ConfigError, FileNotFoundError, ValidationError) as err:
-        errors.print(f"[red]{err}[/red]")
-        raise typer.Exit(code=EXIT_USAGE) from None
+    settings, expect = _settings_and_expectations(stack, stack_dir)
     if vault_address is None and (vault_token_file or vault_role):
-        errors.print("[red]--vault-token-file and --vault-role need --vault-address[/red]")
-        raise typer.Exit(code=EXIT_USAGE)
+        _usage_error("--vault-token-file and --vault-role need --vault-address")
+    vault = None
+    if vault_address is not None:
+        vault = VaultAccess(
+            vault_address, vault_token_file, vault_role, vault_jwt_file, vault_ca_file
+        )
     targets = DoctorTargets(
         kubernetes=kubernetes,
         kubeconfig=kubeconfig,
@@ -91,11 +91,7 @@ def doctor_command(
         redis_url=redis_url,
         redis_password_file=redis_password_file,
         prometheus_url=prometheus_url,
-        vault=VaultAccess(
-            vault_address, vault_token_file, vault_role, vault_jwt_file, vault_ca_file
-        )
-        if vault_address is not None
-        else None,
+        vault=vault,
         cost_url=cost_url,
         cost_token_file=cost_token_file,
     )
@@ -104,13 +100,47 @@ def doctor_command(
         # Plain text, not rich's: a pipe into jq must get exactly the JSON.
         typer.echo(report.model_dump_json(indent=2))
     else:
-        out = Console()
-        out.print(table(report))
-        if report.not_checked:
-            out.print(f"not checked: {', '.join(report.not_checked)}", markup=False)
-        if report.recommendations:
-            out.print("\n[bold]Recommendations[/bold]")
-            for line in report.recommendations:
-                out.print(f"- {line}", highlight=False, markup=False)
-        out.print(f"\nrunbook: docs/operations.md   exit code: {report.exit_code}")
+        _print_report(report)
     raise typer.Exit(code=report.exit_code)
+
+
+def _usage_error(message: str) -> NoReturn:
+    from rich.console import Console
+
+    Console(stderr=True, soft_wrap=True).print(f"[red]{message}[/red]")
+    raise typer.Exit(code=EXIT_USAGE)
+
+
+def _settings_and_expectations(
+    stack: str, stack_dir: Path
+) -> tuple[DoctorSettings, PlatformExpectations]:
+    """The doctor's settings and what the stack expects; a usage error (exit 2) when either is
+    invalid."""
+    from pydantic import ValidationError
+
+    from contracts.config import ConfigError
+    from infra.plan.stackfile import load_stack_config
+    from ops.diagnostics.platform import expectations
+    from ops.diagnostics.settings import DoctorSettings
+
+    try:
+        return DoctorSettings(), expectations(load_stack_config(stack_dir, stack))
+    except (ConfigError, FileNotFoundError, ValidationError) as err:
+        _usage_error(str(err))
+
+
+def _print_report(report: Report) -> None:
+    """The report as a rich table, what was not checked, the recommendations, the exit code."""
+    from rich.console import Console
+
+    from ops.diagnostics.report import table
+
+    out = Console()
+    out.print(table(report))
+    if report.not_checked:
+        out.print(f"not checked: {', '.join(report.not_checked)}", markup=False)
+    if report.recommendations:
+        out.print("\n[bold]Recommendations[/bold]")
+        for line in report.recommendations:
+            out.print(f"- {line}", highlight=False, markup=False)
+    out.print(f"\nrunbook: docs/operations.md   exit code: {report.exit_code}")

@@ -89,6 +89,94 @@ def least_squares(values: Sequence[Decimal]) -> tuple[Fraction, Fraction]:
     return y_mean - slope * x_mean, slope
 
 
+@dataclass(frozen=True)
+class _Trend:
+    """The line fitted to the last `TREND_DAYS` days (flat at the average with fewer), and
+    where the last fitted day sits on it."""
+
+    intercept: Fraction
+    slope: Fraction
+    last_x: int
+
+    @classmethod
+    def fit(cls, values: Sequence[Decimal], average: Fraction) -> _Trend:
+        if len(values) >= TREND_DAYS:
+            intercept, slope = least_squares(values[-TREND_DAYS:])
+            return cls(intercept, slope, TREND_DAYS - 1)
+        return cls(average, Fraction(0), 0)
+
+    def ahead(self, days: int) -> Fraction:
+        """Spend over the next `days` days on the line, never below zero per day."""
+        return sum(
+            (
+                max(Fraction(0), self.intercept + self.slope * (self.last_x + k))
+                for k in range(1, days + 1)
+            ),
+            Fraction(0),
+        )
+
+    def rise(self, days: int) -> Fraction:
+        """What the slope adds over `days` days above the last fitted day's level."""
+        return sum((self.slope * k for k in range(1, days + 1)), Fraction(0))
+
+
+def _days_left_in_month(day: dt.date) -> int:
+    return calendar.monthrange(day.year, day.month)[1] - day.day
+
+
+def _substitution(by_model: Mapping[str, ModelSpend]) -> Suggestion | None:
+    """The model taking more than `SUBSTITUTION_SHARE` of the month, and its cheaper target."""
+    month_total = sum((Fraction(s.cost_usd) for s in by_model.values()), Fraction(0))
+    if month_total <= 0:
+        return None
+    top = max(sorted(by_model), key=lambda name: by_model[name].cost_usd)
+    spend = by_model[top]
+    share = Fraction(spend.cost_usd) / month_total
+    if share <= SUBSTITUTION_SHARE:
+        return None
+    savings = None
+    action = "route more of its tasks to a cheaper model"
+    if (
+        spend.substitute is not None
+        and spend.substitute_cost_usd is not None
+        and spend.substitute_cost_usd < spend.cost_usd
+    ):
+        # Only a substitute that would have cost less is named: never negative savings.
+        savings = _usd(Fraction(spend.cost_usd) - Fraction(spend.substitute_cost_usd))
+        action = f"route its tasks to {spend.substitute} where quality allows"
+    return Suggestion(
+        "model_substitution",
+        "high",
+        f"{top} takes {_usd(share * 100):.1f} % of this month's spend",
+        action,
+        savings,
+    )
+
+
+def _rising_trend(trend: _Trend, remaining: int) -> Suggestion | None:
+    if trend.slope <= 0:
+        return None
+    return Suggestion(
+        "spending_trend",
+        "medium",
+        f"spend rising by {_usd(trend.slope)} USD per day over the last {TREND_DAYS} days",
+        "review usage growth per team and agent type",
+        _usd(trend.rise(remaining)),
+    )
+
+
+def _budget_warning(burn: Fraction) -> Suggestion | None:
+    if burn <= WARNING_SHARE:
+        return None
+    return Suggestion(
+        "budget_warning",
+        "critical",
+        f"{_usd(burn * 100):.1f} % of the monthly budget spent",
+        "downgrade models or pause non-urgent work",
+        None,
+    )
+
+
 def analyse(
     series: Sequence[tuple[dt.date, Decimal]],
     month_to_date: Decimal,
@@ -104,77 +192,23 @@ def analyse(
     values = [v for _, v in series]
     total = sum((Fraction(v) for v in values), Fraction(0))
     average = total / len(values)
-    days_in_month = calendar.monthrange(as_of.year, as_of.month)[1]
-    remaining = days_in_month - as_of.day
-    if len(values) >= TREND_DAYS:
-        intercept, slope = least_squares(values[-TREND_DAYS:])
-        last_x = TREND_DAYS - 1
-    else:
-        intercept, slope, last_x = average, Fraction(0), 0
-    ahead = sum(
-        (max(Fraction(0), intercept + slope * (last_x + k)) for k in range(1, remaining + 1)),
-        Fraction(0),
-    )
+    remaining = _days_left_in_month(as_of)
+    trend = _Trend.fit(values, average)
     mtd = Fraction(month_to_date)
-    projection = mtd + ahead
     burn = mtd / Fraction(monthly_budget)
-
-    suggestions: list[Suggestion] = []
-    month_total = sum((Fraction(s.cost_usd) for s in by_model.values()), Fraction(0))
-    if month_total > 0:
-        top = max(sorted(by_model), key=lambda name: by_model[name].cost_usd)
-        spend = by_model[top]
-        share = Fraction(spend.cost_usd) / month_total
-        if share > SUBSTITUTION_SHARE:
-            savings = None
-            action = "route more of its tasks to a cheaper model"
-            if (
-                spend.substitute is not None
-                and spend.substitute_cost_usd is not None
-                and spend.substitute_cost_usd < spend.cost_usd
-            ):
-                # Only a substitute that would have cost less is named: never negative savings.
-                savings = _usd(Fraction(spend.cost_usd) - Fraction(spend.substitute_cost_usd))
-                action = f"route its tasks to {spend.substitute} where quality allows"
-            suggestions.append(
-                Suggestion(
-                    "model_substitution",
-                    "high",
-                    f"{top} takes {_usd(share * 100):.1f} % of this month's spend",
-                    action,
-                    savings,
-                )
-            )
-    if slope > 0:
-        # What the rise adds by month end over spending at the last fitted day's level.
-        rise = sum((slope * k for k in range(1, remaining + 1)), Fraction(0))
-        suggestions.append(
-            Suggestion(
-                "spending_trend",
-                "medium",
-                f"spend rising by {_usd(slope)} USD per day over the last {TREND_DAYS} days",
-                "review usage growth per team and agent type",
-                _usd(rise),
-            )
-        )
-    if burn > WARNING_SHARE:
-        suggestions.append(
-            Suggestion(
-                "budget_warning",
-                "critical",
-                f"{_usd(burn * 100):.1f} % of the monthly budget spent",
-                "downgrade models or pause non-urgent work",
-                None,
-            )
-        )
+    suggestions = [
+        s
+        for s in (_substitution(by_model), _rising_trend(trend, remaining), _budget_warning(burn))
+        if s is not None
+    ]
     return SpendAnalysis(
         as_of=as_of,
         series=list(series),
         total_usd=_usd(total),
         daily_average_usd=_usd(average),
-        trend_usd_per_day=_usd(slope),
+        trend_usd_per_day=_usd(trend.slope),
         month_to_date_usd=month_to_date,
-        projected_month_end_usd=_usd(projection),
+        projected_month_end_usd=_usd(mtd + trend.ahead(remaining)),
         monthly_budget_usd=monthly_budget,
         burn_rate=_usd(burn),
         by_model={name: by_model[name].cost_usd for name in sorted(by_model)},

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import asdict
 from decimal import Decimal
 from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from contracts.units import Share
 from runtime.cost.analysis import SpendAnalysis
+from runtime.cost.recommend import Recommendation
 
 __all__ = [
     "AlertOut",
@@ -22,6 +25,7 @@ __all__ = [
     "ReserveOut",
     "UsageIn",
     "UsageOut",
+    "recommend_out",
     "report_out",
 ]
 
@@ -34,7 +38,6 @@ Label = Annotated[
     str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$")
 ]
 Tokens = Annotated[int, Field(ge=0, le=100_000_000)]
-Share = Annotated[float, Field(ge=0, le=1)]
 
 
 class _In(BaseModel):
@@ -178,25 +181,14 @@ class PriceOut(BaseModel):
 
 
 def report_out(analysis: SpendAnalysis, daily_budget: Decimal) -> ReportOut:
-    return ReportOut(
-        as_of=analysis.as_of,
-        series=[DayOut(date=d, spend_usd=v, budget_usd=daily_budget) for d, v in analysis.series],
-        total_usd=analysis.total_usd,
-        daily_average_usd=analysis.daily_average_usd,
-        trend_usd_per_day=analysis.trend_usd_per_day,
-        month_to_date_usd=analysis.month_to_date_usd,
-        projected_month_end_usd=analysis.projected_month_end_usd,
-        monthly_budget_usd=analysis.monthly_budget_usd,
-        burn_rate=analysis.burn_rate,
-        by_model=analysis.by_model,
-        suggestions=[
-            SuggestionOut(
-                kind=s.kind,
-                priority=s.priority,
-                description=s.description,
-                action=s.action,
-                potential_savings_usd=s.potential_savings_usd,
-            )
-            for s in analysis.suggestions
-        ],
+    """The analysis as it is, each day beside the daily budget."""
+    days = [DayOut(date=d, spend_usd=v, budget_usd=daily_budget) for d, v in analysis.series]
+    return ReportOut.model_validate({**asdict(analysis), "series": days})
+
+
+def recommend_out(answer: Recommendation) -> RecommendOut:
+    """The chosen candidate's figures, the answer's reasoning and notes, the other candidates."""
+    others = [asdict(c) for c in answer.ranked if c.model != answer.model]
+    return RecommendOut.model_validate(
+        {**asdict(answer.chosen), **asdict(answer), "alternatives": others}
     )

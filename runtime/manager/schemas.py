@@ -8,6 +8,7 @@ from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from contracts.settings.manager import AGENT_TYPE_PATTERN
+from contracts.units import Share
 from runtime.manager.queue import TaskRecord
 from runtime.manager.registry import AgentRecord
 from runtime.service.validation import unencodable
@@ -70,7 +71,7 @@ class TaskSubmission(BaseModel):
         pattern=r"^[A-Za-z0-9._:-]+$",
         description="a retried submit with the same key returns the first task",
     )
-    complexity: float = Field(default=0.5, ge=0, le=1, description="0 trivial … 1 hardest")
+    complexity: Share = Field(default=0.5, description="0 trivial … 1 hardest")
     team: str = Field(default="default", pattern=_NAME, description="team billed for the task")
 
 
@@ -137,7 +138,7 @@ class AgentRegistration(BaseModel):
     request_types: list[Annotated[str, Field(pattern=_NAME)]] = Field(
         default_factory=list, max_length=64, description="request types it handles best"
     )
-    max_complexity: float = Field(default=1.0, ge=0, le=1, description="hardest task it fits")
+    max_complexity: Share = Field(default=1.0, description="hardest task it fits")
 
 
 class AgentView(BaseModel):

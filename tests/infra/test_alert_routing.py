@@ -5,9 +5,6 @@ against those routes."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +27,7 @@ from tests.infra.alert_facts import (
     sample_labels,
     tool,
 )
+from tests.managed import ManagedProcess
 from tests.servers import free_port
 from tests.stacks import STACKS, stack_values
 from tests.waiting import eventually
@@ -100,7 +98,9 @@ def test_inhibition_never_hides_the_only_notice(
 @contextmanager
 def _alertmanager(config_file: Path, directory: Path) -> Iterator[str]:
     port = free_port()
-    process = subprocess.Popen(
+    url = f"http://127.0.0.1:{port}"
+    process = ManagedProcess(
+        "alertmanager",
         [
             tool("prometheus-alertmanager"),
             f"--config.file={config_file}",
@@ -108,16 +108,14 @@ def _alertmanager(config_file: Path, directory: Path) -> Iterator[str]:
             f"--web.listen-address=127.0.0.1:{port}",
             "--cluster.listen-address=",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=(directory / "alertmanager.log").open("wb"),
+        directory / "alertmanager.log",
+        ready=lambda: _status(f"{url}/-/ready") == 200,
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        eventually("alertmanager ready", lambda: _status(f"{url}/-/ready") == 200, timeout=30)
+        process.start()
         yield url
     finally:
-        os.kill(process.pid, signal.SIGTERM)
-        process.wait(timeout=10)
+        process.stop()
 
 
 def _status(url: str) -> int | None:

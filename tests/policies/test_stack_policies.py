@@ -19,6 +19,7 @@ from infra.plan.document import Plan, PlanResource
 from infra.plan.policy_check import check_plan, load_pack_config, resolve_policy
 from infra.plan.policy_input import policy_resources
 from policies import ALL_POLICIES
+from tests.flows.test_tool_servers import TWO
 from tests.stacks import run_plan, write_stack
 
 BY_NAME = {p.name: p for p in ALL_POLICIES}
@@ -286,3 +287,29 @@ def test_container_without_ephemeral_storage_limit_fails_the_plan(
     assert all(v.blocking for v in found)
     assert any("has no ephemeral-storage limits" in v.message for v in found)
     assert any("emptyDir volume tmp has no sizeLimit" in v.message for v in found)
+
+
+def _image_without_digest(plan: Plan, deployment: str) -> None:
+    (workload,) = [r for r in plan.resources if kind_name(r) == ("Deployment", deployment)]
+    for container in workload.inputs["spec"]["template"]["spec"]["containers"]:
+        container["image"] = container["image"].split("@", 1)[0]
+
+
+def test_a_tool_server_without_a_pinned_image_fails_the_plan_of_prod(tmp_path: Path) -> None:
+    """Config refuses an unpinned tool server in prod (tests/flows); the policy is the second
+    gate, over what is rendered: the real prod plan with two tool servers passes, and the same
+    plan with one server's image reduced to a tag is blocked by `k8s-pinned-images`."""
+
+    def add_servers(config: dict[str, Any]) -> None:
+        config["agentops:agents"]["toolServers"] = list(TWO)
+
+    out = tmp_path / "out"
+    proc = run_plan("prod", out, write_stack(tmp_path / "stack", "prod", add_servers))
+    assert proc.returncode == 0, proc.stderr
+    plan, config = Plan.load(out), load_pack_config("prod")
+    assert [v for v in check_plan(plan, ALL_POLICIES, config) if v.blocking] == []
+    _image_without_digest(plan, "mcp-search")
+    blocking = [v for v in check_plan(plan, ALL_POLICIES, config) if v.blocking]
+    assert [v.policy for v in blocking] == ["k8s-pinned-images"], blocking
+    assert "mcp-search" in f"{blocking[0].message} {blocking[0].urn}"
+    assert "not pinned by digest" in blocking[0].message

@@ -10,14 +10,12 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
+from tests.managed import ManagedProcess, http_ok
 from tests.servers import free_port
 
 __all__ = ["ServiceProcess", "Tokens", "manager_env", "running", "worker_env"]
@@ -56,13 +54,17 @@ class ServiceProcess:
     env: dict[str, str]
     log: Path
     port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
     # What `python` runs: the image's entry point (`python -m runtime serve <service>`).
     launcher: tuple[str, ...] = ("-m", "runtime")
+    handle: ManagedProcess | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return None if self.handle is None else self.handle.popen
 
     def start(self, wait_for: str = "/health", timeout: float = 30) -> None:
         env = {
@@ -71,48 +73,27 @@ class ServiceProcess:
             "AGENTOPS_HOST": "127.0.0.1",
             "AGENTOPS_PORT": str(self.port),
         }
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, *self.launcher, "serve", self.service],
-                env=env,
-                cwd=REPO,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"{self.service} exited at start:\n{self.log.read_text()[-3000:]}"
-                )
-            try:
-                if httpx.get(self.url + wait_for, timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(
-            f"{self.service} not ready in {timeout}s:\n{self.log.read_text()[-3000:]}"
-        )
+        self.handle = ManagedProcess(
+            self.service,
+            [sys.executable, *self.launcher, "serve", self.service],
+            self.log,
+            env=env,
+            cwd=REPO,
+            ready=lambda: http_ok(self.url + wait_for),
+            start_timeout=timeout,
+        ).start()
 
     def send(self, sig: int) -> None:
-        assert self.process is not None
-        if self.process.poll() is None:
-            os.kill(self.process.pid, sig)
+        assert self.handle is not None
+        self.handle.send(sig)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
-        if self.process is None:
-            return 0
-        self.send(sig)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(self.process.pid, signal.SIGKILL)
-            return self.process.wait(timeout=10)
+        """Send `sig` by PID; SIGKILL after `timeout` seconds. The exit code."""
+        return 0 if self.handle is None else self.handle.stop(sig, grace=timeout)
 
     @property
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self.handle is not None and self.handle.alive
 
 
 @contextmanager

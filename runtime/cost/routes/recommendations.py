@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from runtime.cost.deps import Engine, error, invalid
 from runtime.cost.recommend import NoModelFits, Task
-from runtime.cost.schemas import CandidateOut, RecommendIn, RecommendOut
+from runtime.cost.schemas import RecommendIn, RecommendOut, recommend_out
 
 __all__ = ["router"]
 
@@ -40,28 +40,4 @@ async def recommendation(body: RecommendIn, engine: Engine) -> Any:
                 "cheapest_cost_usd": str(err.cheapest_cost),
             },
         )
-    chosen = answer.chosen
-    return RecommendOut(
-        model=answer.model,
-        estimated_cost_usd=chosen.estimated_cost_usd,
-        input_tokens=chosen.input_tokens,
-        output_tokens=chosen.output_tokens,
-        score=chosen.score,
-        reasoning=answer.reasoning,
-        downgraded_from=answer.downgraded_from,
-        notes=answer.notes,
-        alternatives=[
-            CandidateOut(
-                model=c.model,
-                estimated_cost_usd=c.estimated_cost_usd,
-                input_tokens=c.input_tokens,
-                output_tokens=c.output_tokens,
-                quality=c.quality,
-                speed=c.speed,
-                score=c.score,
-            )
-            for c in answer.ranked
-            if c.model != answer.model
-        ],
-        excluded=answer.excluded,
-    )
+    return recommend_out(answer)

@@ -18,6 +18,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.settings.worker import WorkerSettings
+from contracts.units import Share
 from runtime.manager.queue import TokenUsage
 from runtime.worker.handlers.base import Handler, HandlerResult, TaskContext, TaskFailed
 
@@ -28,7 +29,7 @@ class WorkSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AGENTOPS_WORK_", extra="ignore", frozen=True)
 
     latency_ms: float = Field(default=0, ge=0, le=600_000, description="time each task takes")
-    failure_rate: float = Field(default=0, ge=0, le=1, description="share of tasks that fail")
+    failure_rate: Share = Field(default=0, description="share of tasks that fail")
     seed: str = Field(default="agentops", max_length=64)
     model: str | None = Field(
         default=None,

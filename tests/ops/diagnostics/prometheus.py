@@ -3,11 +3,8 @@ given targets every second, optional rule files, 127.0.0.1 on a free port, stopp
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +14,7 @@ from typing import Any
 import httpx
 import yaml
 
+from tests.managed import ManagedProcess, http_ok
 from tests.servers import free_port
 
 __all__ = ["PrometheusServer", "prometheus_server"]
@@ -28,7 +26,7 @@ SCRAPE_INTERVAL = "1s"
 class PrometheusServer:
     port: int
     directory: Path
-    process: subprocess.Popen[bytes]
+    handle: ManagedProcess
 
     @property
     def url(self) -> str:
@@ -49,14 +47,14 @@ class PrometheusServer:
         found: list[dict[str, Any]] = body["data"]["activeTargets"]
         return found
 
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        assert self.handle.popen is not None
+        return self.handle.popen
+
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        """SIGTERM by PID; SIGKILL after 20 s."""
+        self.handle.stop()
 
 
 def _config(scrape: Mapping[str, Sequence[str]], rules: Path | None) -> dict[str, Any]:
@@ -93,33 +91,26 @@ def prometheus_server(
     config = directory / "prometheus.yml"
     config.write_text(yaml.safe_dump(_config(scrape, rules), sort_keys=False))
     port = free_port()
-    with (directory / "prometheus.log").open("ab") as log:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={directory / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=warn",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=directory,
-        )
-    server = PrometheusServer(port, directory, process)
+    url = f"http://127.0.0.1:{port}"
+    handle = ManagedProcess(
+        "prometheus",
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={directory / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        directory / "prometheus.log",
+        cwd=directory,
+        ready=lambda: http_ok(f"{url}/-/ready"),
+        start_timeout=60,
+        poll_interval=0.1,
+        stop_grace=20,
+    )
+    server = PrometheusServer(port, directory, handle)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"prometheus exited:\n{server.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{server.url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"prometheus not ready:\n{server.log.read_text()[-3000:]}")
-            time.sleep(0.1)
+        handle.start()
         yield server
     finally:
         server.stop()

@@ -7,8 +7,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -24,6 +22,7 @@ from redis import Redis
 
 from contracts.telemetry.logs import AUDIT_FIELD, AuditEvent
 from runtime.cost import keys
+from tests.managed import ManagedProcess, http_ok
 from tests.servers import RedisServer, free_port, redis_server
 
 TOKEN = "cost-engine-test-token-0123456789"
@@ -34,7 +33,7 @@ AGENTOPS = str(Path(sys.executable).parent / "agentops")
 @dataclass
 class Engine:
     port: int
-    process: subprocess.Popen[bytes]
+    handle: ManagedProcess
 
     @property
     def url(self) -> str:
@@ -44,6 +43,7 @@ class Engine:
 def start(
     redis: RedisServer, directory: Path, cost: dict[str, Any], port: int | None = None
 ) -> Engine:
+    """`agentops serve cost-engine` (the operator CLI's entry), ready when /ready says 200."""
     token_file = directory / "token"
     token_file.write_text(TOKEN + "\n")
     port = port or free_port()
@@ -58,31 +58,25 @@ def start(
         # Replicas re-read the shared spend gauges this often (15 s in production).
         "AGENTOPS_METRICS_REFRESH_SECONDS": "0.2",
     }
-    with (directory / f"engine-{port}.log").open("ab") as log:
-        process = subprocess.Popen(
-            [AGENTOPS, "serve", "cost-engine"], env=env, stderr=log, stdout=log
-        )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the cost engine exited at start"
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                return Engine(port, process)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    stop(Engine(port, process))
-    raise RuntimeError("the cost engine did not become ready")
+    handle = ManagedProcess(
+        "cost engine",
+        [AGENTOPS, "serve", "cost-engine"],
+        directory / f"engine-{port}.log",
+        env=env,
+        ready=lambda: http_ok(f"http://127.0.0.1:{port}/ready"),
+        poll_interval=0.1,
+        stop_grace=20,
+    )
+    try:
+        handle.start()
+    except BaseException:
+        handle.stop()
+        raise
+    return Engine(port, handle)
 
 
 def stop(engine: Engine) -> None:
-    if engine.process.poll() is None:
-        os.kill(engine.process.pid, signal.SIGTERM)
-        try:
-            engine.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(engine.process.pid, signal.SIGKILL)
-            engine.process.wait(timeout=10)
+    engine.handle.stop()
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ def test_redis_down_is_503_with_retry_after_and_one_log_line(
         assert len(lines) == 1 and OUTAGE_LINE in lines[0], lines
         assert "Traceback" not in mgr.log.read_text()
 
-        redis._start()  # the same data: nothing accepted was lost
+        redis.start()  # the same data: nothing accepted was lost
         eventually("accepted again", lambda: submit(mgr, tokens).status_code == 202)
         assert any("back after" in line for line in outage_lines(mgr.log))
 

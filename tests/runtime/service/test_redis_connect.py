@@ -4,11 +4,9 @@ a Redis Cluster."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,30 +19,24 @@ from runtime.cost import keys as cost_keys
 from runtime.manager import keys as k
 from runtime.service.keys import slot
 from runtime.service.redis import connect, sentinel_target
+from tests.managed import ManagedProcess
 from tests.servers import RedisClusterServers, free_port
 
 PASSWORD = "sentinel-test-password-0123456789"
 
 
-def _wait_for(port: int, password: str) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
-                conn.sendall(f"AUTH {password}\r\nPING\r\n".encode())
-                time.sleep(0.05)
-                if b"+PONG" in conn.recv(256):
-                    return
-        except OSError:
-            pass
+def _pong(port: int, password: str) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
+        conn.sendall(f"AUTH {password}\r\nPING\r\n".encode())
         time.sleep(0.05)
-    raise RuntimeError(f"nothing answers PONG on port {port}")
+        return b"+PONG" in conn.recv(256)
 
 
-def _start(argv: list[str], port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-    _wait_for(port, PASSWORD)
-    return process
+def _start(name: str, argv: list[str], port: int, directory: Path) -> ManagedProcess:
+    """Start a password-protected redis-server or Sentinel; ready when it answers PONG."""
+    return ManagedProcess(
+        name, argv, directory / f"{name}.log", ready=lambda: _pong(port, PASSWORD), start_timeout=10
+    ).start()
 
 
 @pytest.fixture
@@ -62,15 +54,14 @@ def sentinel(tmp_path: Path) -> Iterator[tuple[int, int]]:
         f"sentinel monitor mymaster 127.0.0.1 {data_port} 1\n"
         f"sentinel auth-pass mymaster {PASSWORD}\n"
     )
-    processes = [_start(data, data_port)]
+    processes = [_start("redis-server", data, data_port, tmp_path)]
     try:
-        processes.append(_start([binary, str(conf), "--sentinel"], sentinel_port))
+        sentinel = [binary, str(conf), "--sentinel"]
+        processes.append(_start("sentinel", sentinel, sentinel_port, tmp_path))
         yield data_port, sentinel_port
     finally:
         for process in processes:
-            if process.poll() is None:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+            process.stop(signal.SIGKILL)
 
 
 def _settings(url: str, tmp_path: Path) -> ServiceSettings:
@@ -104,7 +95,7 @@ def test_a_plain_url_still_connects_directly(tmp_path: Path) -> None:
     port = free_port()
     argv = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
     argv += ["--dir", str(tmp_path)]
-    process = _start([*argv, "--requirepass", PASSWORD], port)
+    process = _start("redis-server", [*argv, "--requirepass", PASSWORD], port, tmp_path)
     try:
         settings = _settings(f"redis://127.0.0.1:{port}/0", tmp_path)
 
@@ -117,8 +108,7 @@ def test_a_plain_url_still_connects_directly(tmp_path: Path) -> None:
 
         assert asyncio.run(ping())
     finally:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+        process.stop(signal.SIGKILL)
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,7 @@ def test_cost_engine_answers_503_while_redis_is_down(tmp_path: Path) -> None:
             refused = httpx.post(f"{api}/reservations", json=reservation("b" * 32), headers=AUTH)
             assert refused.status_code == 503 and refused.headers["Retry-After"] == "2"
             assert httpx.get(f"{engine.url}/ready").status_code == 503
-            redis._start()
+            redis.start()
             eventually(
                 "serving again",
                 lambda: (
