@@ -97,7 +97,7 @@ async def _kill_and_replace(cluster: RedisClusterServers, victim: RedisServer, w
     while time.monotonic() < deadline:
         owner = await asyncio.to_thread(_owner, cluster, wanted)
         if owner is not None and owner.port != victim.port:
-            await asyncio.to_thread(victim._start)
+            await asyncio.to_thread(victim.start)
             return owner.port
         await asyncio.sleep(0.2)
     raise AssertionError(f"no replica promoted for slot {wanted} within 30 s")
@@ -146,11 +146,11 @@ async def _load(client: Redis, kill: Awaitable[int]) -> dict[str, Any]:
             await asyncio.sleep(0.01)
         return list(await asyncio.gather(*jobs))
 
-    killer = asyncio.ensure_future(kill)
-    ids, _, _ = await asyncio.gather(
-        paced(submit, TASKS), paced(record, USAGE), paced(admit, CALLERS)
+    # The killer in the same gather: if no replica is promoted, that failure comes first.
+    ids, _, _, promoted = await asyncio.gather(
+        paced(submit, TASKS), paced(record, USAGE), paced(admit, CALLERS), kill
     )
-    return {"ids": ids, "admitted": admitted, "promoted": await killer}
+    return {"ids": ids, "admitted": admitted, "promoted": promoted}
 
 
 async def _drain(client: Redis, ids: list[str]) -> int:
