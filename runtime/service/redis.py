@@ -3,28 +3,30 @@ every service shares."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, cast
-from weakref import WeakKeyDictionary
 
 from pydantic import AnyUrl
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.asyncio.sentinel import Sentinel
 from redis.commands.core import AsyncScript
 from redis.exceptions import (
+    AskError,
     ClusterDownError,
     MasterDownError,
+    MovedError,
     OutOfMemoryError,
     ReadOnlyError,
     RedisClusterException,
     RedisError,
+    ResponseError,
     SlotNotCoveredError,
     TryAgainError,
 )
@@ -57,6 +59,10 @@ __all__ = [
 T = TypeVar("T")
 
 SENTINEL_PORT = 26379
+# No reply within this long is a lost node, not a slow one: the longest blocking read the
+# runtime issues (XREADGROUP/XREAD BLOCK) is 500 ms. Without it, a read from a primary that
+# vanished mid-reply waits forever, and on a cluster it does so holding the topology lock.
+SOCKET_TIMEOUT_S: Final = 5.0
 
 
 class NotReplicated(RedisError):
@@ -167,6 +173,7 @@ def connect_url(
         "health_check_interval": 15,
         "socket_keepalive": True,
         "socket_connect_timeout": 5,
+        "socket_timeout": SOCKET_TIMEOUT_S,
     }
     if url.scheme == SENTINEL_SCHEME:
         master, db = sentinel_target(url)
@@ -181,7 +188,7 @@ def connect_url(
     if url.scheme in CLUSTER_SCHEMES:
         # The client maps slots to nodes from any node it reaches and refreshes the map on
         # MOVED or a lost node, so a promoted replica is followed without a restart.
-        cluster = RedisCluster(
+        cluster = FollowingCluster(
             host=url.host or "",
             port=url.port or 6379,
             password=password,
@@ -193,6 +200,53 @@ def connect_url(
         return cast(Redis, cluster)
     client: Redis = Redis.from_url(str(url), password=password, **options)
     return client
+
+
+# Set while a command or pipeline of a FollowingCluster runs: an `aclose()` inside one is
+# redis-py reacting to a node's error, not the service shutting its client down.
+_IN_CALL: ContextVar[bool] = ContextVar("agentops_cluster_call", default=False)
+
+
+class _FollowingPipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
+        token = _IN_CALL.set(True)
+        try:
+            return await super().execute(raise_on_error, allow_redirections)
+        finally:
+            _IN_CALL.reset(token)
+
+
+class FollowingCluster(RedisCluster):
+    """A cluster client that follows a failover under load.
+
+    redis-py (5.x) answers a connection error, a MOVED past its threshold or a slot not
+    covered by calling `aclose()` on the whole client: it disconnects every connection of
+    every node, including the ones other requests are using at that moment (they then fail
+    with `'NoneType' object has no attribute 'writelines'`, or wait forever for a close while
+    holding the topology lock — the failover test hung on both). Here such an error only marks
+    the topology stale: the next command relearns it under redis-py's lock, and a node that
+    left the topology is disconnected then (redis-py's `set_nodes`). `aclose()` outside a
+    command closes the client as before."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        token = _IN_CALL.set(True)
+        try:
+            return await super().execute_command(*args, **kwargs)
+        finally:
+            _IN_CALL.reset(token)
+
+    def pipeline(
+        self, transaction: Any | None = None, shard_hint: Any | None = None
+    ) -> ClusterPipeline:
+        if transaction or shard_hint:
+            return super().pipeline(transaction, shard_hint)  # redis-py's refusal
+        return _FollowingPipeline(self)  # type: ignore[abstract]  # as redis-py's own
+
+    async def aclose(self) -> None:
+        if _IN_CALL.get():
+            self._initialize = True
+            return
+        await super().aclose()
 
 
 async def reply(value: Awaitable[T] | T) -> T:
@@ -249,30 +303,28 @@ async def run_script_batch(
     return list(await pipe.execute())
 
 
+_TOPOLOGY_OUTAGES: Final = ("cannot be connected", "slots are not covered")
+
+
 @contextlib.asynccontextmanager
 async def _topology_errors_transient() -> AsyncIterator[None]:
-    """A cluster client that lost every node it knew while a replica is promoted says so with
-    a bare RedisClusterException: an outage like a refused connection, not a bug."""
+    """A cluster client that lost every node it knew, or that learnt the topology while a
+    replica is being promoted (slots not all covered yet), says so with a bare
+    RedisClusterException: an outage like a refused connection, not a bug."""
     try:
         yield
     except SlotNotCoveredError:
         raise
     except RedisClusterException as err:
-        if "cannot be connected" not in str(err):
+        if not any(sign in str(err) for sign in _TOPOLOGY_OUTAGES):
             raise
         raise RedisConnectionError(str(err)) from err
 
 
-_TOPOLOGY_LOCKS: WeakKeyDictionary[RedisCluster, asyncio.Lock] = WeakKeyDictionary()
-
-
-async def _relearn_topology(cluster: RedisCluster) -> None:
-    """A slot's primary was lost: learn the new topology (once, however many calls met it) so
-    the caller's retry finds the promoted replica."""
-    lock = _TOPOLOGY_LOCKS.setdefault(cluster, asyncio.Lock())
-    async with lock:
-        with contextlib.suppress(*TRANSIENT_REDIS_ERRORS, RedisClusterException):
-            await cluster.nodes_manager.initialize()
+# Answers of the write or of WAIT that mean "this node does not own the slot now" (a failover
+# moved it, or the node that took the write is a replica since): nothing was accepted, the
+# client relearns the topology and the caller retries under the same idempotency key.
+_MOVED_ANSWERS: Final = (MovedError, AskError, TryAgainError, ClusterDownError, ReadOnlyError)
 
 
 async def replicated(
@@ -284,29 +336,83 @@ async def replicated(
 ) -> Any:
     """Run a write script and answer only once `replication.replicas` replicas confirmed it
     (Redis WAIT); NotReplicated past its timeout. WAIT counts the writes of its own
-    connection, so the script and WAIT go in one pipeline, which holds one connection (on a
-    cluster, one connection to the node of the script's slot). With 0 replicas: the script
-    alone."""
+    connection, so the script and WAIT go on one connection: on a cluster, one connection to
+    the node owning the script's slot, never resent elsewhere (see `_write_then_wait`).
+    With 0 replicas: the script alone."""
     replicas, timeout_ms = replication.replicas, replication.timeout_ms
     if replicas <= 0:
         return await script(keys=list(keys), args=list(args))
     if isinstance(redis, RedisCluster):
-        try:
-            node = redis.get_node_from_key(keys[0])
-        except SlotNotCoveredError:
-            await _relearn_topology(redis)
-            raise
-        pipe: Any = redis.pipeline()
-        pipe.eval(script.script, len(keys), *keys, *args)
-        pipe.execute_command("WAIT", replicas, timeout_ms, target_nodes=node)
+        async with _topology_errors_transient():
+            result, confirmed = await _write_then_wait(redis, script, keys, args, replication)
     else:
         pipe = redis.pipeline(transaction=False)
         await script(keys=list(keys), args=list(args), client=pipe)
         pipe.execute_command("WAIT", replicas, timeout_ms)
-    async with _topology_errors_transient():
         result, confirmed = await pipe.execute()
     if int(confirmed) < replicas:
         raise NotReplicated(
             f"{int(confirmed)} of {replicas} replicas confirmed the write within {timeout_ms} ms"
         )
     return result
+
+
+async def _write_then_wait(
+    cluster: RedisCluster,
+    script: AsyncScript,
+    keys: Sequence[str],
+    args: Sequence[Any],
+    replication: Replication,
+) -> tuple[Any, Any]:
+    """The script (EVAL) and WAIT written together on one connection to the slot's primary.
+
+    A cluster pipeline resends a command that met MOVED to the new owner on another
+    connection, so a WAIT there would count replicas for a write it did not see. Here nothing
+    is resent: MOVED/ASK/TRYAGAIN/CLUSTERDOWN/READONLY or a lost connection means "not
+    accepted" (NotReplicated or a connection error, both transient); the topology is marked
+    stale and the caller's retry, under the same idempotency key, finds the first write if
+    it was taken."""
+    if cluster._initialize:
+        await cluster.initialize()  # redis-py's lock: one refresh however many calls wait
+    try:
+        node = cluster.get_node_from_key(keys[0])
+        if node is None:
+            raise SlotNotCoveredError(f"no node serves the slot of {keys[0]}")
+    except SlotNotCoveredError:
+        cluster._initialize = True
+        raise
+    commands = [
+        ("EVAL", script.script, len(keys), *keys, *args),
+        ("WAIT", replication.replicas, replication.timeout_ms),
+    ]
+    connection = node.acquire_connection()
+    try:
+        await connection.send_packed_command(connection.pack_commands(commands), False)
+        answers = [await _answer(connection) for _ in commands]
+    except BaseException:
+        cluster._initialize = True
+        await connection.disconnect(nowait=True)
+        raise
+    finally:
+        node._free.append(connection)
+    for answer in answers:
+        if isinstance(answer, _MOVED_ANSWERS) or _replica_refused_wait(answer):
+            cluster._initialize = True
+            raise NotReplicated(
+                f"not accepted: the slot's owner changed ({type(answer).__name__}: {answer})"
+            )
+        if isinstance(answer, Exception):
+            raise answer
+    return answers[0], answers[1]
+
+
+async def _answer(connection: Any) -> Any:
+    """One reply; an error reply as its exception (so the next reply is still read)."""
+    try:
+        return await connection.read_response()
+    except ResponseError as err:
+        return err
+
+
+def _replica_refused_wait(answer: Any) -> bool:
+    return isinstance(answer, ResponseError) and "WAIT cannot be used with replica" in str(answer)
