@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ops.devstack.database import postgres_bin
 from tests.managed import ManagedProcess, as_user
 
 __all__ = [
@@ -325,13 +326,6 @@ def bao_server(directory: Path, extra_config: str = "") -> Iterator[BaoServer]:
         yield server
     finally:
         server.stop(signal.SIGKILL)
-
-
-def postgres_bin(name: str) -> str:
-    """A PostgreSQL program from Debian's versioned directory (the newest major installed)."""
-    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: p.parts[-3])
-    assert found, f"no PostgreSQL {name}: run scripts/ensure-apt"
-    return str(found[-1])
 
 
 @dataclass

@@ -38,6 +38,7 @@ from infra.platform.names import (
     DATABASE_SERVICE,
     MANAGER,
     Namespace,
+    database_namespace,
     pool_workload,
     tool_server_workload,
 )
@@ -370,9 +371,12 @@ def _pool_workload(
     if bucket is not None:
         values["storage_bucket"] = bucket
     if pool.name in cfg.database_pools():
-        values["database_host"] = _service_host(DATABASE_SERVICE, Namespace.AGENTS)
+        values["database_host"] = _service_host(DATABASE_SERVICE, database_namespace(cfg))
         values["database_name"] = cfg.database.name
         values["database_credentials_path"] = credentials_path(pool.name)
+        if not cfg.on_aws:
+            # The local stack's in-cluster server speaks plaintext (no mesh there either).
+            values["database_ssl"] = False
     key_file = provider_key_file(pool)
     env = {
         **_service_env(cfg, WorkerSettings, name, worker_files, values),
