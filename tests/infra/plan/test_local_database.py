@@ -18,9 +18,10 @@ from contracts.database import creation_statements, credentials_path, vault_role
 from contracts.settings.environment import env_name
 from contracts.settings.worker import WorkerSettings
 from infra.layers.database import MASTER_USER, server_url
-from infra.plan.document import REDACTED, Plan, PlanResource
+from infra.plan.document import REDACTED, Plan
 from policies.kubernetes_workloads import _registries
 from tests.infra.plan.test_agent_storage import _worker_env
+from tests.infra.test_monitoring_layer import _one
 from tests.stacks import (
     LOCAL_DATABASE_POOLS,
     REPO,
@@ -41,19 +42,8 @@ def local_db_plan(tmp_path_factory: pytest.TempPathFactory) -> Plan:
     return Plan.load(root / "plan")
 
 
-def _object(plan: Plan, kind: str, name: str) -> PlanResource:
-    (found,) = [
-        r
-        for r in plan.resources
-        if r.is_kubernetes_object
-        and r.inputs["kind"] == kind
-        and r.inputs["metadata"]["name"] == name
-    ]
-    return found
-
-
 def test_the_local_server_is_a_pinned_restricted_statefulset(local_db_plan: Plan) -> None:
-    server = _object(local_db_plan, "StatefulSet", "database").inputs
+    server = _one(local_db_plan, "StatefulSet", "database").inputs
     assert server["metadata"]["namespace"] == "agentops-platform"
     spec = server["spec"]
     assert spec["replicas"] == 1
@@ -74,11 +64,11 @@ def test_the_local_server_is_a_pinned_restricted_statefulset(local_db_plan: Plan
     # The admin password reaches the server as a mounted Secret file, never as a value.
     assert env["POSTGRES_PASSWORD_FILE"].startswith("/etc/database-admin/")
     assert "POSTGRES_PASSWORD" not in env
-    secret = _object(local_db_plan, "Secret", "database-admin").inputs
+    secret = _one(local_db_plan, "Secret", "database-admin").inputs
     assert secret["stringData"] == REDACTED
-    account = _object(local_db_plan, "ServiceAccount", "database").inputs
+    account = _one(local_db_plan, "ServiceAccount", "database").inputs
     assert account["automountServiceAccountToken"] is False
-    service = _object(local_db_plan, "Service", "database").inputs
+    service = _one(local_db_plan, "Service", "database").inputs
     assert service["metadata"]["namespace"] == "agentops-platform"
     assert service["spec"]["selector"] == spec["selector"]["matchLabels"]
     assert [p["port"] for p in service["spec"]["ports"]] == [5432]
@@ -104,7 +94,7 @@ def test_vault_wiring_is_the_rds_one_with_the_in_cluster_address(local_db_plan: 
     assert postgres["connectionUrl"] == server_url(cfg, HOST)
     assert postgres["connectionUrl"].endswith("sslmode=disable")
     # The connection waits for the server, so Vault's check of it finds PostgreSQL there.
-    server = _object(local_db_plan, "StatefulSet", "database")
+    server = _one(local_db_plan, "StatefulSet", "database")
     assert server.urn in connection.dependencies
     for pool in LOCAL_DATABASE_POOLS:
         env = _worker_env(local_db_plan, pool)
