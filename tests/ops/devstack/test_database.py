@@ -78,12 +78,19 @@ def test_each_pool_gets_its_own_login_and_only_its_own_schema(state: Path) -> No
         for pool, spec in workers.items()
     }
     assert passwords[OWN] != passwords[OTHER]
-    assert (
-        oct(Path(workers[OWN].env[DATABASE_ENV["database_password_file"]]).stat().st_mode)[-3:]
-        == "600"
-    )
-
-    asyncio.run(_exercise(_settings(workers[OWN]), _settings(workers[OTHER])))
+    password_file = Path(workers[OWN].env[DATABASE_ENV["database_password_file"]])
+    assert password_file.stat().st_mode & 0o777 == 0o600
+    own, other = _settings(workers[OWN]), _settings(workers[OTHER])
+    asyncio.run(_exercise(own, other))
+    # `dev down` and `up` again on the same data: new logins (Vault's revocation, then creation
+    # statements), the old password refused, the pool's data kept with its group role.
+    old_password = password_file.read_text()
+    stop(state)
+    start(state, only_db)
+    assert password_file.read_text() != old_password
+    stale = state / "stale.password"
+    stale.write_text(old_password)
+    asyncio.run(_after_restart(own, own.model_copy(update={"database_password_file": stale})))
 
 
 async def _exercise(own: WorkerSettings, other: WorkerSettings) -> None:
@@ -106,4 +113,12 @@ async def _exercise(own: WorkerSettings, other: WorkerSettings) -> None:
     wrong = own.model_copy(update={"database_password_file": Path(os.devnull)})
     with pytest.raises(asyncpg.InvalidPasswordError):
         async with PoolDatabase.from_settings(wrong).connect():
+            pass
+
+
+async def _after_restart(own: WorkerSettings, stale: WorkerSettings) -> None:
+    async with PoolDatabase.from_settings(own).connect() as conn:
+        assert await conn.fetchval("SELECT body FROM notes") == "mine"
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        async with PoolDatabase.from_settings(stale).connect():
             pass
