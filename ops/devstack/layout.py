@@ -3,7 +3,9 @@
 The services get the environment the Pulumi program gives their Deployments
 (`runtime_workloads`), with only what differs on one machine replaced: loopback URLs and ports,
 token files in the state directory, no Vault. Prometheus loads the same alert catalogue and
-Alertmanager the same routes the program renders, with timings short enough for a demo.
+Alertmanager the same routes the program renders, with timings short enough for a demo. With a
+database, PostgreSQL runs beside Redis and each listed pool's workers get a fixed login of their
+own in place of the Vault path (ops/devstack/database.py).
 """
 
 from __future__ import annotations
