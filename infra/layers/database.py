@@ -125,9 +125,8 @@ def _server_container(cfg: PlatformConfig) -> k8s.core.v1.ContainerArgs:
 
 
 def server_pod_spec(cfg: PlatformConfig) -> k8s.core.v1.PodSpecArgs:
-    """The local stack's PostgreSQL pod: pure (no resource is registered), so tests call it."""
+    """The local stack's PostgreSQL pod: pure (no resource is registered)."""
     uid = versions.POSTGRES_IMAGE_UID
-    scratch = k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=TMP_SIZE)
     return k8s.core.v1.PodSpecArgs(
         service_account_name=DATABASE_SERVICE,
         automount_service_account_token=False,
@@ -140,8 +139,13 @@ def server_pod_spec(cfg: PlatformConfig) -> k8s.core.v1.PodSpecArgs:
         ),
         containers=[_server_container(cfg)],
         volumes=[
-            k8s.core.v1.VolumeArgs(name="run", empty_dir=scratch),
-            k8s.core.v1.VolumeArgs(name="tmp", empty_dir=scratch),
+            # The socket and PID file only; /tmp as the runtime's (within EPHEMERAL_STORAGE).
+            k8s.core.v1.VolumeArgs(
+                name="run", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="1Mi")
+            ),
+            k8s.core.v1.VolumeArgs(
+                name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit=TMP_SIZE)
+            ),
             # Readable by the server's group only (fsGroup), never written.
             k8s.core.v1.VolumeArgs(
                 name=_ADMIN_SECRET,
