@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.manager import ARQ_WORKER, arq_run, submit_queued
 from ops.devstack.load import percentile
 from runtime.manager import keys as k
+from runtime.service.redis import NO_REPLICAS, Replication, connect_url
 from tests.runtime.processes import ServiceProcess, Tokens, manager_env, worker_env
 from tests.servers import RedisServer, redis_server
 
@@ -351,9 +352,17 @@ async def wrk_tasks(
     return result, rows
 
 
-async def queue_level(redis_url: str, tasks: int, concurrency: int) -> tuple[float, list[float]]:
-    redis = Redis.from_url(redis_url)
-    ids = await submit_queued(redis, PLAIN, tasks, concurrency)
+async def queue_level(
+    redis_url: str,
+    tasks: int,
+    concurrency: int,
+    replication: Replication = NO_REPLICAS,
+    agent_type: str = PLAIN,
+) -> tuple[float, list[float]]:
+    """Tasks submitted with the queue's client (a standalone or a cluster URL), dispatched by
+    the manager to the workers of `agent_type`: tasks/s and submit→finish latencies."""
+    redis = connect_url(redis_url)
+    ids = await submit_queued(redis, agent_type, tasks, concurrency, replication)
     rows = await timings(redis, ids, poll_s=0.05)
     await redis.aclose()
     return through(rows)
