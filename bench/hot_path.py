@@ -59,7 +59,7 @@ from bench.manager import ARQ_WORKER, arq_run, submit_queued
 from contracts.settings.service import CLUSTER_SCHEMES
 from ops.devstack.load import percentile
 from runtime.manager import keys as k
-from runtime.service.redis import NO_REPLICAS, Replication, connect_url, reply
+from runtime.service.redis import NO_REPLICAS, Replication, connect_url
 from tests.runtime.processes import ServiceProcess, Tokens, manager_env, worker_env
 from tests.servers import RedisClusterServers, RedisServer, redis_cluster, redis_server
 
@@ -392,6 +392,15 @@ async def queue_level(
     return through(rows)
 
 
+async def forget_sink(redis_url: str) -> None:
+    """Drop the sink type's queued count (its tasks are never started) before the next runs."""
+    redis = connect_url(redis_url)
+    try:
+        await redis.delete(k.queued_counter(SINK))
+    finally:
+        await redis.aclose()
+
+
 # -- anchors -----------------------------------------------------------------------------------
 def arq_best(server: RedisServer, tasks: int, concurrency: int) -> tuple[float, list[float], str]:
     """arq's no-op rate at two of its best settings; the better one."""
@@ -693,7 +702,7 @@ def main() -> None:
                 f"p50 {sink.p50_ms:.1f} ms, p99 {sink.p99_ms:.1f} ms, non-2xx {sink.errors}, "
                 f"{sink.rate / floor.rate:.0%} of the /health floor  [load {load()}]"
             )
-            asyncio.run(reply(connect_url(server.url).delete(k.queued_counter(SINK))))
+            asyncio.run(forget_sink(server.url))
             for kind, label in ((GOVERNED, "cost engine API"), (LOCAL, "in-process cost")):
                 found = governed_stage(args, server.url, mgr, token, script, redis, pids, kind)
                 figures.append(
