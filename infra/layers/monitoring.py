@@ -27,14 +27,12 @@ from infra.platform.metric_producers import (
     ISTIO_CERTS,
     REDIS_EXPORTER_AUTH_SECRET,
     REDIS_EXPORTER_RELEASE,
-    SCRAPE_INTERVAL,
-    istio_scrape_tls,
     redis_exporter_values,
     tool_server_monitors,
     vault_service_monitor,
+    workload_scrape_endpoint,
 )
 from infra.platform.names import PART_OF, PART_OF_LABEL, TOOL_SERVER_LABEL, Namespace
-from infra.platform.workloads import PORT_NAME
 
 __all__ = [
     "ALERTMANAGER_SERVICE_ACCOUNT",
@@ -321,13 +319,6 @@ def prometheus_spec(cfg: PlatformConfig) -> dict[str, Any]:
 
 def runtime_service_monitor(cfg: PlatformConfig) -> dict[str, Any]:
     """The ServiceMonitor spec scraping the runtime's services; over mutual TLS in the mesh."""
-    endpoint: dict[str, Any] = {
-        "port": PORT_NAME,
-        "path": endpoints.METRICS,
-        "interval": SCRAPE_INTERVAL,
-    }
-    if cfg.mesh.enabled:
-        endpoint.update(istio_scrape_tls())
     return {
         "namespaceSelector": {"matchNames": [Namespace.PLATFORM.value, Namespace.AGENTS.value]},
         # Tool servers are ours too, but their metrics path and port are their own (config):
@@ -336,7 +327,7 @@ def runtime_service_monitor(cfg: PlatformConfig) -> dict[str, Any]:
             "matchLabels": {PART_OF_LABEL: PART_OF},
             "matchExpressions": [{"key": TOOL_SERVER_LABEL, "operator": "DoesNotExist"}],
         },
-        "endpoints": [endpoint],
+        "endpoints": [workload_scrape_endpoint(cfg, endpoints.METRICS)],
     }
 
 

@@ -21,7 +21,6 @@ from typing import Any, Final
 
 from contracts import ports
 from contracts.config import PlatformConfig
-from contracts.config.agents import ToolServerConfig
 from infra.platform.names import APP_LABEL, TOOL_SERVER_LABEL, Namespace, tool_server_workload
 from infra.platform.runtime_secrets import CA_CONFIGMAP, VAULT_RELEASE
 from infra.platform.workloads import PORT_NAME
@@ -42,6 +41,7 @@ __all__ = [
     "redis_exporter_values",
     "tool_server_monitors",
     "vault_service_monitor",
+    "workload_scrape_endpoint",
 ]
 
 # How often Prometheus scrapes the platform's own workloads (runtime and tool servers).
@@ -151,27 +151,29 @@ def vault_service_monitor(cfg: PlatformConfig) -> dict[str, Any]:
 def tool_server_monitors(cfg: PlatformConfig) -> dict[str, dict[str, Any]]:
     """ServiceMonitor spec per tool server with metrics, keyed by the server's workload name."""
     return {
-        tool_server_workload(s.name): _tool_server_monitor(cfg, s)
+        tool_server_workload(s.name): _tool_server_monitor(cfg, s.name, s.metrics_path)
         for s in cfg.agents.tool_servers
         if s.metrics_path is not None
     }
 
 
-def _tool_server_monitor(cfg: PlatformConfig, server: ToolServerConfig) -> dict[str, Any]:
-    endpoint: dict[str, Any] = {
-        "port": PORT_NAME,
-        "path": server.metrics_path,
-        "interval": SCRAPE_INTERVAL,
-    }
+def workload_scrape_endpoint(cfg: PlatformConfig, path: str) -> dict[str, Any]:
+    """A ServiceMonitor endpoint on one of our workloads' Services: its named port, `path`,
+    over the mesh's mutual TLS when the mesh is on."""
+    endpoint: dict[str, Any] = {"port": PORT_NAME, "path": path, "interval": SCRAPE_INTERVAL}
     if cfg.mesh.enabled:
         endpoint.update(istio_scrape_tls())
+    return endpoint
+
+
+def _tool_server_monitor(cfg: PlatformConfig, server: str, metrics_path: str) -> dict[str, Any]:
     return {
         "namespaceSelector": {"matchNames": [Namespace.AGENTS.value]},
         "selector": {
             "matchLabels": {
-                APP_LABEL: tool_server_workload(server.name),
-                TOOL_SERVER_LABEL: server.name,
+                APP_LABEL: tool_server_workload(server),
+                TOOL_SERVER_LABEL: server,
             }
         },
-        "endpoints": [endpoint],
+        "endpoints": [workload_scrape_endpoint(cfg, metrics_path)],
     }
