@@ -36,11 +36,12 @@ from tests.waiting import eventually
 FILES_PATH = "/stats/prom"
 
 
-def _servers(files_port: int, search_port: int) -> list[dict[str, Any]]:
-    """Two servers: `search` on the defaults' path, `files` on a port and path of its own."""
+def _servers(ports: dict[str, int]) -> list[dict[str, Any]]:
+    """Two servers on the given ports: `search` on the default metrics path, `files` on one of
+    its own."""
     return [
-        {**tool_server("search", [CODE]), "port": search_port},
-        {**tool_server("files", [CODE]), "port": files_port, "metricsPath": FILES_PATH},
+        {**tool_server("search", [CODE]), "port": ports["search"]},
+        {**tool_server("files", [CODE]), "port": ports["files"], "metricsPath": FILES_PATH},
     ]
 
 
@@ -70,11 +71,7 @@ def ports() -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def staging(tmp_path_factory: pytest.TempPathFactory, ports: dict[str, int]) -> Path:
-    return _plan(tmp_path_factory.mktemp("scrape"), "staging", _servers(**_by_arg(ports)))
-
-
-def _by_arg(ports: dict[str, int]) -> dict[str, int]:
-    return {"files_port": ports["files"], "search_port": ports["search"]}
+    return _plan(tmp_path_factory.mktemp("scrape"), "staging", _servers(ports))
 
 
 def test_each_server_has_a_monitor_selecting_its_service_port_and_path(
@@ -123,7 +120,7 @@ def test_the_analyzers_allow_the_scrape_flows_and_see_one_go(
     staging: Path, ports: dict[str, int], tmp_path: Path
 ) -> None:
     body = stack_values("staging")
-    body["agents"]["toolServers"] = _servers(**_by_arg(ports))
+    body["agents"]["toolServers"] = _servers(ports)
     cfg = load_from_mapping(body)
     verdict = write_report(cfg, staging, build=True)
     assert verdict["holds"], verdict
@@ -162,7 +159,7 @@ def test_a_real_prometheus_scrapes_real_mcp_servers_from_the_rendered_monitors(
 ) -> None:
     ports = {"files": free_port(), "search": free_port()}
     # The local stack: no mesh, so Prometheus scrapes plain HTTP as the monitor says.
-    plan = _plan(tmp_path, "local", _servers(**_by_arg(ports)))
+    plan = _plan(tmp_path, "local", _servers(ports))
     monitors = [m for name, m in _docs(plan, "ServiceMonitor").items() if name.startswith("mcp-")]
     configs = scrape_configs(monitors, list(_docs(plan, "Service").values()))
     jobs = {c["static_configs"][0]["labels"]["service"]: c for c in configs}
