@@ -89,6 +89,7 @@ class TaskQueue:
         self._start = redis.register_script(scripts.START)
         self._finish = redis.register_script(scripts.FINISH)
         self._complete = redis.register_script(scripts.COMPLETE)
+        self._finish_complete = redis.register_script(scripts.FINISH_COMPLETE)
         self._requeue = redis.register_script(scripts.REQUEUE)
         self._promote = redis.register_script(scripts.PROMOTE)
         self._discard = redis.register_script(scripts.DISCARD)
@@ -273,10 +274,23 @@ class TaskQueue:
             ],
             args=[agent_id, repr(time.time()), self.events_cap],
         )
-        if not reply:
-            return None
-        flat = [rd.text(v) for v in reply]
-        return TaskRecord.from_hash(dict(zip(flat[::2], flat[1::2], strict=True)))
+        return _started(reply)
+
+    async def start_many(self, entries: Sequence[Taken], agent_id: str) -> list[TaskRecord | None]:
+        """`start` for a batch of inbox entries in one round trip."""
+        now = repr(time.time())
+        calls = [
+            (
+                [
+                    k.task_key(e.task_id),
+                    k.queued_counter(e.agent_type or await self._type_of(e.task_id)),
+                    k.EVENTS,
+                ],
+                [agent_id, now, self.events_cap],
+            )
+            for e in entries
+        ]
+        return [_started(r) for r in await rd.run_script_batch(self.redis, self._start, calls)]
 
     async def touch(self, agent_id: str, entries: list[str]) -> None:
         """Reset the idle time of entries still being worked on: they are not abandoned."""
@@ -323,25 +337,48 @@ class TaskQueue:
     ) -> bool:
         """Record the outcome and acknowledge; False when the task is no longer this agent's
         (reclaimed after its visibility timeout): another attempt owns it now."""
+        keys, args = self._completion(entry, agent_id, result, error, usage)
+        return bool(await self._complete(keys=keys, args=args))
+
+    async def finish_and_complete(
+        self,
+        entry: Taken,
+        task: TaskRecord,
+        agent_id: str,
+        *,
+        result: Any = None,
+        error: str | None = None,
+        usage: Sequence[TokenUsage] = (),
+    ) -> bool:
+        """`finish` then `complete` in one step, for an attempt with nothing to charge in
+        between; False when the attempt is no longer this agent's (nothing is changed)."""
+        keys, args = self._completion(entry, agent_id, result, error, usage)
+        return bool(await self._finish_complete(keys=keys, args=[*args, task.attempts]))
+
+    def _completion(
+        self,
+        entry: Taken,
+        agent_id: str,
+        result: Any,
+        error: str | None,
+        usage: Sequence[TokenUsage],
+    ) -> tuple[list[Any], list[Any]]:
         status = TaskStatus.FAILED if error is not None else TaskStatus.SUCCEEDED
-        return bool(
-            await self._complete(
-                keys=[entry.stream, k.task_key(entry.task_id), k.agent_key(agent_id), k.EVENTS],
-                args=[
-                    k.WORKER_GROUP,
-                    entry.entry_id,
-                    agent_id,
-                    status.value,
-                    json.dumps(result),
-                    error or "",
-                    repr(time.time()),
-                    self.events_cap,
-                    STATS_ALPHA,
-                    _usage_json(usage),
-                    self.retention_s,
-                ],
-            )
-        )
+        keys = [entry.stream, k.task_key(entry.task_id), k.agent_key(agent_id), k.EVENTS]
+        args = [
+            k.WORKER_GROUP,
+            entry.entry_id,
+            agent_id,
+            status.value,
+            json.dumps(result),
+            error or "",
+            repr(time.time()),
+            self.events_cap,
+            STATS_ALPHA,
+            _usage_json(usage),
+            self.retention_s,
+        ]
+        return keys, args
 
     async def discard(self, entry: Taken) -> None:
         """Drop an inbox entry whose task is no longer this agent's (reclaimed meanwhile)."""
@@ -478,6 +515,13 @@ class TaskQueue:
         if agent_type is None:
             raise KeyError(f"no task {task_id}")
         return agent_type
+
+
+def _started(reply: Any) -> TaskRecord | None:
+    if not reply:
+        return None
+    flat = [rd.text(v) for v in reply]
+    return TaskRecord.from_hash(dict(zip(flat[::2], flat[1::2], strict=True)))
 
 
 def _usage_json(usage: Sequence[TokenUsage]) -> str:
