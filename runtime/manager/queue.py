@@ -85,11 +85,18 @@ class TaskQueue:
         self.idempotency_ttl_s = idempotency_ttl_s
         self.events_cap = events_cap
         self._submit = redis.register_script(scripts.SUBMIT)
+        # Concurrent submits (the API's requests) share round trips when no replica must
+        # confirm them; with replicas each is written and WAITed for on its own.
+        self._submit_batch = rd.ScriptBatch(redis, self._submit)
         self._assign = redis.register_script(scripts.ASSIGN)
         self._start = redis.register_script(scripts.START)
         self._finish = redis.register_script(scripts.FINISH)
         self._complete = redis.register_script(scripts.COMPLETE)
-        self._finish_complete = redis.register_script(scripts.FINISH_COMPLETE)
+        # Workers end many attempts at once: their acknowledgements share round trips.
+        self._complete_batch = rd.ScriptBatch(redis, self._complete)
+        self._finish_complete = rd.ScriptBatch(
+            redis, redis.register_script(scripts.FINISH_COMPLETE)
+        )
         self._requeue = redis.register_script(scripts.REQUEUE)
         self._promote = redis.register_script(scripts.PROMOTE)
         self._discard = redis.register_script(scripts.DISCARD)
@@ -140,26 +147,26 @@ class TaskQueue:
             "traceparent": current_traceparent(),
         }
         flat = [str(x) for pair in fields.items() for x in pair]
-        outcome, value = await rd.replicated(
-            self.redis,
-            self._submit,
-            [
-                k.idempotency_key(idempotency_key or "-"),
-                k.task_key(task_id),
-                ready,
-                k.queued_counter(agent_type),
-            ],
-            [
-                task_id,
-                self.max_queued,
-                self.idempotency_ttl_s,
-                "1" if idempotency_key else "0",
-                request_type or "",
-                repr(complexity),
-                *flat,
-            ],
-            self.replication,
-        )
+        keys = [
+            k.idempotency_key(idempotency_key or "-"),
+            k.task_key(task_id),
+            ready,
+            k.queued_counter(agent_type),
+        ]
+        args = [
+            task_id,
+            self.max_queued,
+            self.idempotency_ttl_s,
+            "1" if idempotency_key else "0",
+            request_type or "",
+            repr(complexity),
+            *flat,
+        ]
+        if self.replication.replicas > 0:
+            reply = await rd.replicated(self.redis, self._submit, keys, args, self.replication)
+        else:
+            reply = await self._submit_batch(keys, args)
+        outcome, value = reply
         outcome, value = rd.text(outcome), rd.text(value)
         if outcome == "full":
             raise QueueFull(agent_type, int(value), self.retry_after_s)
@@ -338,7 +345,7 @@ class TaskQueue:
         """Record the outcome and acknowledge; False when the task is no longer this agent's
         (reclaimed after its visibility timeout): another attempt owns it now."""
         keys, args = self._completion(entry, agent_id, result, error, usage)
-        return bool(await self._complete(keys=keys, args=args))
+        return bool(await self._complete_batch(keys, args))
 
     async def finish_and_complete(
         self,
@@ -353,7 +360,7 @@ class TaskQueue:
         """`finish` then `complete` in one step, for an attempt with nothing to charge in
         between; False when the attempt is no longer this agent's (nothing is changed)."""
         keys, args = self._completion(entry, agent_id, result, error, usage)
-        return bool(await self._finish_complete(keys=keys, args=[*args, task.attempts]))
+        return bool(await self._finish_complete(keys, [*args, task.attempts]))
 
     def _completion(
         self,
