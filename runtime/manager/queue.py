@@ -341,26 +341,18 @@ class TaskQueue:
         result: Any = None,
         error: str | None = None,
         usage: Sequence[TokenUsage] = (),
+        finishing: int | None = None,
     ) -> bool:
         """Record the outcome and acknowledge; False when the task is no longer this agent's
-        (reclaimed after its visibility timeout): another attempt owns it now."""
-        keys, args = self._completion(entry, agent_id, result, error, usage)
-        return bool(await self._complete_batch(keys, args))
+        (reclaimed after its visibility timeout): another attempt owns it now.
 
-    async def finish_and_complete(
-        self,
-        entry: Taken,
-        task: TaskRecord,
-        agent_id: str,
-        *,
-        result: Any = None,
-        error: str | None = None,
-        usage: Sequence[TokenUsage] = (),
-    ) -> bool:
-        """`finish` then `complete` in one step, for an attempt with nothing to charge in
-        between; False when the attempt is no longer this agent's (nothing is changed)."""
+        `finishing` (an attempt): `finish` that attempt and complete it in one step, for an
+        attempt with nothing to charge in between; False, changing nothing, when that attempt
+        is no longer this agent's."""
         keys, args = self._completion(entry, agent_id, result, error, usage)
-        return bool(await self._finish_complete(keys, [*args, task.attempts]))
+        if finishing is None:
+            return bool(await self._complete_batch(keys, args))
+        return bool(await self._finish_complete(keys, [*args, finishing]))
 
     def _completion(
         self,

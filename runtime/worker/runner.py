@@ -357,18 +357,9 @@ class Worker:
         await self._settle(entry, task, task.attempts, outcome)
 
     async def _finish_and_complete(self, entry: Taken, task: TaskRecord, done: Outcome) -> None:
-        acknowledged: bool = await self._persist(
-            "complete",
-            lambda: self.queue.finish_and_complete(
-                entry,
-                task,
-                self.settings.agent_id,
-                result=done.output,
-                error=done.error,
-                usage=done.usage,
-            ),
-        )
-        if not acknowledged:  # reclaimed while it ran: another attempt will run it
+        if not await self._complete(
+            entry, done, finishing=task.attempts
+        ):  # reclaimed while it ran: another attempt will run it
             log.warning("task %s: reclaimed while it ran (attempt %d)", task.task_id, task.attempts)
             await self._persist("discard", lambda: self.queue.discard(entry))
             return
@@ -476,6 +467,11 @@ class Worker:
                 Outcome(done.model, retry_reason=f"usage not recorded: {err}", outage=True),
             )
             return
+        if await self._complete(entry, done):  # False: no longer this agent's (reclaimed)
+            self._completed(task, attempt, done)
+
+    async def _complete(self, entry: Taken, done: Outcome, finishing: int | None = None) -> bool:
+        """Acknowledge with the outcome (`finishing`: store that attempt's outcome first)."""
         acknowledged: bool = await self._persist(
             "complete",
             lambda: self.queue.complete(
@@ -484,10 +480,10 @@ class Worker:
                 result=done.output,
                 error=done.error,
                 usage=done.usage,
+                finishing=finishing,
             ),
         )
-        if acknowledged:  # False: no longer this agent's (reclaimed meanwhile)
-            self._completed(task, attempt, done)
+        return acknowledged
 
     async def _charge(self, task: TaskRecord, attempt: int, outcome: Outcome) -> None:
         """Record what an attempt spent, one record per model call (before its
