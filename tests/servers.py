@@ -33,6 +33,7 @@ __all__ = [
     "free_port",
     "postgres_server",
     "redis_cluster",
+    "redis_primary_and_replica",
     "redis_server",
 ]
 
@@ -96,6 +97,18 @@ class RedisServer:
         self.stop(sig)
         self.start()
 
+    def replica_linked(self) -> bool:
+        """Whether this server is a replica whose link to its primary is up."""
+        binary = shutil.which("redis-cli")
+        assert binary, "redis-cli is missing: run scripts/ensure-apt"
+        info = subprocess.run(
+            [binary, "-h", "127.0.0.1", "-p", str(self.port), "INFO", "replication"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return "master_link_status:up" in info
+
 
 @contextmanager
 def redis_server(
@@ -108,6 +121,22 @@ def redis_server(
         yield server
     finally:
         server.stop(signal.SIGKILL)
+
+
+@contextmanager
+def redis_primary_and_replica(
+    directory: Path, appendfsync: str = "everysec", timeout_s: float = 30
+) -> Iterator[tuple[RedisServer, RedisServer]]:
+    """A primary and one replica of it (`--replicaof`), once the replica's link is up."""
+    with redis_server(directory / "primary", appendfsync=appendfsync) as primary:
+        extra = ("--replicaof", "127.0.0.1", str(primary.port))
+        with redis_server(directory / "replica", extra=extra) as replica:
+            deadline = time.monotonic() + timeout_s
+            while not replica.replica_linked():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the replica on {replica.address} did not link")
+                time.sleep(0.05)
+            yield primary, replica
 
 
 def _cluster_port() -> int:
