@@ -64,6 +64,7 @@ from tests.runtime.processes import ServiceProcess, Tokens, manager_env, worker_
 from tests.servers import RedisClusterServers, RedisServer, redis_cluster, redis_server
 
 GOVERNED, LOCAL, PLAIN, SINK = "governed", "governed-local", "plain", "sink"
+STAGES = ("wrk", GOVERNED, LOCAL, "queue", "celery")
 MODEL = "gpt-4o"
 CELERY = "celery[redis]==5.5.3"
 REDIS_BENCHMARK = ("redis-benchmark", "-q", "-n", "200000", "-c", "50", "-t", "set", "-p")
@@ -639,19 +640,68 @@ def backend(root: Path, cluster: bool) -> Iterator[Backend]:
 
 
 def anchors(
-    args: argparse.Namespace, server: RedisServer, root: Path, figures: list[Figure]
+    args: argparse.Namespace, server: RedisServer, root: Path, figures: list[Figure], celery: bool
 ) -> str:
     """arq (its better setting) and Celery on the same redis-server; arq's settings."""
     arate, awaits, asettings = arq_best(server, args.tasks, args.concurrency)
     figures.append(Figure("arq 0.28 no-op", arate, awaits, "arq's worker; submitter: arq's client"))
     print(f"arq: {arate:,.0f} jobs/s ({asettings})  [load {load()}]")
-    if not args.skip_celery:
+    if celery:
         crate, cwaits = celery_run(server, args.tasks, root)
         figures.append(
             Figure("Celery 5.5 no-op, prefork -c 2", crate, cwaits, "celery (sync client)")
         )
         print(f"celery: {crate:,.0f} tasks/s  [load {load()}]")
     return asettings
+
+
+def wrk_floors(
+    args: argparse.Namespace, redis_url: str, mgr: str, token: str, script: Path, manager: int
+) -> tuple[WrkResult, WrkResult]:
+    """wrk's GET /health (the machine's floor) and POST /api/v1/tasks for a type no worker
+    serves (the submit alone)."""
+    c = args.concurrency
+    floor = wrk(mgr + "/health", args.seconds, c, None)
+    print(
+        f"\nwrk GET /health (2 threads, {c} connections): {floor.rate:,.0f} req/s, "
+        f"p50 {floor.p50_ms:.1f} ms, p99 {floor.p99_ms:.1f} ms  [load {load()}]"
+    )
+    with profiled({"manager (POST /api/v1/tasks)": manager}, args.profile):
+        sink, _ = asyncio.run(
+            wrk_tasks(
+                redis_url, mgr, token, script, agent_type=SINK, tasks=0,
+                seconds=args.seconds, connections=c, wait=False,
+            )
+        )  # fmt: skip
+    print(
+        f"wrk POST /api/v1/tasks (no worker for the type): {sink.rate:,.0f} req/s, "
+        f"p50 {sink.p50_ms:.1f} ms, p99 {sink.p99_ms:.1f} ms, non-2xx {sink.errors}, "
+        f"{sink.rate / floor.rate:.0%} of the /health floor  [load {load()}]"
+    )
+    asyncio.run(forget_sink(redis_url))
+    return floor, sink
+
+
+def queue_stage(
+    args: argparse.Namespace, redis_url: str, redis: dict[str, int], pids: dict[str, int]
+) -> Figure:
+    """Our queue level: tasks submitted with the queue's client, run by the plain workers."""
+    asyncio.run(queue_level(redis_url, 300, args.concurrency))  # warm-up
+    used = {**redis, "manager": pids["manager"]}
+    used |= {n: pids[n] for n in pids if n.startswith(PLAIN)}
+    spied = {f"{n} (queue level)": pids[n] for n in ("manager", f"{PLAIN}-0")}
+    with (
+        profiled(spied, args.profile),
+        cpu_per_task(used, lambda: args.tasks, "queue level (submitter excluded)"),
+    ):
+        rate, waits = asyncio.run(queue_level(redis_url, args.tasks, args.concurrency))
+    print(f"queue level: {rate:,.0f} tasks/s  [load {load()}]")
+    return Figure(
+        "ours, queue level (2 workers)",
+        rate,
+        waits,
+        "manager + workers; submitter: the queue's Python client, as arq's",
+    )
 
 
 def main() -> None:
@@ -662,6 +712,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="connections/submitters")
     parser.add_argument("--skip-celery", action="store_true")
     parser.add_argument(
+        "--stages",
+        default=",".join(STAGES),
+        help=f"comma-separated subset of {','.join(STAGES)} (arq always runs: the reference)",
+    )
+    parser.add_argument(
         "--cluster",
         action="store_true",
         help="a 3-shard Redis Cluster (3 primaries + 3 replicas) instead of one redis-server",
@@ -671,7 +726,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     os.environ.setdefault("AGENTOPS_LOG_LEVEL", "warning")
-    c = args.concurrency
+    stages = set(args.stages.split(","))
+    if unknown := stages - set(STAGES):
+        parser.error(f"--stages: unknown {sorted(unknown)}; allowed: {', '.join(STAGES)}")
+    if args.skip_celery:
+        stages.discard("celery")
     print(f"load average at start: {load()}  ({os.cpu_count()} cores)")
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory() as tmp, backend(Path(tmp), args.cluster) as server:
@@ -683,48 +742,22 @@ def main() -> None:
         with platform(server, root, args.capacity) as p:
             mgr, token = str(p["manager"]), str(p["token"])
             print(f"service pids (cost engine, manager, workers): {p['pids']}")
-            floor = wrk(mgr + "/health", args.seconds, c, None)
-            print(
-                f"\nwrk GET /health (2 threads, {c} connections): {floor.rate:,.0f} req/s, "
-                f"p50 {floor.p50_ms:.1f} ms, p99 {floor.p99_ms:.1f} ms  [load {load()}]"
-            )
             pids = p["pids"]
             assert isinstance(pids, dict)
-            with profiled({"manager (POST /api/v1/tasks)": pids["manager"]}, args.profile):
-                sink, _ = asyncio.run(
-                    wrk_tasks(
-                        server.url, mgr, token, script, agent_type=SINK, tasks=0,
-                        seconds=args.seconds, connections=c, wait=False,
-                    )
-                )  # fmt: skip
-            print(
-                f"wrk POST /api/v1/tasks (no worker for the type): {sink.rate:,.0f} req/s, "
-                f"p50 {sink.p50_ms:.1f} ms, p99 {sink.p99_ms:.1f} ms, non-2xx {sink.errors}, "
-                f"{sink.rate / floor.rate:.0%} of the /health floor  [load {load()}]"
-            )
-            asyncio.run(forget_sink(server.url))
+            if "wrk" in stages:
+                floor, sink = wrk_floors(args, server.url, mgr, token, script, pids["manager"])
             for kind, label in ((GOVERNED, "cost engine API"), (LOCAL, "in-process cost")):
+                if kind not in stages:
+                    continue
                 found = governed_stage(args, server.url, mgr, token, script, redis, pids, kind)
                 figures.append(
                     Figure(f"ours, governed path ({label}, HTTP submit, 2 workers)", *found)
                 )
-            asyncio.run(queue_level(server.url, 300, c))  # warm-up
-            plain = {**redis, "manager": pids["manager"]}
-            plain |= {n: pids[n] for n in pids if n.startswith(PLAIN)}
-            with cpu_per_task(plain, lambda: args.tasks, "queue level (submitter excluded)"):
-                qrate, qwaits = asyncio.run(queue_level(server.url, args.tasks, c))
-            figures.append(
-                Figure(
-                    "ours, queue level (2 workers)",
-                    qrate,
-                    qwaits,
-                    "manager + workers; submitter: the queue's Python client, as arq's",
-                )
-            )
-            print(f"queue level: {qrate:,.0f} tasks/s  [load {load()}]")
+            if "queue" in stages:
+                figures.append(queue_stage(args, server.url, redis, pids))
         asettings = None
         if isinstance(server, RedisServer):  # arq and Celery have no cluster support
-            asettings = anchors(args, server, root, figures)
+            asettings = anchors(args, server, root, figures, "celery" in stages)
         port = server.port if isinstance(server, RedisServer) else server.nodes[0].port
         bench = redis_benchmark(port, cluster=args.cluster)
         print(
@@ -733,10 +766,11 @@ def main() -> None:
             + f"  [load {load()}]"
         )
     report(figures, asettings)
-    print(
-        f"\nfloors: wrk GET /health {floor.rate:,.0f} req/s; wrk POST /api/v1/tasks "
-        f"{sink.rate:,.0f} req/s (target 2,500); load average at end {load()}"
-    )
+    if "wrk" in stages:
+        print(
+            f"\nfloors: wrk GET /health {floor.rate:,.0f} req/s; wrk POST /api/v1/tasks "
+            f"{sink.rate:,.0f} req/s (target 2,500); load average at end {load()}"
+        )
 
 
 if __name__ == "__main__":

@@ -169,26 +169,29 @@ class Dispatcher:
             if "BUSYGROUP" not in str(err):
                 raise
         last = "$"
+        counted: list[bytes] = []  # events counted, acknowledged with the next read
 
         async def step() -> None:
-            nonlocal last
-            reply = await self.redis.xread({k.EVENTS: last}, count=1000, block=200)
+            nonlocal last, counted
+            # One round trip: wait for new events (every replica reads them all), then this
+            # replica's share for metrics, and the acknowledgement of the share counted before.
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.xread({k.EVENTS: last}, count=1000, block=200)
+            pipe.xreadgroup(k.EVENTS_GROUP, self.consumer, {k.EVENTS: ">"}, count=1000)
+            if counted:
+                pipe.xack(k.EVENTS, k.EVENTS_GROUP, *counted)
+            reply, share, *_ = await pipe.execute()
+            counted = []
             for _, entries in reply or []:
                 for entry_id, fields in entries:
                     last = rd.text(entry_id)
                     self._balance_on(rd.decoded(fields))
             if reply:
                 self.wake.set()
-            counted = await self.redis.xreadgroup(
-                k.EVENTS_GROUP, self.consumer, {k.EVENTS: ">"}, count=1000
-            )
-            ids = []
-            for _, entries in counted or []:
+            for _, entries in share or []:
                 for entry_id, fields in entries:
-                    ids.append(entry_id)
+                    counted.append(entry_id)
                     self._count(rd.decoded(fields))
-            if ids:
-                await self.redis.xack(k.EVENTS, k.EVENTS_GROUP, *ids)
 
         await _forever(stop, step, "events")
 

@@ -85,10 +85,18 @@ class TaskQueue:
         self.idempotency_ttl_s = idempotency_ttl_s
         self.events_cap = events_cap
         self._submit = redis.register_script(scripts.SUBMIT)
+        # Concurrent submits (the API's requests) share round trips when no replica must
+        # confirm them; with replicas each is written and WAITed for on its own.
+        self._submit_batch = rd.ScriptBatch(redis, self._submit)
         self._assign = redis.register_script(scripts.ASSIGN)
         self._start = redis.register_script(scripts.START)
         self._finish = redis.register_script(scripts.FINISH)
         self._complete = redis.register_script(scripts.COMPLETE)
+        # Workers end many attempts at once: their acknowledgements share round trips.
+        self._complete_batch = rd.ScriptBatch(redis, self._complete)
+        self._finish_complete = rd.ScriptBatch(
+            redis, redis.register_script(scripts.FINISH_COMPLETE)
+        )
         self._requeue = redis.register_script(scripts.REQUEUE)
         self._promote = redis.register_script(scripts.PROMOTE)
         self._discard = redis.register_script(scripts.DISCARD)
@@ -139,26 +147,26 @@ class TaskQueue:
             "traceparent": current_traceparent(),
         }
         flat = [str(x) for pair in fields.items() for x in pair]
-        outcome, value = await rd.replicated(
-            self.redis,
-            self._submit,
-            [
-                k.idempotency_key(idempotency_key or "-"),
-                k.task_key(task_id),
-                ready,
-                k.queued_counter(agent_type),
-            ],
-            [
-                task_id,
-                self.max_queued,
-                self.idempotency_ttl_s,
-                "1" if idempotency_key else "0",
-                request_type or "",
-                repr(complexity),
-                *flat,
-            ],
-            self.replication,
-        )
+        keys = [
+            k.idempotency_key(idempotency_key or "-"),
+            k.task_key(task_id),
+            ready,
+            k.queued_counter(agent_type),
+        ]
+        args = [
+            task_id,
+            self.max_queued,
+            self.idempotency_ttl_s,
+            "1" if idempotency_key else "0",
+            request_type or "",
+            repr(complexity),
+            *flat,
+        ]
+        if self.replication.replicas > 0:
+            reply = await rd.replicated(self.redis, self._submit, keys, args, self.replication)
+        else:
+            reply = await self._submit_batch(keys, args)
+        outcome, value = reply
         outcome, value = rd.text(outcome), rd.text(value)
         if outcome == "full":
             raise QueueFull(agent_type, int(value), self.retry_after_s)
@@ -273,10 +281,23 @@ class TaskQueue:
             ],
             args=[agent_id, repr(time.time()), self.events_cap],
         )
-        if not reply:
-            return None
-        flat = [rd.text(v) for v in reply]
-        return TaskRecord.from_hash(dict(zip(flat[::2], flat[1::2], strict=True)))
+        return _started(reply)
+
+    async def start_many(self, entries: Sequence[Taken], agent_id: str) -> list[TaskRecord | None]:
+        """`start` for a batch of inbox entries in one round trip."""
+        now = repr(time.time())
+        calls = [
+            (
+                [
+                    k.task_key(e.task_id),
+                    k.queued_counter(e.agent_type or await self._type_of(e.task_id)),
+                    k.EVENTS,
+                ],
+                [agent_id, now, self.events_cap],
+            )
+            for e in entries
+        ]
+        return [_started(r) for r in await rd.run_script_batch(self.redis, self._start, calls)]
 
     async def touch(self, agent_id: str, entries: list[str]) -> None:
         """Reset the idle time of entries still being worked on: they are not abandoned."""
@@ -320,28 +341,43 @@ class TaskQueue:
         result: Any = None,
         error: str | None = None,
         usage: Sequence[TokenUsage] = (),
+        finishing: int | None = None,
     ) -> bool:
         """Record the outcome and acknowledge; False when the task is no longer this agent's
-        (reclaimed after its visibility timeout): another attempt owns it now."""
+        (reclaimed after its visibility timeout): another attempt owns it now.
+
+        `finishing` (an attempt): `finish` that attempt and complete it in one step, for an
+        attempt with nothing to charge in between; False, changing nothing, when that attempt
+        is no longer this agent's."""
+        keys, args = self._completion(entry, agent_id, result, error, usage)
+        if finishing is None:
+            return bool(await self._complete_batch(keys, args))
+        return bool(await self._finish_complete(keys, [*args, finishing]))
+
+    def _completion(
+        self,
+        entry: Taken,
+        agent_id: str,
+        result: Any,
+        error: str | None,
+        usage: Sequence[TokenUsage],
+    ) -> tuple[list[Any], list[Any]]:
         status = TaskStatus.FAILED if error is not None else TaskStatus.SUCCEEDED
-        return bool(
-            await self._complete(
-                keys=[entry.stream, k.task_key(entry.task_id), k.agent_key(agent_id), k.EVENTS],
-                args=[
-                    k.WORKER_GROUP,
-                    entry.entry_id,
-                    agent_id,
-                    status.value,
-                    json.dumps(result),
-                    error or "",
-                    repr(time.time()),
-                    self.events_cap,
-                    STATS_ALPHA,
-                    _usage_json(usage),
-                    self.retention_s,
-                ],
-            )
-        )
+        keys = [entry.stream, k.task_key(entry.task_id), k.agent_key(agent_id), k.EVENTS]
+        args = [
+            k.WORKER_GROUP,
+            entry.entry_id,
+            agent_id,
+            status.value,
+            json.dumps(result),
+            error or "",
+            repr(time.time()),
+            self.events_cap,
+            STATS_ALPHA,
+            _usage_json(usage),
+            self.retention_s,
+        ]
+        return keys, args
 
     async def discard(self, entry: Taken) -> None:
         """Drop an inbox entry whose task is no longer this agent's (reclaimed meanwhile)."""
@@ -478,6 +514,13 @@ class TaskQueue:
         if agent_type is None:
             raise KeyError(f"no task {task_id}")
         return agent_type
+
+
+def _started(reply: Any) -> TaskRecord | None:
+    if not reply:
+        return None
+    flat = [rd.text(v) for v in reply]
+    return TaskRecord.from_hash(dict(zip(flat[::2], flat[1::2], strict=True)))
 
 
 def _usage_json(usage: Sequence[TokenUsage]) -> str:

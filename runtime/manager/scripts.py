@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["ASSIGN", "COMPLETE", "DISCARD", "FINISH", "PROMOTE", "REQUEUE", "START", "SUBMIT"]
+__all__ = [
+    "ASSIGN",
+    "COMPLETE",
+    "DISCARD",
+    "FINISH",
+    "FINISH_COMPLETE",
+    "PROMOTE",
+    "REQUEUE",
+    "START",
+    "SUBMIT",
+]
 
 SUBMIT: Final = """
 if ARGV[4] == '1' then
@@ -59,18 +69,27 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'kind', 'started',
 return redis.call('HGETALL', KEYS[1])
 """
 
+# The attempt is still this agent's: the task runs here under that attempt (the scripts that
+# end an attempt set `task`, `agent` and `attempt` first).
+_OWNS_ATTEMPT: Final = """
+if redis.call('HGET', task, 'status') ~= 'running' then return 0 end
+if redis.call('HGET', task, 'agent') ~= agent then return 0 end
+if redis.call('HGET', task, 'attempts') ~= attempt then return 0 end
+"""
+
 # KEYS: task   ARGV: agent id, attempt, status, result, error, usage (JSON)
 # The attempt's outcome (result and usage together) becomes durable before anything is charged
 # or acknowledged: whatever happens next, this attempt is never run again.
-FINISH: Final = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
-if redis.call('HGET', KEYS[1], 'agent') ~= ARGV[1] then return 0 end
-if redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then return 0 end
+FINISH: Final = (
+    "local task, agent, attempt = KEYS[1], ARGV[1], ARGV[2]"
+    + _OWNS_ATTEMPT
+    + """
 if redis.call('HEXISTS', KEYS[1], 'outcome') == 1 then return 1 end
 redis.call('HSET', KEYS[1], 'outcome', ARGV[3], 'outcome_attempt', ARGV[2], 'result', ARGV[4],
            'error', ARGV[5], 'usage', ARGV[6])
 return 1
 """
+)
 
 # KEYS: inbox, task, agent, events
 # ARGV: group, entry, agent id, status, result, error, now, events cap, alpha, usage (JSON),
@@ -102,6 +121,18 @@ redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'kind', 'finished',
            'exec', tostring(now - started), 'usage', ARGV[10])
 return 1
 """
+
+# KEYS and ARGV as COMPLETE's, then the attempt (ARGV[12]): FINISH and COMPLETE in one step, for
+# an attempt with nothing to charge in between (no cost gate). 0 when the attempt is no longer
+# this agent's; its outcome is stored as FINISH stores it.
+FINISH_COMPLETE: Final = (
+    "local task, agent, attempt = KEYS[2], ARGV[3], ARGV[12]"
+    + _OWNS_ATTEMPT
+    + """
+redis.call('HSET', KEYS[2], 'outcome', ARGV[4], 'outcome_attempt', ARGV[12])
+"""
+    + COMPLETE
+)
 
 # KEYS: inbox, task, delayed, dead, queued, agent, events
 # ARGV: group, entry, task id, now, first backoff (s), max attempts, reason, events cap,

@@ -261,8 +261,16 @@ class Worker:
             self._launch(entries)
 
     def _launch(self, entries: list[Taken]) -> None:
-        for entry in entries:
-            self._running[entry.entry_id] = asyncio.create_task(self._run(entry))
+        """Run each entry as its own asyncio task; all of them are started (marked running) in
+        one round trip."""
+        if not entries:
+            return
+        agent_id = self.settings.agent_id
+        starts = asyncio.ensure_future(
+            self._persist("start", lambda: self.queue.start_many(entries, agent_id))
+        )
+        for i, entry in enumerate(entries):
+            self._running[entry.entry_id] = asyncio.create_task(self._run(entry, starts, i))
 
     async def _wait_for_room(self, stop: asyncio.Event | None = None) -> None:
         waits = [asyncio.ensure_future(self._room.wait())]
@@ -273,12 +281,25 @@ class Worker:
             w.cancel()
         self._room.clear()
 
-    async def _run(self, entry: Taken) -> None:
+    async def _run(
+        self,
+        entry: Taken,
+        starts: asyncio.Future[list[TaskRecord | None]] | None = None,
+        index: int = 0,
+    ) -> None:
+        """One entry's attempt; `starts[index]` is its start when a batch started it."""
         agent_type = self.settings.agent_type
         bind_task(entry.task_id)  # this asyncio task's log lines name the task
         self.metrics.in_flight.labels(agent_type).inc()
         try:
-            await self._attempt(entry)
+            if starts is None:
+                starts = asyncio.ensure_future(
+                    self._persist(
+                        "start", lambda: self.queue.start_many([entry], self.settings.agent_id)
+                    )
+                )
+            # Shielded: one task's cancellation does not cancel its batch's start.
+            await self._attempt(entry, (await asyncio.shield(starts))[index])
         except Exception:
             # Unreported: the entry stays pending and comes back after the visibility timeout.
             log.exception("task %s: could not report its outcome", entry.task_id)
@@ -288,11 +309,9 @@ class Worker:
             self._running.pop(entry.entry_id, None)
             self._room.set()
 
-    async def _attempt(self, entry: Taken) -> None:
+    async def _attempt(self, entry: Taken, task: TaskRecord | None) -> None:
+        """The attempt of an entry `start` marked running (None: no longer this agent's)."""
         agent_id = self.settings.agent_id
-        task = await self._persist(
-            "start", lambda: self.queue.start(entry.task_id, agent_id, entry.agent_type)
-        )
         if task is None:
             await self._persist("discard", lambda: self.queue.discard(entry))
             return  # reclaimed meanwhile: another attempt owns it
@@ -319,6 +338,9 @@ class Worker:
         if outcome.retry_reason is not None:
             await self._give_back(entry, task, outcome)
             return
+        if self.cost is None:  # nothing to charge: store the outcome and acknowledge at once
+            await self._finish_and_complete(entry, task, outcome)
+            return
         stored = await self._persist(
             "finish",
             lambda: self.queue.finish(
@@ -333,6 +355,20 @@ class Worker:
             await self._persist("discard", lambda: self.queue.discard(entry))
             return
         await self._settle(entry, task, task.attempts, outcome)
+
+    async def _finish_and_complete(self, entry: Taken, task: TaskRecord, done: Outcome) -> None:
+        if not await self._complete(
+            entry, done, finishing=task.attempts
+        ):  # reclaimed while it ran: another attempt will run it
+            log.warning("task %s: reclaimed while it ran (attempt %d)", task.task_id, task.attempts)
+            await self._persist("discard", lambda: self.queue.discard(entry))
+            return
+        self._completed(task, task.attempts, done)
+
+    def _completed(self, task: TaskRecord, attempt: int, done: Outcome) -> None:
+        status = "failed" if done.error is not None else "succeeded"
+        self.metrics.tasks.labels(self.settings.agent_type, status).inc()
+        log.info("task %s %s (attempt %d)", task.task_id, status, attempt)
 
     async def _execute(self, task: TaskRecord) -> Outcome:
         """Run the handler once: its output and usage, or why the task should come back."""
@@ -431,6 +467,11 @@ class Worker:
                 Outcome(done.model, retry_reason=f"usage not recorded: {err}", outage=True),
             )
             return
+        if await self._complete(entry, done):  # False: no longer this agent's (reclaimed)
+            self._completed(task, attempt, done)
+
+    async def _complete(self, entry: Taken, done: Outcome, finishing: int | None = None) -> bool:
+        """Acknowledge with the outcome (`finishing`: store that attempt's outcome first)."""
         acknowledged: bool = await self._persist(
             "complete",
             lambda: self.queue.complete(
@@ -439,12 +480,10 @@ class Worker:
                 result=done.output,
                 error=done.error,
                 usage=done.usage,
+                finishing=finishing,
             ),
         )
-        if acknowledged:  # False: no longer this agent's (reclaimed meanwhile)
-            status = "failed" if done.error is not None else "succeeded"
-            self.metrics.tasks.labels(self.settings.agent_type, status).inc()
-            log.info("task %s %s (attempt %d)", task.task_id, status, attempt)
+        return acknowledged
 
     async def _charge(self, task: TaskRecord, attempt: int, outcome: Outcome) -> None:
         """Record what an attempt spent, one record per model call (before its
