@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Self
 
 from pydantic import AnyHttpUrl, Field, model_validator
 
 from contracts import ports
+from contracts.config.network import AWS_REGION
 from contracts.settings.manager import AGENT_TYPE_PATTERN
 from contracts.settings.retry import RetryBackoffSettings
 from contracts.units import Share
@@ -104,6 +106,24 @@ class WorkerSettings(RetryBackoffSettings):
     database_ssl: bool = Field(
         default=True, description="TLS to the database (off only for a local server)"
     )
+    storage_region: str | None = Field(
+        default=None,
+        pattern=f"^{AWS_REGION}$",
+        description="the bucket's region: the client calls <bucket>.s3.<region>.amazonaws.com",
+    )
+    storage_endpoint_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="another S3 endpoint (a test's S3 server); none: the bucket's regional one",
+    )
+    artifact_threshold_bytes: int = Field(
+        default=64 * 1024,
+        ge=1,
+        le=100 * 1024 * 1024,
+        description=(
+            "a task output larger than this (as JSON) is stored in the bucket as an artifact "
+            "and the result carries its key"
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_cost_path(self) -> WorkerSettings:
@@ -111,5 +131,14 @@ class WorkerSettings(RetryBackoffSettings):
             raise ValueError(
                 "set at most one of AGENTOPS_COST_ENGINE_URL (the cost engine's API) and "
                 "AGENTOPS_COST_CONFIG (in-process on the queue's Redis)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _storage_region_with_bucket(self) -> WorkerSettings:
+        if self.storage_bucket is not None and self.storage_region is None:
+            raise ValueError(
+                "AGENTOPS_STORAGE_REGION is required with AGENTOPS_STORAGE_BUCKET "
+                "(the bucket's region, e.g. eu-west-1)"
             )
         return self
