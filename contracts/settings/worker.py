@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Self
 
-from pydantic import AnyHttpUrl, Field, model_validator
+from pydantic import AnyHttpUrl, Field, FilePath, model_validator
 
 from contracts import ports
 from contracts.config.network import AWS_REGION
+from contracts.config.storage import BUCKET_NAME_PATTERN
 from contracts.settings.manager import AGENT_TYPE_PATTERN
 from contracts.settings.retry import RetryBackoffSettings
 from contracts.units import Share
@@ -85,7 +85,7 @@ class WorkerSettings(RetryBackoffSettings):
     usage_record_attempts: int = Field(default=5, ge=1, le=50)
     storage_bucket: str | None = Field(
         default=None,
-        max_length=63,
+        pattern=BUCKET_NAME_PATTERN,
         description=(
             "the pool's own S3 bucket, reached with its IRSA role, KMS-encrypted by default "
             "(none: no agent storage)"
@@ -113,7 +113,14 @@ class WorkerSettings(RetryBackoffSettings):
     )
     storage_endpoint_url: AnyHttpUrl | None = Field(
         default=None,
-        description="another S3 endpoint (a test's S3 server); none: the bucket's regional one",
+        description=(
+            "one endpoint for S3 (path-style) and STS instead of the bucket's regional hosts "
+            "(a test's S3 server)"
+        ),
+    )
+    storage_ca_file: FilePath | None = Field(
+        default=None,
+        description="CA bundle the S3 and STS endpoints are verified with (none: the system's)",
     )
     artifact_threshold_bytes: int = Field(
         default=64 * 1024,
@@ -140,5 +147,11 @@ class WorkerSettings(RetryBackoffSettings):
             raise ValueError(
                 "AGENTOPS_STORAGE_REGION is required with AGENTOPS_STORAGE_BUCKET "
                 "(the bucket's region, e.g. eu-west-1)"
+            )
+        endpoint = self.storage_endpoint_url
+        if endpoint is not None and endpoint.scheme != "https":
+            raise ValueError(
+                f"AGENTOPS_STORAGE_ENDPOINT_URL must be https:// (got {endpoint.scheme}://): "
+                "the pools' buckets refuse every request without TLS"
             )
         return self
