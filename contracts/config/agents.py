@@ -377,8 +377,12 @@ class ToolServerConfig(ConfigModel):
     )
     port: int = Field(default=8080, ge=1024, le=65535, description="port the server listens on")
     path: str = Field(default="/mcp", pattern=r"^/[A-Za-z0-9/_.-]*$", description="MCP endpoint")
-    metrics_path: str = Field(
-        default="/metrics", pattern=r"^/[A-Za-z0-9/_.-]*$", description="Prometheus scrape path"
+    metrics_path: Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9/_.-]*$")] | None = Field(
+        default="/metrics",
+        description=(
+            "path of its Prometheus metrics on `port` (scraped by a ServiceMonitor of its own); "
+            "null: it exposes none, so nothing scrapes it (refused in prod with monitoring on)"
+        ),
     )
     tools: list[str] = Field(
         default_factory=list, description="tools it serves (documentation; the SDK discovers them)"

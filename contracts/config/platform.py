@@ -308,6 +308,22 @@ class PlatformConfig(ConfigModel):
         return self
 
     @model_validator(mode="after")
+    def _tool_servers_observed(self) -> Self:
+        """Prod watches every workload it runs: a tool server there exposes metrics. Elsewhere one
+        without them gets no ServiceMonitor and no scrape flow."""
+        if self.environment is not Environment.PROD or not self.monitoring.enabled:
+            return self
+        for i, server in enumerate(self.agents.tool_servers):
+            if server.metrics_path is None:
+                raise RuleViolation(
+                    f"agents.toolServers[{i}].metricsPath",
+                    None,
+                    "prod with monitoring.enabled scrapes every tool server: give the path of "
+                    "its Prometheus metrics on its port (see docs/operations.md#tool-servers)",
+                )
+        return self
+
+    @model_validator(mode="after")
     def _prod_rules(self) -> Self:
         if self.environment is not Environment.PROD:
             return self

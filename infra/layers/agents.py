@@ -38,6 +38,7 @@ from infra.platform.runtime_secrets import (
 from infra.platform.scheduling import GPU_RESOURCE, NODE_ROLE_LABEL, gpu_tolerations
 from infra.platform.workloads import (
     EPHEMERAL_STORAGE,
+    PORT_NAME,
     PRE_STOP_SLEEP_SECONDS,
     TMP_SIZE,
     TRACK_LABEL,
@@ -146,12 +147,12 @@ def _probe(w: Workload, path: str, period: int, failures: int) -> k8s.core.v1.Pr
     """The runtime's HTTP probe; another image is probed on its TCP port."""
     if not w.runtime:
         return k8s.core.v1.ProbeArgs(
-            tcp_socket=k8s.core.v1.TCPSocketActionArgs(port="http"),
+            tcp_socket=k8s.core.v1.TCPSocketActionArgs(port=PORT_NAME),
             period_seconds=period,
             failure_threshold=failures,
         )
     return k8s.core.v1.ProbeArgs(
-        http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port="http"),
+        http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port=PORT_NAME),
         period_seconds=period,
         failure_threshold=failures,
     )
@@ -167,7 +168,7 @@ def container_spec(
         image_pull_policy=image_pull_policy(w.image.digest),
         args=list(w.args),
         env=_container_env(w, redis_url),
-        ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=w.port)],
+        ports=[k8s.core.v1.ContainerPortArgs(name=PORT_NAME, container_port=w.port)],
         resources=resources(w),
         liveness_probe=_probe(w, endpoints.HEALTH, period=10, failures=3),
         readiness_probe=_probe(w, endpoints.READY, period=5, failures=2),
@@ -401,7 +402,7 @@ class Agents(pulumi.ComponentResource):
                 selector=selector,
                 ports=[
                     k8s.core.v1.ServicePortArgs(
-                        name="http", port=w.port, target_port="http", app_protocol="http"
+                        name=PORT_NAME, port=w.port, target_port=PORT_NAME, app_protocol="http"
                     )
                 ],
             ),

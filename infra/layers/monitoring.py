@@ -27,11 +27,12 @@ from infra.platform.metric_producers import (
     ISTIO_CERTS,
     REDIS_EXPORTER_AUTH_SECRET,
     REDIS_EXPORTER_RELEASE,
-    istio_scrape_tls,
     redis_exporter_values,
+    tool_server_monitors,
     vault_service_monitor,
+    workload_scrape_endpoint,
 )
-from infra.platform.names import PART_OF, PART_OF_LABEL, Namespace
+from infra.platform.names import PART_OF, PART_OF_LABEL, TOOL_SERVER_LABEL, Namespace
 
 __all__ = [
     "ALERTMANAGER_SERVICE_ACCOUNT",
@@ -222,6 +223,8 @@ class Monitoring(pulumi.ComponentResource):
     ) -> None:
         """Scraping of what the catalogue reads beyond the runtime (see metric_producers)."""
         ns = Namespace.MONITORING.value
+        for server, spec in tool_server_monitors(args.config).items():
+            _operator_object(f"{name}-{server}-scrape", "ServiceMonitor", server, spec, after_crds)
         if args.config.vault.enabled:
             _operator_object(
                 f"{name}-vault-scrape",
@@ -316,13 +319,15 @@ def prometheus_spec(cfg: PlatformConfig) -> dict[str, Any]:
 
 def runtime_service_monitor(cfg: PlatformConfig) -> dict[str, Any]:
     """The ServiceMonitor spec scraping the runtime's services; over mutual TLS in the mesh."""
-    endpoint: dict[str, Any] = {"port": "http", "path": endpoints.METRICS, "interval": "15s"}
-    if cfg.mesh.enabled:
-        endpoint.update(istio_scrape_tls())
     return {
         "namespaceSelector": {"matchNames": [Namespace.PLATFORM.value, Namespace.AGENTS.value]},
-        "selector": {"matchLabels": {PART_OF_LABEL: PART_OF}},
-        "endpoints": [endpoint],
+        # Tool servers are ours too, but their metrics path and port are their own (config):
+        # each has its own ServiceMonitor (metric_producers.tool_server_monitors).
+        "selector": {
+            "matchLabels": {PART_OF_LABEL: PART_OF},
+            "matchExpressions": [{"key": TOOL_SERVER_LABEL, "operator": "DoesNotExist"}],
+        },
+        "endpoints": [workload_scrape_endpoint(cfg, endpoints.METRICS)],
     }
 
 

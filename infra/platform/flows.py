@@ -650,7 +650,8 @@ def _tool_server_flows(cfg: PlatformConfig, w: dict[str, Workload]) -> Iterator[
                 methods=("GET", "POST", "DELETE"),
                 paths=_paths(server.path),
             )
-        if cfg.monitoring.enabled:
+        # The same fields make the server's ServiceMonitor (metric_producers.tool_server_monitors).
+        if cfg.monitoring.enabled and server.metrics_path is not None:
             yield Flow(
                 f"prometheus-scrapes-{target.key}",
                 w["prometheus"],

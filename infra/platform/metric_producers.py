@@ -6,6 +6,9 @@ and Vault's telemetry endpoint, as pure values the monitoring and Vault layers r
   redis_exporter (chart `prometheus-redis-exporter`, pinned in `contracts.versions.CHARTS`, which
   pins the image) pointed at the primary endpoint over TLS (`rediss://`), with the auth token
   from a Kubernetes Secret (a Pulumi secret; never in values).
+- MCP tool servers: a ServiceMonitor each, selecting exactly that server's Service in the agents
+  namespace, on its named port, at its `metricsPath` from config (the fields that also make its
+  Service and its `prometheus-scrapes-mcp-<server>` flow); none for a server without metrics.
 - Vault: Prometheus scrapes `/v1/sys/metrics?format=prometheus` on every server over TLS (the
   Vault CA). Where the program configures Vault, it presents a token whose only policy reads
   `sys/metrics` (Secret in the monitoring namespace); an unconfigured Vault (the local stack,
@@ -18,8 +21,9 @@ from typing import Any, Final
 
 from contracts import ports
 from contracts.config import PlatformConfig
-from infra.platform.names import Namespace
+from infra.platform.names import APP_LABEL, TOOL_SERVER_LABEL, Namespace, tool_server_workload
 from infra.platform.runtime_secrets import CA_CONFIGMAP, VAULT_RELEASE
+from infra.platform.workloads import PORT_NAME
 
 __all__ = [
     "ISTIO_CERTS",
@@ -27,6 +31,7 @@ __all__ = [
     "REDIS_EXPORTER_AUTH_SECRET",
     "REDIS_EXPORTER_PORT",
     "REDIS_EXPORTER_RELEASE",
+    "SCRAPE_INTERVAL",
     "VAULT_METRICS_PATH",
     "VAULT_METRICS_POLICY",
     "VAULT_METRICS_POLICY_HCL",
@@ -34,9 +39,13 @@ __all__ = [
     "VAULT_TELEMETRY_HCL",
     "istio_scrape_tls",
     "redis_exporter_values",
+    "tool_server_monitors",
     "vault_service_monitor",
+    "workload_scrape_endpoint",
 ]
 
+# How often Prometheus scrapes the platform's own workloads (runtime and tool servers).
+SCRAPE_INTERVAL: Final = "15s"
 PROMETHEUS_POD: Final = {"app.kubernetes.io/name": "prometheus"}
 # Where Prometheus' sidecar writes its Istio workload certificate (monitoring layer): it scrapes
 # meshed pods with it over the mesh's mTLS, its own traffic bypassing the sidecar.
@@ -136,4 +145,35 @@ def vault_service_monitor(cfg: PlatformConfig) -> dict[str, Any]:
             }
         },
         "endpoints": [endpoint],
+    }
+
+
+def tool_server_monitors(cfg: PlatformConfig) -> dict[str, dict[str, Any]]:
+    """ServiceMonitor spec per tool server with metrics, keyed by the server's workload name."""
+    return {
+        tool_server_workload(s.name): _tool_server_monitor(cfg, s.name, s.metrics_path)
+        for s in cfg.agents.tool_servers
+        if s.metrics_path is not None
+    }
+
+
+def workload_scrape_endpoint(cfg: PlatformConfig, path: str) -> dict[str, Any]:
+    """A ServiceMonitor endpoint on one of our workloads' Services: its named port, `path`,
+    over the mesh's mutual TLS when the mesh is on."""
+    endpoint: dict[str, Any] = {"port": PORT_NAME, "path": path, "interval": SCRAPE_INTERVAL}
+    if cfg.mesh.enabled:
+        endpoint.update(istio_scrape_tls())
+    return endpoint
+
+
+def _tool_server_monitor(cfg: PlatformConfig, server: str, metrics_path: str) -> dict[str, Any]:
+    return {
+        "namespaceSelector": {"matchNames": [Namespace.AGENTS.value]},
+        "selector": {
+            "matchLabels": {
+                APP_LABEL: tool_server_workload(server),
+                TOOL_SERVER_LABEL: server,
+            }
+        },
+        "endpoints": [workload_scrape_endpoint(cfg, metrics_path)],
     }

@@ -18,6 +18,7 @@ __all__ = [
     "PART_OF_LABEL",
     "POD_SECURITY",
     "POOL_LABEL",
+    "TOOL_SERVER_LABEL",
     "Namespace",
     "PodSecurity",
     "enabled_namespaces",
@@ -64,6 +65,8 @@ APP_LABEL: Final = "app.kubernetes.io/name"
 COMPONENT_LABEL: Final = "app.kubernetes.io/component"
 PART_OF_LABEL: Final = "app.kubernetes.io/part-of"
 POOL_LABEL: Final = "agentops.io/agent-type"
+# On an MCP tool server's pods and Service: its name in `agents.toolServers`.
+TOOL_SERVER_LABEL: Final = "agentops.io/tool-server"
 
 
 def enabled_namespaces(cfg: PlatformConfig) -> list[Namespace]:

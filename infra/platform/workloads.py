@@ -37,6 +37,7 @@ from infra.platform.names import (
     COST_ENGINE,
     DATABASE_SERVICE,
     MANAGER,
+    TOOL_SERVER_LABEL,
     Namespace,
     pool_workload,
     tool_server_workload,
@@ -61,6 +62,7 @@ __all__ = [
     "DRAIN_MARGIN_SECONDS",
     "EPHEMERAL_STORAGE",
     "LOGS_EPHEMERAL_STORAGE",
+    "PORT_NAME",
     "PRE_STOP_SLEEP_SECONDS",
     "TMP_SIZE",
     "TRACK_LABEL",
@@ -75,6 +77,9 @@ __all__ = [
 ]
 
 TRACK_LABEL: Final = "agentops.io/track"
+# The name of every workload's one container port and Service port: probes and the
+# ServiceMonitors (monitoring layer) refer to it, never to the number.
+PORT_NAME: Final = "http"
 # Every runtime container sleeps this long in preStop: its endpoints are removed before SIGTERM
 # arrives, so no new request reaches a pod that is stopping.
 PRE_STOP_SLEEP_SECONDS: Final = 5
@@ -432,7 +437,7 @@ def tool_server_workloads(cfg: PlatformConfig) -> list[Workload]:
             settings=ServiceSettings,
             env={},
             replicas=s.replicas,
-            labels={"agentops.io/tool-server": s.name},
+            labels={TOOL_SERVER_LABEL: s.name},
             secret_files=tuple(
                 SecretFile(path.rsplit("/", 1)[-1], path, key=None) for path in s.vault_secrets
             ),

@@ -33,6 +33,10 @@ class PrometheusServer:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def config(self) -> Path:
+        return self.directory / "prometheus.yml"
+
+    @property
     def log(self) -> Path:
         return self.directory / "prometheus.log"
 
@@ -57,7 +61,11 @@ class PrometheusServer:
         self.handle.stop()
 
 
-def _config(scrape: Mapping[str, Sequence[str]], rules: Path | None) -> dict[str, Any]:
+def _config(
+    scrape: Mapping[str, Sequence[str]],
+    rules: Path | None,
+    scrape_configs: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
     config: dict[str, Any] = {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
         "scrape_configs": [
@@ -67,7 +75,8 @@ def _config(scrape: Mapping[str, Sequence[str]], rules: Path | None) -> dict[str
                 "static_configs": [{"targets": list(targets)}],
             }
             for job, targets in scrape.items()
-        ],
+        ]
+        + [dict(c) for c in scrape_configs],
     }
     if rules is not None:
         config["rule_files"] = [str(rules)]
@@ -79,8 +88,10 @@ def prometheus_server(
     directory: Path,
     scrape: Mapping[str, Sequence[str]],
     rule_groups: Mapping[str, Any] | None = None,
+    scrape_configs: Sequence[Mapping[str, Any]] = (),
 ) -> Iterator[PrometheusServer]:
-    """`scrape`: job name -> `host:port` targets (all on 127.0.0.1)."""
+    """`scrape`: job name -> `host:port` targets (all on 127.0.0.1), scraped every second;
+    `scrape_configs`: whole scrape configs besides (their own interval, path, scheme)."""
     binary = shutil.which("prometheus")
     assert binary, "prometheus is missing: run scripts/ensure-apt"
     directory.mkdir(parents=True, exist_ok=True)
@@ -89,7 +100,7 @@ def prometheus_server(
         rules = directory / "rules.yml"
         rules.write_text(yaml.safe_dump(dict(rule_groups), sort_keys=False))
     config = directory / "prometheus.yml"
-    config.write_text(yaml.safe_dump(_config(scrape, rules), sort_keys=False))
+    config.write_text(yaml.safe_dump(_config(scrape, rules, scrape_configs), sort_keys=False))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     handle = ManagedProcess(
