@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from contracts.config.cost import CostConfig
 from runtime.cost.engine import CostEngine
 from runtime.cost.ledger import Ledger, UsageRecord
 from runtime.cost.metrics import CostMetrics
+from runtime.service.redis import NO_REPLICAS, Replication
 from tests.servers import redis_server
 
 AT = dt.datetime.now(dt.UTC)
@@ -120,15 +122,39 @@ async def script_command(url: str) -> list[str]:
     return ["EVALSHA", sha, str(len(keys)), *keys, *(str(a) for a in args)]
 
 
+async def reserve_and_record(
+    client: Redis, calls: int, concurrency: int, replication: Replication = NO_REPLICAS
+) -> tuple[float, list[float]]:
+    """The governed call as a worker makes it: check-and-reserve, then the usage record that
+    settles the reservation, from `concurrency` coroutines; calls/s and each call's seconds."""
+    engine = CostEngine(client, COST, CostMetrics(CollectorRegistry()), replication=replication)
+    run = uuid.uuid4().hex[:8]
+    gate = asyncio.Semaphore(concurrency)
+    samples: list[float] = []
+
+    async def one(i: int) -> None:
+        async with gate:
+            t = time.perf_counter()
+            await engine.reserve(f"{run}-{i}", 1, "research", "gpt-4o", 2000, 500)
+            await engine.record(f"{run}-{i}", 1, "gpt-4o", "coder", "research", 1200, 300)
+            samples.append(time.perf_counter() - t)
+
+    t = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(calls)))
+    return calls / (time.perf_counter() - t), samples
+
+
 def redis_benchmark(
-    port: int, n: int, command: list[str], pipeline: int = 16
+    port: int, n: int, command: list[str], pipeline: int = 16, cluster: bool = False
 ) -> tuple[float, float, float]:
-    """requests/s, p50 ms and p99 ms as redis-benchmark reports them."""
+    """requests/s, p50 ms and p99 ms as redis-benchmark reports them; with `cluster`, against
+    the cluster `port` belongs to (`--cluster`: `{tag}` in a key routes it to every shard)."""
     binary = shutil.which("redis-benchmark")
     assert binary, "redis-benchmark is missing (Debian redis-tools)"
     out = subprocess.run(  # noqa: S603 - fixed binary, our own arguments
         [
             binary,
+            *(["--cluster"] if cluster else []),
             "-h",
             "127.0.0.1",
             "-p",

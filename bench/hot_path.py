@@ -1,9 +1,11 @@
 """Benchmark (not a test): the runtime's hot path against the machine's floor and the anchors.
 
     .venv/bin/pip install -e ".[bench]" && scripts/ensure-apt
-    .venv/bin/python bench/hot_path.py [--tasks 3000] [--seconds 10]
+    .venv/bin/python bench/hot_path.py [--tasks 3000] [--seconds 10] [--cluster]
 
-One invocation, one redis-server (AOF, fsync every second), in this order:
+One invocation, one redis-server (AOF, fsync every second; with `--cluster`, a 3-shard Redis
+Cluster of 3 primaries + 3 replicas instead, and no arq or Celery: neither runs on a cluster),
+in this order:
 
 * the machine's HTTP floor: `wrk` on the manager's `GET /health` (no Redis, no body);
 * `POST /api/v1/tasks` with `wrk` (authenticated, a Lua script writes the body) to an agent type
@@ -45,17 +47,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from redis.cluster import RedisCluster as SyncCluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.manager import ARQ_WORKER, arq_run, submit_queued
+from contracts.settings.service import CLUSTER_SCHEMES
 from ops.devstack.load import percentile
 from runtime.manager import keys as k
+from runtime.service.redis import NO_REPLICAS, Replication, connect_url
 from tests.runtime.processes import ServiceProcess, Tokens, manager_env, worker_env
-from tests.servers import RedisServer, redis_server
+from tests.servers import RedisClusterServers, RedisServer, redis_cluster, redis_server
 
 GOVERNED, LOCAL, PLAIN, SINK = "governed", "governed-local", "plain", "sink"
 MODEL = "gpt-4o"
@@ -123,6 +129,25 @@ for r in results:
     done.append(r.date_done.timestamp())
 print(json.dumps({"elapsed": max(done) - started, "submitted": submitted, "done": done}))
 """
+
+
+Backend = RedisServer | RedisClusterServers
+
+
+def redis_pids(backend: Backend) -> dict[str, int]:
+    """Every redis-server of the backend, for the CPU per task."""
+    if isinstance(backend, RedisServer):
+        return {"redis": backend.process.pid}
+    return {f"redis-{i}": node.process.pid for i, node in enumerate(backend.nodes)}
+
+
+def sync_client(url: str) -> SyncRedis:
+    """A blocking client of the same Redis; on a cluster, DBSIZE sums every primary's keys."""
+    scheme, _, rest = url.partition("://")
+    if scheme in CLUSTER_SCHEMES:
+        tls = "s" if scheme == CLUSTER_SCHEMES[1] else ""
+        return cast(SyncRedis, SyncCluster.from_url(f"redis{tls}://{rest}"))
+    return SyncRedis.from_url(url)
 
 
 @dataclass
@@ -335,12 +360,12 @@ async def wrk_tasks(
     pause_ms: int = 0,
     wait: bool = True,
 ) -> tuple[WrkResult, list[list[float]]]:
-    redis = Redis.from_url(redis_url)
+    redis = connect_url(redis_url)
     since = time.time()
     share = str(tasks // 2) if tasks else "0"
     until = None
     if tasks:  # every task is one new key: stop wrk once they are all in
-        sync = SyncRedis.from_url(redis_url)
+        sync = sync_client(redis_url)
         keys = sync.dbsize()
         until = lambda: sync.dbsize() >= keys + tasks  # type: ignore[operator] # noqa: E731
     result = wrk(
@@ -351,12 +376,29 @@ async def wrk_tasks(
     return result, rows
 
 
-async def queue_level(redis_url: str, tasks: int, concurrency: int) -> tuple[float, list[float]]:
-    redis = Redis.from_url(redis_url)
-    ids = await submit_queued(redis, PLAIN, tasks, concurrency)
+async def queue_level(
+    redis_url: str,
+    tasks: int,
+    concurrency: int,
+    replication: Replication = NO_REPLICAS,
+    agent_type: str = PLAIN,
+) -> tuple[float, list[float]]:
+    """Tasks submitted with the queue's client (a standalone or a cluster URL), dispatched by
+    the manager to the workers of `agent_type`: tasks/s and submit→finish latencies."""
+    redis = connect_url(redis_url)
+    ids = await submit_queued(redis, agent_type, tasks, concurrency, replication)
     rows = await timings(redis, ids, poll_s=0.05)
     await redis.aclose()
     return through(rows)
+
+
+async def forget_sink(redis_url: str) -> None:
+    """Drop the sink type's queued count (its tasks are never started) before the next runs."""
+    redis = connect_url(redis_url)
+    try:
+        await redis.delete(k.queued_counter(SINK))
+    finally:
+        await redis.aclose()
 
 
 # -- anchors -----------------------------------------------------------------------------------
@@ -429,11 +471,13 @@ def celery_run(server: RedisServer, tasks: int, directory: Path) -> tuple[float,
     return tasks / data["elapsed"], waits
 
 
-def redis_benchmark(port: int) -> dict[str, float]:
+def redis_benchmark(port: int, cluster: bool = False) -> dict[str, float]:
+    """SET requests/s unpipelined and 16 deep; `cluster`: against the cluster `port` is a node
+    of (`--cluster`, every shard)."""
     figures = {}
     for label, extra in (("-P 1", []), ("-P 16", ["-P", "16"])):
         out = subprocess.run(  # noqa: S603 - redis-benchmark from PATH
-            [*REDIS_BENCHMARK, str(port), *extra],
+            [*REDIS_BENCHMARK, str(port), *extra, *(["--cluster"] if cluster else [])],
             capture_output=True,
             text=True,
             check=True,
@@ -444,7 +488,7 @@ def redis_benchmark(port: int) -> dict[str, float]:
 
 # -- the platform ------------------------------------------------------------------------------
 @contextmanager
-def platform(server: RedisServer, root: Path, capacity: int) -> Iterator[dict[str, object]]:
+def platform(server: Backend, root: Path, capacity: int) -> Iterator[dict[str, object]]:
     tokens = Tokens.create(root / "tokens")
     cost_config = {
         "budget": {"dailyUsd": "1000000", "monthlyUsd": "10000000"},
@@ -517,16 +561,19 @@ def ms(values: list[float], q: float) -> str:
     return f"{percentile(values, q) * 1000:,.1f}"
 
 
-def report(figures: list[Figure], arq_settings: str) -> None:
-    reference = next(f.rate for f in figures if f.name.startswith("arq"))
+def report(figures: list[Figure], arq_settings: str | None) -> None:
+    """The table; without arq (on a cluster) the ratio column says so."""
+    reference = next((f.rate for f in figures if f.name.startswith("arq")), None)
     print("\n| system | tasks/s | submit→finish p50 ms | p99 ms | vs arq | bounded by |")
     print("|---|---:|---:|---:|---:|---|")
     for f in figures:
+        ratio = f"{f.rate / reference:.2f}×" if reference else "no arq on a cluster"
         print(
             f"| {f.name} | {f.rate:,.0f} | {ms(f.latencies, 0.5)} | {ms(f.latencies, 0.99)} "
-            f"| {f.rate / reference:.2f}× | {f.bound_by} |"
+            f"| {ratio} | {f.bound_by} |"
         )
-    print(f"\narq reference settings: {arq_settings}")
+    if arq_settings:
+        print(f"\narq reference settings: {arq_settings}")
 
 
 def governed_stage(
@@ -535,7 +582,7 @@ def governed_stage(
     mgr: str,
     token: str,
     script: Path,
-    redis_pid: int,
+    redis: dict[str, int],
     pids: dict[str, int],
     kind: str,
 ) -> tuple[float, list[float], str]:
@@ -548,7 +595,7 @@ def governed_stage(
     )  # fmt: skip
     workers = {n: pids[n] for n in (f"{kind}-0", f"{kind}-1")}
     spied = {n: pids[n] for n in ("manager", "cost", f"{kind}-0")}
-    used = {"redis": redis_pid, "manager": pids["manager"], "cost": pids["cost"], **workers}
+    used = {**redis, "manager": pids["manager"], "cost": pids["cost"], **workers}
     done: list[list[float]] = []
     with profiled(spied, args.profile), cpu_per_task(used, done.__len__, kind):
         gov, rows = asyncio.run(
@@ -580,6 +627,33 @@ def governed_stage(
     return rate, waits, f"the services (wrk submitted {gov.rate:,.0f} req/s)"
 
 
+@contextmanager
+def backend(root: Path, cluster: bool) -> Iterator[Backend]:
+    """One redis-server, or a 3-shard cluster (3 primaries + 3 replicas)."""
+    if cluster:
+        with redis_cluster(root / "cluster") as servers:
+            yield servers
+    else:
+        with redis_server(root / "redis") as server:
+            yield server
+
+
+def anchors(
+    args: argparse.Namespace, server: RedisServer, root: Path, figures: list[Figure]
+) -> str:
+    """arq (its better setting) and Celery on the same redis-server; arq's settings."""
+    arate, awaits, asettings = arq_best(server, args.tasks, args.concurrency)
+    figures.append(Figure("arq 0.28 no-op", arate, awaits, "arq's worker; submitter: arq's client"))
+    print(f"arq: {arate:,.0f} jobs/s ({asettings})  [load {load()}]")
+    if not args.skip_celery:
+        crate, cwaits = celery_run(server, args.tasks, root)
+        figures.append(
+            Figure("Celery 5.5 no-op, prefork -c 2", crate, cwaits, "celery (sync client)")
+        )
+        print(f"celery: {crate:,.0f} tasks/s  [load {load()}]")
+    return asettings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=3000)
@@ -588,6 +662,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="connections/submitters")
     parser.add_argument("--skip-celery", action="store_true")
     parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="a 3-shard Redis Cluster (3 primaries + 3 replicas) instead of one redis-server",
+    )
+    parser.add_argument(
         "--profile", type=Path, help="py-spy the services during the governed run into this dir"
     )
     args = parser.parse_args()
@@ -595,11 +674,12 @@ def main() -> None:
     c = args.concurrency
     print(f"load average at start: {load()}  ({os.cpu_count()} cores)")
     figures: list[Figure] = []
-    with tempfile.TemporaryDirectory() as tmp, redis_server(Path(tmp) / "redis") as server:
+    with tempfile.TemporaryDirectory() as tmp, backend(Path(tmp), args.cluster) as server:
         root = Path(tmp)
         script = root / "submit.lua"
         script.write_text(WRK_SUBMIT)
-        redis_pid = server.process.pid
+        print(f"Redis: {server.url}")
+        redis = redis_pids(server)
         with platform(server, root, args.capacity) as p:
             mgr, token = str(p["manager"]), str(p["token"])
             print(f"service pids (cost engine, manager, workers): {p['pids']}")
@@ -622,14 +702,14 @@ def main() -> None:
                 f"p50 {sink.p50_ms:.1f} ms, p99 {sink.p99_ms:.1f} ms, non-2xx {sink.errors}, "
                 f"{sink.rate / floor.rate:.0%} of the /health floor  [load {load()}]"
             )
-            asyncio.run(Redis.from_url(server.url).delete(k.queued_counter(SINK)))
+            asyncio.run(forget_sink(server.url))
             for kind, label in ((GOVERNED, "cost engine API"), (LOCAL, "in-process cost")):
-                found = governed_stage(args, server.url, mgr, token, script, redis_pid, pids, kind)
+                found = governed_stage(args, server.url, mgr, token, script, redis, pids, kind)
                 figures.append(
                     Figure(f"ours, governed path ({label}, HTTP submit, 2 workers)", *found)
                 )
             asyncio.run(queue_level(server.url, 300, c))  # warm-up
-            plain = {"redis": redis_pid, "manager": pids["manager"]}
+            plain = {**redis, "manager": pids["manager"]}
             plain |= {n: pids[n] for n in pids if n.startswith(PLAIN)}
             with cpu_per_task(plain, lambda: args.tasks, "queue level (submitter excluded)"):
                 qrate, qwaits = asyncio.run(queue_level(server.url, args.tasks, c))
@@ -642,18 +722,11 @@ def main() -> None:
                 )
             )
             print(f"queue level: {qrate:,.0f} tasks/s  [load {load()}]")
-        arate, awaits, asettings = arq_best(server, args.tasks, c)
-        figures.append(
-            Figure("arq 0.28 no-op", arate, awaits, "arq's worker; submitter: arq's client")
-        )
-        print(f"arq: {arate:,.0f} jobs/s ({asettings})  [load {load()}]")
-        if not args.skip_celery:
-            crate, cwaits = celery_run(server, args.tasks, root)
-            figures.append(
-                Figure("Celery 5.5 no-op, prefork -c 2", crate, cwaits, "celery (sync client)")
-            )
-            print(f"celery: {crate:,.0f} tasks/s  [load {load()}]")
-        bench = redis_benchmark(server.port)
+        asettings = None
+        if isinstance(server, RedisServer):  # arq and Celery have no cluster support
+            asettings = anchors(args, server, root, figures)
+        port = server.port if isinstance(server, RedisServer) else server.nodes[0].port
+        bench = redis_benchmark(port, cluster=args.cluster)
         print(
             "redis-benchmark (50 clients): "
             + ", ".join(f"{n} {v:,.0f}/s" for n, v in bench.items())

@@ -40,6 +40,7 @@ from ops.devstack.load import percentile
 from runtime.manager import keys as k
 from runtime.manager.balancing import Strategy
 from runtime.manager.queue import TaskQueue
+from runtime.service.redis import NO_REPLICAS, Replication
 from tests.runtime.processes import (
     ServiceProcess,
     Tokens,
@@ -105,14 +106,29 @@ async def measured(
     return len(ids) / elapsed, waits
 
 
-async def submit_queued(redis: Redis, agent_type: str, tasks: int, concurrency: int) -> list[str]:
-    """Submit no-op tasks through the task queue's client, as arq's `enqueue_job` submits."""
-    queue = TaskQueue(redis, max_queued_per_type=10_000_000, max_attempts=3)
+async def submit_queued(
+    redis: Redis,
+    agent_type: str,
+    tasks: int,
+    concurrency: int,
+    replication: Replication = NO_REPLICAS,
+    latencies: list[float] | None = None,
+) -> list[str]:
+    """Submit no-op tasks through the task queue's client, as arq's `enqueue_job` submits;
+    `replication`: replicas that must confirm each submit (WAIT); each submit's own duration
+    goes into `latencies` when given."""
+    queue = TaskQueue(
+        redis, max_queued_per_type=10_000_000, max_attempts=3, replication=replication
+    )
     gate = asyncio.Semaphore(concurrency)
 
     async def one(i: int) -> str:
         async with gate:
-            return (await queue.submit(agent_type, {"i": i})).task_id
+            started = time.perf_counter()
+            task_id = (await queue.submit(agent_type, {"i": i})).task_id
+            if latencies is not None:
+                latencies.append(time.perf_counter() - started)
+            return task_id
 
     return list(await asyncio.gather(*(one(i) for i in range(tasks))))
 

@@ -24,6 +24,9 @@ __all__ = [
     "ISTIO_CHARTS",
     "POD_SECURITY_STANDARD",
     "POSTGRES_ENGINE_VERSIONS",
+    "POSTGRES_IMAGE",
+    "POSTGRES_IMAGE_TAGS",
+    "POSTGRES_IMAGE_UID",
     "SUPPORTED_MINORS",
     "VERSIONS",
     "Analyzer",
@@ -214,6 +217,13 @@ ANALYZERS: Final = MappingProxyType(
 # is off), so the plan shows every engine change. Written down offline; check with
 # `aws rds describe-db-engine-versions --engine postgres` before a deploy.
 POSTGRES_ENGINE_VERSIONS: Final = ("16.4", "15.8")
+# The local stack's in-cluster PostgreSQL (infra/layers/database.py): the official image at the
+# exact tag of each engine version above (Alpine: the server runs as uid/gid 70, `postgres`).
+POSTGRES_IMAGE: Final = "docker.io/library/postgres"
+POSTGRES_IMAGE_TAGS: Final = MappingProxyType(
+    {"16.4": "16.4-alpine3.20", "15.8": "15.8-alpine3.20"}
+)
+POSTGRES_IMAGE_UID: Final = 70
 
 # Version of the Pod Security Standards the namespaces enforce. Pinned on its own, not to the
 # cluster's minor: a Kubernetes upgrade must never change admission policy as a side effect.

@@ -155,7 +155,7 @@ if cfg.vault.enabled:
         ),
     )
     pulumi.export("vaultCaCert", vault.ca_pem)
-    if cfg.database.enabled and placement is not None and vault.api is not None:
+    if cfg.database.enabled and vault.api is not None:
         database = Database(
             "database",
             DatabaseArgs(

@@ -51,7 +51,8 @@ __all__ = [
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 # The controllers a cluster needs to turn applied objects into admitted pods: service accounts
-# and their tokens, Deployments -> ReplicaSets -> Pods, quota usage (the ResourceQuota admission
+# and their tokens, Deployments -> ReplicaSets -> Pods, StatefulSets -> claims + Pods (the local
+# stack's database), quota usage (the ResourceQuota admission
 # refuses every pod of a namespace whose quota has no computed status yet), the root CA
 # ConfigMap; and deletion (namespaces, owned objects) for tests that clean up after themselves.
 # No scheduler, no kubelet, no node lifecycle: pods stay Pending.
@@ -60,6 +61,7 @@ CONTROLLERS = (
     "serviceaccount-token-controller",
     "deployment-controller",
     "replicaset-controller",
+    "statefulset-controller",
     "resourcequota-controller",
     "root-ca-certificate-publisher-controller",
     "namespace-controller",

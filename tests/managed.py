@@ -16,22 +16,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
+
+from ops.devstack.database import as_user
 
 __all__ = ["ManagedProcess", "ProcessError", "as_user", "http_ok"]
 
 # What a probe may raise while the server is still coming up: it counts as "not ready yet".
 NOT_YET: tuple[type[BaseException], ...] = (OSError, httpx.HTTPError)
-
-
-def as_user(user: str | None) -> dict[str, Any]:
-    """Popen/run arguments that drop to `user` (and its group) when the tests run as root —
-    as CI does; servers such as PostgreSQL refuse to run as root."""
-    if user is None or os.geteuid() != 0:
-        return {}
-    return {"user": user, "group": user, "extra_groups": []}
 
 
 class ProcessError(RuntimeError):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ops.devstack.database import postgres_bin
 from tests.managed import ManagedProcess, as_user
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "free_port",
     "postgres_server",
     "redis_cluster",
+    "redis_primary_and_replica",
     "redis_server",
 ]
 
@@ -96,6 +98,18 @@ class RedisServer:
         self.stop(sig)
         self.start()
 
+    def replica_linked(self) -> bool:
+        """Whether this server is a replica whose link to its primary is up."""
+        binary = shutil.which("redis-cli")
+        assert binary, "redis-cli is missing: run scripts/ensure-apt"
+        info = subprocess.run(
+            [binary, "-h", "127.0.0.1", "-p", str(self.port), "INFO", "replication"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return "master_link_status:up" in info
+
 
 @contextmanager
 def redis_server(
@@ -108,6 +122,22 @@ def redis_server(
         yield server
     finally:
         server.stop(signal.SIGKILL)
+
+
+@contextmanager
+def redis_primary_and_replica(
+    directory: Path, appendfsync: str = "everysec", timeout_s: float = 30
+) -> Iterator[tuple[RedisServer, RedisServer]]:
+    """A primary and one replica of it (`--replicaof`), once the replica's link is up."""
+    with redis_server(directory / "primary", appendfsync=appendfsync) as primary:
+        extra = ("--replicaof", "127.0.0.1", str(primary.port))
+        with redis_server(directory / "replica", extra=extra) as replica:
+            deadline = time.monotonic() + timeout_s
+            while not replica.replica_linked():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the replica on {replica.address} did not link")
+                time.sleep(0.05)
+            yield primary, replica
 
 
 def _cluster_port() -> int:
@@ -325,13 +355,6 @@ def bao_server(directory: Path, extra_config: str = "") -> Iterator[BaoServer]:
         yield server
     finally:
         server.stop(signal.SIGKILL)
-
-
-def postgres_bin(name: str) -> str:
-    """A PostgreSQL program from Debian's versioned directory (the newest major installed)."""
-    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: p.parts[-3])
-    assert found, f"no PostgreSQL {name}: run scripts/ensure-apt"
-    return str(found[-1])
 
 
 @dataclass

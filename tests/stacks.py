@@ -54,3 +54,15 @@ def run_plan(
     if stack_dir is not None:
         argv.append(str(stack_dir))
     return subprocess.run(argv, capture_output=True, text=True, check=False, cwd=REPO)
+
+
+# The local stack with its optional database: two pools (the second a copy of the first), both
+# allowed, Vault configured through the API as `pulumi up` would after its initialisation.
+LOCAL_DATABASE_POOLS = ("code-generator", "reviewer")
+
+
+def local_database(config: dict[str, Any]) -> None:
+    pools = config["agentops:agents"]["pools"]
+    pools.append({**copy.deepcopy(pools[0]), "name": LOCAL_DATABASE_POOLS[1]})
+    config["agentops:vault"].update(configure=True, address="http://127.0.0.1:8200")
+    config["agentops:database"] = {"enabled": True, "pools": list(LOCAL_DATABASE_POOLS)}

@@ -1,4 +1,5 @@
-"""The optional PostgreSQL database of the platform: RDS in the AWS stacks.
+"""The optional PostgreSQL database of the platform: RDS in the AWS stacks, an in-cluster server
+(a StatefulSet of the official image, contracts/versions.py) in the local stack.
 
 Pools reach it with Vault dynamic credentials only: Vault's database secrets engine creates a
 PostgreSQL login per lease, inside the pool's own role and schema, and drops it when the lease
@@ -34,34 +35,43 @@ class CredentialsMode(StrEnum):
 class DatabaseConfig(ConfigModel):
     enabled: bool = Field(
         default=False,
-        description="one RDS PostgreSQL instance for the platform (AWS stacks only)",
+        description=(
+            "one PostgreSQL for the platform: RDS in the AWS stacks, an in-cluster StatefulSet "
+            "in the local stack"
+        ),
     )
     engine_version: str = Field(
         default=versions.POSTGRES_ENGINE_VERSIONS[0],
         description=(
-            "RDS PostgreSQL engine version, one of "
+            "PostgreSQL engine version (RDS; the in-cluster image's tag), one of "
             f"{', '.join(versions.POSTGRES_ENGINE_VERSIONS)} (contracts/versions.py)"
         ),
     )
     instance_class: str = Field(
         default="db.t4g.medium",
         pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$",
-        description="RDS instance class, e.g. db.t4g.medium, db.r7g.large",
+        description="RDS instance class, e.g. db.t4g.medium, db.r7g.large (AWS stacks)",
     )
     storage_gb: int = Field(
         default=MIN_STORAGE_GB,
         ge=MIN_STORAGE_GB,
         le=MAX_STORAGE_GB,
-        description=f"allocated gp3 storage in GB ({MIN_STORAGE_GB}..{MAX_STORAGE_GB})",
+        description=(
+            f"allocated gp3 storage in GB ({MIN_STORAGE_GB}..{MAX_STORAGE_GB}); "
+            "the local stack's volume claim in GiB"
+        ),
     )
     multi_az: bool = Field(
-        default=True, description="a synchronous standby in another AZ (required in prod)"
+        default=True,
+        description="a synchronous standby in another AZ (required in prod; AWS stacks)",
     )
     backup_retention_days: int = Field(
         default=7,
         ge=1,
         le=MAX_BACKUP_DAYS,
-        description=f"days of automated backups and point-in-time recovery (1..{MAX_BACKUP_DAYS})",
+        description=(
+            f"days of automated backups and point-in-time recovery (1..{MAX_BACKUP_DAYS}; RDS only)"
+        ),
     )
     name: str = Field(
         default="agents",

@@ -134,13 +134,6 @@ class PlatformConfig(ConfigModel):
                 raise RuleViolation(
                     "monitoring.logs.enabled", True, "the local stack has no CloudWatch Logs"
                 )
-            if self.database.enabled:
-                raise RuleViolation(
-                    "database.enabled",
-                    True,
-                    "the local stack has no RDS (and its runtime no Vault to lease logins from): "
-                    "the database is on in the AWS stacks only",
-                )
         return self
 
     def database_pools(self) -> list[str]:
@@ -158,6 +151,13 @@ class PlatformConfig(ConfigModel):
         if not self.database.pools:
             raise RuleViolation(
                 "database.pools", [], f"name the pools that use the database, of {known}"
+            )
+        if not self.vault.enabled:
+            raise RuleViolation(
+                "vault.enabled",
+                False,
+                "each pool's database logins are leased from Vault's database secrets engine "
+                "(no static or shared password): turn Vault on (or database.enabled off)",
             )
         if not self.vault.configure:
             raise RuleViolation(

@@ -106,6 +106,17 @@ class WorkerSettings(RetryBackoffSettings):
     database_ssl: bool = Field(
         default=True, description="TLS to the database (off only for a local server)"
     )
+    database_user: str | None = Field(
+        default=None,
+        max_length=63,
+        description=(
+            "a fixed login of the pool (`agentops dev` only; the cluster leases logins from "
+            "Vault instead)"
+        ),
+    )
+    database_password_file: Path | None = Field(
+        default=None, description="file holding the password of `database_user`"
+    )
     storage_region: str | None = Field(
         default=None,
         pattern=f"^{AWS_REGION}$",
@@ -138,6 +149,16 @@ class WorkerSettings(RetryBackoffSettings):
             raise ValueError(
                 "set at most one of AGENTOPS_COST_ENGINE_URL (the cost engine's API) and "
                 "AGENTOPS_COST_CONFIG (in-process on the queue's Redis)"
+            )
+        fixed = (self.database_user, self.database_password_file)
+        if (fixed[0] is None) != (fixed[1] is None):
+            raise ValueError(
+                "AGENTOPS_DATABASE_USER and AGENTOPS_DATABASE_PASSWORD_FILE go together"
+            )
+        if fixed[0] is not None and self.database_credentials_path is not None:
+            raise ValueError(
+                "set at most one of AGENTOPS_DATABASE_CREDENTIALS_PATH (Vault leases) and "
+                "AGENTOPS_DATABASE_USER (a fixed login)"
             )
         return self
 

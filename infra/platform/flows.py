@@ -27,6 +27,7 @@ from infra.platform.names import (
     APP_LABEL,
     COMPONENT_LABEL,
     COST_ENGINE,
+    DATABASE_SERVICE,
     MANAGER,
     Namespace,
     pool_workload,
@@ -266,6 +267,14 @@ def workloads(cfg: PlatformConfig) -> dict[str, Workload]:
 
     _scaling_workloads(c)
     _log_shipper_workload(c)
+    if cfg.database_pools() and not cfg.on_aws:
+        c.add(
+            "database",
+            Namespace.PLATFORM.value,
+            _labels(**{APP_LABEL: DATABASE_SERVICE}),
+            DATABASE_SERVICE,
+            "infra/layers/database.py: the local stack's PostgreSQL StatefulSet",
+        )
 
     if cfg.redis.mode is RedisMode.IN_CLUSTER:
         bitnami = f"bitnami/redis {_chart('redis')} templates/{{master,replicas,sentinel}}/"
@@ -712,21 +721,24 @@ def _pool_egress(
 def _database_flows(
     cfg: PlatformConfig, w: dict[str, Workload], net: dict[str, Network]
 ) -> Iterator[Flow]:
-    """RDS lives in the VPC's private subnets: the allowed pools and Vault reach it on 5432."""
+    """The allowed pools and Vault reach PostgreSQL on 5432: RDS in the VPC's private subnets,
+    or the local stack's in-cluster server."""
+    server: Peer = w.get("database") or net["vpc"]
+    where = "RDS" if server is net["vpc"] else "in-cluster"
     for pool in cfg.database_pools():
         client = w[pool_workload(pool)]
         yield Flow(
             f"{client.key}-to-database",
             client,
-            net["vpc"],
+            server,
             (ports.POSTGRES,),
-            "the pool's own schema in the platform's PostgreSQL (RDS), with a Vault login",
+            f"the pool's own schema in the platform's PostgreSQL ({where}), with a Vault login",
         )
     if cfg.database_pools() and cfg.vault.enabled:
         yield Flow(
             "vault-to-database",
             w["vault"],
-            net["vpc"],
+            server,
             (ports.POSTGRES,),
             "Vault's database secrets engine creates and drops the pools' logins",
         )

@@ -21,6 +21,7 @@ __all__ = [
     "TOOL_SERVER_LABEL",
     "Namespace",
     "PodSecurity",
+    "database_namespace",
     "enabled_namespaces",
     "pool_workload",
     "tool_server_workload",
@@ -56,7 +57,8 @@ POD_SECURITY: Final = {
 
 
 MANAGER: Final = "agent-manager"
-# The agents namespace's name of the platform database (an ExternalName Service to RDS).
+# The Service name of the platform database: in the agents namespace an ExternalName to RDS
+# (AWS stacks); in the platform namespace, beside Redis, the in-cluster server (local stack).
 DATABASE_SERVICE: Final = "database"
 COST_ENGINE: Final = "cost-engine"
 PART_OF: Final = "agentops"
@@ -89,3 +91,9 @@ def tool_server_workload(server: str) -> str:
 def pool_workload(pool: str) -> str:
     """Deployment, Service and ServiceAccount name of an agent pool."""
     return pool_identity(pool)
+
+
+def database_namespace(cfg: PlatformConfig) -> Namespace:
+    """Where the `database` Service is: RDS's name in the agents namespace, the local stack's
+    in-cluster server in the platform namespace."""
+    return Namespace.AGENTS if cfg.on_aws else Namespace.PLATFORM

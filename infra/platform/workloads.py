@@ -39,6 +39,7 @@ from infra.platform.names import (
     MANAGER,
     TOOL_SERVER_LABEL,
     Namespace,
+    database_namespace,
     pool_workload,
     tool_server_workload,
 )
@@ -376,9 +377,12 @@ def _pool_workload(
         values["storage_bucket"] = bucket
         values["storage_region"] = cfg.network.region
     if pool.name in cfg.database_pools():
-        values["database_host"] = _service_host(DATABASE_SERVICE, Namespace.AGENTS)
+        values["database_host"] = _service_host(DATABASE_SERVICE, database_namespace(cfg))
         values["database_name"] = cfg.database.name
         values["database_credentials_path"] = credentials_path(pool.name)
+        if not cfg.on_aws:
+            # The local stack's in-cluster server speaks plaintext (no mesh there either).
+            values["database_ssl"] = False
     key_file = provider_key_file(pool)
     env = {
         **_service_env(cfg, WorkerSettings, name, worker_files, values),

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from ops.devstack import database
 from ops.devstack.layout import LOCALHOST, DevPlan, ProcessSpec
 
 __all__ = ["DevState", "free_ports", "read_state", "restart", "start", "stop"]
@@ -75,7 +76,11 @@ def _wait_ready(spec: ProcessSpec, process: subprocess.Popen[bytes], log: Path) 
         if process.poll() is not None:
             raise RuntimeError(f"{spec.name} exited at start; last log lines:\n{_tail(log)}")
         try:
-            if spec.ready_path is None:
+            if spec.ready_argv is not None:
+                probe = subprocess.run(spec.ready_argv, capture_output=True, check=False)  # noqa: S603
+                if probe.returncode == 0:
+                    return
+            elif spec.ready_path is None:
                 with socket.create_connection((LOCALHOST, spec.port), timeout=0.5) as conn:
                     conn.sendall(b"PING\r\n")
                     if conn.recv(16).startswith(b"+PONG"):
@@ -109,10 +114,14 @@ def start(
     record: DevState = {"started_at": time.time(), "tokens": tokens, "processes": []}
     try:
         for spec in dev.processes:
+            if spec.name == "postgres" and dev.database is not None:
+                database.init(dev.database)
             process, log = _spawn(state, spec)
             record["processes"].append({**asdict(spec), "pid": process.pid, "log": str(log)})
             (state / STATE_FILE).write_text(json.dumps(record, indent=2))
             _wait_ready(spec, process, log)
+            if spec.name == "postgres" and dev.database is not None:
+                database.create_logins(dev.database)
             if on_started is not None:
                 on_started(spec)
     except BaseException:
@@ -129,8 +138,9 @@ def _spawn(state: Path, spec: ProcessSpec) -> tuple[subprocess.Popen[bytes], Pat
             env={**os.environ, **spec.env},
             stdout=out,
             stderr=subprocess.STDOUT,
-            cwd=state,
+            cwd=spec.cwd or state,
             start_new_session=True,  # `dev down` outlives the terminal that ran `up`
+            **database.as_user(spec.user),
         )
     return process, log
 

@@ -3,7 +3,9 @@
 The services get the environment the Pulumi program gives their Deployments
 (`runtime_workloads`), with only what differs on one machine replaced: loopback URLs and ports,
 token files in the state directory, no Vault. Prometheus loads the same alert catalogue and
-Alertmanager the same routes the program renders, with timings short enough for a demo.
+Alertmanager the same routes the program renders, with timings short enough for a demo. With a
+database, PostgreSQL runs beside Redis and each listed pool's workers get a fixed login of their
+own in place of the Vault path (ops/devstack/database.py).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from contracts.telemetry.alerts import build_catalogue, render_rule_groups
 from infra.platform.alert_thresholds import alert_thresholds
 from infra.platform.alertmanager import LocalDelivery, alertmanager_config
 from infra.platform.workloads import Track, Workload, runtime_workloads
+from ops.devstack import database
+from ops.devstack.database import DatabaseSetup
 
 __all__ = ["DevOptions", "DevPlan", "ProcessSpec", "Timing", "plan", "process_names"]
 
@@ -54,6 +58,18 @@ COST_TOKEN_FILE = env_name(WorkerSettings, "cost_token_file")
 INSTANCE_ID = env_name(ManagerSettings, "instance_id")
 AGENT_ID = env_name(WorkerSettings, "agent_id")
 AGENT_TYPE = env_name(WorkerSettings, "agent_type")
+# A pool's database: the cluster's Vault path replaced by the devstack's fixed login.
+DATABASE_ENV = {
+    field: env_name(WorkerSettings, field)
+    for field in (
+        "database_host",
+        "database_port",
+        "database_ssl",
+        "database_credentials_path",
+        "database_user",
+        "database_password_file",
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -80,6 +96,9 @@ class ProcessSpec:
     env: dict[str, str] = field(default_factory=dict)
     ready_path: str | None = endpoints.READY
     role: str = "service"  # service | worker | dependency
+    ready_argv: list[str] | None = None  # readiness by a command's exit code (PostgreSQL)
+    user: str | None = None  # the system user it runs as when the devstack runs as root
+    cwd: str | None = None  # None: the state directory
 
     @property
     def url(self) -> str:
@@ -90,6 +109,7 @@ class ProcessSpec:
 class DevPlan:
     processes: list[ProcessSpec]
     files: dict[str, str]  # path relative to the state directory → content
+    database: DatabaseSetup | None = None  # initialised before, logins created after its start
 
     def process(self, name: str) -> ProcessSpec:
         return next(p for p in self.processes if p.name == name)
@@ -162,10 +182,48 @@ class _Local:
                 extra = {INSTANCE_ID: "manager-0"}
                 services.append(self.service("manager", "manager", w.env, extra))
             elif w.component == "agent-worker":
+                env, db_env = self.database_env(w)
                 for name in _worker_names(w, self.options):
-                    extra = {AGENT_ID: name, **self.options.worker_env}
-                    workers.append(self.service(name, "worker", w.env, extra))
+                    extra = {AGENT_ID: name, **db_env, **self.options.worker_env}
+                    workers.append(self.service(name, "worker", env, extra))
         return services, workers
+
+    @property
+    def database(self) -> DatabaseSetup | None:
+        return database.setup(self.cfg, self.state, self.ports.get("postgres", 0))
+
+    def database_env(self, w: Workload) -> tuple[dict[str, str], dict[str, str]]:
+        """A pool's Deployment env without the Vault path, and its local server and login."""
+        db = self.database
+        login = db.logins.get(w.env[AGENT_TYPE]) if db is not None else None
+        if db is None or login is None:
+            return w.env, {}
+        env = {k: v for k, v in w.env.items() if k != DATABASE_ENV["database_credentials_path"]}
+        user, password_file = login
+        return env, {
+            DATABASE_ENV["database_host"]: LOCALHOST,
+            DATABASE_ENV["database_port"]: str(db.port),
+            DATABASE_ENV["database_ssl"]: "false",
+            DATABASE_ENV["database_user"]: user,
+            DATABASE_ENV["database_password_file"]: password_file,
+        }
+
+    def postgres(self) -> list[ProcessSpec]:
+        db = self.database
+        if db is None:
+            return []
+        return [
+            ProcessSpec(
+                "postgres",
+                db.argv(),
+                db.port,
+                ready_path=None,
+                role="dependency",
+                ready_argv=db.ready_argv(),
+                user=database.SERVER_USER,
+                cwd=db.directory,
+            )
+        ]
 
     def redis(self) -> ProcessSpec:
         port = self.ports["redis"]
@@ -250,14 +308,16 @@ def plan(
     `process_names`)."""
     local = _Local(cfg, state, ports, python, options or DevOptions())
     services, workers = local.services()
-    processes = [local.redis(), *services, *workers, *local.monitoring()]
-    return DevPlan(processes, local.files(processes))
+    processes = [local.redis(), *local.postgres(), *services, *workers, *local.monitoring()]
+    return DevPlan(processes, local.files(processes), local.database)
 
 
 def process_names(cfg: PlatformConfig, options: DevOptions | None = None) -> list[str]:
     """The names `plan` needs a port for."""
     options = options or DevOptions()
     names = ["redis", "cost-engine", "manager", "prometheus", "alertmanager"]
+    if cfg.database_pools():
+        names.append("postgres")
     for w in runtime_workloads(cfg):
         if w.component == "agent-worker":
             names += _worker_names(w, options)

@@ -6,6 +6,10 @@ pool's Vault path (`database/creds/<role>`); a new one is read when two thirds o
 passed, so a connection never starts on a login Vault is about to revoke. Each login's session
 runs as the pool's group role, in the pool's schema (contracts/database.py): tables persist
 across logins and no other pool can read them.
+
+`agentops dev` has no Vault: it creates one fixed login per pool with the same statements and
+hands the worker `database_user` and `database_password_file` instead of the Vault path; the
+file is read for each new connection.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
+from pydantic import SecretStr
 
 from contracts.settings.worker import WorkerSettings
 from runtime.secrets import DatabaseLogin, SecretsClient
@@ -30,6 +36,18 @@ class DatabaseNotConfigured(RuntimeError):
     """The pool's settings name no database (`database.pools` does not list it)."""
 
 
+class _FixedLogin:
+    """The devstack's login: a user and its password file, read afresh for each connection."""
+
+    def __init__(self, user: str, password_file: Path) -> None:
+        self._user, self._file = user, password_file
+
+    def __call__(self, path: str) -> DatabaseLogin:
+        password = SecretStr(self._file.read_text().strip())
+        # Lease 0: never fresh, so the next connection reads the file again.
+        return DatabaseLogin(path, self._user, password, "", 0, datetime.now(UTC))
+
+
 class PoolDatabase:
     def __init__(
         self,
@@ -37,12 +55,13 @@ class PoolDatabase:
         logins: Callable[[str], DatabaseLogin],
         clock: Callable[[], datetime],
     ) -> None:
-        if settings.database_host is None or settings.database_credentials_path is None:
+        path = settings.database_credentials_path or settings.database_user
+        if settings.database_host is None or path is None:
             raise DatabaseNotConfigured(
                 f"pool {settings.agent_type} has no database: list it in agentops:database.pools"
             )
         self._settings = settings
-        self._path = settings.database_credentials_path
+        self._path = path
         self._logins = logins
         self._clock = clock
         self._login: DatabaseLogin | None = None
@@ -52,6 +71,9 @@ class PoolDatabase:
     def from_settings(
         cls, settings: WorkerSettings, secrets: SecretsClient | None = None
     ) -> PoolDatabase:
+        user, password_file = settings.database_user, settings.database_password_file
+        if user is not None and password_file is not None:
+            return cls(settings, _FixedLogin(user, password_file), lambda: datetime.now(UTC))
         client = secrets or SecretsClient.from_settings()
         return cls(settings, client.database_login, client.clock)
 

@@ -15,7 +15,7 @@ import httpx
 
 from infra.plan.stackfile import load_stack_config
 from ops.devstack.control import free_ports, read_state, start, stop
-from ops.devstack.layout import DevOptions, plan, process_names
+from ops.devstack.layout import REDIS_URL, DevOptions, plan, process_names
 from tests import waiting
 from tests.stacks import write_stack
 
@@ -36,6 +36,9 @@ def eventually(what: str, probe: Callable[[], T | None], timeout: float = 90) ->
 class LocalPlatform:
     state: Path
     record: dict[str, Any]
+    # The Redis every runtime service uses: the devstack's own redis-server unless the test
+    # gave another (a standalone server or a cluster of `tests.redis_backends`).
+    redis_url: str
 
     def url(self, name: str) -> str:
         port = next(p["port"] for p in self.record["processes"] if p["name"] == name)
@@ -120,8 +123,11 @@ def local_platform(
     stack: Callable[[dict[str, Any]], None] | None = None,
     pools: Sequence[dict[str, Any]] = (),
     pool_env: dict[str, dict[str, str]] | None = None,
+    redis_url: str | None = None,
     **worker_env: str,
 ) -> Iterator[LocalPlatform]:
+    """`redis_url`: run the services and workers on this Redis (e.g. `redis+cluster://…`)
+    instead of the devstack's redis-server, which then starts but holds nothing."""
     cfg = load_stack_config(e2e_stack(directory / "stack", cost, stack, pools), "local")
     options = DevOptions(
         workers_per_pool=workers,
@@ -142,9 +148,10 @@ def local_platform(
         }
     )
     # `env`: settings every runtime service gets (cost engine, manager, workers).
+    services_env = (env or {}) | ({REDIS_URL: redis_url} if redis_url else {})
     for process in dev.processes:
         if process.role in ("service", "worker"):
-            process.env.update(env or {})
+            process.env.update(services_env)
     # `pool_env`: settings of one pool's workers (agent type → variables).
     for agent_type, variables in (pool_env or {}).items():
         for process in dev.processes:
@@ -154,7 +161,7 @@ def local_platform(
     try:
         record = read_state(state)
         assert record is not None
-        yield LocalPlatform(state, record)
+        yield LocalPlatform(state, record, redis_url or dev.process("manager").env[REDIS_URL])
     finally:
         stop(state)
 

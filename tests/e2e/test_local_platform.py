@@ -1,5 +1,8 @@
 """The whole runtime end to end on one machine: real Redis, cost engine, manager, workers,
-Prometheus and Alertmanager, started by `agentops dev`'s own code from the local stack file."""
+Prometheus and Alertmanager, started by `agentops dev`'s own code from the local stack file.
+
+The tests taking the `redis` fixture run twice: on a standalone redis-server and on a real
+3-shard Redis Cluster (tests/redis_backends.py), every service and worker on that Redis."""
 
 from __future__ import annotations
 
@@ -12,20 +15,23 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-from redis.asyncio import Redis
 
 from contracts.settings.cost import price_book
 from contracts.telemetry import metrics as m
 from contracts.telemetry.alerts import EMERGENCY_ALERT
 from infra.plan.stackfile import load_stack_config
+from runtime.cost import keys as cost_keys
 from runtime.cost.ledger import Ledger
+from runtime.service.redis import connect_url
 from tests.e2e.platform import LocalPlatform, e2e_stack, eventually, local_platform
+from tests.redis_backends import Backend, backends
+
+redis = backends()
 
 
 def ledger_today(platform: LocalPlatform) -> tuple[int, Decimal, dict[str, Decimal]]:
     async def read() -> tuple[int, Decimal, dict[str, Decimal]]:
-        port = next(p["port"] for p in platform.record["processes"] if p["name"] == "redis")
-        client = Redis.from_url(f"redis://127.0.0.1:{port}/0")
+        client = connect_url(platform.redis_url)
         try:
             totals = await Ledger(client).totals("day", dt.datetime.now(dt.UTC))
         finally:
@@ -46,9 +52,9 @@ def expected_cost(directory: Path, records: list[dict[str, object]]) -> Decimal:
 
 
 def test_tasks_run_on_workers_usage_lands_once_and_prometheus_sees_the_series(
-    tmp_path: Path,
+    tmp_path: Path, redis: Backend
 ) -> None:
-    with local_platform(tmp_path, workers=2) as platform:
+    with local_platform(tmp_path, workers=2, redis_url=redis.url) as platform:
         ids = [
             platform.submit(payload={"prompt": f"task {i}"}).json()["task_id"] for i in range(30)
         ]
@@ -192,6 +198,62 @@ def test_a_team_over_its_budget_threshold_gets_the_downgraded_model(tmp_path: Pa
             "the downgrade series in Prometheus",
             lambda: (platform.scalar(f"sum({m.DOWNGRADES})") or 0) > 0,
         )
+
+
+GOVERNED_COST = {
+    "teamBudgets": {"broke": {"dailyUsd": "0.000001", "monthlyUsd": "1"}},
+    "rateLimits": {
+        "overall": {"requests": 100000, "tokens": 100000000, "costUsd": "1000"},
+        "teams": {"limited": {"requests": 2}},
+    },
+}
+
+
+def test_idempotent_submits_budget_and_limit_refusals_hold_on_this_redis(
+    tmp_path: Path, redis: Backend
+) -> None:
+    with local_platform(tmp_path, workers=2, cost=GOVERNED_COST, redis_url=redis.url) as platform:
+        first = [platform.submit(idempotency_key=f"key-{i}") for i in range(10)]
+        again = [platform.submit(idempotency_key=f"key-{i}") for i in range(10)]
+        ids = [r.json()["task_id"] for r in first]
+        assert {r.status_code for r in first + again} == {202}
+        assert [r.json()["task_id"] for r in again] == ids, "a retried submit is the same task"
+        assert [r.json()["duplicate"] for r in again] == [True] * 10
+        records = eventually("10 tasks finished", lambda: platform.finished(ids))
+        assert {r["status"] for r in records} == {"succeeded"}
+        assert {r["attempts"] for r in records} == {1}
+        calls, cost, _ = ledger_today(platform)
+        assert calls == 10, "one usage record per task, none for the duplicate submits"
+        assert cost == expected_cost(tmp_path, records)
+
+        # A team past its budget: the task fails before any work, and nothing is charged.
+        broke = platform.submit(team="broke").json()["task_id"]
+        (refused,) = eventually("the over-budget task", lambda: platform.finished([broke]))
+        assert refused["status"] == "failed"
+        assert refused["error"].startswith("budget exhausted: "), refused["error"]
+
+        # A team with 2 requests an hour: 2 tasks run, the third waits for the window.
+        limited = [platform.submit(team="limited").json()["task_id"] for _ in range(3)]
+        eventually(
+            "2 of the limited team's tasks done, the third refused by the limit",
+            lambda: (
+                (
+                    sum(platform.task(i)["status"] == "succeeded" for i in limited) == 2
+                    and f'scope="{cost_keys.team_scope("limited")}"' in _rate_limited(platform)
+                )
+                or None
+            ),
+        )
+        assert sum(platform.task(i)["status"] == "succeeded" for i in limited) == 2
+        calls, _, by_team = ledger_today(platform)
+        assert calls == 12, "10 + the limited team's 2; nothing for the refused ones"
+        assert "broke" not in by_team
+
+
+def _rate_limited(platform: LocalPlatform) -> str:
+    """The cost engine's rate-limited counter lines."""
+    text = httpx.get(f"{platform.url('cost-engine')}/metrics", timeout=10).text
+    return "\n".join(line for line in text.splitlines() if line.startswith(m.RATE_LIMITED))
 
 
 def test_e2e_stack_file_is_the_local_stack_with_room_for_tests(tmp_path: Path) -> None:

@@ -14,7 +14,13 @@ from contracts.config.errors import ConfigError
 from infra.plan.connectivity import go_tool, netpol_analysis
 from infra.platform.flows import flows
 from infra.platform.names import Namespace
-from tests.stacks import stack_values
+from tests.stacks import (
+    LOCAL_DATABASE_POOLS,
+    local_database,
+    run_plan,
+    stack_values,
+    write_stack,
+)
 
 POSTGRES = ("TCP", ports.POSTGRES)
 
@@ -70,3 +76,28 @@ def test_an_unknown_pool_is_refused_naming_the_key() -> None:
     values["database"]["pools"] = ["code-generator", "nope"]
     with pytest.raises(ConfigError, match=r"agentops:database\.pools\[1\].*nope"):
         load_from_mapping(values)
+
+
+def test_in_the_local_stack_only_the_listed_pools_and_vault_reach_the_server(
+    netpol: Path, tmp_path: Path
+) -> None:
+    """The local stack's in-cluster server: the analyzer admits exactly the table's flows into
+    its pod, from the pools `database.pools` lists and Vault, on 5432 only."""
+    config = {f"agentops:{k}": v for k, v in stack_values("local").items()}
+    local_database(config)
+    config["agentops:database"]["pools"] = [LOCAL_DATABASE_POOLS[0]]  # one allowed, one not
+    stack = write_stack(tmp_path / "stack", "local", lambda c: c.update(config))
+    proc = run_plan("local", tmp_path / "plan", stack)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cfg = load_from_mapping({k.split(":", 1)[1]: v for k, v in config.items()})
+    result = netpol_analysis(cfg, tmp_path / "plan" / "manifests", tmp_path / "work", netpol)
+    assert result.refused_flows == [] and result.unexpected == []
+    # The server's pod as the analyzer reads it (a stand-in pod with the StatefulSet's labels).
+    server = {f"{Namespace.PLATFORM.value}/{p}database" for p in ("", "standin-")}
+    into = {c.src: c.ports for c in result.connections if c.dst.rstrip("-0123456789") in server}
+    sources = {src.split("/")[1].removeprefix("standin-") for src in into}
+    assert any(s.startswith(f"agent-{LOCAL_DATABASE_POOLS[0]}") for s in sources), into
+    assert not any(s.startswith(f"agent-{LOCAL_DATABASE_POOLS[1]}") for s in sources), into
+    assert any(s.startswith("vault") for s in sources), into
+    assert all(s.startswith(("agent-", "vault")) for s in sources), into
+    assert all(ports == {POSTGRES} for ports in into.values()), into

@@ -54,7 +54,7 @@ def _database(**fields: Any) -> Callable[[dict[str, Any]], None]:
         (
             "local",
             lambda v: v.update(database={"enabled": True, "pools": ["code-generator"]}),
-            r"agentops:database\.enabled = True: the local stack has no RDS",
+            r"agentops:vault\.configure = False: the database's dynamic credentials",
         ),
     ],
     ids=[
@@ -67,7 +67,7 @@ def _database(**fields: Any) -> Callable[[dict[str, Any]], None]:
         "tiny-storage",
         "no-backups",
         "vault-unconfigured",
-        "local",
+        "local-vault-unconfigured",
     ],
 )
 def test_a_bad_database_value_names_its_key(

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import shutil
 import signal
-import subprocess
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -24,34 +22,18 @@ from runtime.manager import keys as k
 from runtime.service.redis import NotReplicated, Replication, connect_url
 from tests.runtime.manager.test_service import manager, submit, tokens  # noqa: F401
 from tests.runtime.processes import Tokens, running
-from tests.servers import RedisServer, redis_server
-from tests.waiting import eventually
+from tests.servers import RedisServer, redis_primary_and_replica
 
 NOW = dt.datetime.now(dt.UTC)
 ONE = Replication(replicas=1, timeout_ms=300)
 
 
-def _linked(replica: RedisServer) -> bool:
-    binary = shutil.which("redis-cli")
-    assert binary
-    info = subprocess.run(
-        [binary, "-p", str(replica.port), "INFO", "replication"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return "master_link_status:up" in info
-
-
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[tuple[RedisServer, RedisServer]]:
     """A primary and one replica of it, both real redis-servers on 127.0.0.1."""
-    with redis_server(tmp_path / "primary", appendfsync="always") as primary:
-        extra = ("--replicaof", "127.0.0.1", str(primary.port))
-        with redis_server(tmp_path / "replica", extra=extra) as replica:
-            eventually("replica linked", lambda: _linked(replica))
-            yield primary, replica
-            replica.process.send_signal(signal.SIGCONT)  # never leave it stopped
+    with redis_primary_and_replica(tmp_path, appendfsync="always") as (primary, replica):
+        yield primary, replica
+        replica.process.send_signal(signal.SIGCONT)  # never leave it stopped
 
 
 def test_a_submit_is_503_until_the_replica_confirms_and_the_retry_is_no_duplicate(
