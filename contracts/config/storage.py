@@ -15,10 +15,19 @@ from pydantic import Field, model_validator
 
 from contracts.config.base import ConfigModel, RuleViolation
 
-__all__ = ["BUCKET_NAME_MAX", "StorageConfig", "pool_bucket_name", "storage_hosts"]
+__all__ = [
+    "BUCKET_NAME_MAX",
+    "BUCKET_NAME_PATTERN",
+    "StorageConfig",
+    "pool_bucket_name",
+    "storage_hosts",
+]
 
 # S3's limit on a bucket name.
 BUCKET_NAME_MAX: Final = 63
+# A bucket name the worker can address virtual-hosted over TLS: S3's rule (3-63 lower-case
+# letters, digits, hyphens) without dots, which would not match S3's wildcard certificate.
+BUCKET_NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"
 
 
 def pool_bucket_name(bucket_prefix: str, environment: str, pool: str) -> str:

@@ -6,9 +6,11 @@ import os
 import socket
 from pathlib import Path
 
-from pydantic import AnyHttpUrl, Field, model_validator
+from pydantic import AnyHttpUrl, Field, FilePath, model_validator
 
 from contracts import ports
+from contracts.config.network import AWS_REGION
+from contracts.config.storage import BUCKET_NAME_PATTERN
 from contracts.settings.manager import AGENT_TYPE_PATTERN
 from contracts.settings.retry import RetryBackoffSettings
 from contracts.units import Share
@@ -83,7 +85,7 @@ class WorkerSettings(RetryBackoffSettings):
     usage_record_attempts: int = Field(default=5, ge=1, le=50)
     storage_bucket: str | None = Field(
         default=None,
-        max_length=63,
+        pattern=BUCKET_NAME_PATTERN,
         description=(
             "the pool's own S3 bucket, reached with its IRSA role, KMS-encrypted by default "
             "(none: no agent storage)"
@@ -115,6 +117,31 @@ class WorkerSettings(RetryBackoffSettings):
     database_password_file: Path | None = Field(
         default=None, description="file holding the password of `database_user`"
     )
+    storage_region: str | None = Field(
+        default=None,
+        pattern=f"^{AWS_REGION}$",
+        description="the bucket's region: the client calls <bucket>.s3.<region>.amazonaws.com",
+    )
+    storage_endpoint_url: AnyHttpUrl | None = Field(
+        default=None,
+        description=(
+            "one endpoint for S3 (path-style) and STS instead of the bucket's regional hosts "
+            "(a test's S3 server)"
+        ),
+    )
+    storage_ca_file: FilePath | None = Field(
+        default=None,
+        description="CA bundle the S3 and STS endpoints are verified with (none: the system's)",
+    )
+    artifact_threshold_bytes: int = Field(
+        default=64 * 1024,
+        ge=1,
+        le=100 * 1024 * 1024,
+        description=(
+            "a task output larger than this (as JSON) is stored in the bucket as an artifact "
+            "and the result carries its key"
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_cost_path(self) -> WorkerSettings:
@@ -132,5 +159,20 @@ class WorkerSettings(RetryBackoffSettings):
             raise ValueError(
                 "set at most one of AGENTOPS_DATABASE_CREDENTIALS_PATH (Vault leases) and "
                 "AGENTOPS_DATABASE_USER (a fixed login)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _storage_region_with_bucket(self) -> WorkerSettings:
+        if self.storage_bucket is not None and self.storage_region is None:
+            raise ValueError(
+                "AGENTOPS_STORAGE_REGION is required with AGENTOPS_STORAGE_BUCKET "
+                "(the bucket's region, e.g. eu-west-1)"
+            )
+        endpoint = self.storage_endpoint_url
+        if endpoint is not None and endpoint.scheme != "https":
+            raise ValueError(
+                f"AGENTOPS_STORAGE_ENDPOINT_URL must be https:// (got {endpoint.scheme}://): "
+                "the pools' buckets refuse every request without TLS"
             )
         return self

@@ -373,8 +373,9 @@ def _pool_workload(
     if pool.model is not None:
         values["model"] = pool.model
     bucket = cfg.pool_bucket(pool.name)
-    if bucket is not None:
+    if bucket is not None and cfg.network is not None:
         values["storage_bucket"] = bucket
+        values["storage_region"] = cfg.network.region
     if pool.name in cfg.database_pools():
         values["database_host"] = _service_host(DATABASE_SERVICE, database_namespace(cfg))
         values["database_name"] = cfg.database.name

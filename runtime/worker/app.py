@@ -27,7 +27,7 @@ from runtime.service.tracing import setup_tracing
 from runtime.worker.handlers.base import Handler, load_handler
 from runtime.worker.manager_client import ManagerClient
 from runtime.worker.metrics import WorkerMetrics
-from runtime.worker.runner import CostGate, Worker
+from runtime.worker.runner import ArtifactKeeper, CostGate, Worker
 
 __all__ = ["create_worker_app"]
 
@@ -56,7 +56,14 @@ def create_worker_app(settings: WorkerSettings) -> FastAPI:
             from runtime.worker.cost_local import LocalCost
 
             cost = LocalCost(settings, redis, CostMetrics(metrics.registry))
-        worker = holder["worker"] = Worker(settings, redis, manager, handler, metrics, cost)
+        artifacts: ArtifactKeeper | None = None
+        if settings.storage_bucket is not None:
+            from runtime.worker.artifacts import ArtifactStore
+
+            artifacts = ArtifactStore(settings)
+        worker = holder["worker"] = Worker(
+            settings, redis, manager, handler, metrics, cost, artifacts
+        )
         stop = asyncio.Event()
         beats = asyncio.create_task(worker.heartbeats(stop), name="heartbeats")
         membership = asyncio.create_task(worker.register(stop), name="register")
@@ -74,6 +81,8 @@ def create_worker_app(settings: WorkerSettings) -> FastAPI:
             await manager.aclose()
             if cost is not None:
                 await cost.aclose()
+            if artifacts is not None:
+                await artifacts.aclose()
             await redis.aclose()
 
     async def ready() -> Mapping[str, tuple[bool, Any]]:

@@ -17,10 +17,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
 import httpx
 from opentelemetry.trace import SpanKind
+from pydantic import JsonValue
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -40,7 +41,7 @@ from runtime.worker.manager_client import ManagerClient, ManagerRefused
 from runtime.worker.metrics import WorkerMetrics
 from runtime.worker.tools import ToolCall, ToolGate
 
-__all__ = ["CostGate", "Outcome", "Worker", "task_usage"]
+__all__ = ["ArtifactKeeper", "CostGate", "Outcome", "Worker", "task_usage"]
 
 log = logging.getLogger("agentops.worker")
 _tracer = tracer("agentops.worker")
@@ -180,6 +181,14 @@ def _failed(
     )
 
 
+class ArtifactKeeper(Protocol):
+    """Large outputs into the pool's bucket (runtime.worker.artifacts)."""
+
+    async def keep(self, output: JsonValue, team: str, task_id: str, attempt: int) -> JsonValue: ...
+
+    async def aclose(self) -> None: ...
+
+
 class Worker:
     def __init__(
         self,
@@ -189,6 +198,7 @@ class Worker:
         handler: Handler,
         metrics: WorkerMetrics,
         cost: CostGate | None = None,
+        artifacts: ArtifactKeeper | None = None,
     ) -> None:
         self.settings = settings
         self.redis = redis
@@ -198,6 +208,7 @@ class Worker:
         self.handler = handler
         self.metrics = metrics
         self.cost = cost
+        self.artifacts = artifacts
         self.registered = asyncio.Event()
         self.draining = False
         self._room = asyncio.Event()  # set whenever a running task ends
@@ -404,11 +415,28 @@ class Worker:
         except Exception as err:
             # What the calls made before the failure spent is charged all the same.
             outcome = _failed(task, s.task_timeout_s, err, model, calls)
+        outcome = await self._keep_artifact(task, outcome)
         self.metrics.duration.labels(s.agent_type).observe(time.perf_counter() - started)
         for u in outcome.usage:
             self.metrics.tokens.labels(s.agent_type, u.model, "input").inc(u.input_tokens)
             self.metrics.tokens.labels(s.agent_type, u.model, "output").inc(u.output_tokens)
         return outcome
+
+    async def _keep_artifact(self, task: TaskRecord, outcome: Outcome) -> Outcome:
+        """A large output goes to the pool's bucket; the result names the object instead. If
+        S3 does not answer the task comes back (its usage charged); if it refuses, it fails."""
+        if self.artifacts is None or outcome.error is not None or outcome.retry_reason:
+            return outcome
+        try:
+            with _tracer.start_as_current_span("artifact", kind=SpanKind.CLIENT):
+                kept = await self.artifacts.keep(
+                    cast(JsonValue, outcome.output), task.team, task.task_id, task.attempts
+                )
+        except DependencyUnavailable as err:
+            return replace(outcome, output=None, retry_reason=f"{err}", outage=True)
+        except TaskFailed as err:
+            return replace(outcome, output=None, error=str(err))
+        return replace(outcome, output=_with_model(kept, outcome.model))
 
     def _tool_gate(self, task: TaskRecord) -> ToolGate | None:
         """The team's hourly tool-call limit, asked before a call leaves (none: no engine)."""
