@@ -297,21 +297,12 @@ class Database(pulumi.ComponentResource):
             tags=tags(f"{name}-subnets"),
             opts=child,
         )
-        clients = aws.ec2.SecurityGroup(
-            f"{name}-clients",
-            vpc_id=placement.vpc_id,
-            description="PostgreSQL from the EKS nodes only",
-            ingress=[
-                aws.ec2.SecurityGroupIngressArgs(
-                    protocol="tcp",
-                    from_port=ports.POSTGRES,
-                    to_port=ports.POSTGRES,
-                    security_groups=[placement.node_security_group_id],
-                    description="EKS nodes (the pools and Vault)",
-                )
-            ],
-            tags=tags(f"{name}-clients"),
-            opts=child,
+        clients = placement.nodes_only(
+            name,
+            ports.POSTGRES,
+            "PostgreSQL from the EKS nodes only",
+            "EKS nodes (the pools and Vault)",
+            self,
         )
         major = db.engine_version.split(".")[0]
         parameters = aws.rds.ParameterGroup(

@@ -39,6 +39,27 @@ class AwsPlacement:
     node_security_group_id: pulumi.Input[str]
     tagging: Tagging
 
+    def nodes_only(
+        self, name: str, port: int, description: str, nodes: str, parent: pulumi.Resource
+    ) -> aws.ec2.SecurityGroup:
+        """A security group `<name>-clients` admitting `port` from the EKS nodes only."""
+        return aws.ec2.SecurityGroup(
+            f"{name}-clients",
+            vpc_id=self.vpc_id,
+            description=description,
+            ingress=[
+                aws.ec2.SecurityGroupIngressArgs(
+                    protocol="tcp",
+                    from_port=port,
+                    to_port=port,
+                    security_groups=[self.node_security_group_id],
+                    description=nodes,
+                )
+            ],
+            tags=self.tagging(f"{name}-clients"),
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+
 
 @dataclass(frozen=True)
 class RedisArgs:
@@ -159,21 +180,8 @@ class Redis(pulumi.ComponentResource):
             tags=tags(f"{name}-subnets"),
             opts=child,
         )
-        group = aws.ec2.SecurityGroup(
-            f"{name}-clients",
-            vpc_id=placement.vpc_id,
-            description="Redis from the EKS nodes only",
-            ingress=[
-                aws.ec2.SecurityGroupIngressArgs(
-                    protocol="tcp",
-                    from_port=ports.REDIS,
-                    to_port=ports.REDIS,
-                    security_groups=[placement.node_security_group_id],
-                    description="EKS nodes",
-                )
-            ],
-            tags=tags(f"{name}-clients"),
-            opts=child,
+        group = placement.nodes_only(
+            name, ports.REDIS, "Redis from the EKS nodes only", "EKS nodes", self
         )
         key = rotating_key(
             f"{name}-at-rest",
