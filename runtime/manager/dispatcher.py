@@ -60,7 +60,8 @@ class Dispatcher:
         self._seq = itertools.count()
         self._agents: list[AgentRecord] = []
         self._synced_at = 0.0
-        self.wake = asyncio.Event()
+        self.wake = asyncio.Event()  # for the assigner: room, an agent or a task to assign
+        self._unheld = asyncio.Event()  # for the taker: held tasks were assigned
 
     # -- registry mirror -----------------------------------------------------------------
     async def sync(self) -> list[AgentRecord]:
@@ -84,31 +85,58 @@ class Dispatcher:
         return free
 
     # -- dispatch ------------------------------------------------------------------------
-    def _hold(self, taken: Taken, agent_type: str) -> None:
+    def _hold(self, taken: Taken, agent_type: str) -> int:
+        """Hold a taken task for assignment: 1, or 0 when it is held already."""
         if taken.entry_id in self._held_ids:
-            return
+            return 0
         self._held_ids.add(taken.entry_id)
         priority = k.priority_of(taken.stream)
         heapq.heappush(self._held[agent_type], (-int(priority), next(self._seq), taken))
+        return 1
 
-    async def dispatch_once(self, block_ms: int | None) -> int:
-        """Take what the agents have room for and assign it; the number assigned."""
+    async def take_once(self, block_ms: int | None) -> int:
+        """Take ahead: keep up to one batch of ready tasks per type held (taken, not yet
+        assigned), so that a completion is answered by an assignment alone, never by a take
+        and then an assignment. Waits up to `block_ms` for new tasks, or, with a full batch
+        held, for the assigner to make room. The number newly held.
+
+        Held tasks stay safe: they are pending under this consumer in their ready stream; a
+        restart takes them back (`held_by`), another replica after the visibility timeout
+        (`reclaim_ready`). A task of higher priority submitted meanwhile joins them with the
+        next take and goes first."""
+        self._unheld.clear()  # whatever frees room from here on ends the wait below
+        batch = self.settings.dispatch_batch
+        wants = {
+            t: batch - len(self._held[t])
+            for t in self.free_capacity()
+            if batch - len(self._held[t]) > 0
+        }
+        if not wants:
+            if block_ms:
+                await _wait(self._unheld, block_ms / 1000)
+            return 0
+        held = 0
+        for taken in await self.queue.take_ready(wants, self.consumer, block_ms):
+            held += self._hold(taken, k.type_of_ready(taken.stream))
+        if held:
+            self.wake.set()
+        return held
+
+    async def assign_once(self, wait_s: float | None) -> int:
+        """Assign held tasks to agents with room; with none assigned, wait up to `wait_s` for
+        a completion, a new task held or a new agent. The number assigned."""
+        self.wake.clear()  # whatever wakes us from here on ends the wait below
         if time.monotonic() - self._synced_at > self.settings.registry_sync_s:
             await self.sync()
-        free = self.free_capacity()
-        wants = {
-            t: min(self.settings.dispatch_batch, room - len(self._held[t]))
-            for t, room in free.items()
-            if room - len(self._held[t]) > 0
-        }
-        if wants:
-            for taken in await self.queue.take_ready(wants, self.consumer, block_ms):
-                self._hold(taken, k.type_of_ready(taken.stream))
-        elif block_ms:
-            # No room anywhere: wait for a completion or a new agent, not a busy loop.
-            await _wait(self.wake, block_ms / 1000)
-            self.wake.clear()
-        return await self._assign_held()
+        assigned = await self._assign_held()
+        if not assigned and wait_s:
+            await _wait(self.wake, wait_s)
+        return assigned
+
+    async def dispatch_once(self, block_ms: int | None) -> int:
+        """One take, then one assignment (the two loops of `run_dispatch` in one step)."""
+        await self.take_once(block_ms)
+        return await self.assign_once(None)
 
     async def _assign_held(self) -> int:
         pairs: list[tuple[Taken, str]] = []
@@ -136,6 +164,7 @@ class Dispatcher:
                 self._held_ids.discard(taken.entry_id)
                 self._hold(taken, k.type_of_ready(taken.stream))
             raise
+        self._unheld.set()  # the taker may hold more
         assigned = 0
         for (taken, agent_id), outcome in zip(pairs, outcomes, strict=True):
             if outcome is Assignment.ASSIGNED:
@@ -157,7 +186,12 @@ class Dispatcher:
         # A restarted replica first takes back what it held before it went down.
         for taken in await self.queue.held_by(self.consumer, self.settings.agent_types):
             self._hold(taken, k.type_of_ready(taken.stream))
-        await _forever(stop, lambda: self.dispatch_once(block_ms=100), "dispatch")
+        # Two loops: the taker blocks on the ready streams while the assigner answers each
+        # completion at once from what is held.
+        await asyncio.gather(
+            _forever(stop, lambda: self.take_once(block_ms=100), "take"),
+            _forever(stop, lambda: self.assign_once(wait_s=0.1), "dispatch"),
+        )
 
     # -- task events ---------------------------------------------------------------------
     async def follow_events(self, stop: asyncio.Event) -> None:
@@ -251,7 +285,8 @@ class Dispatcher:
             for taken in await self.queue.reclaim_ready(
                 agent_type, self.consumer, s.visibility_timeout_s
             ):
-                self._hold(taken, agent_type)
+                if self._hold(taken, agent_type):
+                    self.wake.set()
         queued = {t: await self.queue.queued(t) for t in s.agent_types}
         self.metrics.registry_view(s.agent_types, agents, queued)
         self.metrics.dead_letters.set(await self.queue.dead_letters())

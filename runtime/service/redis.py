@@ -23,6 +23,7 @@ from redis.exceptions import (
     ClusterDownError,
     MasterDownError,
     MovedError,
+    NoScriptError,
     OutOfMemoryError,
     ReadOnlyError,
     RedisClusterException,
@@ -299,10 +300,23 @@ async def run_script_batch(
             cluster_pipe.eval(script.script, len(ks), *ks, *a)
         async with _topology_errors_transient():
             return list(await cluster_pipe.execute())
+    # EVALSHA straight into the pipeline: `script(client=pipe)` makes redis-py ask SCRIPT
+    # EXISTS before every pipeline, one more round trip per batch. A server that lost its
+    # scripts (restarted, failed over, flushed) refuses a call with NOSCRIPT without running
+    # it: those calls, and only those, go again once the script is loaded.
     pipe = redis.pipeline(transaction=False)
     for ks, a in calls:
-        await script(keys=list(ks), args=list(a), client=pipe)
-    return list(await pipe.execute())
+        pipe.evalsha(script.sha, len(ks), *ks, *a)
+    results = list(await pipe.execute(raise_on_error=False))
+    unloaded = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+    if unloaded:
+        await redis.script_load(script.script)
+        again = await run_script_batch(redis, script, [calls[i] for i in unloaded])
+        for i, result in zip(unloaded, again, strict=True):
+            results[i] = result
+    if failed := next((r for r in results if isinstance(r, Exception)), None):
+        raise failed
+    return results
 
 
 class ScriptBatch:
