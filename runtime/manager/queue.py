@@ -89,7 +89,9 @@ class TaskQueue:
         # confirm them; with replicas each is written and WAITed for on its own.
         self._submit_batch = rd.ScriptBatch(redis, self._submit)
         self._assign = redis.register_script(scripts.ASSIGN)
+        self._assign_many = redis.register_script(scripts.ASSIGN_MANY)
         self._start = redis.register_script(scripts.START)
+        self._start_many = redis.register_script(scripts.START_MANY)
         self._finish = redis.register_script(scripts.FINISH)
         self._complete = redis.register_script(scripts.COMPLETE)
         # Workers end many attempts at once: their acknowledgements share round trips.
@@ -243,20 +245,19 @@ class TaskQueue:
 
     # -- work (agent) ---------------------------------------------------------------------
     async def assign_many(self, pairs: Sequence[tuple[Taken, str]]) -> list[Assignment]:
-        """`assign` for a batch in one round trip."""
+        """`assign` for a batch in one script (one round trip; each agent's entries land in
+        its inbox together)."""
+        if not pairs:
+            return []
         for _, agent_id in pairs:
             await self._group(k.inbox(agent_id), k.WORKER_GROUP)
-        now = repr(time.time())
-        calls = [
-            (
-                [taken.stream, k.inbox(agent_id), k.task_key(taken.task_id), k.agent_key(agent_id)],
-                [k.DISPATCH_GROUP, taken.entry_id, taken.task_id, agent_id, now],
-            )
-            for taken, agent_id in pairs
-        ]
-        return [
-            Assignment(int(r)) for r in await rd.run_script_batch(self.redis, self._assign, calls)
-        ]
+        keys: list[Any] = []
+        args: list[Any] = [k.DISPATCH_GROUP, repr(time.time())]
+        for taken, agent_id in pairs:
+            keys += [taken.stream, k.inbox(agent_id), k.task_key(taken.task_id)]
+            keys.append(k.agent_key(agent_id))
+            args += [taken.entry_id, taken.task_id, agent_id]
+        return [Assignment(int(r)) for r in await self._assign_many(keys=keys, args=args)]
 
     async def read_inbox(
         self, agent_id: str, count: int, block_ms: int | None = None
@@ -284,20 +285,17 @@ class TaskQueue:
         return _started(reply)
 
     async def start_many(self, entries: Sequence[Taken], agent_id: str) -> list[TaskRecord | None]:
-        """`start` for a batch of inbox entries in one round trip."""
-        now = repr(time.time())
-        calls = [
-            (
-                [
-                    k.task_key(e.task_id),
-                    k.queued_counter(e.agent_type or await self._type_of(e.task_id)),
-                    k.EVENTS,
-                ],
-                [agent_id, now, self.events_cap],
-            )
-            for e in entries
-        ]
-        return [_started(r) for r in await rd.run_script_batch(self.redis, self._start, calls)]
+        """`start` for a batch of inbox entries in one script (one round trip)."""
+        if not entries:
+            return []
+        keys: list[Any] = [k.EVENTS]
+        for e in entries:
+            agent_type = e.agent_type or await self._type_of(e.task_id)
+            keys += [k.task_key(e.task_id), k.queued_counter(agent_type)]
+        reply = await self._start_many(
+            keys=keys, args=[agent_id, repr(time.time()), self.events_cap]
+        )
+        return [_started(r) for r in reply]
 
     async def touch(self, agent_id: str, entries: list[str]) -> None:
         """Reset the idle time of entries still being worked on: they are not abandoned."""

@@ -10,6 +10,7 @@ from typing import Final
 
 __all__ = [
     "ASSIGN",
+    "ASSIGN_MANY",
     "COMPLETE",
     "DISCARD",
     "FINISH",
@@ -17,6 +18,7 @@ __all__ = [
     "PROMOTE",
     "REQUEUE",
     "START",
+    "START_MANY",
     "SUBMIT",
 ]
 
@@ -39,35 +41,78 @@ return {'created', ARGV[1]}
 # Every script that moves a task also keeps the agent's load (tasks it holds) and appends an
 # event the managers turn into metrics; an agent hash that is gone (deregistered) is left alone.
 
+# One assignment: ready, inbox, task and agent keys; group, entry, task id, agent id, now.
+_ASSIGN_FN: Final = """
+local function assign(ready, inbox, task, agent, group, entry, task_id, agent_id, now)
+  if redis.call('HGET', agent, 'draining') ~= '0' then return -1 end
+  if redis.call('XACK', ready, group, entry) == 0 then return 0 end
+  redis.call('XDEL', ready, entry)
+  -- The type travels with the entry: the agent needs no lookup to start it.
+  redis.call('XADD', inbox, '*', 'task', task_id, 'type', redis.call('HGET', task, 'agent_type'))
+  redis.call('HSET', task, 'status', 'assigned', 'agent', agent_id, 'assigned_at', now)
+  redis.call('HINCRBY', agent, 'load', 1)
+  return 1
+end
+"""
+
 # KEYS: ready, inbox, task, agent   ARGV: group, entry, task id, agent id, now
-ASSIGN: Final = """
-if redis.call('HGET', KEYS[4], 'draining') ~= '0' then return -1 end
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('XDEL', KEYS[1], ARGV[2])
--- The type travels with the entry: the agent needs no lookup to start it.
-redis.call('XADD', KEYS[2], '*', 'task', ARGV[3], 'type', redis.call('HGET', KEYS[3], 'agent_type'))
-redis.call('HSET', KEYS[3], 'status', 'assigned', 'agent', ARGV[4], 'assigned_at', ARGV[5])
-redis.call('HINCRBY', KEYS[4], 'load', 1)
-return 1
+ASSIGN: Final = (
+    _ASSIGN_FN + "return assign(KEYS[1], KEYS[2], KEYS[3], KEYS[4], "
+    "ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])"
+)
+
+# A batch in one script: its entries land in each inbox together, so an agent blocked on its
+# inbox wakes once for all of them, not for the first alone.
+# KEYS: ready, inbox, task, agent per assignment
+# ARGV: group, now, then entry, task id, agent id per assignment → the outcomes, in order
+ASSIGN_MANY: Final = (
+    _ASSIGN_FN
+    + """
+local outcomes = {}
+for i = 0, #KEYS / 4 - 1 do
+  local k, a = i * 4, 2 + i * 3
+  outcomes[i + 1] = assign(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], ARGV[1],
+                           ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[2])
+end
+return outcomes
+"""
+)
+
+# One start: the task's hash, or 0 when it is no longer this agent's.
+_START_FN: Final = """
+local function start(task, queued, events, agent_id, now, cap)
+  if redis.call('HGET', task, 'status') ~= 'assigned' then return 0 end
+  if redis.call('HGET', task, 'agent') ~= agent_id then return 0 end
+  redis.call('HSET', task, 'status', 'running', 'started_at', now)
+  -- An attempt that finished (its outcome is stored) and lost only its acknowledgement is
+  -- finished by this delivery, not run again: no new attempt.
+  if redis.call('HEXISTS', task, 'outcome') == 0 then
+    redis.call('HINCRBY', task, 'attempts', 1)
+  end
+  redis.call('DECR', queued)
+  local submitted = tonumber(redis.call('HGET', task, 'submitted_at'))
+  redis.call('XADD', events, 'MAXLEN', '~', cap, '*', 'kind', 'started',
+             'type', redis.call('HGET', task, 'agent_type'),
+             'wait', tostring(tonumber(now) - submitted))
+  return redis.call('HGETALL', task)
+end
 """
 
 # KEYS: task, queued, events   ARGV: agent id, now, events cap → the task's hash, or 0
-START: Final = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'assigned' then return 0 end
-if redis.call('HGET', KEYS[1], 'agent') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[2])
--- An attempt that finished (its outcome is stored) and lost only its acknowledgement is
--- finished by this delivery, not run again: no new attempt.
-if redis.call('HEXISTS', KEYS[1], 'outcome') == 0 then
-  redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+START: Final = _START_FN + "return start(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])"
+
+# KEYS: events, then task and queued per entry   ARGV: agent id, now, events cap → per entry,
+# in order, what START answers
+START_MANY: Final = (
+    _START_FN
+    + """
+local started = {}
+for i = 1, (#KEYS - 1) / 2 do
+  started[i] = start(KEYS[2 * i], KEYS[2 * i + 1], KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 end
-redis.call('DECR', KEYS[2])
-local submitted = tonumber(redis.call('HGET', KEYS[1], 'submitted_at'))
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'kind', 'started',
-           'type', redis.call('HGET', KEYS[1], 'agent_type'),
-           'wait', tostring(tonumber(ARGV[2]) - submitted))
-return redis.call('HGETALL', KEYS[1])
+return started
 """
+)
 
 # The attempt is still this agent's: the task runs here under that attempt (the scripts that
 # end an attempt set `task`, `agent` and `attempt` first).

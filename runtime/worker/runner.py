@@ -394,14 +394,13 @@ class Worker:
                     model = await self.cost.choose_model(task, s.model)
                 calls.reserved = 1
             with _tracer.start_as_current_span("handler", attributes={"model": model or ""}):
-                result = await asyncio.wait_for(
-                    self.handler(
+                # In this asyncio task (no task of its own per handler, as wait_for makes).
+                async with asyncio.timeout(s.task_timeout_s):
+                    result = await self.handler(
                         _context(
                             task, model, self._tool_observer(task), self._tool_gate(task), calls
                         )
-                    ),
-                    s.task_timeout_s,
-                )
+                    )
             output = _with_model(result.output, model)
             problem = _unstorable(output)
             outcome = Outcome(
