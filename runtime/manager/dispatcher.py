@@ -60,11 +60,17 @@ class Dispatcher:
         self._seq = itertools.count()
         self._agents: list[AgentRecord] = []
         self._synced_at = 0.0
-        self.wake = asyncio.Event()  # for the assigner: room, an agent or a task to assign
-        self._unheld = asyncio.Event()  # for the taker: held tasks were assigned
+        # One per agent type: its dispatch loop waits on it while its agents have no room.
+        self._wakes = {t: asyncio.Event() for t in settings.agent_types}
 
     # -- registry mirror -----------------------------------------------------------------
+    def wake(self) -> None:
+        """Room may have come (a completion, an agent): every type's loop looks again."""
+        for event in self._wakes.values():
+            event.set()
+
     async def sync(self) -> list[AgentRecord]:
+        self._synced_at = time.monotonic()  # the other types' loops need not sync meanwhile
         agents = await self.registry.snapshot()
         known = {a.profile.agent_id for a in agents}
         for agent in agents:
@@ -94,63 +100,51 @@ class Dispatcher:
         heapq.heappush(self._held[agent_type], (-int(priority), next(self._seq), taken))
         return 1
 
-    async def take_once(self, block_ms: int | None) -> int:
-        """Take ahead: keep up to one batch of ready tasks per type held (taken, not yet
-        assigned), so that a completion is answered by an assignment alone, never by a take
-        and then an assignment. Waits up to `block_ms` for new tasks, or, with a full batch
-        held, for the assigner to make room. The number newly held.
+    async def dispatch_once(self, agent_type: str, block_ms: int | None) -> int:
+        """Assign this type's held tasks to agents with room, then take ahead: keep up to one
+        batch held (taken, not yet assigned), so that a completion is answered by an
+        assignment alone, not by a take and then an assignment. The number assigned.
+
+        Each agent type has its own loop: a loop blocked on its type's empty streams does not
+        keep another type's freed room waiting (a completion wakes that type's loop at once).
+        With tasks held, the loop never blocks on a read: it waits for room (a wake).
 
         Held tasks stay safe: they are pending under this consumer in their ready stream; a
         restart takes them back (`held_by`), another replica after the visibility timeout
-        (`reclaim_ready`). A task of higher priority submitted meanwhile joins them with the
-        next take and goes first."""
-        self._unheld.clear()  # whatever frees room from here on ends the wait below
-        batch = self.settings.dispatch_batch
-        wants = {
-            t: batch - len(self._held[t])
-            for t in self.free_capacity()
-            if batch - len(self._held[t]) > 0
-        }
-        if not wants:
-            if block_ms:
-                await _wait(self._unheld, block_ms / 1000)
-            return 0
-        held = 0
-        for taken in await self.queue.take_ready(wants, self.consumer, block_ms):
-            held += self._hold(taken, k.type_of_ready(taken.stream))
-        if held:
-            self.wake.set()
-        return held
-
-    async def assign_once(self, wait_s: float | None) -> int:
-        """Assign held tasks to agents with room; with none assigned, wait up to `wait_s` for
-        a completion, a new task held or a new agent. The number assigned."""
-        self.wake.clear()  # whatever wakes us from here on ends the wait below
+        (`reclaim_ready`). They go highest priority first, then oldest; a task of higher
+        priority submitted meanwhile joins them with the take after the next assignment.
+        """
+        wake = self._wakes[agent_type]
+        wake.clear()  # whatever wakes this loop from here on ends the wait below
         if time.monotonic() - self._synced_at > self.settings.registry_sync_s:
             await self.sync()
-        assigned = await self._assign_held()
-        if not assigned and wait_s:
-            await _wait(self.wake, wait_s)
+        assigned = await self._assign_held(agent_type)
+        held = self._held[agent_type]
+        want = self.settings.dispatch_batch - len(held)
+        taking = want > 0 and agent_type in self.free_capacity()
+        taken = 0
+        if taking:
+            block = None if held else block_ms
+            for found in await self.queue.take_ready({agent_type: want}, self.consumer, block):
+                taken += self._hold(found, agent_type)
+        if block_ms and not assigned and not taken and (held or not taking):
+            # Nothing to do until a completion, a new agent or a sync: no busy loop.
+            await _wait(wake, block_ms / 1000)
         return assigned
 
-    async def dispatch_once(self, block_ms: int | None) -> int:
-        """One take, then one assignment (the two loops of `run_dispatch` in one step)."""
-        await self.take_once(block_ms)
-        return await self.assign_once(None)
-
-    async def _assign_held(self) -> int:
+    async def _assign_held(self, agent_type: str) -> int:
         pairs: list[tuple[Taken, str]] = []
-        for agent_type, heap in self._held.items():
-            while heap:
-                _, _, taken = heap[0]
-                agent = self.balancer.select(
-                    TaskRequest(agent_type, taken.request_type, taken.complexity)
-                )
-                if agent is None:
-                    break
-                heapq.heappop(heap)
-                self.balancer.on_dispatch(agent.agent_id)
-                pairs.append((taken, agent.agent_id))
+        heap = self._held[agent_type]
+        while heap:
+            _, _, taken = heap[0]
+            agent = self.balancer.select(
+                TaskRequest(agent_type, taken.request_type, taken.complexity)
+            )
+            if agent is None:
+                break
+            heapq.heappop(heap)
+            self.balancer.on_dispatch(agent.agent_id)
+            pairs.append((taken, agent.agent_id))
         if not pairs:
             return 0
         try:
@@ -164,7 +158,6 @@ class Dispatcher:
                 self._held_ids.discard(taken.entry_id)
                 self._hold(taken, k.type_of_ready(taken.stream))
             raise
-        self._unheld.set()  # the taker may hold more
         assigned = 0
         for (taken, agent_id), outcome in zip(pairs, outcomes, strict=True):
             if outcome is Assignment.ASSIGNED:
@@ -186,12 +179,10 @@ class Dispatcher:
         # A restarted replica first takes back what it held before it went down.
         for taken in await self.queue.held_by(self.consumer, self.settings.agent_types):
             self._hold(taken, k.type_of_ready(taken.stream))
-        # Two loops: the taker blocks on the ready streams while the assigner answers each
-        # completion at once from what is held.
-        await asyncio.gather(
-            _forever(stop, lambda: self.take_once(block_ms=100), "take"),
-            _forever(stop, lambda: self.assign_once(wait_s=0.1), "dispatch"),
-        )
+        await asyncio.gather(*(self._dispatch_loop(stop, t) for t in self.settings.agent_types))
+
+    async def _dispatch_loop(self, stop: asyncio.Event, agent_type: str) -> None:
+        await _forever(stop, lambda: self.dispatch_once(agent_type, 100), f"dispatch {agent_type}")
 
     # -- task events ---------------------------------------------------------------------
     async def follow_events(self, stop: asyncio.Event) -> None:
@@ -221,7 +212,7 @@ class Dispatcher:
                     last = rd.text(entry_id)
                     self._balance_on(rd.decoded(fields))
             if reply:
-                self.wake.set()
+                self.wake()
             for _, entries in share or []:
                 for entry_id, fields in entries:
                     counted.append(entry_id)
@@ -285,8 +276,8 @@ class Dispatcher:
             for taken in await self.queue.reclaim_ready(
                 agent_type, self.consumer, s.visibility_timeout_s
             ):
-                if self._hold(taken, agent_type):
-                    self.wake.set()
+                self._hold(taken, agent_type)
+                self._wakes[agent_type].set()
         queued = {t: await self.queue.queued(t) for t in s.agent_types}
         self.metrics.registry_view(s.agent_types, agents, queued)
         self.metrics.dead_letters.set(await self.queue.dead_letters())
