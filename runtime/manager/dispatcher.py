@@ -101,18 +101,14 @@ class Dispatcher:
         return 1
 
     async def dispatch_once(self, agent_type: str, block_ms: int | None) -> int:
-        """Assign this type's held tasks to agents with room, then take ahead: keep up to one
-        batch held (taken, not yet assigned), so that a completion is answered by an
-        assignment alone, not by a take and then an assignment. The number assigned.
+        """Assign this type's held tasks to agents with room, then take what room is left
+        (at most a batch); the number assigned.
 
         Each agent type has its own loop: a loop blocked on its type's empty streams does not
         keep another type's freed room waiting (a completion wakes that type's loop at once).
-        With tasks held, the loop never blocks on a read: it waits for room (a wake).
-
-        Held tasks stay safe: they are pending under this consumer in their ready stream; a
-        restart takes them back (`held_by`), another replica after the visibility timeout
-        (`reclaim_ready`). They go highest priority first, then oldest; a task of higher
-        priority submitted meanwhile joins them with the take after the next assignment.
+        With tasks held it never blocks on a read: it waits for room (a wake). Only what there
+        is room for is taken, so a task of higher priority submitted while the agents are busy
+        is taken with the next room and goes before the older tasks of lower priority.
         """
         wake = self._wakes[agent_type]
         wake.clear()  # whatever wakes this loop from here on ends the wait below
@@ -120,14 +116,14 @@ class Dispatcher:
             await self.sync()
         assigned = await self._assign_held(agent_type)
         held = self._held[agent_type]
-        want = self.settings.dispatch_batch - len(held)
-        taking = want > 0 and agent_type in self.free_capacity()
+        room = self.free_capacity().get(agent_type, 0)
+        want = min(self.settings.dispatch_batch, room) - len(held)
         taken = 0
-        if taking:
+        if want > 0:
             block = None if held else block_ms
             for found in await self.queue.take_ready({agent_type: want}, self.consumer, block):
                 taken += self._hold(found, agent_type)
-        if block_ms and not assigned and not taken and (held or not taking):
+        if block_ms and not assigned and not taken and (held or want <= 0):
             # Nothing to do until a completion, a new agent or a sync: no busy loop.
             await _wait(wake, block_ms / 1000)
         return assigned
