@@ -1,0 +1,93 @@
+"""Routes for hot endpoints: FastAPI's contract, without FastAPI's per-request machinery.
+
+A route built with `lean_route(handler)` keeps everything FastAPI derives once from the
+endpoint's signature (the OpenAPI operation, the path, the methods, the route's place in the
+request metrics), but each request goes straight to `handler(request)`: no dependency solving,
+no request-body model built through FastAPI's field machinery, no second validation of the
+response model. The handler reads its body with `json_body`, which fails exactly as FastAPI's
+own body parsing does (the shell turns the error into 400/422 naming the field), and raises
+`HTTPException` as any endpoint would.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
+
+__all__ = ["Handler", "json_body", "lean_route"]
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+M = TypeVar("M", bound=BaseModel)
+
+# What FastAPI answers for a body that is not a JSON object sent as JSON (no body at all, or
+# another content type): the model's place is named, nothing sent is echoed.
+_MISSING = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
+_NOT_JSON = {
+    "type": "model_attributes_type",
+    "loc": ("body",),
+    "msg": "Input should be a valid dictionary or object to extract fields from",
+    "input": None,
+}
+
+
+def lean_route(handler: Handler) -> type[APIRoute]:
+    """The route class (for `add_api_route(route_class_override=...)`) whose requests
+    `handler` serves; the endpoint given with it only describes the operation."""
+
+    class LeanRoute(APIRoute):
+        def get_route_handler(self) -> Handler:
+            return handler
+
+    return LeanRoute
+
+
+def _is_json(content_type: str | None) -> bool:
+    """application/json or application/*+json, as FastAPI's strict content type reads it."""
+    if content_type is None:
+        return False
+    kind = content_type.partition(";")[0].strip().lower()
+    main, _, sub = kind.partition("/")
+    return main == "application" and (sub == "json" or sub.endswith("+json"))
+
+
+def _body_errors(err: ValidationError) -> list[dict[str, Any]]:
+    """The model's errors located in the body, as FastAPI locates them."""
+    return [{**e, "loc": ("body", *e["loc"])} for e in err.errors(include_url=False)]
+
+
+def _as_fastapi_does(raw: bytes, model: type[M]) -> M:
+    """Python's JSON reader, then the model: the slow path for bodies the fast JSON reader
+    refuses (Python's reader accepts a few it does not, e.g. a lone surrogate escape, which
+    the model then names), so every body gets the answer FastAPI's parsing gives it."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as e:
+        error = {"type": "json_invalid", "loc": ("body", e.pos), "msg": "JSON decode error"}
+        raise RequestValidationError([{**error, "input": {}, "ctx": {"error": e.msg}}]) from None
+    except UnicodeDecodeError:
+        raise RequestValidationError([_NOT_JSON]) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise RequestValidationError(_body_errors(err)) from None
+
+
+async def json_body(request: Request, model: type[M]) -> M:
+    """The request's JSON body validated as `model` in one pass over the bytes."""
+    raw = await request.body()
+    if not raw:
+        raise RequestValidationError([_MISSING])
+    if not _is_json(request.headers.get("content-type")):
+        raise RequestValidationError([_NOT_JSON])
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as err:
+        if any(e["type"] == "json_invalid" for e in err.errors(include_url=False)):
+            return _as_fastapi_does(raw, model)
+        raise RequestValidationError(_body_errors(err)) from None
