@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from opentelemetry import context
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -34,7 +35,7 @@ from contracts import endpoints
 from contracts.telemetry import metrics as m
 from runtime.service.auth import BearerAuth
 from runtime.service.redis import TRANSIENT_REDIS_ERRORS, Outage
-from runtime.service.tracing import TraceContextMiddleware
+from runtime.service.tracing import CARRIED_HEADERS, caller_context
 
 __all__ = ["UNAVAILABLE_RETRY_AFTER_S", "ReadyCheck", "ShellMetrics", "create_app"]
 
@@ -50,38 +51,6 @@ ReadyCheck = Callable[[], Awaitable[Mapping[str, tuple[bool, Any]]]]
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
-class _BodyLimit:
-    """413 for bodies over the limit, declared or streamed, before the app parses them."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _too_large(self.limit)(scope, receive, send)
-            return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except _BodyTooLarge:
-            await _too_large(self.limit)(scope, receive, send)
-
-
 class _BodyTooLarge(Exception):
     pass
 
@@ -92,46 +61,109 @@ def _too_large(limit: int) -> JSONResponse:
     )
 
 
-class _RequestMetrics:
-    """Requests and their duration per route template (not per raw path: bounded labels)."""
+def _read_headers(headers: Sequence[tuple[bytes, bytes]]) -> tuple[int | None, dict[str, str]]:
+    """The declared body length (None: not declared, the body is counted as it arrives) and
+    the trace-context headers, in one pass over the request's headers."""
+    declared: int | None = None
+    carried: dict[str, str] = {}
+    for name, value in headers:
+        if name == b"content-length":
+            declared = int(value) if value.isdigit() else None
+        elif name in CARRIED_HEADERS:
+            carried[name.decode("latin-1")] = value.decode("latin-1")
+    return declared, carried
 
-    def __init__(
-        self, app: ASGIApp, requests: Counter, duration: Histogram, outage: Outage
-    ) -> None:
+
+def _counted(receive: Receive, limit: int) -> Receive:
+    """`receive` that fails once the body streamed so far is over the limit."""
+    seen = 0
+
+    async def counting() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _BodyTooLarge
+        return message
+
+    return counting
+
+
+class _Shell:
+    """The shell's one ASGI layer around every request (one layer, not three: this wraps each
+    request of the hot paths):
+
+    - the request runs in the caller's trace context (W3C `traceparent`, see tracing.py);
+    - a body over the limit, declared or streamed, gets 413 before the app parses it;
+    - requests and their duration are recorded per route template (bounded labels), and an
+      API call answered below 500 ends a Redis outage (said before the answer leaves, so
+      whoever got the answer can read the line)."""
+
+    def __init__(self, app: ASGIApp, limit: int, metrics: ShellMetrics, outage: Outage) -> None:
         self.app = app
-        self.requests = requests
-        self.duration = duration
+        self.limit = limit
+        self.metrics = metrics
         self.outage = outage
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        declared, carried = _read_headers(scope["headers"])
         code = 500
 
-        async def recording(message: Message) -> None:
+        async def sending(message: Message) -> None:
             nonlocal code
             if message["type"] == "http.response.start":
                 code = message["status"]
-                if self.outage.active and code < 500:
-                    endpoint = getattr(scope.get("route"), "path", "unmatched")
-                    if endpoint not in _PROBES:
-                        # An API call went through: the store is back (said before the answer
-                        # leaves, so whoever got the answer can read the line).
-                        self.outage.recovered()
+                if self.outage.active and code < 500 and _endpoint(scope) not in _PROBES:
+                    self.outage.recovered()
             await send(message)
 
+        token = context.attach(caller_context(carried))
         try:
-            await self.app(scope, receive, recording)
+            await self._limited(scope, receive, sending, declared)
         finally:
-            route = scope.get("route")
-            endpoint = getattr(route, "path", "unmatched")
-            if endpoint != endpoints.METRICS:
-                self.requests.labels(endpoint, scope["method"], str(code)).inc()
-                self.duration.labels(endpoint, scope["method"]).observe(
-                    time.perf_counter() - started
-                )
+            context.detach(token)
+            self._record(scope, code, time.perf_counter() - started)
+
+    async def _limited(
+        self, scope: Scope, receive: Receive, send: Send, declared: int | None
+    ) -> None:
+        if declared is not None and declared > self.limit:
+            await _too_large(self.limit)(scope, receive, send)
+            return
+        try:
+            # A declared length is what the HTTP parser delivers: only an undeclared body
+            # (chunked) is counted as it arrives.
+            await self.app(
+                scope, receive if declared is not None else _counted(receive, self.limit), send
+            )
+        except _BodyTooLarge:
+            await _too_large(self.limit)(scope, receive, send)
+
+    def _record(self, scope: Scope, code: int, seconds: float) -> None:
+        endpoint = _endpoint(scope)
+        if endpoint == endpoints.METRICS:
+            return
+        key = (endpoint, scope["method"], code)
+        series = self._series.get(key)
+        if series is None:
+            m = self.metrics
+            series = self._series[key] = (
+                m.requests.labels(endpoint, scope["method"], str(code)),
+                m.duration.labels(endpoint, scope["method"]),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
+
+
+def _endpoint(scope: Scope) -> str:
+    """The route template the request matched ("unmatched" before routing or for none)."""
+    return getattr(scope.get("route"), "path", "unmatched")
 
 
 def _location(loc: Sequence[int | str], unknown: bool) -> str:
@@ -247,9 +279,5 @@ def create_app(
         token_checks()
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_middleware(
-        _RequestMetrics, requests=shell.requests, duration=shell.duration, outage=outage
-    )
-    app.add_middleware(_BodyLimit, limit=max_body_bytes)
-    app.add_middleware(TraceContextMiddleware)
+    app.add_middleware(_Shell, limit=max_body_bytes, metrics=shell, outage=outage)
     return app

@@ -23,6 +23,7 @@ from redis.exceptions import (
     ClusterDownError,
     MasterDownError,
     MovedError,
+    NoScriptError,
     OutOfMemoryError,
     ReadOnlyError,
     RedisClusterException,
@@ -299,10 +300,28 @@ async def run_script_batch(
             cluster_pipe.eval(script.script, len(ks), *ks, *a)
         async with _topology_errors_transient():
             return list(await cluster_pipe.execute())
+    results = await _evalsha_all(redis, script, calls)
+    missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+    if missing:  # a restarted or flushed server: nothing of those ran, load and run them
+        await reply(redis.script_load(script.script))
+        again = await _evalsha_all(redis, script, [calls[i] for i in missing])
+        for i, result in zip(missing, again, strict=True):
+            results[i] = result
+    failed = next((r for r in results if isinstance(r, Exception)), None)
+    if failed is not None:
+        raise failed
+    return results
+
+
+async def _evalsha_all(
+    redis: Redis, script: AsyncScript, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]
+) -> list[Any]:
+    """EVALSHA of every call in one pipeline, errors as values. Not `script(client=pipe)`:
+    redis-py then asks SCRIPT EXISTS before every pipeline, a second round trip each time."""
     pipe = redis.pipeline(transaction=False)
     for ks, a in calls:
-        await script(keys=list(ks), args=list(a), client=pipe)
-    return list(await pipe.execute())
+        pipe.evalsha(script.sha, len(ks), *ks, *a)
+    return list(await pipe.execute(raise_on_error=False))
 
 
 class ScriptBatch:
