@@ -114,8 +114,9 @@ async def submit(body: TaskSubmission, response: Response, state: State) -> Task
 async def _submit_lean(request: Request) -> Response:
     """What serves POST /api/v1/tasks: the same auth, body, state and answer as `submit`,
     without FastAPI's per-request dependency solving and response re-validation."""
+    raw = await request.body()
     await submitter(request)
-    body = await json_body(request, TaskSubmission)
+    body = json_body(raw, request.headers.get("content-type"), TaskSubmission)
     accepted = await accept(await manager_state(request), body)
     return Response(
         accepted.model_dump_json(),
