@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from contracts import endpoints
 from contracts.telemetry import metrics as m
 from runtime.service.auth import BearerAuth
+from runtime.service.lean import fast_lanes
 from runtime.service.redis import TRANSIENT_REDIS_ERRORS, Outage
 from runtime.service.tracing import CARRIED_HEADERS, caller_context
 
@@ -100,8 +101,12 @@ class _Shell:
       API call answered below 500 ends a Redis outage (said before the answer leaves, so
       whoever got the answer can read the line)."""
 
-    def __init__(self, app: ASGIApp, limit: int, metrics: ShellMetrics, outage: Outage) -> None:
+    def __init__(
+        self, app: ASGIApp, service: FastAPI, limit: int, metrics: ShellMetrics, outage: Outage
+    ) -> None:
         self.app = app
+        # Built with the middleware stack, on the first request: every route is in by then.
+        self.lanes = fast_lanes(service)
         self.limit = limit
         self.metrics = metrics
         self.outage = outage
@@ -139,11 +144,19 @@ class _Shell:
         try:
             # A declared length is what the HTTP parser delivers: only an undeclared body
             # (chunked) is counted as it arrives.
-            await self.app(
-                scope, receive if declared is not None else _counted(receive, self.limit), send
-            )
+            body = receive if declared is not None else _counted(receive, self.limit)
+            await self._route(scope)(scope, body, send)
         except _BodyTooLarge:
             await _too_large(self.limit)(scope, receive, send)
+
+    def _route(self, scope: Scope) -> ASGIApp:
+        """The fast lane's app for a lean route (the route noted for the metrics, as the
+        router would), else the framework's stack."""
+        lane = self.lanes.get((scope["method"], scope["path"]))
+        if lane is None:
+            return self.app
+        scope["route"] = lane[0]
+        return lane[1]
 
     def _record(self, scope: Scope, code: int, seconds: float) -> None:
         endpoint = _endpoint(scope)
@@ -228,7 +241,15 @@ def create_app(
     """`auths`: the service's token files; one that cannot be re-read makes it unready."""
     # `_created` series double every counter's cardinality and no dashboard reads them.
     disable_created_metrics()  # type: ignore[no-untyped-call]
-    app = FastAPI(title=title, version=version, lifespan=lifespan)
+    # FastAPI's own telemetry off: the shell records the request metrics and carries the
+    # trace context (the service's spans are children of the caller's, not of a framework
+    # span), and left on it asks OpenTelemetry for its providers on every request.
+    app = FastAPI(
+        title=title,
+        version=version,
+        lifespan=lifespan,
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     outage = app.state.redis_outage = Outage(log, f"{title}: Redis")
     shell = ShellMetrics(registry)
 
@@ -279,5 +300,6 @@ def create_app(
         token_checks()
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_middleware(_Shell, limit=max_body_bytes, metrics=shell, outage=outage)
+    app.state.lean_routes = []  # see runtime.service.lean.add_lean_routes
+    app.add_middleware(_Shell, service=app, limit=max_body_bytes, metrics=shell, outage=outage)
     return app

@@ -16,12 +16,22 @@ import json
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from fastapi import Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["Handler", "json_body", "lean_route"]
+__all__ = [
+    "Handler",
+    "Lanes",
+    "LeanRoute",
+    "add_lean_routes",
+    "fast_lanes",
+    "json_body",
+    "lean_route",
+]
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 M = TypeVar("M", bound=BaseModel)
@@ -37,15 +47,54 @@ _NOT_JSON = {
 }
 
 
+class LeanRoute(APIRoute):
+    """An APIRoute whose requests one handler serves (see `lean_route`)."""
+
+
 def lean_route(handler: Handler) -> type[APIRoute]:
     """The route class (for `add_api_route(route_class_override=...)`) whose requests
     `handler` serves; the endpoint given with it only describes the operation."""
 
-    class LeanRoute(APIRoute):
+    class Lean(LeanRoute):
         def get_route_handler(self) -> Handler:
             return handler
 
-    return LeanRoute
+    return Lean
+
+
+def add_lean_routes(app: FastAPI, router: APIRouter) -> None:
+    """Serve the router's lean routes (fixed paths, the router included in `app` without a
+    prefix) through the fast lane too: the shell hands their requests straight to them,
+    past the framework's routing and its per-request exit stacks."""
+    for route in router.routes:
+        if not isinstance(route, LeanRoute):
+            continue
+        if "{" in route.path:
+            raise ValueError(f"lean route {route.path}: only fixed paths take the fast lane")
+        app.state.lean_routes.append(route)
+
+
+Lanes = dict[tuple[str, str], tuple[LeanRoute, ASGIApp]]
+
+
+def fast_lanes(app: FastAPI) -> Lanes:
+    """(method, path) → the lean route and the ASGI app that serves it, with the exception
+    handlers the app's own stack applies (HTTPException, validation errors, an outage)."""
+    handlers = {k: v for k, v in app.exception_handlers.items() if k not in (500, Exception)}
+    lanes: Lanes = {}
+    for route in app.state.lean_routes:
+        lane = ExceptionMiddleware(_serving(route.get_route_handler()), handlers=handlers)
+        for method in route.methods:
+            lanes[(method, route.path)] = (route, lane)
+    return lanes
+
+
+def _serving(handler: Handler) -> ASGIApp:
+    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+        response = await handler(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    return serve
 
 
 def _is_json(content_type: str | None) -> bool:
