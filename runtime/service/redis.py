@@ -300,23 +300,28 @@ async def run_script_batch(
             cluster_pipe.eval(script.script, len(ks), *ks, *a)
         async with _topology_errors_transient():
             return list(await cluster_pipe.execute())
-    # EVALSHA straight into the pipeline: `script(client=pipe)` makes redis-py ask SCRIPT
-    # EXISTS before every pipeline, one more round trip per batch. A server that lost its
-    # scripts (restarted, failed over, flushed) refuses a call with NOSCRIPT without running
-    # it: those calls, and only those, go again once the script is loaded.
+    results = await _evalsha_all(redis, script, calls)
+    missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+    if missing:  # a restarted or flushed server: nothing of those ran, load and run them
+        await reply(redis.script_load(script.script))
+        again = await _evalsha_all(redis, script, [calls[i] for i in missing])
+        for i, result in zip(missing, again, strict=True):
+            results[i] = result
+    failed = next((r for r in results if isinstance(r, Exception)), None)
+    if failed is not None:
+        raise failed
+    return results
+
+
+async def _evalsha_all(
+    redis: Redis, script: AsyncScript, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]
+) -> list[Any]:
+    """EVALSHA of every call in one pipeline, errors as values. Not `script(client=pipe)`:
+    redis-py then asks SCRIPT EXISTS before every pipeline, a second round trip each time."""
     pipe = redis.pipeline(transaction=False)
     for ks, a in calls:
         pipe.evalsha(script.sha, len(ks), *ks, *a)
-    results = list(await pipe.execute(raise_on_error=False))
-    unloaded = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-    if unloaded:
-        await redis.script_load(script.script)
-        again = await run_script_batch(redis, script, [calls[i] for i in unloaded])
-        for i, result in zip(unloaded, again, strict=True):
-            results[i] = result
-    if failed := next((r for r in results if isinstance(r, Exception)), None):
-        raise failed
-    return results
+    return list(await pipe.execute(raise_on_error=False))
 
 
 class ScriptBatch:
