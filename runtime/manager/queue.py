@@ -90,7 +90,7 @@ class TaskQueue:
         self._submit_batch = rd.ScriptBatch(redis, self._submit)
         self._assign = redis.register_script(scripts.ASSIGN)
         self._start = redis.register_script(scripts.START)
-        self._finish = redis.register_script(scripts.FINISH)
+        self._finish = rd.ScriptBatch(redis, redis.register_script(scripts.FINISH))
         self._complete = redis.register_script(scripts.COMPLETE)
         # Workers end many attempts at once: their acknowledgements share round trips.
         self._complete_batch = rd.ScriptBatch(redis, self._complete)
@@ -321,8 +321,8 @@ class TaskQueue:
         status = TaskStatus.FAILED if error is not None else TaskStatus.SUCCEEDED
         return bool(
             await self._finish(
-                keys=[k.task_key(task.task_id)],
-                args=[
+                [k.task_key(task.task_id)],
+                [
                     agent_id,
                     task.attempts,
                     status.value,

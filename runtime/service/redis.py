@@ -23,6 +23,7 @@ from redis.exceptions import (
     ClusterDownError,
     MasterDownError,
     MovedError,
+    NoScriptError,
     OutOfMemoryError,
     ReadOnlyError,
     RedisClusterException,
@@ -39,6 +40,7 @@ from contracts.settings.service import CLUSTER_SCHEMES, SENTINEL_SCHEME, Service
 __all__ = [
     "NO_REPLICAS",
     "TRANSIENT_REDIS_ERRORS",
+    "AcceptingScript",
     "NotReplicated",
     "Outage",
     "Replication",
@@ -299,10 +301,30 @@ async def run_script_batch(
             cluster_pipe.eval(script.script, len(ks), *ks, *a)
         async with _topology_errors_transient():
             return list(await cluster_pipe.execute())
+    results = await _evalsha_pipeline(redis, script.sha, calls)
+    missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+    if missing:  # a restarted (or flushed) server lost its scripts: those calls ran nothing
+        script.sha = await reply(redis.script_load(script.script))
+        again = await _evalsha_pipeline(redis, script.sha, [calls[i] for i in missing])
+        for i, result in zip(missing, again, strict=True):
+            results[i] = result
+    for result in results:
+        if isinstance(result, Exception):
+            raise result  # as a lone call would: the first error reply
+    return results
+
+
+async def _evalsha_pipeline(
+    redis: Redis, sha: str, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]
+) -> list[Any]:
+    """EVALSHA per call, pipelined, error replies as values. Not redis-py's script pipeline:
+    that asks SCRIPT EXISTS before every execute, a second round trip per batch. The calls of
+    a batch are independent of each other, so resending the ones answered NOSCRIPT (which
+    ran nothing) after the others is safe."""
     pipe = redis.pipeline(transaction=False)
     for ks, a in calls:
-        await script(keys=list(ks), args=list(a), client=pipe)
-    return list(await pipe.execute())
+        pipe.evalsha(sha, len(ks), *ks, *a)
+    return list(await pipe.execute(raise_on_error=False))
 
 
 class ScriptBatch:
@@ -345,6 +367,23 @@ class ScriptBatch:
                 answer.set_exception(error)
             else:
                 answer.set_result(result)
+
+
+class AcceptingScript:
+    """A write script whose answer means "accepted" (a usage record, a reservation): with
+    replicas to wait for, each call is written and confirmed on its own (`replicated`);
+    without, the calls of one event-loop turn share a pipeline (ScriptBatch)."""
+
+    def __init__(self, redis: Redis, source: str, replication: Replication) -> None:
+        self.redis = redis
+        self.replication = replication
+        self.script = redis.register_script(source)
+        self._batch = ScriptBatch(redis, self.script)
+
+    async def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        if self.replication.replicas > 0:
+            return await replicated(self.redis, self.script, keys, args, self.replication)
+        return await self._batch(keys, args)
 
 
 _TOPOLOGY_OUTAGES: Final = ("cannot be connected", "slots are not covered")
@@ -390,15 +429,37 @@ async def replicated(
         async with _topology_errors_transient():
             result, confirmed = await _write_then_wait(redis, script, keys, args, replication)
     else:
-        pipe = redis.pipeline(transaction=False)
-        await script(keys=list(keys), args=list(args), client=pipe)
-        pipe.execute_command("WAIT", replicas, timeout_ms)
-        result, confirmed = await pipe.execute()
+        result, confirmed = await _write_then_wait_standalone(
+            redis, script, keys, args, replication
+        )
     if int(confirmed) < replicas:
         raise NotReplicated(
             f"{int(confirmed)} of {replicas} replicas confirmed the write within {timeout_ms} ms"
         )
     return result
+
+
+async def _write_then_wait_standalone(
+    redis: Redis,
+    script: AsyncScript,
+    keys: Sequence[str],
+    args: Sequence[Any],
+    replication: Replication,
+) -> tuple[Any, Any]:
+    """EVALSHA and WAIT in one round trip (redis-py's script pipeline would ask SCRIPT EXISTS
+    first, a second one). NOSCRIPT wrote nothing: the script is loaded and both sent again."""
+    for _ in range(2):
+        pipe = redis.pipeline(transaction=False)
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+        pipe.execute_command("WAIT", replication.replicas, replication.timeout_ms)
+        result, confirmed = await pipe.execute(raise_on_error=False)
+        if not isinstance(result, NoScriptError):
+            break
+        script.sha = await reply(redis.script_load(script.script))
+    for answer in (result, confirmed):
+        if isinstance(answer, Exception):
+            raise answer
+    return result, confirmed
 
 
 async def _write_then_wait(
