@@ -60,10 +60,17 @@ class Dispatcher:
         self._seq = itertools.count()
         self._agents: list[AgentRecord] = []
         self._synced_at = 0.0
-        self.wake = asyncio.Event()
+        # One per agent type: its dispatch loop waits on it while its agents have no room.
+        self._wakes = {t: asyncio.Event() for t in settings.agent_types}
 
     # -- registry mirror -----------------------------------------------------------------
+    def wake(self) -> None:
+        """Room may have come (a completion, an agent): every type's loop looks again."""
+        for event in self._wakes.values():
+            event.set()
+
     async def sync(self) -> list[AgentRecord]:
+        self._synced_at = time.monotonic()  # the other types' loops need not sync meanwhile
         agents = await self.registry.snapshot()
         known = {a.profile.agent_id for a in agents}
         for agent in agents:
@@ -91,38 +98,39 @@ class Dispatcher:
         priority = k.priority_of(taken.stream)
         heapq.heappush(self._held[agent_type], (-int(priority), next(self._seq), taken))
 
-    async def dispatch_once(self, block_ms: int | None) -> int:
-        """Take what the agents have room for and assign it; the number assigned."""
+    async def dispatch_once(self, agent_type: str, block_ms: int | None) -> int:
+        """Take what this type's agents have room for and assign it; the number assigned.
+
+        Each agent type has its own loop: a loop blocked on its type's empty streams does not
+        keep another type's freed room waiting (a completion wakes that type's loop at once).
+        """
         if time.monotonic() - self._synced_at > self.settings.registry_sync_s:
             await self.sync()
-        free = self.free_capacity()
-        wants = {
-            t: min(self.settings.dispatch_batch, room - len(self._held[t]))
-            for t, room in free.items()
-            if room - len(self._held[t]) > 0
-        }
-        if wants:
+        room = self.free_capacity().get(agent_type, 0) - len(self._held[agent_type])
+        wake = self._wakes[agent_type]
+        if room > 0:
+            wants = {agent_type: min(self.settings.dispatch_batch, room)}
             for taken in await self.queue.take_ready(wants, self.consumer, block_ms):
-                self._hold(taken, k.type_of_ready(taken.stream))
+                self._hold(taken, agent_type)
         elif block_ms:
-            # No room anywhere: wait for a completion or a new agent, not a busy loop.
-            await _wait(self.wake, block_ms / 1000)
-            self.wake.clear()
-        return await self._assign_held()
+            # No room: wait for a completion or a new agent, not a busy loop.
+            await _wait(wake, block_ms / 1000)
+            wake.clear()
+        return await self._assign_held(agent_type)
 
-    async def _assign_held(self) -> int:
+    async def _assign_held(self, agent_type: str) -> int:
         pairs: list[tuple[Taken, str]] = []
-        for agent_type, heap in self._held.items():
-            while heap:
-                _, _, taken = heap[0]
-                agent = self.balancer.select(
-                    TaskRequest(agent_type, taken.request_type, taken.complexity)
-                )
-                if agent is None:
-                    break
-                heapq.heappop(heap)
-                self.balancer.on_dispatch(agent.agent_id)
-                pairs.append((taken, agent.agent_id))
+        heap = self._held[agent_type]
+        while heap:
+            _, _, taken = heap[0]
+            agent = self.balancer.select(
+                TaskRequest(agent_type, taken.request_type, taken.complexity)
+            )
+            if agent is None:
+                break
+            heapq.heappop(heap)
+            self.balancer.on_dispatch(agent.agent_id)
+            pairs.append((taken, agent.agent_id))
         if not pairs:
             return 0
         try:
@@ -157,7 +165,10 @@ class Dispatcher:
         # A restarted replica first takes back what it held before it went down.
         for taken in await self.queue.held_by(self.consumer, self.settings.agent_types):
             self._hold(taken, k.type_of_ready(taken.stream))
-        await _forever(stop, lambda: self.dispatch_once(block_ms=100), "dispatch")
+        await asyncio.gather(*(self._dispatch_loop(stop, t) for t in self.settings.agent_types))
+
+    async def _dispatch_loop(self, stop: asyncio.Event, agent_type: str) -> None:
+        await _forever(stop, lambda: self.dispatch_once(agent_type, 100), f"dispatch {agent_type}")
 
     # -- task events ---------------------------------------------------------------------
     async def follow_events(self, stop: asyncio.Event) -> None:
@@ -187,7 +198,7 @@ class Dispatcher:
                     last = rd.text(entry_id)
                     self._balance_on(rd.decoded(fields))
             if reply:
-                self.wake.set()
+                self.wake()
             for _, entries in share or []:
                 for entry_id, fields in entries:
                     counted.append(entry_id)
@@ -252,6 +263,7 @@ class Dispatcher:
                 agent_type, self.consumer, s.visibility_timeout_s
             ):
                 self._hold(taken, agent_type)
+                self._wakes[agent_type].set()
         queued = {t: await self.queue.queued(t) for t in s.agent_types}
         self.metrics.registry_view(s.agent_types, agents, queued)
         self.metrics.dead_letters.set(await self.queue.dead_letters())

@@ -25,7 +25,7 @@ async def _mirrored(state: ManagerState, agent_id: str) -> AgentView:
     if record is None:
         raise problem(status.HTTP_404_NOT_FOUND, "agent is not registered")
     state.dispatcher.balancer.upsert(record.state())
-    state.dispatcher.wake.set()
+    state.dispatcher.wake()
     return AgentView.of(record)
 
 
