@@ -692,18 +692,24 @@ def wrk_floors(
     """wrk's GET /health (the machine's floor) and POST /api/v1/tasks for a type no worker
     serves (the submit alone)."""
     c = args.concurrency
-    floor = wrk(mgr + "/health", args.seconds, c, None)
+    done: list[WrkResult] = []
+    with cpu_per_task({"manager": manager}, lambda: done[-1].requests, "wrk GET /health"):
+        done.append(floor := wrk(mgr + "/health", args.seconds, c, None))
     print(
         f"\nwrk GET /health (2 threads, {c} connections): {floor.rate:,.0f} req/s, "
         f"p50 {floor.p50_ms:.1f} ms, p99 {floor.p99_ms:.1f} ms  [load {load()}]"
     )
-    with profiled({"manager (POST /api/v1/tasks)": manager}, args.profile):
+    with (
+        profiled({"manager (POST /api/v1/tasks)": manager}, args.profile),
+        cpu_per_task({"manager": manager}, lambda: done[-1].requests, "wrk POST /api/v1/tasks"),
+    ):
         sink, _ = asyncio.run(
             wrk_tasks(
                 redis_url, mgr, token, script, agent_type=SINK, tasks=0,
                 seconds=args.seconds, connections=c, wait=False,
             )
         )  # fmt: skip
+        done.append(sink)
     print(
         f"wrk POST /api/v1/tasks (no worker for the type): {sink.rate:,.0f} req/s, "
         f"p50 {sink.p50_ms:.1f} ms, p99 {sink.p99_ms:.1f} ms, non-2xx {sink.errors}, "

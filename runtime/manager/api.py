@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 
 from runtime.manager.deps import Callers, ManagerState
 from runtime.manager.routes import agents, alerts, tasks
+from runtime.service.lean import add_lean_routes
 
 __all__ = ["Callers", "ManagerState", "install_api", "router"]
 
@@ -25,3 +26,4 @@ def install_api(app: FastAPI, state: ManagerState, callers: Callers) -> None:
     app.state.manager = state
     app.state.callers = callers
     app.include_router(router)
+    add_lean_routes(app, tasks.router)

@@ -25,7 +25,9 @@ __all__ = [
     "Reader",
     "State",
     "Submitter",
+    "manager_state",
     "problem",
+    "submitter",
 ]
 
 UNPROCESSABLE = 422
@@ -56,7 +58,7 @@ def problem(code: int, detail: str, retry_after: int | None = None) -> HTTPExcep
     return HTTPException(code, detail=detail, headers=headers)
 
 
-async def _state(request: Request) -> ManagerState:
+async def manager_state(request: Request) -> ManagerState:
     # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request
     state: ManagerState = request.app.state.manager
     return state
@@ -67,7 +69,7 @@ def _callers(request: Request) -> Callers:
     return callers
 
 
-async def _submitter(request: Request) -> None:
+async def submitter(request: Request) -> None:
     await _callers(request).submitters(request)
 
 
@@ -87,8 +89,8 @@ async def _reader(request: Request) -> None:
         await _callers(request).agents(request)
 
 
-State = Annotated[ManagerState, Depends(_state)]
-Submitter = Depends(_submitter)
+State = Annotated[ManagerState, Depends(manager_state)]
+Submitter = Depends(submitter)
 AgentCaller = Depends(_agent)
 AlertmanagerCaller = Depends(_alertmanager)
 Reader = Depends(_reader)

@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from opentelemetry import context
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -33,8 +34,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from contracts import endpoints
 from contracts.telemetry import metrics as m
 from runtime.service.auth import BearerAuth
+from runtime.service.lean import fast_lanes
 from runtime.service.redis import TRANSIENT_REDIS_ERRORS, Outage
-from runtime.service.tracing import TraceContextMiddleware
+from runtime.service.tracing import CARRIED_HEADERS, caller_context
 
 __all__ = ["UNAVAILABLE_RETRY_AFTER_S", "ReadyCheck", "ShellMetrics", "create_app"]
 
@@ -50,38 +52,6 @@ ReadyCheck = Callable[[], Awaitable[Mapping[str, tuple[bool, Any]]]]
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
-class _BodyLimit:
-    """413 for bodies over the limit, declared or streamed, before the app parses them."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _too_large(self.limit)(scope, receive, send)
-            return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except _BodyTooLarge:
-            await _too_large(self.limit)(scope, receive, send)
-
-
 class _BodyTooLarge(Exception):
     pass
 
@@ -92,46 +62,121 @@ def _too_large(limit: int) -> JSONResponse:
     )
 
 
-class _RequestMetrics:
-    """Requests and their duration per route template (not per raw path: bounded labels)."""
+def _read_headers(headers: Sequence[tuple[bytes, bytes]]) -> tuple[int | None, dict[str, str]]:
+    """The declared body length (None: not declared, the body is counted as it arrives) and
+    the trace-context headers, in one pass over the request's headers."""
+    declared: int | None = None
+    carried: dict[str, str] = {}
+    for name, value in headers:
+        if name == b"content-length":
+            declared = int(value) if value.isdigit() else None
+        elif name in CARRIED_HEADERS:
+            carried[name.decode("latin-1")] = value.decode("latin-1")
+    return declared, carried
+
+
+def _counted(receive: Receive, limit: int) -> Receive:
+    """`receive` that fails once the body streamed so far is over the limit."""
+    seen = 0
+
+    async def counting() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _BodyTooLarge
+        return message
+
+    return counting
+
+
+class _Shell:
+    """The shell's one ASGI layer around every request (one layer, not three: this wraps each
+    request of the hot paths):
+
+    - the request runs in the caller's trace context (W3C `traceparent`, see tracing.py);
+    - a body over the limit, declared or streamed, gets 413 before the app parses it;
+    - requests and their duration are recorded per route template (bounded labels), and an
+      API call answered below 500 ends a Redis outage (said before the answer leaves, so
+      whoever got the answer can read the line)."""
 
     def __init__(
-        self, app: ASGIApp, requests: Counter, duration: Histogram, outage: Outage
+        self, app: ASGIApp, service: FastAPI, limit: int, metrics: ShellMetrics, outage: Outage
     ) -> None:
         self.app = app
-        self.requests = requests
-        self.duration = duration
+        # Built with the middleware stack, on the first request: every route is in by then.
+        self.lanes = fast_lanes(service)
+        self.limit = limit
+        self.metrics = metrics
         self.outage = outage
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        declared, carried = _read_headers(scope["headers"])
         code = 500
 
-        async def recording(message: Message) -> None:
+        async def sending(message: Message) -> None:
             nonlocal code
             if message["type"] == "http.response.start":
                 code = message["status"]
-                if self.outage.active and code < 500:
-                    endpoint = getattr(scope.get("route"), "path", "unmatched")
-                    if endpoint not in _PROBES:
-                        # An API call went through: the store is back (said before the answer
-                        # leaves, so whoever got the answer can read the line).
-                        self.outage.recovered()
+                if self.outage.active and code < 500 and _endpoint(scope) not in _PROBES:
+                    self.outage.recovered()
             await send(message)
 
+        token = context.attach(caller_context(carried))
         try:
-            await self.app(scope, receive, recording)
+            await self._limited(scope, receive, sending, declared)
         finally:
-            route = scope.get("route")
-            endpoint = getattr(route, "path", "unmatched")
-            if endpoint != endpoints.METRICS:
-                self.requests.labels(endpoint, scope["method"], str(code)).inc()
-                self.duration.labels(endpoint, scope["method"]).observe(
-                    time.perf_counter() - started
-                )
+            context.detach(token)
+            self._record(scope, code, time.perf_counter() - started)
+
+    async def _limited(
+        self, scope: Scope, receive: Receive, send: Send, declared: int | None
+    ) -> None:
+        if declared is not None and declared > self.limit:
+            await _too_large(self.limit)(scope, receive, send)
+            return
+        try:
+            # A declared length is what the HTTP parser delivers: only an undeclared body
+            # (chunked) is counted as it arrives.
+            body = receive if declared is not None else _counted(receive, self.limit)
+            await self._route(scope)(scope, body, send)
+        except _BodyTooLarge:
+            await _too_large(self.limit)(scope, receive, send)
+
+    def _route(self, scope: Scope) -> ASGIApp:
+        """The fast lane's app for a lean route (the route noted for the metrics, as the
+        router would), else the framework's stack."""
+        lane = self.lanes.get((scope["method"], scope["path"]))
+        if lane is None:
+            return self.app
+        scope["route"] = lane[0]
+        return lane[1]
+
+    def _record(self, scope: Scope, code: int, seconds: float) -> None:
+        endpoint = _endpoint(scope)
+        if endpoint == endpoints.METRICS:
+            return
+        key = (endpoint, scope["method"], code)
+        series = self._series.get(key)
+        if series is None:
+            m = self.metrics
+            series = self._series[key] = (
+                m.requests.labels(endpoint, scope["method"], str(code)),
+                m.duration.labels(endpoint, scope["method"]),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
+
+
+def _endpoint(scope: Scope) -> str:
+    """The route template the request matched ("unmatched" before routing or for none)."""
+    return getattr(scope.get("route"), "path", "unmatched")
 
 
 def _location(loc: Sequence[int | str], unknown: bool) -> str:
@@ -196,7 +241,15 @@ def create_app(
     """`auths`: the service's token files; one that cannot be re-read makes it unready."""
     # `_created` series double every counter's cardinality and no dashboard reads them.
     disable_created_metrics()  # type: ignore[no-untyped-call]
-    app = FastAPI(title=title, version=version, lifespan=lifespan)
+    # FastAPI's own telemetry off: the shell records the request metrics and carries the
+    # trace context (the service's spans are children of the caller's, not of a framework
+    # span), and left on it asks OpenTelemetry for its providers on every request.
+    app = FastAPI(
+        title=title,
+        version=version,
+        lifespan=lifespan,
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     outage = app.state.redis_outage = Outage(log, f"{title}: Redis")
     shell = ShellMetrics(registry)
 
@@ -247,9 +300,6 @@ def create_app(
         token_checks()
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_middleware(
-        _RequestMetrics, requests=shell.requests, duration=shell.duration, outage=outage
-    )
-    app.add_middleware(_BodyLimit, limit=max_body_bytes)
-    app.add_middleware(TraceContextMiddleware)
+    app.state.lean_routes = []  # see runtime.service.lean.add_lean_routes
+    app.add_middleware(_Shell, service=app, limit=max_body_bytes, metrics=shell, outage=outage)
     return app

@@ -304,29 +304,27 @@ async def run_script_batch(
             cluster_pipe.eval(script.script, len(ks), *ks, *a)
         async with _topology_errors_transient():
             return list(await cluster_pipe.execute())
-    results = await _evalsha_pipeline(redis, script.sha, calls)
+    results = await _evalsha_all(redis, script, calls)
     missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-    if missing:  # a restarted (or flushed) server lost its scripts: those calls ran nothing
-        script.sha = await reply(redis.script_load(script.script))
-        again = await _evalsha_pipeline(redis, script.sha, [calls[i] for i in missing])
+    if missing:  # a restarted or flushed server: nothing of those ran, load and run them
+        await reply(redis.script_load(script.script))
+        again = await _evalsha_all(redis, script, [calls[i] for i in missing])
         for i, result in zip(missing, again, strict=True):
             results[i] = result
-    for result in results:
-        if isinstance(result, Exception):
-            raise result  # as a lone call would: the first error reply
+    failed = next((r for r in results if isinstance(r, Exception)), None)
+    if failed is not None:
+        raise failed
     return results
 
 
-async def _evalsha_pipeline(
-    redis: Redis, sha: str, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]
+async def _evalsha_all(
+    redis: Redis, script: AsyncScript, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]
 ) -> list[Any]:
-    """EVALSHA per call, pipelined, error replies as values. Not redis-py's script pipeline:
-    that asks SCRIPT EXISTS before every execute, a second round trip per batch. The calls of
-    a batch are independent of each other, so resending the ones answered NOSCRIPT (which
-    ran nothing) after the others is safe."""
+    """EVALSHA of every call in one pipeline, errors as values. Not `script(client=pipe)`:
+    redis-py then asks SCRIPT EXISTS before every pipeline, a second round trip each time."""
     pipe = redis.pipeline(transaction=False)
     for ks, a in calls:
-        pipe.evalsha(sha, len(ks), *ks, *a)
+        pipe.evalsha(script.sha, len(ks), *ks, *a)
     return list(await pipe.execute(raise_on_error=False))
 
 

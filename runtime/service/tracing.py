@@ -4,7 +4,7 @@ With no exporter the global no-op tracer stays in place, so spans in hot paths c
 nothing. The collector the monitoring layer deploys takes OTLP over HTTP.
 
 A task's trace crosses processes in W3C Trace Context (`traceparent`): HTTP calls carry it in
-their headers (every service continues the caller's trace, see `TraceContextMiddleware`), and a
+their headers (every service continues the caller's trace, see `caller_context`), and a
 queued task carries it in its Redis hash from the manager's submit span to the worker's attempt.
 Spans rooted in a service are sampled at `trace_sample_ratio`; a span with a parent follows the
 parent's decision (the mesh's sampling at the gateway, the submit span's for a task).
@@ -19,13 +19,13 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contracts.settings.service import ServiceSettings, TraceExporter
 
 __all__ = [
+    "CARRIED_HEADERS",
     "TRACEPARENT",
-    "TraceContextMiddleware",
+    "caller_context",
     "continued",
     "current_traceparent",
     "propagation_headers",
@@ -83,27 +83,12 @@ def continued(traceparent: str | None) -> context.Context:
 
 
 # The headers of the W3C trace context and baggage propagators (ASGI names are lower case).
-_CARRIED = frozenset({b"traceparent", b"tracestate", b"baggage"})
+CARRIED_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
 
 
-class TraceContextMiddleware:
-    """Every request runs in the caller's trace context, so the service's spans are children
-    of the caller's span (a worker's call, the mesh's gateway span)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        # Only the propagators' own headers matter: a request without any (most, when the
-        # caller does not trace) starts from an empty context without copying its headers.
-        carried: Mapping[str, str] = {
-            k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in _CARRIED
-        }
-        token = context.attach(propagate.extract(carried) if carried else context.Context())
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            context.detach(token)
+def caller_context(carried: Mapping[str, str]) -> context.Context:
+    """The context a request runs in, so the service's spans are children of the caller's
+    span (a worker's call, the mesh's gateway span): `carried` holds only the propagators'
+    own headers, and a request without any (most, when the caller does not trace) starts
+    from an empty context without the propagators' work."""
+    return propagate.extract(carried) if carried else context.Context()

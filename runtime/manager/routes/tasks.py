@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 from opentelemetry import trace
 
 from contracts import endpoints
 from runtime.manager.constants import Priority
-from runtime.manager.deps import UNPROCESSABLE, ManagerState, Reader, State, Submitter, problem
+from runtime.manager.deps import (
+    UNPROCESSABLE,
+    ManagerState,
+    Reader,
+    State,
+    Submitter,
+    manager_state,
+    problem,
+    submitter,
+)
 from runtime.manager.emergency import admits
 from runtime.manager.queue import QueueFull
 from runtime.manager.schemas import TaskAccepted, TaskId, TaskSubmission, TaskView
+from runtime.service.lean import json_body, lean_route
 from runtime.service.logs import bind_task
 
-__all__ = ["router", "served"]
+__all__ = ["accept", "router", "served"]
 
 _tracer = trace.get_tracer("agentops.manager")
 log = logging.getLogger("agentops.manager")
@@ -48,14 +58,8 @@ def _resolve_type(state: ManagerState, body: TaskSubmission) -> str:
     return routed
 
 
-@router.post(
-    endpoints.TASKS_API,
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=TaskAccepted,
-    dependencies=[Submitter],
-    responses={429: {"description": "queue full"}, 503: {"description": "emergency mode"}},
-)
-async def submit(body: TaskSubmission, response: Response, state: State) -> TaskAccepted:
+async def accept(state: ManagerState, body: TaskSubmission) -> TaskAccepted:
+    """Queue a submission (or find the task its idempotency key names): the submit itself."""
     agent_type = _resolve_type(state, body)
     priority = Priority[body.priority.upper()]
     with _tracer.start_as_current_span(
@@ -89,12 +93,49 @@ async def submit(body: TaskSubmission, response: Response, state: State) -> Task
     state.metrics.submissions.labels(
         agent_type, "accepted" if result.created else "duplicate"
     ).inc()
-    response.headers["Location"] = f"{endpoints.TASKS_API}/{result.task_id}"
     current = "queued"
     if not result.created:  # the earlier task may be long done
         record = await state.queue.get(result.task_id)
         current = record.status.value if record else "expired"
     return TaskAccepted(task_id=result.task_id, status=current, duplicate=not result.created)
+
+
+def _location(accepted: TaskAccepted) -> str:
+    return f"{endpoints.TASKS_API}/{accepted.task_id}"
+
+
+async def submit(body: TaskSubmission, response: Response, state: State) -> TaskAccepted:
+    """The submit as FastAPI declares it: the OpenAPI operation and the reference handler."""
+    accepted = await accept(state, body)
+    response.headers["Location"] = _location(accepted)
+    return accepted
+
+
+async def _submit_lean(request: Request) -> Response:
+    """What serves POST /api/v1/tasks: the same auth, body, state and answer as `submit`,
+    without FastAPI's per-request dependency solving and response re-validation."""
+    raw = await request.body()
+    await submitter(request)
+    body = json_body(raw, request.headers.get("content-type"), TaskSubmission)
+    accepted = await accept(await manager_state(request), body)
+    return Response(
+        accepted.model_dump_json(),
+        status_code=status.HTTP_202_ACCEPTED,
+        headers={"Location": _location(accepted)},
+        media_type="application/json",
+    )
+
+
+router.add_api_route(
+    endpoints.TASKS_API,
+    submit,
+    methods=["POST"],
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=TaskAccepted,
+    dependencies=[Submitter],
+    responses={429: {"description": "queue full"}, 503: {"description": "emergency mode"}},
+    route_class_override=lean_route(_submit_lean),
+)
 
 
 @router.get(f"{endpoints.TASKS_API}/{{task_id}}", response_model=TaskView, dependencies=[Reader])

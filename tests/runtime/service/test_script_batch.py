@@ -79,3 +79,30 @@ def test_a_cancelled_caller_leaves_the_others_their_answers(tmp_path: Path, canc
             await redis.aclose()
 
     asyncio.run(scenario())
+
+
+def test_one_round_trip_per_batch_and_a_flushed_script_runs_once(tmp_path: Path) -> None:
+    """A batch is one EVALSHA pipeline (no SCRIPT EXISTS before it); after SCRIPT FLUSH (a
+    restarted or replaced server) the script is loaded again and each call runs exactly once."""
+
+    async def scenario() -> None:
+        with redis_server(tmp_path / "redis") as server:
+            probe = Redis.from_url(server.url)
+            redis = Redis.from_url(server.url)
+            batch = ScriptBatch(redis, redis.register_script(INCR_BY))
+            assert await batch(["k"], [1]) == 1
+            await probe.config_resetstat()
+            assert sorted(await asyncio.gather(*(batch(["k"], [1]) for _ in range(5)))) == [
+                2, 3, 4, 5, 6,
+            ]  # fmt: skip
+            commands = await probe.info("commandstats")
+            assert "cmdstat_script|exists" not in commands, commands
+            assert commands["cmdstat_evalsha"]["calls"] == 5
+            await probe.script_flush()
+            answers = await asyncio.gather(*(batch(["k"], [1]) for _ in range(3)))
+            assert sorted(answers) == [7, 8, 9]
+            assert int(await probe.get("k")) == 9, "every call ran once"
+            await redis.aclose()
+            await probe.aclose()
+
+    asyncio.run(scenario())
