@@ -281,6 +281,8 @@ def summary(name: str, collapsed: Path, top: int = 12) -> str:
     samples = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
+        if not count.isdigit():  # a sample py-spy could not write whole (seen: NUL bytes)
+            continue
         frames = [_frame(f) for f in stack.split(";")]
         n = int(count)
         samples += n

@@ -65,7 +65,9 @@ class PriceBook:
         self, models: Sequence[PricedModel], overrides: Sequence[PriceOverride] = ()
     ) -> None:
         self._models = {m.model: m for m in models}
-        self._computed: dict[tuple[str, str | None, str, int, int], Decimal] = {}
+        # (model, provider, id of the price list in force, tokens) → (that list, cost): the
+        # entry holds the list, so its id cannot be reused by another while the entry exists.
+        self._computed: dict[tuple[str, str | None, int, int, int], tuple[object, Decimal]] = {}
         self._overrides: dict[str, list[PriceOverride]] = {}
         for o in sorted(overrides, key=lambda o: o.effective_from):
             self._overrides.setdefault(o.model, []).append(o)
@@ -105,18 +107,21 @@ class PriceBook:
             # The database's price calculation takes about a millisecond; its result depends
             # only on the price list in force at `at` and the usage, so it is kept per both.
             _, info = get_snapshot().find_provider_model(model, None, provider, None)
-            key = (model, provider, repr(info.get_prices(at)), input_tokens, output_tokens)
-            cost = self._computed.get(key)
-            if cost is None:
-                calc = calc_price(
-                    Usage(input_tokens=input_tokens, output_tokens=output_tokens),
-                    model,
-                    provider_id=provider,
-                    genai_request_timestamp=at,
-                )
-                cost = self._computed[key] = Decimal(calc.total_price)
-                if len(self._computed) > _COMPUTED_KEPT:
-                    del self._computed[next(iter(self._computed))]  # the oldest entry
+            prices = info.get_prices(at)
+            key = (model, provider, id(prices), input_tokens, output_tokens)
+            kept = self._computed.get(key)
+            if kept is not None and kept[0] is prices:
+                return kept[1]
+            calc = calc_price(
+                Usage(input_tokens=input_tokens, output_tokens=output_tokens),
+                model,
+                provider_id=provider,
+                genai_request_timestamp=at,
+            )
+            cost = Decimal(calc.total_price)
+            self._computed[key] = (prices, cost)
+            if len(self._computed) > _COMPUTED_KEPT:
+                del self._computed[next(iter(self._computed))]  # the oldest entry
         except LookupError as err:
             raise UnknownModelError(
                 model,

@@ -5,6 +5,7 @@ when a window ends, and when models are downgraded. No I/O; amounts are nano-dol
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
@@ -61,6 +62,7 @@ def all_budget_lines(cost: CostConfig) -> list[BudgetLine]:
     return lines
 
 
+@functools.lru_cache(maxsize=256)
 def _share(value: float) -> Decimal:
     # Through str: 0.8 is the decimal 0.8 an operator wrote, not 0.8000000000000000444.
     return Decimal(str(value))
@@ -75,16 +77,18 @@ def crossed(spent_nano: int, budget_nano: int, thresholds: Sequence[float]) -> l
     """Thresholds reached: spent ≥ share × budget, compared exactly."""
     if budget_nano <= 0:
         return []
-    return [t for t in thresholds if Decimal(spent_nano) >= _share(t) * budget_nano]
+    return [t for t in thresholds if spent_nano >= share_threshold(budget_nano, t)]
 
 
 def over_share(used_nano: int, budget_nano: int, share: float) -> bool:
-    return budget_nano > 0 and Decimal(used_nano) >= _share(share) * budget_nano
+    return budget_nano > 0 and used_nano >= share_threshold(budget_nano, share)
 
 
+@functools.lru_cache(maxsize=1024)
 def share_threshold(budget_nano: int, share: float) -> int:
-    """The least whole nano-dollars `used` with over_share(used, budget, share); -1: none
-    (a budget of 0 is never over its share). What the check-and-reserve script compares."""
+    """The least whole nano-dollars `used` with used ≥ share × budget, exactly (so, for whole
+    amounts, reaching it is reaching the share); -1: none (a budget of 0 is never over its
+    share). What the check-and-reserve script compares; kept per budget and share."""
     if budget_nano <= 0:
         return -1
     return int((_share(share) * budget_nano).to_integral_value(rounding=ROUND_CEILING))

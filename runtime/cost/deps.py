@@ -7,15 +7,16 @@ from contextlib import AbstractContextManager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from opentelemetry.trace import Span, SpanKind
+from pydantic import BaseModel
 
 from runtime.cost.engine import CostEngine
 from runtime.cost.limits import RateLimited
 from runtime.service.auth import BearerAuth
 from runtime.service.tracing import tracer
 
-__all__ = ["Caller", "Engine", "error", "invalid", "span", "unknown_model"]
+__all__ = ["Caller", "Engine", "answer", "error", "invalid", "span", "unknown_model"]
 
 _tracer = tracer("agentops.cost")
 
@@ -33,6 +34,13 @@ async def _caller(request: Request) -> None:
 
 Engine = Annotated[CostEngine, Depends(_engine)]
 Caller = Depends(_caller)
+
+
+def answer(body: BaseModel, status_code: int = 200) -> Response:
+    """A route's body as JSON, serialised once by its own model: FastAPI would validate the
+    route's return value against `response_model` again and encode it in Python (the hot
+    routes declare the model for the API's schema all the same)."""
+    return Response(body.model_dump_json(), status_code, media_type="application/json")
 
 
 def error(code: int, body: dict[str, Any], retry_after: int | None = None) -> JSONResponse:

@@ -112,6 +112,19 @@ class Downgrade:
 
 
 @dataclass(frozen=True)
+class _Terms:
+    """What a team's calls are held to (CostEngine.terms)."""
+
+    lines: list[BudgetLine]
+    thresholds: list[int]  # per line: the used nano-dollars that downgrade (-1: never)
+    limits: list[Limit]  # the limited scopes
+
+    @property
+    def scopes(self) -> list[str]:
+        return [lim.scope for lim in self.limits]
+
+
+@dataclass(frozen=True)
 class Recorded:
     idempotency_key: str
     recorded: bool
@@ -151,6 +164,7 @@ class CostEngine:
         self.reservations = Reservations(redis, replication)
         self.tool_limiter = ToolCallLimiter(redis)
         self.alerts = BudgetAlerts(redis, cost.alert_thresholds)
+        self._terms: dict[str | None, _Terms] = {}
         for line in all_budget_lines(cost):
             metrics.budget.labels(line.scope, line.window).set(float(from_nano(line.budget_nano)))
 
@@ -162,6 +176,19 @@ class CostEngine:
             found.append(
                 limit_from_config(keys.team_scope(team), self.cost.rate_limits.teams[team])
             )
+        return found
+
+    def terms(self, team: str | None) -> _Terms:
+        """A team's budget lines, downgrade thresholds and limited scopes, from the config (it
+        does not change in the engine's life): worked out once per configured team, and once
+        for every team the config does not name (they share the platform's)."""
+        named = team in self.cost.team_budgets or team in self.cost.rate_limits.teams
+        key = team if named else None
+        found = self._terms.get(key)
+        if found is None:
+            lines = budget_lines(self.cost, key)
+            thresholds = [share_threshold(ln.budget_nano, self.cost.downgrade_at) for ln in lines]
+            found = self._terms[key] = _Terms(lines, thresholds, limited(self.limits(key or "")))
         return found
 
     async def admit_tool_call(self, team: str, call_id: str) -> None:
@@ -194,7 +221,7 @@ class CostEngine:
 
     async def downgrade_due(self, team: str | None) -> Downgrade | None:
         """The first budget whose spent + reserved has reached `downgradeAt`, if any."""
-        lines = budget_lines(self.cost, team)
+        lines = self.terms(team).lines
         now = self.clock()
         windows = keys.buckets(now)
         pipe = self.redis.pipeline(transaction=False)
@@ -235,8 +262,8 @@ class CostEngine:
         cost = self.book.cost(model, input_tokens, output_tokens, at=at)
         key = idempotency_key(task_id, attempt, call)
         usage = UsageRecord(key, model, agent_type, team, input_tokens, output_tokens, cost, at)
-        scopes = [lim.scope for lim in limited(self.limits(team))]
-        done = await self.ledger.record(usage, scopes, _ms(now))
+        terms = self.terms(team)
+        done = await self.ledger.record(usage, terms.scopes, _ms(now))
         if done.settled_reservation:
             self.metrics.reservations.labels("settled").inc()
         fired: list[BudgetAlert] = []
@@ -250,7 +277,7 @@ class CostEngine:
                 (keys.team_scope(team), "day"): done.day_team,
                 (keys.team_scope(team), "month"): done.month_team,
             }
-            lines = budget_lines(self.cost, team)
+            lines = terms.lines
             for line in lines:
                 self.metrics.spend.labels(line.scope, line.window).set(
                     float(from_nano(spent[(line.scope, line.window)]))
@@ -276,7 +303,7 @@ class CostEngine:
     ) -> CallMaximum:
         """What the check-and-reserve script needs: both models' maxima, budgets, limits."""
         target = self.cost.downgrade.get(model)
-        lines = budget_lines(self.cost, team)
+        terms = self.terms(team)
         return CallMaximum(
             reservation_id=call_id,
             team=team,
@@ -285,9 +312,9 @@ class CostEngine:
             target_nano=None
             if target is None
             else to_nano(self.book.cost(target, max_in, max_out, at=now)),
-            lines=lines,
-            thresholds=[share_threshold(ln.budget_nano, self.cost.downgrade_at) for ln in lines],
-            limits=limited(self.limits(team)),
+            lines=terms.lines,
+            thresholds=terms.thresholds,
+            limits=terms.limits,
         )
 
     async def reserve(

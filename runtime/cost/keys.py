@@ -12,6 +12,7 @@ from data it reads. `LAYOUT` is the table of what the group holds.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Final
 
 from runtime.service.keys import KeyLayout, keyspace
@@ -61,11 +62,18 @@ def team_scope(team: str) -> str:
 def buckets(at: dt.datetime) -> dict[str, str]:
     """The hour, day and month (UTC) a moment falls in."""
     utc = at.astimezone(dt.UTC)
-    return {
-        "hour": utc.strftime("%Y-%m-%dT%H"),
-        "day": utc.strftime("%Y-%m-%d"),
-        "month": utc.strftime("%Y-%m"),
-    }
+    return dict(_buckets(utc.year, utc.month, utc.day, utc.hour))
+
+
+@functools.lru_cache(maxsize=64)
+def _buckets(year: int, month: int, day: int, hour: int) -> tuple[tuple[str, str], ...]:
+    # Every call on the hot path asks for the current hour: formatted once per hour.
+    at = dt.datetime(year, month, day, hour, tzinfo=dt.UTC)
+    return (
+        ("hour", at.strftime("%Y-%m-%dT%H")),
+        ("day", at.strftime("%Y-%m-%d")),
+        ("month", at.strftime("%Y-%m")),
+    )
 
 
 def usage(window: str, bucket: str) -> str:

@@ -25,9 +25,9 @@ from runtime.cost.limits import LUA_LIMITS, WINDOW_S, scope_keys
 from runtime.cost.money import NANO, from_nano, to_nano
 from runtime.service.redis import (
     NO_REPLICAS,
+    AcceptingScript,
     Replication,
     decoded,
-    replicated,
     reply,
     run_script_batch,
 )
@@ -146,7 +146,9 @@ class Ledger:
         """`replication`: replicas that must confirm a record before it is answered."""
         self.redis = redis
         self.replication = replication
-        self._record = redis.register_script(_RECORD)
+        # Concurrent records (a worker's attempts, the API's requests) share round trips.
+        self._accept = AcceptingScript(redis, _RECORD, replication)
+        self._record = self._accept.script
 
     def script_call(
         self, usage: UsageRecord, limit_scopes: Sequence[str] = (), now_ms: int | None = None
@@ -204,9 +206,7 @@ class Ledger:
         """Add one call to every window and settle its reservation and its hourly-limit hold
         to the actual amount, once per idempotency key."""
         redis_keys, args = self.script_call(usage, limit_scopes, now_ms)
-        return _recorded(
-            await replicated(self.redis, self._record, redis_keys, args, self.replication)
-        )
+        return _recorded(await self._accept(redis_keys, args))
 
     async def record_many(self, usages: Sequence[UsageRecord]) -> list[Recorded]:
         """Record a batch in one round trip (pipelined); each record stays atomic on its own."""

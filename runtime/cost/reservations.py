@@ -29,7 +29,7 @@ from runtime.cost.limits import (
     refusal,
     scope_keys,
 )
-from runtime.service.redis import NO_REPLICAS, Replication, replicated, reply, text
+from runtime.service.redis import NO_REPLICAS, AcceptingScript, Replication, reply, text
 
 __all__ = ["BudgetExceeded", "CallMaximum", "Checked", "Reservation", "Reservations"]
 
@@ -241,10 +241,11 @@ class Reservations:
         """`replication`: replicas that must confirm a reservation before it is answered."""
         self.redis = redis
         self.replication = replication
-        self._reserve = redis.register_script(_RESERVE)
+        # Concurrent reservations (a worker's attempts, the API's requests) share round trips.
+        self._reserve = AcceptingScript(redis, _RESERVE, replication)
         self._sweep = redis.register_script(_SWEEP)
         self._release = redis.register_script(_RELEASE)
-        self._check_and_reserve = redis.register_script(_CHECK_AND_RESERVE)
+        self._check_and_reserve = AcceptingScript(redis, _CHECK_AND_RESERVE, replication)
 
     async def check_and_reserve(
         self, call: CallMaximum, now: dt.datetime, timeout_s: int, window_ms: int
@@ -277,9 +278,7 @@ class Reservations:
         for line in lines:
             args += [line.scope, keys.ledger_field(line.scope), str(line.budget_nano)]
         args += [*call.thresholds, *limit_args(call.limits)]
-        raw = await replicated(
-            self.redis, self._check_and_reserve, redis_keys, args, self.replication
-        )
+        raw = await self._check_and_reserve(redis_keys, args)
         status, expired, downgraded = int(raw[0]), int(raw[1]), int(raw[2]) == 2
         amount = call.target_nano if downgraded and call.target_nano is not None else None
         amount = call.amount_nano if amount is None else amount
@@ -319,7 +318,7 @@ class Reservations:
         ]
         for line in lines:
             args += [line.scope, keys.ledger_field(line.scope), str(line.budget_nano)]
-        raw = await replicated(self.redis, self._reserve, redis_keys, args, self.replication)
+        raw = await self._reserve(redis_keys, args)
         status, expired = int(raw[0]), int(raw[1])
         if status == 0:
             raise BudgetExceeded(lines[int(raw[2]) - 1], int(raw[3]), int(raw[4]), amount_nano)

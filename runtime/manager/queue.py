@@ -17,6 +17,7 @@ idle too long (XAUTOCLAIM), not by any process-local state.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -93,6 +94,7 @@ class TaskQueue:
         self._start = redis.register_script(scripts.START)
         self._start_many = redis.register_script(scripts.START_MANY)
         self._finish = redis.register_script(scripts.FINISH)
+        self._ordered = rd.ordered(redis)
         self._complete = redis.register_script(scripts.COMPLETE)
         # Workers end many attempts at once: their acknowledgements share round trips.
         self._complete_batch = rd.ScriptBatch(redis, self._complete)
@@ -316,20 +318,31 @@ class TaskQueue:
         """Make this attempt's outcome durable (result and usage together) before its usage is
         charged and the task acknowledged: from here on it is never run again. False when the
         attempt is no longer this agent's (reclaimed meanwhile)."""
+        return bool(await self.finish_soon(task, agent_id, result=result, error=error, usage=usage))
+
+    def finish_soon(
+        self,
+        task: TaskRecord,
+        agent_id: str,
+        *,
+        result: Any = None,
+        error: str | None = None,
+        usage: Sequence[TokenUsage] = (),
+    ) -> asyncio.Future[Any]:
+        """`finish`, queued now on the client's ordered script stream (rd.ordered): a script
+        call made on that stream after this one runs after it, with no round trip between.
+        Its answer: truthy when stored."""
         status = TaskStatus.FAILED if error is not None else TaskStatus.SUCCEEDED
-        return bool(
-            await self._finish(
-                keys=[k.task_key(task.task_id)],
-                args=[
-                    agent_id,
-                    task.attempts,
-                    status.value,
-                    json.dumps(result),
-                    error or "",
-                    _usage_json(usage),
-                ],
-            )
-        )
+        args = [
+            agent_id,
+            task.attempts,
+            status.value,
+            json.dumps(result),
+            error or "",
+            _usage_json(usage),
+        ]
+        # By text: never NOSCRIPT, so what follows it on the stream never runs before it.
+        return self._ordered.call(self._finish, [k.task_key(task.task_id)], args, by_text=True)
 
     async def complete(
         self,

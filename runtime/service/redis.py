@@ -8,6 +8,7 @@ import contextlib
 import inspect
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -40,7 +41,9 @@ from contracts.settings.service import CLUSTER_SCHEMES, SENTINEL_SCHEME, Service
 __all__ = [
     "NO_REPLICAS",
     "TRANSIENT_REDIS_ERRORS",
+    "AcceptingScript",
     "NotReplicated",
+    "OrderedScripts",
     "Outage",
     "Replication",
     "ScriptBatch",
@@ -50,6 +53,7 @@ __all__ = [
     "hget",
     "hgetall",
     "hmget",
+    "ordered",
     "replicated",
     "reply",
     "run_script_batch",
@@ -366,6 +370,113 @@ class ScriptBatch:
                 answer.set_result(result)
 
 
+class OrderedScripts:
+    """Script calls on one client, run by the server in the order they are made, with few
+    round trips: the calls made while a pipeline is out go together in the next one, sent
+    once its answer is in. One pipeline at a time on one connection, so a call made after
+    another runs after it; each is still its own atomic script with its own answer (an error
+    answers its own call only; a lost connection fails every call of the pipeline, as it
+    would each lone call). What it is for: a step that must follow another (an attempt's
+    outcome stored, then its usage charged) without a round trip between them.
+
+    On a cluster the order holds per node only. A call of a script the server lost (after a
+    restart: NOSCRIPT, nothing ran) is sent again after the calls that followed it, so a call
+    whose successors must not run before it is sent `by_text` (EVAL: never NOSCRIPT)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._calls: list[_Call] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    def call(
+        self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any], by_text: bool = False
+    ) -> asyncio.Future[Any]:
+        """Queue the call now; its answer (or error) arrives on the future."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Any] = loop.create_future()
+        self._calls.append(_Call(script, keys, args, by_text, answer))
+        if self._sender is None or self._sender.done():
+            self._sender = loop.create_task(self._send_all())
+        return answer
+
+    async def _send_all(self) -> None:
+        while self._calls:
+            calls, self._calls = self._calls, []
+            try:
+                results = await _ordered_pipeline(self.redis, calls)
+            except Exception as err:  # the connection: every call of the pipeline met it
+                results = [err] * len(calls)
+            for call, result in zip(calls, results, strict=True):
+                if call.answer.done():  # its caller was cancelled meanwhile
+                    continue
+                if isinstance(result, Exception):
+                    call.answer.set_exception(result)
+                else:
+                    call.answer.set_result(result)
+
+
+@dataclass(frozen=True)
+class _Call:
+    script: AsyncScript
+    keys: Sequence[Any]
+    args: Sequence[Any]
+    by_text: bool
+    answer: asyncio.Future[Any]
+
+
+_ORDERED: weakref.WeakKeyDictionary[Redis, OrderedScripts] = weakref.WeakKeyDictionary()
+
+
+def ordered(redis: Redis) -> OrderedScripts:
+    """The client's one ordered script stream (every caller on this client shares it)."""
+    found = _ORDERED.get(redis)
+    if found is None:
+        found = _ORDERED[redis] = OrderedScripts(redis)
+    return found
+
+
+async def _ordered_pipeline(redis: Redis, calls: Sequence[_Call]) -> list[Any]:
+    """Every call in one pipeline, in order; answers and error replies as values."""
+    if isinstance(redis, RedisCluster):
+        cluster_pipe: Any = redis.pipeline()
+        for c in calls:
+            cluster_pipe.eval(c.script.script, len(c.keys), *c.keys, *c.args)
+        async with _topology_errors_transient():
+            return list(await cluster_pipe.execute(raise_on_error=False))
+    pipe = redis.pipeline(transaction=False)
+    for c in calls:
+        if c.by_text:
+            pipe.eval(cast(str, c.script.script), len(c.keys), *c.keys, *c.args)
+        else:
+            pipe.evalsha(c.script.sha, len(c.keys), *c.keys, *c.args)
+    results = list(await pipe.execute(raise_on_error=False))
+    missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+    if missing:  # a restarted server lost its scripts: those calls ran nothing
+        for script in {id(calls[i].script): calls[i].script for i in missing}.values():
+            script.sha = await reply(redis.script_load(script.script))
+        again = await _ordered_pipeline(redis, [calls[i] for i in missing])
+        for i, result in zip(missing, again, strict=True):
+            results[i] = result
+    return results
+
+
+class AcceptingScript:
+    """A write script whose answer means "accepted" (a usage record, a reservation): with
+    replicas to wait for, each call is written and confirmed on its own (`replicated`);
+    without, concurrent calls share pipelines in the client's ordered stream (`ordered`)."""
+
+    def __init__(self, redis: Redis, source: str, replication: Replication) -> None:
+        self.redis = redis
+        self.replication = replication
+        self.script = redis.register_script(source)
+        self._stream = ordered(redis)
+
+    async def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        if self.replication.replicas > 0:
+            return await replicated(self.redis, self.script, keys, args, self.replication)
+        return await self._stream.call(self.script, keys, args)
+
+
 _TOPOLOGY_OUTAGES: Final = ("cannot be connected", "slots are not covered")
 
 
@@ -409,15 +520,37 @@ async def replicated(
         async with _topology_errors_transient():
             result, confirmed = await _write_then_wait(redis, script, keys, args, replication)
     else:
-        pipe = redis.pipeline(transaction=False)
-        await script(keys=list(keys), args=list(args), client=pipe)
-        pipe.execute_command("WAIT", replicas, timeout_ms)
-        result, confirmed = await pipe.execute()
+        result, confirmed = await _write_then_wait_standalone(
+            redis, script, keys, args, replication
+        )
     if int(confirmed) < replicas:
         raise NotReplicated(
             f"{int(confirmed)} of {replicas} replicas confirmed the write within {timeout_ms} ms"
         )
     return result
+
+
+async def _write_then_wait_standalone(
+    redis: Redis,
+    script: AsyncScript,
+    keys: Sequence[str],
+    args: Sequence[Any],
+    replication: Replication,
+) -> tuple[Any, Any]:
+    """EVALSHA and WAIT in one round trip (redis-py's script pipeline would ask SCRIPT EXISTS
+    first, a second one). NOSCRIPT wrote nothing: the script is loaded and both sent again."""
+    for _ in range(2):
+        pipe = redis.pipeline(transaction=False)
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+        pipe.execute_command("WAIT", replication.replicas, replication.timeout_ms)
+        result, confirmed = await pipe.execute(raise_on_error=False)
+        if not isinstance(result, NoScriptError):
+            break
+        script.sha = await reply(redis.script_load(script.script))
+    for answer in (result, confirmed):
+        if isinstance(answer, Exception):
+            raise answer
+    return result, confirmed
 
 
 async def _write_then_wait(

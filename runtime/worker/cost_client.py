@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from redis.asyncio import Redis
 
 from contracts import endpoints
 from contracts.settings.service import read_secret_file
@@ -194,6 +195,9 @@ class CostClient:
         # Best effort: a hold nobody releases expires after the reservation timeout.
         with contextlib.suppress(DependencyUnavailable):
             await self._call("DELETE", f"/reservations/{task.task_id}/{attempt}?call={call}")
+
+    def follows(self, redis: Redis) -> bool:
+        return False  # a record is an HTTP call to another process: it follows nothing
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -19,7 +19,7 @@ import contextlib
 import uuid
 from collections.abc import Iterator
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from contracts.config.cost import CostConfig
 from contracts.prices import UnknownModelError
@@ -119,6 +119,17 @@ class LocalCost:
         # Best effort: a hold nobody releases expires after the reservation timeout.
         with contextlib.suppress(*TRANSIENT_REDIS_ERRORS):
             await self.engine.release(task.task_id, attempt, call)
+
+    def follows(self, redis: Redis) -> bool:
+        """True on the worker's own client of one standalone Redis with no replica to wait
+        for: records then go on its ordered script stream (runtime.service.redis.ordered).
+        On a cluster `{cost}` and `{manager}` live apart, and with replicas each record is
+        written and confirmed on its own."""
+        return (
+            redis is self.engine.redis
+            and not isinstance(redis, RedisCluster)
+            and self.engine.ledger.replication.replicas <= 0
+        )
 
     async def aclose(self) -> None:
         return None  # the Redis connection is the worker's

@@ -155,6 +155,11 @@ class CostGate(Protocol):
 
     async def release(self, task: TaskRecord, attempt: int, call: int = 1) -> None: ...
 
+    def follows(self, redis: Redis) -> bool:
+        """Whether a usage record made after a script call on `redis`'s ordered stream
+        (runtime.service.redis.ordered) runs after it: the in-process gate on that client."""
+        ...
+
     async def admit_tool_call(self, task: TaskRecord, server: str, tool: str) -> None: ...
 
     async def aclose(self) -> None: ...
@@ -336,7 +341,6 @@ class Worker:
 
     async def _started(self, entry: Taken, task: TaskRecord) -> None:
         """The attempt of a task this agent has marked running."""
-        agent_id = self.settings.agent_id
         if task.outcome_attempt is not None:
             # An earlier attempt finished and lost only its usage record or acknowledgement:
             # finish it from the stored outcome; the work is not run again.
@@ -352,20 +356,47 @@ class Worker:
         if self.cost is None:  # nothing to charge: store the outcome and acknowledge at once
             await self._finish_and_complete(entry, task, outcome)
             return
-        stored = await self._persist(
-            "finish",
-            lambda: self.queue.finish(
-                task, agent_id, result=outcome.output, error=outcome.error, usage=outcome.usage
-            ),
-        )
+        if self.cost.follows(self.redis):
+            stored, charged = await self._finish_charging(task, outcome)
+        else:
+            stored, charged = await self._persist("finish", self._finisher(task, outcome)), False
         if not stored:
             # Reclaimed while it ran: another attempt will run it. What this run spent was
             # spent all the same, so it is recorded under this attempt's own key.
             log.warning("task %s: reclaimed while it ran (attempt %d)", task.task_id, task.attempts)
-            await self._charge(task, task.attempts, outcome)
+            if not charged:
+                await self._charge(task, task.attempts, outcome)
             await self._persist("discard", lambda: self.queue.discard(entry))
             return
-        await self._settle(entry, task, task.attempts, outcome)
+        await self._settle(entry, task, task.attempts, outcome, charged=charged)
+
+    def _finisher(self, task: TaskRecord, outcome: Outcome) -> Callable[[], Awaitable[bool]]:
+        """The attempt's `finish` (its outcome made durable), as a call to persist."""
+        agent_id = self.settings.agent_id
+        return lambda: self.queue.finish(
+            task, agent_id, result=outcome.output, error=outcome.error, usage=outcome.usage
+        )
+
+    async def _finish_charging(self, task: TaskRecord, outcome: Outcome) -> tuple[bool, bool]:
+        """Whether the outcome is stored, and whether its usage is charged, when the cost gate's
+        records follow the queue's script stream (in-process, one standalone Redis): `finish`
+        and the usage record go out together, in that order, in one round trip — Redis runs
+        one connection's commands in order, so the outcome is durable before any charge, as
+        in the separate steps. What fails is done again as those steps, `finish` first."""
+        s = self.settings
+        stored_soon = self.queue.finish_soon(
+            task, s.agent_id, result=outcome.output, error=outcome.error, usage=outcome.usage
+        )
+        try:
+            await self._charge(task, task.attempts, outcome, tries=1)
+            charged = True
+        except DependencyUnavailable:
+            charged = False  # charged again after `finish` succeeded (_settle) or not
+        try:
+            stored = bool(await stored_soon)
+        except TRANSIENT_REDIS_ERRORS:
+            stored = await self._persist("finish", self._finisher(task, outcome))
+        return stored, charged
 
     async def _finish_and_complete(self, entry: Taken, task: TaskRecord, done: Outcome) -> None:
         if not await self._complete(
@@ -480,12 +511,16 @@ class Worker:
         self.metrics.tasks.labels(s.agent_type, kind).inc()
         log.info("task %s: %s → %s", entry.task_id, reason, result)
 
-    async def _settle(self, entry: Taken, task: TaskRecord, attempt: int, done: Outcome) -> None:
-        """Charge the stored outcome's usage (idempotent per attempt), then acknowledge with it.
-        `done` is what the task's hash holds: this attempt's outcome as `finish` stored it, or
-        the earlier attempt's as `start` read it (the truth: this delivery may not have run it)."""
+    async def _settle(
+        self, entry: Taken, task: TaskRecord, attempt: int, done: Outcome, charged: bool = False
+    ) -> None:
+        """Charge the stored outcome's usage (idempotent per attempt; `charged`: done already),
+        then acknowledge with it. `done` is what the task's hash holds: this attempt's outcome
+        as `finish` stored it, or the earlier attempt's as `start` read it (the truth: this
+        delivery may not have run it)."""
         try:
-            await self._charge(task, attempt, done)
+            if not charged:
+                await self._charge(task, attempt, done)
         except DependencyUnavailable as err:
             # The outcome is stored: the task comes back to be charged and acknowledged later.
             await self._give_back(
@@ -512,9 +547,12 @@ class Worker:
         )
         return acknowledged
 
-    async def _charge(self, task: TaskRecord, attempt: int, outcome: Outcome) -> None:
+    async def _charge(
+        self, task: TaskRecord, attempt: int, outcome: Outcome, tries: int | None = None
+    ) -> None:
         """Record what an attempt spent, one record per model call (before its
-        acknowledgement), and free the holds of reserved calls that were never made."""
+        acknowledgement), and free the holds of reserved calls that were never made. An
+        unreachable cost state is tried `tries` times (default: the usage record attempts)."""
         if self.cost is None:
             return
         usage = outcome.usage
@@ -523,7 +561,7 @@ class Worker:
         if len(usage) <= outcome.recorded:
             return
         delay = 0.2
-        for left in range(self.settings.usage_record_attempts - 1, -1, -1):
+        for left in range((tries or self.settings.usage_record_attempts) - 1, -1, -1):
             try:
                 with _tracer.start_as_current_span("usage record", kind=SpanKind.CLIENT):
                     await self.cost.record(

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, status
 from contracts.prices import UnknownModelError
 from contracts.settings.llm import MAX_MODEL_CALLS
 from runtime.cost.budgets import window_end
-from runtime.cost.deps import Engine, error, rate_limited, span, unknown_model
+from runtime.cost.deps import Engine, answer, error, rate_limited, span, unknown_model
 from runtime.cost.ledger import from_nano
 from runtime.cost.limits import LimitTooSmall, RateLimited
 from runtime.cost.reservations import BudgetExceeded
@@ -56,7 +56,7 @@ async def reserve(body: ReserveIn, engine: Engine) -> Any:
             },
             max(1, wait),
         )
-    return ReserveOut(
+    out = ReserveOut(
         reservation_id=held.reservation.id,
         created=held.reservation.created,
         requested_model=held.requested_model,
@@ -66,6 +66,7 @@ async def reserve(body: ReserveIn, engine: Engine) -> Any:
         max_cost_usd=held.max_cost_usd,
         expires_at=held.reservation.expires_at,
     )
+    return answer(out, status.HTTP_201_CREATED)
 
 
 @router.delete("/reservations/{task_id}/{attempt}")

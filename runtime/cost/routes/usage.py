@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from contracts.prices import UnknownModelError
-from runtime.cost.deps import Engine, invalid, span, unknown_model
+from runtime.cost.deps import Engine, answer, invalid, span, unknown_model
 from runtime.cost.engine import AtOutsideWindow
 from runtime.cost.ledger import from_nano
 from runtime.cost.schemas import AlertOut, UsageIn, UsageOut
@@ -36,7 +36,7 @@ async def usage(body: UsageIn, engine: Engine) -> Any:
         return unknown_model(engine)
     except AtOutsideWindow as err:
         return invalid("at", str(err))
-    return UsageOut(
+    out = UsageOut(
         idempotency_key=done.idempotency_key,
         recorded=done.recorded,
         cost_usd=done.cost_usd,
@@ -52,3 +52,4 @@ async def usage(body: UsageIn, engine: Engine) -> Any:
             for a in done.alerts
         ],
     )
+    return answer(out)

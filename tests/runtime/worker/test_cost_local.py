@@ -5,6 +5,9 @@ once across a crash, reservations settled, an exhausted budget fails the task.""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -101,3 +104,54 @@ def test_in_process_an_exhausted_budget_fails_the_task_without_running_it(
     assert record.error is not None and record.error.startswith("budget exhausted: ")
     assert handler.runs == {}
     assert ledger_calls(redis) == 0
+
+
+def _monitored(redis: RedisServer, out: Path) -> subprocess.Popen[bytes]:
+    """The real server's MONITOR: every command it runs, with the connection it came on."""
+    log = out.open("wb")
+    spy = subprocess.Popen(
+        ["redis-cli", "-p", str(redis.port), "monitor"], stdout=log, stderr=subprocess.DEVNULL
+    )
+    for _ in range(200):
+        if out.read_bytes().startswith(b"OK"):
+            return spy
+        time.sleep(0.01)
+    raise AssertionError("MONITOR did not start")
+
+
+def test_in_process_the_outcome_is_stored_before_the_charge_on_one_connection(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    """On one standalone Redis the outcome's FINISH and the usage record go together; the
+    server runs FINISH first, from the same connection, for every task."""
+    handler = CountingHandler()
+    spy = _monitored(redis, tmp_path / "monitor.log")
+
+    async def body(p: Platform) -> list[TaskRecord]:
+        worker = await local_worker(p, "w-1", handler, COST)
+        ids = [(await p.queue.submit("coder", {"i": i})).task_id for i in range(4)]
+        return await p.until_finished(ids, worker)
+
+    try:
+        records = run(redis, tmp_path, None, body)
+        time.sleep(0.2)
+    finally:
+        spy.terminate()
+        spy.wait()
+    assert [r.status for r in records] == [TaskStatus.SUCCEEDED] * 4
+    seen: dict[str, list[tuple[str, str]]] = {}  # task → (step, connection) in server order
+    finish = re.compile(r'\[\d+ ([\d.:]+)\] "EVAL" "local task, agent, attempt = KEYS\[1\].*?'
+                        r'"1" "agentops:\{manager\}:task:([^"]+)"')  # fmt: skip
+    record = re.compile(r'\[\d+ ([\d.:]+)\] "EVALSHA" "[0-9a-f]{40}" "\d+" '
+                        r'"agentops:\{cost\}:seen:([^":]+):1"')  # fmt: skip
+    for line in (tmp_path / "monitor.log").read_text().splitlines():
+        for step, pattern in (("finish", finish), ("record", record)):
+            if found := pattern.search(line):
+                seen.setdefault(found.group(2), []).append((step, found.group(1)))
+    assert sorted(seen) == sorted(r.task_id for r in records)
+    for task_id, steps in seen.items():
+        # (The first record of the run may show twice: NOSCRIPT, then loaded and sent again.)
+        assert [s for s, _ in steps][:2] == ["finish", "record"], (task_id, steps)
+        assert {s for s, _ in steps[2:]} <= {"record"}, (task_id, steps)
+        assert len({c for _, c in steps}) == 1, f"{task_id}: one connection, {steps}"
+    assert ledger_calls(redis) == 4
