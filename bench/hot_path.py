@@ -48,6 +48,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
+from urllib.parse import urlsplit
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
@@ -184,6 +185,29 @@ def cpu_per_task(pids: dict[str, int], tasks: Callable[[], int], label: str) -> 
     used = {name: (cpu_s(pid) - before[name]) * 1000 / max(n, 1) for name, pid in pids.items()}
     parts = ", ".join(f"{name} {ms:.2f}" for name, ms in used.items())
     print(f"CPU per task, {label} ({n} tasks): {sum(used.values()):.2f} ms = {parts}")
+
+
+@contextmanager
+def redis_time(url: str, tasks: Callable[[], int], label: str, top: int = 8) -> Iterator[None]:
+    """Print where the Redis server's time went per task over the block (INFO commandstats:
+    calls and microseconds per task, scripts and the commands they ran alike). One
+    redis-server only: a cluster's nodes keep their own statistics."""
+    if urlsplit(url).scheme in CLUSTER_SCHEMES:
+        yield
+        return
+    client = SyncRedis.from_url(url)
+    client.config_resetstat()
+    yield
+    n = max(tasks(), 1)
+    stats = cast(dict[str, dict[str, float]], client.info("commandstats"))
+    client.close()
+    rows = sorted(stats.items(), key=lambda item: -item[1]["usec"])
+    parts = ", ".join(
+        f"{name.removeprefix('cmdstat_')} {row['calls'] / n:.2f}×/{row['usec'] / n:.0f} µs"
+        for name, row in rows[:top]
+    )
+    total = sum(row["usec"] for row in stats.values()) / n
+    print(f"Redis per task, {label}: {total:.0f} µs in commands; top (calls×/µs): {parts}")
 
 
 # -- wrk ---------------------------------------------------------------------------------------
@@ -629,7 +653,11 @@ def governed_stage(
     spied = {n: pids[n] for n in ("manager", "cost", f"{kind}-0")}
     used = {**redis, "manager": pids["manager"], "cost": pids["cost"], **workers}
     done: list[list[float]] = []
-    with profiled(spied, args.profile), cpu_per_task(used, done.__len__, kind):
+    with (
+        profiled(spied, args.profile),
+        cpu_per_task(used, done.__len__, kind),
+        redis_time(redis_url, done.__len__, kind),
+    ):
         gov, rows = asyncio.run(
             wrk_tasks(redis_url, mgr, token, script,
                       agent_type=kind, tasks=args.tasks, seconds=300, connections=c)
@@ -730,6 +758,7 @@ def queue_stage(
     with (
         profiled(spied, args.profile),
         cpu_per_task(used, lambda: args.tasks, "queue level (submitter excluded)"),
+        redis_time(redis_url, lambda: args.tasks, "queue level (submits included)"),
     ):
         rate, waits = asyncio.run(queue_level(redis_url, args.tasks, args.concurrency))
     print(f"queue level: {rate:,.0f} tasks/s  [load {load()}]")

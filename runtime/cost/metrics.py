@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
 from contracts.telemetry import metrics as m
+from runtime.service.series import Counter, Gauge
 
 __all__ = ["CostMetrics"]
 

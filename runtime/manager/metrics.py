@@ -6,10 +6,11 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
 from contracts.telemetry import metrics as m
 from runtime.manager.registry import AgentRecord
+from runtime.service.series import Counter, Gauge, Histogram
 
 __all__ = ["ManagerMetrics"]
 

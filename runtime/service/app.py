@@ -22,9 +22,6 @@ from opentelemetry import context
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
     disable_created_metrics,
     generate_latest,
 )
@@ -36,6 +33,7 @@ from contracts.telemetry import metrics as m
 from runtime.service.auth import BearerAuth
 from runtime.service.lean import fast_lanes
 from runtime.service.redis import TRANSIENT_REDIS_ERRORS, Outage
+from runtime.service.series import Counter, Gauge, Histogram
 from runtime.service.tracing import CARRIED_HEADERS, caller_context
 
 __all__ = ["UNAVAILABLE_RETRY_AFTER_S", "ReadyCheck", "ShellMetrics", "create_app"]

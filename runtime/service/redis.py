@@ -37,6 +37,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from contracts.settings.service import CLUSTER_SCHEMES, SENTINEL_SCHEME, ServiceSettings
+from runtime.service.resp import packing_class
 
 __all__ = [
     "NO_REPLICAS",
@@ -191,7 +192,7 @@ def connect_url(
             sentinel_kwargs={"password": password, "socket_connect_timeout": 5},
         )
         master_client: Redis = sentinel.master_for(master, db=db, password=password, **options)
-        return master_client
+        return _hiredis_packing(master_client)
     if url.scheme in CLUSTER_SCHEMES:
         # The client maps slots to nodes from any node it reaches and refreshes the map on
         # MOVED or a lost node, so a promoted replica is followed without a restart.
@@ -202,10 +203,22 @@ def connect_url(
             ssl=url.scheme == CLUSTER_SCHEMES[1],
             **options,
         )
+        # Nodes found later take the class from `connection_kwargs`.
+        packing = packing_class(cluster.connection_kwargs["connection_class"])
+        cluster.connection_kwargs["connection_class"] = packing
+        for node in cluster.nodes_manager.startup_nodes.values():
+            node.connection_class = packing
         # Not a subclass of Redis, but the same command API: every caller is typed against
         # Redis, and the few cluster differences (pipelines of scripts) are handled here.
         return cast(Redis, cluster)
-    client: Redis = Redis.from_url(str(url), password=password, **options)
+    return _hiredis_packing(Redis.from_url(str(url), password=password, **options))
+
+
+def _hiredis_packing(client: Redis) -> Redis:
+    """The client's connections pack commands with hiredis (runtime.service.resp); the class
+    the URL chose (TLS, Unix socket, Sentinel-managed) is kept."""
+    pool = client.connection_pool
+    pool.connection_class = packing_class(pool.connection_class)
     return client
 
 
