@@ -188,7 +188,7 @@ def cpu_per_task(pids: dict[str, int], tasks: Callable[[], int], label: str) -> 
 
 
 @contextmanager
-def redis_time(url: str, tasks: Callable[[], int], label: str, top: int = 8) -> Iterator[None]:
+def redis_time(url: str, tasks: Callable[[], int], label: str, top: int = 12) -> Iterator[None]:
     """Print where the Redis server's time went per task over the block (INFO commandstats:
     calls and microseconds per task, scripts and the commands they ran alike). One
     redis-server only: a cluster's nodes keep their own statistics."""
