@@ -4,8 +4,8 @@ redis-py's blocking client already packs with hiredis whenever it is installed; 
 connections (5.x) still encode every argument and join the frame in Python, and on the task
 path that was 10–18 % of a service's CPU (a usage record alone is an EVALSHA of 40 arguments).
 The bytes are the same (tests/runtime/service/test_resp.py compares them with redis-py's own
-packer); what redis-py refuses (a bool, an object that is not str, bytes, int or float) is
-refused here with the same DataError.
+packer); what redis-py refuses (a bool, an object that is not str, bytes, memoryview, int or
+float) is refused here with the same DataError.
 """
 
 from __future__ import annotations
@@ -33,9 +33,12 @@ def packed(*args: Any) -> bytes:
         args = (*first.split(), *args[1:])
     try:  # hiredis refuses a bool, as redis-py does
         frame: bytes = hiredis.pack_command(args)
-        return frame
     except TypeError as err:
-        raise DataError(f"{err} (got {[type(a).__name__ for a in args]})") from err
+        if not any(isinstance(a, memoryview) for a in args):
+            raise DataError(f"{err} (got {[type(a).__name__ for a in args]})") from err
+        # redis-py sends a memoryview's bytes; hiredis takes bytes only.
+        return packed(*(bytes(a) if isinstance(a, memoryview) else a for a in args))
+    return frame
 
 
 class _HiredisPacking:

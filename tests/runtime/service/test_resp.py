@@ -38,6 +38,11 @@ def test_the_bytes_are_redis_pys(command: str | bytes, args: list[Any]) -> None:
     assert packed(command, *args) == _redis_py(command, *args)
 
 
+def test_a_memoryview_is_sent_as_its_bytes() -> None:
+    view = memoryview(b"abc\x00def")[1:]
+    assert packed("SET", "k", view) == _redis_py("SET", "k", view)
+
+
 @pytest.mark.parametrize("bad", [True, None, object(), [1], {"a": 1}])
 def test_what_redis_py_refuses_is_refused_with_its_error(bad: object) -> None:
     with pytest.raises(DataError):
