@@ -256,8 +256,12 @@ class TaskQueue:
         keys: list[Any] = []
         args: list[Any] = [k.DISPATCH_GROUP, repr(time.time())]
         for taken, agent_id in pairs:
-            keys += [taken.stream, k.inbox(agent_id), k.task_key(taken.task_id)]
-            keys.append(k.agent_key(agent_id))
+            keys += [
+                taken.stream,
+                k.inbox(agent_id),
+                k.task_key(taken.task_id),
+                k.agent_key(agent_id),
+            ]
             args += [taken.entry_id, taken.task_id, agent_id]
         return [Assignment(int(r)) for r in await self._assign_many(keys=keys, args=args)]
 

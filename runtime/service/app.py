@@ -108,7 +108,6 @@ class _Shell:
         self.limit = limit
         self.metrics = metrics
         self.outage = outage
-        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -160,16 +159,9 @@ class _Shell:
         endpoint = _endpoint(scope)
         if endpoint == endpoints.METRICS:
             return
-        key = (endpoint, scope["method"], code)
-        series = self._series.get(key)
-        if series is None:
-            m = self.metrics
-            series = self._series[key] = (
-                m.requests.labels(endpoint, scope["method"], str(code)),
-                m.duration.labels(endpoint, scope["method"]),
-            )
-        series[0].inc()
-        series[1].observe(seconds)
+        # Each label set's series is found once (runtime.service.series).
+        self.metrics.requests.labels(endpoint, scope["method"], code).inc()
+        self.metrics.duration.labels(endpoint, scope["method"]).observe(seconds)
 
 
 def _endpoint(scope: Scope) -> str:
