@@ -18,7 +18,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
-from opentelemetry import trace
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
@@ -30,11 +29,12 @@ from runtime.manager.queue import Assignment, Taken, TaskQueue
 from runtime.manager.registry import AgentRecord, AgentRegistry
 from runtime.service import redis as rd
 from runtime.service.redis import Outage
+from runtime.service.tracing import tracer
 
 __all__ = ["Dispatcher"]
 
 log = logging.getLogger("agentops.manager")
-_tracer = trace.get_tracer("agentops.manager")
+_tracer = tracer("agentops.manager")
 
 
 class Dispatcher:

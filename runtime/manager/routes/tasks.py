@@ -24,10 +24,11 @@ from runtime.manager.queue import QueueFull
 from runtime.manager.schemas import TaskAccepted, TaskId, TaskSubmission, TaskView
 from runtime.service.lean import json_body, lean_route
 from runtime.service.logs import bind_task
+from runtime.service.tracing import tracer
 
 __all__ = ["accept", "router", "served"]
 
-_tracer = trace.get_tracer("agentops.manager")
+_tracer = tracer("agentops.manager")
 log = logging.getLogger("agentops.manager")
 router = APIRouter(tags=["tasks"])
 
