@@ -16,6 +16,10 @@ them exhaust the process (issue 17, defect 5).
 When one passes, the client gets `408 Request Timeout` (unless a response has already begun)
 and the connection is closed; the application sees a disconnect. No timer runs while the
 application works on a request whose body has arrived, so slow handlers are not affected.
+
+The same protocol sends a response's header block and its body in one write (`_Joined`):
+uvicorn writes them apart, two sends and two segments for every small answer, a sixth of the
+manager's CPU on its task submit under load.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from enum import StrEnum
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -37,6 +41,43 @@ _REQUEST_TIMEOUT: Final = b"Request Timeout"
 class ReadPhase(StrEnum):
     HEADERS = "headers"
     BODY = "body"
+
+
+class _Joined:
+    """A connection's transport as its responses write to it: the writes of one turn of the
+    event loop leave together. A write with nothing held is held until the next write (a
+    response's body after its header block: joined, sent at once) or the end of the turn (a
+    streamed body's first part comes later, a `100 Continue` waits for nothing), so nothing
+    waits longer than the turn it was written in, and the order of writes is kept."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self.transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is None:
+            self._held = bytes(data)
+            self._loop.call_soon(self.flush)
+            return
+        self._held = None
+        self.transport.write(held + data)
+
+    def flush(self) -> None:
+        held, self._held = self._held, None
+        if held is not None and not self.transport.is_closing():
+            self.transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
 
 
 class _DeadlineProtocol(HttpToolsProtocol):
@@ -86,6 +127,7 @@ class _DeadlineProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._joined = _Joined(transport, self.loop)
         self._arm(ReadPhase.HEADERS)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -94,6 +136,8 @@ class _DeadlineProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
+        if self.cycle is not None:  # the request's cycle (an upgrade makes none)
+            self.cycle.transport = self._joined  # type: ignore[assignment]
         self._arm(ReadPhase.BODY)
 
     def on_message_complete(self) -> None:
