@@ -55,12 +55,15 @@ _TTL_S = {"hour": 3 * 24 * 3600, "day": 400 * 24 * 3600, "month": 800 * 24 * 360
 _RECORD = (
     LUA_LIMITS
     + """
+-- The day's and the month's spend, platform and team: what the budget checks need.
+local function totals()
+  local day = redis.call('HMGET', KEYS[3], 'cost:total', ARGV[3])
+  local month = redis.call('HMGET', KEYS[4], 'cost:total', ARGV[3])
+  return {day[1] or '0', day[2] or '0', month[1] or '0', month[2] or '0'}
+end
 local settled = 0
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) == false then
-  return {0, 0, redis.call('HGET', KEYS[3], 'cost:total') or '0',
-          redis.call('HGET', KEYS[3], ARGV[3]) or '0',
-          redis.call('HGET', KEYS[4], 'cost:total') or '0',
-          redis.call('HGET', KEYS[4], ARGV[3]) or '0'}
+  return {0, 0, unpack(totals())}
 end
 for b = 2, 4 do
   for i = 11, #ARGV, 2 do
@@ -81,10 +84,7 @@ end
 for base = 7, #KEYS - 1, 4 do
   settle(base, tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[2], ARGV[9], ARGV[10])
 end
-return {1, settled, redis.call('HGET', KEYS[3], 'cost:total'),
-        redis.call('HGET', KEYS[3], ARGV[3]),
-        redis.call('HGET', KEYS[4], 'cost:total'),
-        redis.call('HGET', KEYS[4], ARGV[3])}
+return {1, settled, unpack(totals())}
 """
 )
 

@@ -102,21 +102,37 @@ end
 local function keep(base, ttl)
   for k = 1, 4 do redis.call('PEXPIRE', KEYS[base + k], ttl) end
 end
+-- Replaces held member `m` (in the log at `score`) by `actual`: the sums change by the
+-- difference, one increment per dimension that changed (a request is a request).
+local function replace(base, m, actual, score)
+  if m == actual then return end
+  redis.call('ZREM', KEYS[base + 1], m)
+  if redis.call('ZADD', KEYS[base + 1], score, actual) == 0 then
+    weigh(base, m, -1)  -- already counted (not seen: one id settles once): only the hold leaves
+    return
+  end
+  local held, used = weights(m), weights(actual)
+  for d = 2, 3 do
+    local change = tonumber(used[d]) - tonumber(held[d])
+    if change ~= 0 then
+      redis.call('HINCRBY', KEYS[base + 2], FIELDS[d], string.format('%d', change))
+    end
+  end
+end
 -- Settles call `id` to what it really used: its held maximum (if still held and in the
--- window) becomes the actual amount at the same admission time; a call that held nothing
--- (its hold lapsed, or it never reserved) is counted from `now`.
+-- window) becomes the actual amount at the same admission time, and the keys keep the life
+-- its admission gave them (past that time's window); a call that held nothing (its hold
+-- lapsed, or it never reserved) is counted from `now`.
 local function settle(base, now, window, id, tokens, nano)
   prune(base, now, window)
   local actual = id .. '|' .. tokens .. '|' .. nano
   local m = unhold(base, id)
-  local score = now
   if m then
     local admitted = redis.call('ZSCORE', KEYS[base + 1], m)
-    if not admitted then return end
-    score = tonumber(admitted)
-    take(base, m)
+    if admitted then replace(base, m, actual, admitted) end
+    return
   end
-  if redis.call('ZADD', KEYS[base + 1], score, actual) == 1 then weigh(base, actual, 1) end
+  if redis.call('ZADD', KEYS[base + 1], now, actual) == 1 then weigh(base, actual, 1) end
   keep(base, window)
 end
 """

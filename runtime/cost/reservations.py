@@ -63,12 +63,24 @@ local function held_amount(id)
   if existing then return string.match(existing, '^(%d+)|') end
   return nil
 end
--- nil when every budget holds the amount besides what is spent and reserved; else {line
--- index, spent, reserved} of the first that cannot.
-local function budget_check(lines, amount)
+-- What each line has spent and reserved now ({spent, reserved}, as stored), the reserved
+-- amounts of every line's scope in one read.
+local function budget_used(lines)
+  if #lines == 0 then return {} end
+  local scopes = {}
+  for i, line in ipairs(lines) do scopes[i] = line[1] end
+  local reserved = redis.call('HMGET', KEYS[1], unpack(scopes))
+  local used = {}
   for i, line in ipairs(lines) do
-    local spent = redis.call('HGET', KEYS[3 + i], line[2]) or '0'
-    local reserved = redis.call('HGET', KEYS[1], line[1]) or '0'
+    used[i] = {redis.call('HGET', KEYS[3 + i], line[2]) or '0', reserved[i] or '0'}
+  end
+  return used
+end
+-- nil when every budget holds the amount besides what is spent and reserved (`used`, as
+-- budget_used read it); else {line index, spent, reserved} of the first that cannot.
+local function budget_check(lines, used, amount)
+  for i, line in ipairs(lines) do
+    local spent, reserved = used[i][1], used[i][2]
     if tonumber(spent) + tonumber(reserved) + amount > line[3] then
       return {i, spent, reserved}
     end
@@ -103,7 +115,8 @@ _RESERVE = (
 local expired = release_expired(tonumber(ARGV[1]))
 local existing = held_amount(ARGV[3])
 if existing then return {2, expired, existing} end
-local refused = budget_check(budget_lines(6, (#ARGV - 5) / 3), tonumber(ARGV[4]))
+local lines = budget_lines(6, (#ARGV - 5) / 3)
+local refused = budget_check(lines, budget_used(lines), tonumber(ARGV[4]))
 if refused then return {0, expired, refused[1], refused[2], refused[3]} end
 budget_hold(ARGV[3], ARGV[4], ARGV[5], ARGV[2])
 return {1, expired}
@@ -136,13 +149,14 @@ for i = 1, count do thresholds[i] = tonumber(ARGV[10 + count * 3 + i]) end
 local limits = {}
 for i = 11 + count * 4, #ARGV do limits[#limits + 1] = tonumber(ARGV[i]) end
 local expired = release_expired(now)
+-- Read once: nothing below changes a budget's spent or reserved before its check.
+local spent_reserved = budget_used(lines)
 -- Downgraded once spent + reserved of any budget reached its share (a call past the
 -- downgrade share runs the cheaper model).
 local model, due, due_used, amount = 1, 0, 0, ARGV[8]
 if ARGV[9] ~= '' then
   for i, line in ipairs(lines) do
-    local used = tonumber(redis.call('HGET', KEYS[3 + i], line[2]) or '0')
-                 + math.max(0, tonumber(redis.call('HGET', KEYS[1], line[1]) or '0'))
+    local used = tonumber(spent_reserved[i][1]) + math.max(0, tonumber(spent_reserved[i][2]))
     if thresholds[i] >= 0 and used >= thresholds[i] then
       model, due, due_used, amount = 2, i, used, ARGV[9]
       break
@@ -164,7 +178,7 @@ if scopes > 0 then
 end
 local existing = held_amount(id)
 if existing then return {2, head[1], head[2], head[3], head[4], existing} end
-local refused = budget_check(lines, tonumber(amount))
+local refused = budget_check(lines, spent_reserved, tonumber(amount))
 if refused then
   return {0, head[1], head[2], head[3], head[4], refused[1], refused[2], refused[3]}
 end

@@ -19,7 +19,7 @@ from runtime.cost.alerts import BudgetAlerts
 from runtime.cost.budgets import BudgetLine, over_share, share_threshold
 from runtime.cost.engine import CostEngine
 from runtime.cost.ledger import to_nano
-from runtime.cost.limits import Limit, LimitTooSmall, RateLimited, RateLimiter
+from runtime.cost.limits import Limit, LimitTooSmall, RateLimited, RateLimiter, scope_keys
 from runtime.cost.metrics import CostMetrics
 from runtime.cost.reservations import BudgetExceeded, Reservations
 from runtime.service.logs import json_formatter
@@ -335,6 +335,48 @@ def test_release_and_lapse_return_everything_and_late_usage_counts_its_actual(
         await engine.record("b", 1, "gpt-4o", "coder", "research", REAL_IN, REAL_OUT)
         await engine.record("c", 1, "gpt-4o", "coder", "research", REAL_IN, REAL_OUT)
         assert await window() == (2, 2 * (REAL_IN + REAL_OUT), to_nano(Decimal("0.02")), 0)
+        await client.aclose()
+
+    run(scenario())
+
+
+def test_a_settled_call_counts_its_actual_amount_whatever_it_is_and_its_hour_stays_kept(
+    redis: Backend,
+) -> None:
+    """A hold settles to what the call really used: less than its maximum, exactly it (the
+    same member), or more (a handler over its estimate); the window's keys still live past
+    the hour the call was admitted in."""
+
+    async def scenario() -> None:
+        client = connect_url(redis.url)
+        clock = Clock(T0)
+        engine = CostEngine(client, HOURLY, CostMetrics(CollectorRegistry()), clock=clock)
+        maximum = engine.book.cost("gpt-4o", MAX_IN, MAX_OUT)
+        used_tokens = [(REAL_IN, REAL_OUT), (MAX_IN, MAX_OUT), (MAX_IN + 4_000, MAX_OUT)]
+        for i in range(len(used_tokens)):
+            await engine.reserve(f"s-{i}", 1, "research", "gpt-4o", MAX_IN, MAX_OUT)
+        [(limit, held)] = await engine.limit_state()
+        assert (held.requests, held.cost_nano, held.holds) == (3, 3 * to_nano(maximum), 3)
+        clock.at = T0 + dt.timedelta(seconds=30)
+        for i, (tokens_in, tokens_out) in enumerate(used_tokens):
+            await engine.record(f"s-{i}", 1, "gpt-4o", "coder", "research", tokens_in, tokens_out)
+        actual = [engine.book.cost("gpt-4o", a, b) for a, b in used_tokens]
+        [(_, used)] = await engine.limit_state()
+        assert (used.requests, used.holds) == (3, 0)
+        assert used.tokens == sum(a + b for a, b in used_tokens)
+        assert used.cost_nano == sum(to_nano(c) for c in actual)
+        assert actual[0] < maximum == actual[1] < actual[2]
+        # Each call is still counted from its admission: it leaves the window an hour after.
+        clock.at = T0 + dt.timedelta(seconds=3599)
+        [(_, later)] = await engine.limit_state()
+        assert later.requests == 3
+        clock.at = T0 + dt.timedelta(seconds=3600)
+        [(_, gone)] = await engine.limit_state()
+        assert (gone.requests, gone.tokens, gone.cost_nano) == (0, 0, 0)
+        # Until then its keys live: none expires before the last member leaves the window.
+        for key in scope_keys([limit.scope]):
+            ttl_ms = await client.pttl(key)
+            assert ttl_ms == -2 or ttl_ms > 3_500_000, (key, ttl_ms)
         await client.aclose()
 
     run(scenario())
