@@ -22,7 +22,10 @@ in this order:
   dispatched by the manager to 2 workers with no cost engine;
 * arq 0.28 with a no-op job (two settings, the better one is the reference);
 * Celery 5 with a Redis broker and a no-op task (its own venv, pinned, in ~/.cache);
-* redis-benchmark: what the Redis server does by itself.
+* redis-benchmark: what the Redis server does by itself;
+* then `--rounds` times in turns, the in-process governed path and arq at its best setting,
+  with the ratio of each round and their median (a rate on a shared machine drifts by 10 %
+  and more between minutes; in turns, both meet the same drift).
 
 It prints tasks/s, submit→finish p50/p99, each ratio to arq, the load average, which client
 bounds which figure, and the CPU milliseconds per task of every process involved (a figure
@@ -39,6 +42,7 @@ import math
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -444,43 +448,69 @@ async def forget_sink(redis_url: str) -> None:
 
 # -- anchors -----------------------------------------------------------------------------------
 # arq's settings tried, the best one is the reference: (worker processes, max_jobs, poll s).
-# max_jobs 256 matches our default in-flight limit (2 workers × --capacity 128); a second arq
-# process is what our second worker is. On this machine neither more jobs nor a second process
-# made arq faster (its worker is CPU-bound at ~1.1 ms per job); the table keeps trying them.
-ARQ_SETTINGS = ((1, 64, 0.001), (1, 100, 0.01), (1, 256, 0.01), (2, 128, 0.01))
+# max_jobs 512 matches our default in-flight limit (2 workers × --capacity 256, the most a
+# worker takes); a second arq process is what our second worker is. On this machine neither
+# more jobs nor a second process made arq faster (its worker is CPU-bound at ~0.5 ms per
+# job); the table keeps trying them.
+ARQ_SETTINGS = (
+    (1, 64, 0.001),
+    (1, 100, 0.01),
+    (1, 256, 0.01),
+    (1, 512, 0.01),
+    (2, 128, 0.01),
+    (2, 256, 0.01),
+)
+ArqSetting = tuple[int, int, float]
 
 
-def arq_best(server: RedisServer, tasks: int, concurrency: int) -> tuple[float, list[float], str]:
+def arq_label(setting: ArqSetting) -> str:
+    processes, max_jobs, poll = setting
+    label = f"{processes} process{'es' if processes > 1 else ''}, max_jobs {max_jobs}, "
+    return label + f"poll {poll * 1000:g} ms"
+
+
+def arq_once(
+    server: RedisServer, setting: ArqSetting, tasks: int, concurrency: int
+) -> tuple[float, list[float]]:
+    """arq's no-op rate and enqueue→finish latencies with one setting (workers started,
+    warmed up, measured, stopped; its keys dropped)."""
+    processes, max_jobs, poll = setting
+    script = ARQ_WORKER.replace("poll_delay=0.001", f"poll_delay={poll}")
+    arqs = [
+        subprocess.Popen(  # noqa: S603 - our own interpreter and script
+            [sys.executable, "-c", script, str(server.port), str(max_jobs)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(processes)
+    ]
+    try:
+        time.sleep(1.0)
+        asyncio.run(arq_run(server.port, 300, concurrency))  # warm-up
+        asyncio.run(_drop_arq_keys(server.url))  # the job ids are used again
+        used = {"redis": server.process.pid}
+        used |= {f"arq worker {i}": a.pid for i, a in enumerate(arqs)}
+        label = f"arq {arq_label(setting)} (submitter excluded)"
+        with cpu_per_task(used, lambda: tasks, label):
+            rate, waits = asyncio.run(arq_run(server.port, tasks, concurrency, finish=True))
+        asyncio.run(_drop_arq_keys(server.url))
+    finally:
+        for arq in arqs:
+            os.kill(arq.pid, signal.SIGTERM)
+            arq.wait(timeout=30)
+    return rate, waits
+
+
+def arq_best(
+    server: RedisServer, tasks: int, concurrency: int
+) -> tuple[float, list[float], ArqSetting]:
     """arq's no-op rate at each of ARQ_SETTINGS; the best."""
-    best: tuple[float, list[float], str] = (0.0, [], "")
-    for processes, max_jobs, poll in ARQ_SETTINGS:
-        label = f"{processes} process{'es' if processes > 1 else ''}, max_jobs {max_jobs}, "
-        label += f"poll {poll * 1000:g} ms"
-        script = ARQ_WORKER.replace("poll_delay=0.001", f"poll_delay={poll}")
-        arqs = [
-            subprocess.Popen(  # noqa: S603 - our own interpreter and script
-                [sys.executable, "-c", script, str(server.port), str(max_jobs)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for _ in range(processes)
-        ]
-        try:
-            time.sleep(1.0)
-            asyncio.run(arq_run(server.port, 300, concurrency))  # warm-up
-            asyncio.run(_drop_arq_keys(server.url))  # the job ids are used again
-            used = {"redis": server.process.pid}
-            used |= {f"arq worker {i}": a.pid for i, a in enumerate(arqs)}
-            with cpu_per_task(used, lambda: tasks, f"arq {label} (submitter excluded)"):
-                rate, waits = asyncio.run(arq_run(server.port, tasks, concurrency, finish=True))
-            asyncio.run(_drop_arq_keys(server.url))
-        finally:
-            for arq in arqs:
-                os.kill(arq.pid, signal.SIGTERM)
-                arq.wait(timeout=30)
-        print(f"arq ({label}): {rate:,.0f} jobs/s  [load {load()}]")
+    best: tuple[float, list[float], ArqSetting] = (0.0, [], ARQ_SETTINGS[0])
+    for setting in ARQ_SETTINGS:
+        rate, waits = arq_once(server, setting, tasks, concurrency)
+        print(f"arq ({arq_label(setting)}): {rate:,.0f} jobs/s  [load {load()}]")
         if rate > best[0]:
-            best = (rate, waits, label)
+            best = (rate, waits, setting)
     return best
 
 
@@ -700,9 +730,10 @@ def backend(root: Path, cluster: bool) -> Iterator[Backend]:
 
 def anchors(
     args: argparse.Namespace, server: RedisServer, root: Path, figures: list[Figure], celery: bool
-) -> str:
-    """arq (its better setting) and Celery on the same redis-server; arq's settings."""
-    arate, awaits, asettings = arq_best(server, args.tasks, args.concurrency)
+) -> ArqSetting:
+    """arq (its best setting) and Celery on the same redis-server; arq's best setting."""
+    arate, awaits, best = arq_best(server, args.tasks, args.concurrency)
+    asettings = arq_label(best)
     figures.append(Figure("arq 0.28 no-op", arate, awaits, "arq's worker; submitter: arq's client"))
     print(f"arq: {arate:,.0f} jobs/s ({asettings})  [load {load()}]")
     if celery:
@@ -711,7 +742,41 @@ def anchors(
             Figure("Celery 5.5 no-op, prefork -c 2", crate, cwaits, "celery (sync client)")
         )
         print(f"celery: {crate:,.0f} tasks/s  [load {load()}]")
-    return asettings
+    return best
+
+
+def rounds(
+    args: argparse.Namespace, server: RedisServer, root: Path, best: ArqSetting
+) -> list[float]:
+    """The in-process governed path and arq (its best setting) in turns, on the same Redis,
+    `--rounds` times: the ratio of each round, so the machine's drift meets both alike. Our
+    services stay up (idle) while arq runs; the CPU they use meanwhile is printed."""
+    script = root / "submit.lua"
+    ratios: list[float] = []
+    (root / "rounds").mkdir()
+    with platform(server, root / "rounds", args.capacity) as p:
+        mgr, token = str(p["manager"]), str(p["token"])
+        pids = cast(dict[str, int], p["pids"])
+        asyncio.run(
+            wrk_tasks(server.url, mgr, token, script,
+                      agent_type=LOCAL, tasks=200, seconds=60, connections=args.concurrency)
+        )  # fmt: skip
+        for i in range(1, args.rounds + 1):
+            _, rows = asyncio.run(
+                wrk_tasks(server.url, mgr, token, script, agent_type=LOCAL,
+                          tasks=args.tasks, seconds=300, connections=args.concurrency)
+            )  # fmt: skip
+            ours, _ = through(rows)
+            idle = {name: cpu_s(pid) for name, pid in pids.items()}
+            theirs, _ = arq_once(server, best, args.tasks, args.concurrency)
+            idle_s = sum(cpu_s(pid) - idle[name] for name, pid in pids.items())
+            ratios.append(ours / theirs)
+            print(
+                f"round {i}: governed (in-process cost) {ours:,.0f} tasks/s, arq {theirs:,.0f} "
+                f"jobs/s = {ours / theirs:.2f}× (our idle services meanwhile: "
+                f"{idle_s * 1000:.0f} ms CPU)  [load {load()}]"
+            )
+    return ratios
 
 
 def wrk_floors(
@@ -777,10 +842,16 @@ def main() -> None:
     parser.add_argument(
         "--capacity",
         type=int,
-        default=128,
-        help="tasks per worker at once (2 workers: 256 in flight, arq's largest max_jobs tried)",
+        default=256,
+        help="tasks per worker at once (2 workers: 512 in flight, arq's largest max_jobs tried)",
     )
     parser.add_argument("--concurrency", type=int, default=64, help="connections/submitters")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="then the in-process governed path and arq's best in turns, this many times",
+    )
     parser.add_argument("--skip-celery", action="store_true")
     parser.add_argument(
         "--stages",
@@ -826,9 +897,12 @@ def main() -> None:
                 )
             if "queue" in stages:
                 figures.append(queue_stage(args, server.url, redis, pids))
-        asettings = None
+        asettings, ratios = None, []
         if isinstance(server, RedisServer):  # arq and Celery have no cluster support
-            asettings = anchors(args, server, root, figures, "celery" in stages)
+            best = anchors(args, server, root, figures, "celery" in stages)
+            asettings = arq_label(best)
+            if args.rounds:
+                ratios = rounds(args, server, root, best)
         port = server.port if isinstance(server, RedisServer) else server.nodes[0].port
         bench = redis_benchmark(port, cluster=args.cluster)
         print(
@@ -837,6 +911,12 @@ def main() -> None:
             + f"  [load {load()}]"
         )
     report(figures, asettings)
+    if ratios:
+        print(
+            f"\ngoverned (in-process cost) vs arq over {len(ratios)} rounds in turns: "
+            + ", ".join(f"{r:.2f}×" for r in ratios)
+            + f"; median {statistics.median(ratios):.2f}×"
+        )
     if "wrk" in stages:
         print(
             f"\nfloors: wrk GET /health {floor.rate:,.0f} req/s; wrk POST /api/v1/tasks "
