@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NoOpTracer, SpanKind
 
+from runtime.service import tracing
 from runtime.service.tracing import Tracer, continued, current_traceparent
 
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -66,7 +67,7 @@ def test_on_spans_are_opentelemetrys_with_their_parents_kinds_and_attributes() -
     assert dict(reserve.attributes or {}) == {"task_id": "t-1"}
 
 
-def test_a_provider_installed_after_the_first_span_is_used_from_then_on() -> None:
+def test_a_provider_installed_after_the_first_span_is_used_once_installed_says_so() -> None:
     installed: list[trace.TracerProvider] = [trace.ProxyTracerProvider()]
     late = Tracer("test", provider=lambda: installed[0])
     with late.start_as_current_span("before") as span:
@@ -75,6 +76,9 @@ def test_a_provider_installed_after_the_first_span_is_used_from_then_on() -> Non
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exported))
     installed[0] = provider
+    with late.start_as_current_span("not yet looked for") as span:
+        assert not span.is_recording()  # found off: not looked for at every span
+    tracing.installed()  # what setup_tracing says once it installed one
     with late.start_as_current_span("after") as span:
         assert span.is_recording()
     assert [s.name for s in exported.get_finished_spans()] == ["after"]
