@@ -112,9 +112,10 @@ def _body_errors(err: ValidationError) -> list[dict[str, Any]]:
 
 
 def _as_fastapi_does(raw: bytes, model: type[M]) -> M:
-    """Python's JSON reader, then the model: the slow path for bodies the fast JSON reader
-    refuses (Python's reader accepts a few it does not, e.g. a lone surrogate escape, which
-    the model then names), so every body gets the answer FastAPI's parsing gives it."""
+    """Python's JSON reader, then the model: the slow path for bodies the fast reader and
+    model refuse (Python's reader accepts a few the fast one does not, e.g. a lone surrogate
+    escape, which the model then names), so every body gets the answer FastAPI's parsing
+    gives it."""
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as e:
@@ -122,6 +123,8 @@ def _as_fastapi_does(raw: bytes, model: type[M]) -> M:
         raise RequestValidationError([{**error, "input": {}, "ctx": {"error": e.msg}}]) from None
     except UnicodeDecodeError:
         raise RequestValidationError([_NOT_JSON]) from None
+    if not isinstance(data, dict):  # JSON, but no object: FastAPI names the body as a whole
+        raise RequestValidationError([_NOT_JSON])
     try:
         return model.model_validate(data)
     except ValidationError as err:
@@ -136,7 +139,7 @@ def json_body(raw: bytes, content_type: str | None, model: type[M]) -> M:
         raise RequestValidationError([_NOT_JSON])
     try:
         return model.model_validate_json(raw)
-    except ValidationError as err:
-        if any(e["type"] == "json_invalid" for e in err.errors(include_url=False)):
-            return _as_fastapi_does(raw, model)
-        raise RequestValidationError(_body_errors(err)) from None
+    except ValidationError:
+        # Refused: the answer FastAPI's parsing gives (the JSON reader's and the model's
+        # messages differ for a body that is no object, a value the readers take apart).
+        return _as_fastapi_does(raw, model)
