@@ -59,12 +59,16 @@ from runtime.cost.deps import Caller
 from runtime.cost.engine import CostEngine
 from runtime.cost.routes import recommendations, reports, reservations, tool_calls, usage
 from runtime.service.auth import BearerAuth
+from runtime.service.lean import add_lean_routes
 
 __all__ = ["install_api", "router"]
 
 # Request and response bodies: runtime/cost/schemas.py; shared dependencies: runtime/cost/deps.py.
+# The hot parts (reservations, usage: two requests per task) carry the API's prefix, tags and
+# token check themselves, so their routes know their full paths and take the fast lane.
+HOT = (reservations, usage)
 router = APIRouter(prefix=endpoints.COST_API, tags=["cost"], dependencies=[Caller])
-for part in (reservations, usage, tool_calls, recommendations, reports):
+for part in (tool_calls, recommendations, reports):
     router.include_router(part.router)
 
 
@@ -72,4 +76,7 @@ def install_api(app: FastAPI, engine: CostEngine, auth: BearerAuth) -> None:
     """Serve the API on `app` for this engine, behind the callers' bearer tokens."""
     app.state.engine = engine
     app.state.auth = auth
+    for hot in HOT:
+        app.include_router(hot.router)
+        add_lean_routes(app, hot.router)
     app.include_router(router)

@@ -3,20 +3,33 @@ token check, the error bodies and the span of a task's call."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from opentelemetry.trace import Span, SpanKind
 from pydantic import BaseModel
 
 from runtime.cost.engine import CostEngine
 from runtime.cost.limits import RateLimited
 from runtime.service.auth import BearerAuth
+from runtime.service.lean import json_body, lean_route
 from runtime.service.tracing import tracer
 
-__all__ = ["Caller", "Engine", "answer", "error", "invalid", "span", "unknown_model"]
+__all__ = [
+    "Caller",
+    "Engine",
+    "answer",
+    "authorize",
+    "error",
+    "invalid",
+    "lean",
+    "span",
+    "unknown_model",
+]
 
 _tracer = tracer("agentops.cost")
 
@@ -27,13 +40,29 @@ async def _engine(request: Request) -> CostEngine:
     return engine
 
 
-async def _caller(request: Request) -> None:
+async def authorize(request: Request) -> None:
+    """The caller's bearer token (every route of the API, as the router's dependency)."""
     auth: BearerAuth = request.app.state.auth
     await auth(request)
 
 
 Engine = Annotated[CostEngine, Depends(_engine)]
-Caller = Depends(_caller)
+Caller = Depends(authorize)
+M = TypeVar("M", bound=BaseModel)
+
+
+def lean(model: type[M], route: Callable[[M, CostEngine], Awaitable[Response]]) -> type[APIRoute]:
+    """The route class serving a hot route's requests without FastAPI's per-request
+    machinery (runtime.service.lean): the body read first, then the caller's token checked,
+    the body validated as `model`, and `route` (the same function FastAPI declares) called."""
+
+    async def serve(request: Request) -> Response:
+        raw = await request.body()
+        await authorize(request)
+        body = json_body(raw, request.headers.get("content-type"), model)
+        return await route(body, request.app.state.engine)
+
+    return lean_route(serve)
 
 
 def answer(body: BaseModel, status_code: int = 200) -> Response:

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Response, status
 
+from contracts import endpoints
 from contracts.prices import UnknownModelError
 from contracts.settings.llm import MAX_MODEL_CALLS
 from runtime.cost.budgets import window_end
-from runtime.cost.deps import Engine, answer, error, rate_limited, span, unknown_model
+from runtime.cost.deps import (
+    Caller,
+    Engine,
+    answer,
+    error,
+    lean,
+    rate_limited,
+    span,
+    unknown_model,
+)
 from runtime.cost.ledger import from_nano
 from runtime.cost.limits import LimitTooSmall, RateLimited
 from runtime.cost.reservations import BudgetExceeded
@@ -18,11 +28,11 @@ from runtime.cost.schemas import ReserveIn, ReserveOut
 
 __all__ = ["router"]
 
-router = APIRouter()
+# Full paths (runtime/cost/api.py includes this router as it is).
+router = APIRouter(prefix=endpoints.COST_API, tags=["cost"], dependencies=[Caller])
 
 
-@router.post("/reservations", status_code=status.HTTP_201_CREATED, response_model=ReserveOut)
-async def reserve(body: ReserveIn, engine: Engine) -> Any:
+async def reserve(body: ReserveIn, engine: Engine) -> Response:
     try:
         with span("reservation", body.task_id, body.attempt, body.model):
             held = await engine.reserve(
@@ -67,6 +77,17 @@ async def reserve(body: ReserveIn, engine: Engine) -> Any:
         expires_at=held.reservation.expires_at,
     )
     return answer(out, status.HTTP_201_CREATED)
+
+
+# Served through the fast lane (deps.lean); FastAPI declares the operation from `reserve`.
+router.add_api_route(
+    "/reservations",
+    reserve,
+    methods=["POST"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=ReserveOut,
+    route_class_override=lean(ReserveIn, reserve),
+)
 
 
 @router.delete("/reservations/{task_id}/{attempt}")

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from fastapi import APIRouter, Response
 
-from fastapi import APIRouter
-
+from contracts import endpoints
 from contracts.prices import UnknownModelError
-from runtime.cost.deps import Engine, answer, invalid, span, unknown_model
+from runtime.cost.deps import Caller, Engine, answer, invalid, lean, span, unknown_model
 from runtime.cost.engine import AtOutsideWindow
 from runtime.cost.ledger import from_nano
 from runtime.cost.schemas import AlertOut, UsageIn, UsageOut
 
 __all__ = ["router"]
 
-router = APIRouter()
+# Full paths (runtime/cost/api.py includes this router as it is).
+router = APIRouter(prefix=endpoints.COST_API, tags=["cost"], dependencies=[Caller])
 
 
-@router.post("/usage", response_model=UsageOut)
-async def usage(body: UsageIn, engine: Engine) -> Any:
+async def usage(body: UsageIn, engine: Engine) -> Response:
     try:
         with span("usage record", body.task_id, body.attempt, body.model):
             done = await engine.record(
@@ -53,3 +52,13 @@ async def usage(body: UsageIn, engine: Engine) -> Any:
         ],
     )
     return answer(out)
+
+
+# Served through the fast lane (deps.lean); FastAPI declares the operation from `usage`.
+router.add_api_route(
+    "/usage",
+    usage,
+    methods=["POST"],
+    response_model=UsageOut,
+    route_class_override=lean(UsageIn, usage),
+)
