@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 
@@ -26,7 +26,7 @@ from runtime.cost.limits import LimitTooSmall, RateLimited
 from runtime.cost.reservations import BudgetExceeded
 from runtime.cost.schemas import ReserveIn, ReserveOut
 
-__all__ = ["router"]
+__all__ = ["RESERVE_ROUTE", "router"]
 
 # Full paths (runtime/cost/api.py includes this router as it is).
 router = APIRouter(prefix=endpoints.COST_API, tags=["cost"], dependencies=[Caller])
@@ -80,14 +80,14 @@ async def reserve(body: ReserveIn, engine: Engine) -> Response:
 
 
 # Served through the fast lane (deps.lean); FastAPI declares the operation from `reserve`.
-router.add_api_route(
-    "/reservations",
-    reserve,
-    methods=["POST"],
-    status_code=status.HTTP_201_CREATED,
-    response_model=ReserveOut,
-    route_class_override=lean(ReserveIn, reserve),
-)
+RESERVE_ROUTE: dict[str, Any] = {
+    "path": "/reservations",
+    "endpoint": reserve,
+    "methods": ["POST"],
+    "status_code": status.HTTP_201_CREATED,
+    "response_model": ReserveOut,
+}
+router.add_api_route(**RESERVE_ROUTE, route_class_override=lean(ReserveIn, reserve))
 
 
 @router.delete("/reservations/{task_id}/{attempt}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 
 from contracts import endpoints
@@ -11,7 +13,7 @@ from runtime.cost.engine import AtOutsideWindow
 from runtime.cost.ledger import from_nano
 from runtime.cost.schemas import AlertOut, UsageIn, UsageOut
 
-__all__ = ["router"]
+__all__ = ["USAGE_ROUTE", "router"]
 
 # Full paths (runtime/cost/api.py includes this router as it is).
 router = APIRouter(prefix=endpoints.COST_API, tags=["cost"], dependencies=[Caller])
@@ -55,10 +57,10 @@ async def usage(body: UsageIn, engine: Engine) -> Response:
 
 
 # Served through the fast lane (deps.lean); FastAPI declares the operation from `usage`.
-router.add_api_route(
-    "/usage",
-    usage,
-    methods=["POST"],
-    response_model=UsageOut,
-    route_class_override=lean(UsageIn, usage),
-)
+USAGE_ROUTE: dict[str, Any] = {
+    "path": "/usage",
+    "endpoint": usage,
+    "methods": ["POST"],
+    "response_model": UsageOut,
+}
+router.add_api_route(**USAGE_ROUTE, route_class_override=lean(UsageIn, usage))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import APIRouter, FastAPI, status
+from fastapi import APIRouter, FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
@@ -27,7 +27,7 @@ from runtime.cost.app import build_app
 from runtime.cost.deps import Caller
 from runtime.cost.routes import reservations
 from runtime.cost.routes import usage as usage_routes
-from runtime.cost.schemas import ReserveOut, UsageOut
+from tests.runtime.lean_parity import JSON_VALUES, NOT_OBJECTS, same_answer
 from tests.servers import RedisServer, redis_server
 
 TOKEN = "lean-routes-test-token-0123456789"
@@ -61,14 +61,8 @@ def _declared(settings: CostEngineSettings) -> FastAPI:
     ]
     app.state.lean_routes = []
     plain = APIRouter(prefix=endpoints.COST_API, dependencies=[Caller])
-    plain.add_api_route(
-        "/reservations",
-        reservations.reserve,
-        methods=["POST"],
-        status_code=status.HTTP_201_CREATED,
-        response_model=ReserveOut,
-    )
-    plain.add_api_route("/usage", usage_routes.usage, methods=["POST"], response_model=UsageOut)
+    plain.add_api_route(**reservations.RESERVE_ROUTE)
+    plain.add_api_route(**usage_routes.USAGE_ROUTE)
     app.include_router(plain)
     return app
 
@@ -86,50 +80,28 @@ def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClie
             yield lean, declared
 
 
-def _answer(client: TestClient, path: str, body: bytes, headers: dict[str, str]) -> Any:
-    r = client.post(path, content=body, headers=headers)
-    return (
-        r.status_code,
-        r.headers.get("retry-after"),
-        r.headers.get("content-type"),
-        _MOMENT.sub("<moment>", r.text),
-    )
-
-
 def _same(engines: tuple[TestClient, TestClient], path: str, body: bytes, **headers: str) -> int:
-    lean, declared = engines
-    sent = {**AUTH, **headers} if headers.get("Authorization") != "" else {}
-    answers = [_answer(c, path, body, sent) for c in (lean, declared)]
-    assert answers[0] == answers[1], (path, body, headers)
-    return int(answers[0][0])
+    return same_answer(engines, path, body, {**AUTH, **headers}, _MOMENT)
+
+
+_BASE = {
+    RESERVATIONS: {"max_input_tokens": 2000, "max_output_tokens": 500},
+    USAGE: {"input_tokens": 200, "output_tokens": 50},
+}
+
+
+def _body(path: str, task: str, **fields: Any) -> bytes:
+    """A valid body of the route at `path` for `task`, with `fields` changed."""
+    common = {"task_id": task, "attempt": 1, "team": "research", "agent_type": "coder"}
+    return json.dumps({**common, "model": "gpt-4o", **_BASE[path], **fields}).encode()
 
 
 def _reserve(task: str, **fields: Any) -> bytes:
-    body = {
-        "task_id": task,
-        "attempt": 1,
-        "team": "research",
-        "agent_type": "coder",
-        "model": "gpt-4o",
-        "max_input_tokens": 2000,
-        "max_output_tokens": 500,
-        **fields,
-    }
-    return json.dumps(body).encode()
+    return _body(RESERVATIONS, task, **fields)
 
 
 def _usage(task: str, **fields: Any) -> bytes:
-    body = {
-        "task_id": task,
-        "attempt": 1,
-        "model": "gpt-4o",
-        "agent_type": "coder",
-        "team": "research",
-        "input_tokens": 200,
-        "output_tokens": 50,
-        **fields,
-    }
-    return json.dumps(body).encode()
+    return _body(USAGE, task, **fields)
 
 
 def test_calls_replays_and_refusals_get_fastapis_answers(
@@ -148,11 +120,7 @@ def test_calls_replays_and_refusals_get_fastapis_answers(
 @pytest.mark.parametrize(
     ("body", "headers"),
     [
-        (b"", {}),
-        (b"{", {}),
-        (b"[1, 2]", {}),
-        (b'"text"', {}),
-        (b"\xff\xfe", {}),
+        *((body, {}) for body in NOT_OBJECTS),
         (b'{"task_id": "\\ud800"}', {}),
         (_reserve("t-6"), {"Content-Type": "text/plain"}),
         (_reserve("t-7"), {"Content-Type": "application/merge-patch+json"}),
@@ -171,14 +139,6 @@ def test_bad_requests_get_fastapis_answers(
     assert _same(engines, path, body, **headers) < 500  # the same answer, never a server error
 
 
-_VALUES = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=False),
-    st.text(max_size=20),
-    st.lists(st.integers(), max_size=2),
-)
 _FIELDS = st.sampled_from(
     ["task_id", "attempt", "call", "team", "model", "max_input_tokens", "max_output_tokens",
      "agent_type", "input_tokens", "output_tokens", "at", "other"]
@@ -190,11 +150,10 @@ _FIELDS = st.sampled_from(
 )
 @given(
     path=st.sampled_from([RESERVATIONS, USAGE]),
-    changes=st.dictionaries(_FIELDS, _VALUES, max_size=3),
+    changes=st.dictionaries(_FIELDS, JSON_VALUES, max_size=3),
     n=st.integers(min_value=0, max_value=10**6),
 )
 def test_generated_bodies_get_fastapis_answers(
     engines: tuple[TestClient, TestClient], path: str, changes: dict[str, Any], n: int
 ) -> None:
-    base = json.loads(_reserve(f"g-{n}") if path == RESERVATIONS else _usage(f"g-{n}"))
-    _same(engines, path, json.dumps({**base, **changes}).encode())
+    _same(engines, path, _body(path, f"g-{n}", **changes))

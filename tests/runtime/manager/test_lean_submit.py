@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi import APIRouter, FastAPI, status
+from fastapi import APIRouter, FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
@@ -23,9 +23,8 @@ from contracts import endpoints
 from contracts.settings.manager import ManagerSettings
 from runtime.manager import api
 from runtime.manager.app import create_manager_app
-from runtime.manager.deps import Submitter
-from runtime.manager.routes.tasks import submit
-from runtime.manager.schemas import TaskAccepted
+from runtime.manager.routes.tasks import SUBMIT_ROUTE
+from tests.runtime.lean_parity import JSON_VALUES, NOT_OBJECTS, same_answer
 from tests.runtime.processes import Tokens, manager_env
 from tests.servers import RedisServer, redis_server
 
@@ -39,7 +38,7 @@ def _settings(redis: RedisServer, db: int, tokens: Tokens) -> ManagerSettings:
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
-        return ManagerSettings()  # type: ignore[call-arg]
+        return ManagerSettings()
 
 
 def _declared(settings: ManagerSettings) -> FastAPI:
@@ -50,14 +49,7 @@ def _declared(settings: ManagerSettings) -> FastAPI:
     ]
     app.state.lean_routes = []
     plain = APIRouter()
-    plain.add_api_route(
-        endpoints.TASKS_API,
-        submit,
-        methods=["POST"],
-        status_code=status.HTTP_202_ACCEPTED,
-        response_model=TaskAccepted,
-        dependencies=[Submitter],
-    )
+    plain.add_api_route(**SUBMIT_ROUTE)
     app.include_router(plain)
     return app
 
@@ -76,24 +68,10 @@ def managers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, An
             yield lean, declared, tokens.api
 
 
-def _answer(client: TestClient, body: bytes, headers: dict[str, str]) -> Any:
-    r = client.post(endpoints.TASKS_API, content=body, headers=headers)
-    return (
-        r.status_code,
-        r.headers.get("retry-after"),
-        r.headers.get("content-type"),
-        _TASK_ID.sub("<id>", r.headers.get("location", "")),
-        _TASK_ID.sub("<id>", r.text),
-    )
-
-
 def _same(managers: tuple[Any, Any, str], body: bytes, **headers: str) -> int:
     lean, declared, token = managers
     sent = {"Authorization": f"Bearer {token}", "Content-Type": "application/json", **headers}
-    sent = {k: v for k, v in sent.items() if v}
-    answers = [_answer(c, body, sent) for c in (lean, declared)]
-    assert answers[0] == answers[1], (body, headers)
-    return int(answers[0][0])
+    return same_answer((lean, declared), endpoints.TASKS_API, body, sent, _TASK_ID)
 
 
 def _task(**fields: Any) -> bytes:
@@ -118,12 +96,7 @@ def test_submits_duplicates_and_refusals_get_fastapis_answers(
 @pytest.mark.parametrize(
     ("body", "headers"),
     [
-        (b"", {}),
-        (b"{", {}),
-        (b"[1, 2]", {}),
-        (b'"text"', {}),
-        (b"null", {}),
-        (b"\xff\xfe", {}),
+        *((body, {}) for body in NOT_OBJECTS),
         (b'{"agent_type": "coder", "payload": "\\ud800"}', {}),
         (_task(), {"Content-Type": "text/plain"}),
         (_task(), {"Content-Type": "application/problem+json"}),
@@ -141,15 +114,6 @@ def test_bad_requests_get_fastapis_answers(
     assert _same(managers, body, **headers) < 500  # the same answer, never a server error
 
 
-_VALUES = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=False),
-    st.text(max_size=20),
-    st.lists(st.integers(), max_size=2),
-    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
-)
 _FIELDS = st.sampled_from(
     ["agent_type", "request_type", "payload", "priority", "idempotency_key", "complexity",
      "team", "other"]
@@ -159,7 +123,7 @@ _FIELDS = st.sampled_from(
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(changes=st.dictionaries(_FIELDS, _VALUES, max_size=3))
+@given(changes=st.dictionaries(_FIELDS, JSON_VALUES, max_size=3))
 def test_generated_bodies_get_fastapis_answers(
     managers: tuple[Any, Any, str], changes: dict[str, Any]
 ) -> None:
