@@ -662,6 +662,14 @@ def report(figures: list[Figure], arq_settings: str | None) -> None:
         print(f"\narq reference settings: {arq_settings}")
 
 
+def warm_up(redis_url: str, mgr: str, token: str, script: Path, kind: str, c: int) -> None:
+    """200 tasks of `kind` through the whole path before a measured run."""
+    asyncio.run(
+        wrk_tasks(redis_url, mgr, token, script,
+                  agent_type=kind, tasks=200, seconds=60, connections=c)
+    )  # fmt: skip
+
+
 def governed_stage(
     args: argparse.Namespace,
     redis_url: str,
@@ -675,10 +683,7 @@ def governed_stage(
     """Warm-up, the governed path at full speed, then at half that rate: its tasks/s,
     submit→finish latencies and what bounded it."""
     c = args.concurrency
-    asyncio.run(
-        wrk_tasks(redis_url, mgr, token, script,
-                  agent_type=kind, tasks=200, seconds=60, connections=c)
-    )  # fmt: skip
+    warm_up(redis_url, mgr, token, script, kind, c)
     workers = {n: pids[n] for n in (f"{kind}-0", f"{kind}-1")}
     spied = {n: pids[n] for n in ("manager", "cost", f"{kind}-0")}
     used = {**redis, "manager": pids["manager"], "cost": pids["cost"], **workers}
@@ -757,10 +762,7 @@ def rounds(
     with platform(server, root / "rounds", args.capacity) as p:
         mgr, token = str(p["manager"]), str(p["token"])
         pids = cast(dict[str, int], p["pids"])
-        asyncio.run(
-            wrk_tasks(server.url, mgr, token, script,
-                      agent_type=LOCAL, tasks=200, seconds=60, connections=args.concurrency)
-        )  # fmt: skip
+        warm_up(server.url, mgr, token, script, LOCAL, args.concurrency)
         for i in range(1, args.rounds + 1):
             _, rows = asyncio.run(
                 wrk_tasks(server.url, mgr, token, script, agent_type=LOCAL,

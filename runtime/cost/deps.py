@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from runtime.cost.engine import CostEngine
 from runtime.cost.limits import RateLimited
 from runtime.service.auth import BearerAuth
-from runtime.service.lean import json_body, lean_route
+from runtime.service.lean import lean_route, read_body
 from runtime.service.tracing import tracer
 
 __all__ = [
@@ -57,9 +57,7 @@ def lean(model: type[M], route: Callable[[M, CostEngine], Awaitable[Response]]) 
     the body validated as `model`, and `route` (the same function FastAPI declares) called."""
 
     async def serve(request: Request) -> Response:
-        raw = await request.body()
-        await authorize(request)
-        body = json_body(raw, request.headers.get("content-type"), model)
+        body = await read_body(request, model, authorize)
         return await route(body, request.app.state.engine)
 
     return lean_route(serve)

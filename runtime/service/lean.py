@@ -4,16 +4,17 @@ A route built with `lean_route(handler)` keeps everything FastAPI derives once f
 endpoint's signature (the OpenAPI operation, the path, the methods, the route's place in the
 request metrics), but each request goes straight to `handler(request)`: no dependency solving,
 no request-body model built through FastAPI's field machinery, no second validation of the
-response model. The handler reads its body first, as FastAPI does (a body that stops arriving
-gets the read deadline's 408 whoever sends it), validates it with `json_body`, which fails as
-FastAPI's own body parsing does (the shell turns the error into 400/422 naming the field), and
-raises `HTTPException` as any endpoint would.
+response model. The handler takes its request with `read_body`: the body read first, as
+FastAPI does (a body that stops arriving gets the read deadline's 408 whoever sends it), then
+the caller authenticated, then the body validated with `json_body`, which fails as FastAPI's
+own body parsing does (the shell turns the error into 400/422 naming the field); it raises
+`HTTPException` as any endpoint would.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -31,6 +32,7 @@ __all__ = [
     "fast_lanes",
     "json_body",
     "lean_route",
+    "read_body",
 ]
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -143,3 +145,13 @@ def json_body(raw: bytes, content_type: str | None, model: type[M]) -> M:
         # Refused: the answer FastAPI's parsing gives (the JSON reader's and the model's
         # messages differ for a body that is no object, a value the readers take apart).
         return _as_fastapi_does(raw, model)
+
+
+async def read_body(
+    request: Request, model: type[M], authenticate: Callable[[Request], Awaitable[None]]
+) -> M:
+    """A lean route's request taken as FastAPI takes it: the body read, the caller
+    authenticated (the route's dependency), the body validated as `model`."""
+    raw = await request.body()
+    await authenticate(request)
+    return json_body(raw, request.headers.get("content-type"), model)

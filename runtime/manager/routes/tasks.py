@@ -23,7 +23,7 @@ from runtime.manager.deps import (
 from runtime.manager.emergency import admits
 from runtime.manager.queue import QueueFull
 from runtime.manager.schemas import TaskAccepted, TaskId, TaskSubmission, TaskView
-from runtime.service.lean import json_body, lean_route
+from runtime.service.lean import lean_route, read_body
 from runtime.service.logs import bind_task
 from runtime.service.tracing import tracer
 
@@ -116,9 +116,7 @@ async def submit(body: TaskSubmission, response: Response, state: State) -> Task
 async def _submit_lean(request: Request) -> Response:
     """What serves POST /api/v1/tasks: the same auth, body, state and answer as `submit`,
     without FastAPI's per-request dependency solving and response re-validation."""
-    raw = await request.body()
-    await submitter(request)
-    body = json_body(raw, request.headers.get("content-type"), TaskSubmission)
+    body = await read_body(request, TaskSubmission, submitter)
     accepted = await accept(await manager_state(request), body)
     return Response(
         accepted.model_dump_json(),
